@@ -1,0 +1,54 @@
+"""The `assets` console script: parses options and calls one domain function per command.
+
+Each command group lives in its own module exposing ``register(subparsers)``; handlers return an
+exit code. Every `AssetsError` becomes a one-line ``error: ...`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Sequence
+
+from assets.errors import AssetsError
+
+# Command groups, each owning its own module (assets.cli.<name>).
+_GROUPS = ("core", "crop", "fields", "sensors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assets",
+        description="Verify farmers' field claims against satellite imagery and sensors, "
+        "value them and set credit limits.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _GROUPS:
+        module = importlib.import_module(f"assets.cli.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("GDAL_CACHEMAX", "64")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        import rasterio
+
+        with rasterio.Env(GDAL_CACHEMAX=64):
+            return int(args.handler(args) or 0)
+    except AssetsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

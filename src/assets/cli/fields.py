@@ -1,0 +1,7 @@
+"""`assets fields ...` commands (being built; see the issue tracker)."""
+
+import argparse
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the `fields` command group to the parser."""

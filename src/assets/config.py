@@ -1,0 +1,46 @@
+"""Settings in one place: paths, broker URL and thresholds, from the environment with defaults.
+
+Every face (CLI, API, flows) builds a `Settings` once and passes it down; nothing reads
+environment variables elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent.parent
+
+
+def _default_dir(name: str) -> Path:
+    """Repo-relative folder for a checkout; CWD-relative when installed elsewhere."""
+    candidate = REPO_DIR / name
+    return candidate if candidate.exists() else Path.cwd() / name
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_path: Path = field(default_factory=lambda: Path(os.environ.get("ASSETS_DB", "assets.duckdb")))
+    tiles_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("ASSETS_TILES", str(_default_dir("sample_tiles"))))
+    )
+    models_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("ASSETS_MODELS", str(_default_dir("models"))))
+    )
+    broker_url: str | None = field(default_factory=lambda: os.environ.get("ASSETS_BROKER") or None)
+    # Verification thresholds (fractions of the claimed area).
+    min_farmland_fraction: float = 0.5
+    max_overlap_fraction: float = 0.05
+    min_area_ha: float = 0.05
+    max_area_ha: float = 2000.0
+
+
+def settings(**overrides: object) -> Settings:
+    """Defaults from the environment, with explicit overrides (CLI options) winning."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    for key in ("db_path", "tiles_dir", "models_dir"):
+        if key in clean:
+            clean[key] = Path(clean[key])  # type: ignore[arg-type]
+    return Settings(**clean)  # type: ignore[arg-type]

@@ -1,0 +1,141 @@
+"""DuckDB connection, versioned migrations, transactions and bulk appends.
+
+DuckDB allows one read-write process per file, so every writer opens the file for the
+shortest useful time through `connect`, which also brings the schema up to date. Bulk rows
+are appended from Arrow tables (``executemany`` is ~1,000x slower).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from assets.errors import StoreError, StoreLockedError
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """(version, filename, sql) for every packaged migration, in order."""
+    found = []
+    for entry in resources.files("assets.store.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise StoreError(f"two migrations share a number: {sorted(n for _, n, _ in found)}")
+    return found
+
+
+SCHEMA_VERSION = max((v for v, _, _ in _migrations()), default=0)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply every migration not yet recorded, each in its own transaction. Returns the version."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+        " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
+    )
+    applied = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    newest_known = SCHEMA_VERSION
+    if applied and max(applied) > newest_known:
+        raise StoreError(
+            f"the database is at schema version {max(applied)} but this program only knows "
+            f"{newest_known}; upgrade the assets package before opening it"
+        )
+    for version, name, sql in _migrations():
+        if version in applied:
+            continue
+        with transaction(con):
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+    return newest_known
+
+
+@contextmanager
+def connect(
+    path: str | Path, *, read_only: bool = False, retry_s: float = 5.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the store (creating and migrating it if needed) and always close it.
+
+    A file held by another writer is retried for ``retry_s`` seconds before giving up with
+    `StoreLockedError`, so short overlapping jobs (nightly flow, sensor ingester) take turns.
+    """
+    path = Path(path)
+    if read_only and not path.exists():
+        raise StoreError(f"no database at {path}; run `assets demo --db {path}` or `assets nightly` first")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise StoreError(f"cannot open database {path}: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise StoreLockedError(
+                    f"database {path} is in use by another process; wait for it to finish "
+                    "(or stop `assets sensors ingest`) and try again"
+                ) from exc
+            time.sleep(0.1)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+    try:
+        if not read_only:
+            migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT, rolling back on any exception so nothing half-written remains."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def append(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: pa.Table | Sequence[Mapping[str, object]],
+    *,
+    on_conflict: str = "error",
+) -> int:
+    """Append rows to ``table`` in one statement from an Arrow table (or a list of dicts).
+
+    ``on_conflict``: "error" (plain insert), "ignore" (keep stored rows: idempotent re-runs)
+    or "replace" (newest wins). Columns are matched by name. Returns rows offered.
+    """
+    if not isinstance(rows, pa.Table):
+        if not rows:
+            return 0
+        rows = pa.Table.from_pylist(list(rows))
+    if rows.num_rows == 0:
+        return 0
+    verb = {"error": "INSERT", "ignore": "INSERT OR IGNORE", "replace": "INSERT OR REPLACE"}[on_conflict]
+    cols = ", ".join(f'"{c}"' for c in rows.column_names)
+    view = f"_append_{table}"
+    con.register(view, rows)
+    try:
+        con.execute(f'{verb} INTO "{table}" ({cols}) SELECT {cols} FROM "{view}"')
+    finally:
+        con.unregister(view)
+    return rows.num_rows
