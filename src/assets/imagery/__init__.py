@@ -1,1 +1,1 @@
-"""imagery"""
+"""Satellite tiles: opening and validating rasters, catalogue, windows and masks."""
