@@ -1,7 +1,156 @@
-"""`assets demo | nightly | claims | query` (the spine)."""
+"""`assets demo | nightly | claims submit | query` — the spine's commands.
+
+Each handler parses options, calls one domain function, and renders the result.
+"""
+
+from __future__ import annotations
 
 import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+from assets.cli.render import table, to_csv, to_json
+from assets.config import settings as make_settings
+
+CLAIM_COLUMNS = ["name", "status", "verified_area_ha", "verified_area_mu", "crop", "value_cny", "limit_cny", "reason"]
+CLAIM_HEADERS = ["claim", "status", "area ha", "area mu", "crop", "value CNY", "limit CNY", "reason"]
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _db_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: $ASSETS_DB or ./assets.duckdb)")
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Add the core commands to the parser."""
+    p = sub.add_parser("demo", help="run the whole job on the bundled sample season",
+                       description="Replay sample sensor data through an in-process MQTT broker, submit the example "
+                       "claims, run the nightly flow over sample_tiles/ and print each borrower's result.")
+    _db_option(p)
+    p.add_argument("--broker", default=None, help="mqtt://host:port of a real broker (default: in-process broker)")
+    p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("nightly", help="one run of the nightly Prefect flow over a tile folder")
+    _db_option(p)
+    p.add_argument("--tiles", type=Path, default=None, help="folder of GeoTIFF tiles (default: sample_tiles/)")
+    p.add_argument("--date", type=_iso_date, default=None, help="as-of date YYYY-MM-DD (default: today)")
+    p.add_argument("--broker", default=None, help="drain sensor messages from this mqtt:// broker first")
+    p.set_defaults(handler=cmd_nightly)
+
+    claims = sub.add_parser("claims", help="farmer claims").add_subparsers(dest="claims_cmd", metavar="ACTION", required=True)
+    p = claims.add_parser("submit", help="register field polygons (GeoJSON) for a borrower and verify them")
+    p.add_argument("file", type=Path, help="GeoJSON FeatureCollection/Feature/Polygon in EPSG:4326")
+    p.add_argument("--borrower", required=True, help="borrower id, e.g. farmer-001")
+    p.add_argument("--date", type=_iso_date, default=None, help="as-of date for verification (default: today)")
+    _db_option(p)
+    p.set_defaults(handler=cmd_claims_submit)
+
+    query = sub.add_parser("query", help="credit-team queries").add_subparsers(dest="query_cmd", metavar="WHAT", required=True)
+    p = query.add_parser("borrower", help="a borrower's claims, values, limits, explanation and history")
+    p.add_argument("borrower_id")
+    _db_option(p)
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(handler=cmd_query_borrower)
+    p = query.add_parser("portfolio", help="every borrower's verified area, value and limit")
+    _db_option(p)
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.set_defaults(handler=cmd_query_portfolio)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.demo import demo
+
+    s = make_settings(db_path=args.db, broker_url=args.broker)
+    result = demo(str(s.db_path), str(s.tiles_dir), s.broker_url)
+    print(f"\nassets demo: {result.summary}\n")
+    print_borrowers(s.db_path)
+    print(f"\nDatabase: {s.db_path.resolve()}  (try: assets query portfolio --db {s.db_path})")
+    return 0
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    from flows.nightly import NightlyConfig, nightly
+
+    s = make_settings(db_path=args.db, tiles_dir=args.tiles, broker_url=args.broker)
+    summary = nightly(NightlyConfig(db_path=str(s.db_path), tiles_dir=str(s.tiles_dir), as_of=args.date,
+                                    broker_url=s.broker_url, models_dir=str(s.models_dir)))
+    print(to_json(summary))
+    return 0
+
+
+def cmd_claims_submit(args: argparse.Namespace) -> int:
+    from assets.pipeline import submit_and_assess
+
+    s = make_settings(db_path=args.db)
+    report = submit_and_assess(s, args.file, args.borrower, as_of=args.date or date.today())
+    rows = [{**r, "verified_area_mu": (r.get("verified_area_ha") or 0) * 15 if r.get("verified_area_ha") is not None else None}
+            for r in report]
+    print(table(rows, CLAIM_COLUMNS, CLAIM_HEADERS))
+    return 0 if any(r["status"] != "rejected" for r in rows) else 1
+
+
+def print_borrowers(db_path: Path) -> None:
+    from assets.store import connect
+    from assets.store.queries import borrower, portfolio
+
+    with connect(db_path, read_only=True) as con:
+        for b in portfolio(con):
+            detail = borrower(con, b["borrower_id"])
+            print(f"Borrower {b['borrower_id']}: limit {b['limit_cny']:,.0f} CNY on {b['verified_area_ha']:.2f} ha "
+                  f"({b['verified_area_mu']:.0f} mu), value {b['value_cny']:,.0f} CNY")
+            print(table(detail["claims"], CLAIM_COLUMNS, CLAIM_HEADERS))
+            for alert in detail["alerts"]:
+                print(f"  ALERT {alert['kind']}: {alert['message']}")
+            print()
+
+
+def cmd_query_borrower(args: argparse.Namespace) -> int:
+    from assets.store import connect
+    from assets.store.queries import borrower
+
+    s = make_settings(db_path=args.db)
+    with connect(s.db_path, read_only=True) as con:
+        detail = borrower(con, args.borrower_id)
+    if args.format == "json":
+        print(to_json(detail))
+        return 0
+    b = detail["borrower"]
+    print(f"Borrower {b['borrower_id']}: limit {b['limit_cny']:,.0f} CNY, value {b['value_cny']:,.0f} CNY, "
+          f"{b['verified_area_ha']:.2f} ha verified ({b['verified_area_mu']:.0f} mu), as of {b['as_of']}")
+    print(table(detail["claims"], CLAIM_COLUMNS, CLAIM_HEADERS))
+    for c in detail["claims"]:
+        steps = (c.get("valuation_explanation") or []) + (c.get("limit_explanation") or [])
+        if steps:
+            print(f"\n{c['name']} ({c['claim_id']}):")
+            for step in steps:
+                print(f"  - {step['text']}")
+    if detail["limit_history"]:
+        print("\nLimit history:")
+        print(table(detail["limit_history"], ["as_of", "limit_cny", "claims_with_limit"], ["as of", "limit CNY", "claims"]))
+    for alert in detail["alerts"]:
+        print(f"ALERT {alert['kind']} ({alert['as_of']}): {alert['message']}")
+    return 0
+
+
+def cmd_query_portfolio(args: argparse.Namespace) -> int:
+    from assets.store import connect
+    from assets.store.queries import portfolio
+
+    s = make_settings(db_path=args.db)
+    with connect(s.db_path, read_only=True) as con:
+        rows = portfolio(con)
+    if args.format == "json":
+        print(to_json(rows))
+    elif args.format == "csv":
+        sys.stdout.write(to_csv(rows))
+    else:
+        print(table(rows, ["borrower_id", "claims", "claims_accepted", "claims_rejected", "verified_area_ha",
+                           "verified_area_mu", "value_cny", "limit_cny"],
+                    ["borrower", "claims", "accepted", "rejected", "area ha", "area mu", "value CNY", "limit CNY"]))
+    return 0

@@ -1,1 +1,1 @@
-"""fields"""
+"""Vector side: field boundaries (validation, reprojection, areas) and polygonised model output."""

@@ -132,10 +132,8 @@ def append(
         return 0
     verb = {"error": "INSERT", "ignore": "INSERT OR IGNORE", "replace": "INSERT OR REPLACE"}[on_conflict]
     cols = ", ".join(f'"{c}"' for c in rows.column_names)
-    view = f"_append_{table}"
-    con.register(view, rows)
-    try:
-        con.execute(f'{verb} INTO "{table}" ({cols}) SELECT {cols} FROM "{view}"')
-    finally:
-        con.unregister(view)
+    # DuckDB finds the local Arrow table by name (a replacement scan). Unlike register(), this
+    # works while an earlier result on the connection is still unfetched.
+    _assets_append_rows = rows  # noqa: F841
+    con.execute(f'{verb} INTO "{table}" ({cols}) SELECT {cols} FROM _assets_append_rows')
     return rows.num_rows

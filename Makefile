@@ -1,0 +1,30 @@
+# Two commands set the project up on a fresh machine (see README):
+#   make demo   installs the package and runs the main job on the bundled sample season
+#   make test   installs system + test dependencies and runs the whole test suite
+PYTHON ?= python3
+DB ?= assets.duckdb
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
+export GDAL_CACHEMAX ?= 64
+
+.PHONY: demo test install install-test system-deps bench
+
+install:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e .
+
+system-deps:
+	bash scripts/install_system_deps.sh
+
+install-test: system-deps
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+demo: install
+	assets demo --db $(DB)
+
+test: install-test
+	$(PYTHON) -m pytest -q
+
+bench: install-test
+	$(PYTHON) bench/crop_inference.py
+	$(PYTHON) bench/segment_tile.py
+	$(PYTHON) bench/mqtt_ingest.py

@@ -1,0 +1,1 @@
+"""Prefect flows: the operations face of the platform (nightly ingestion, sensors, backfill)."""

@@ -1,0 +1,77 @@
+"""Nightly ingestion: new tiles and sensor messages become verified, valued claims in DuckDB.
+
+One task per tile (catalogue, segmentation) and one per side effect (sensor drain, assessment);
+tasks exchange paths and ids, never arrays. Deploy with a cron schedule:
+
+    prefect server start &            # cron schedules need a server
+    python -m flows.nightly --serve   # registers `nightly` to run at 02:00 every night
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+from prefect import flow, task
+
+from assets.config import settings as make_settings
+from assets.imagery.index import TileRecord, describe_tile, scan_tiles
+from assets.pipeline import assess_claims, load_models, record_tiles, reference_tiles, segment_tile, segmentation_cache
+
+
+@dataclass(frozen=True)
+class NightlyConfig:
+    db_path: str = "assets.duckdb"
+    tiles_dir: str = "sample_tiles"
+    as_of: date | None = None  # None: today
+    broker_url: str | None = None  # drain MQTT sensor messages first when given
+    models_dir: str | None = None
+
+
+@task(retries=2, retry_delay_seconds=5)
+def catalogue_tile(path: str) -> TileRecord:
+    return describe_tile(path)
+
+
+@task(retries=1)
+def segment(tile: TileRecord, db_path: str, models_dir: str | None) -> str:
+    models = load_models(make_settings(models_dir=models_dir))
+    return str(segment_tile(tile, models.segmenter, segmentation_cache(Path(db_path))))
+
+
+@task
+def assess(db_path: str, as_of: date, models_dir: str | None, kind: str) -> dict:
+    s = make_settings(db_path=db_path, models_dir=models_dir)
+    report = assess_claims(Path(db_path), as_of=as_of, settings=s, models=load_models(s), kind=kind)
+    statuses = [a.verification.status for a in report.assessments]
+    return {"run_id": report.run_id, "as_of": str(as_of), "tiles": report.tiles, "claims": len(statuses),
+            "verified": statuses.count("verified"), "partial": statuses.count("partial"),
+            "rejected": statuses.count("rejected"), "alerts": len(report.alerts)}
+
+
+@flow(name="nightly", log_prints=True)
+def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> dict:
+    as_of = config.as_of or date.today()
+    if config.broker_url:
+        from flows.sensors import drain_sensors
+
+        drain_sensors(config.db_path, config.broker_url)
+    paths = [str(t) for t in sorted(Path(config.tiles_dir).glob("*.tif*"))]
+    if not paths:
+        scan_tiles(config.tiles_dir)  # raises the clear "no tiles" error
+    tiles = [t for t in catalogue_tile.map(paths).result() if t.acquired_on <= as_of]
+    record_tiles(Path(config.db_path), tiles)
+    for ref in reference_tiles(tiles):
+        segment(ref, config.db_path, config.models_dir)
+    summary = assess(config.db_path, as_of, config.models_dir, kind)
+    print(f"nightly {summary}")
+    return summary
+
+
+if __name__ == "__main__":  # pragma: no cover
+    if "--serve" in sys.argv:
+        nightly.serve(name="nightly", cron="0 2 * * *", parameters={"config": asdict(NightlyConfig())})
+    else:
+        print(nightly())

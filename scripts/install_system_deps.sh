@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Debian packages the tests need: a real MQTT broker (Mosquitto) and a real browser (Chromium).
+set -euo pipefail
+need=()
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
+command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+echo "system dependencies ready: mosquitto, mosquitto-clients, chromium"

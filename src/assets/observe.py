@@ -1,0 +1,184 @@
+"""What the imagery says inside each claimed polygon: coverage, farmland, planted area, crop.
+
+Tiles are grouped by pixel grid (CRS + transform + shape) so that a per-pixel season (maximum
+NDVI) can be built; each claim is observed on the grid that covers it on the most dates. Reads
+are windowed to the claim's bounding box, so the cost follows the claims, not the tile size.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import rasterio.windows
+import shapely
+from rasterio.features import geometry_mask
+from rasterio.windows import Window
+
+from assets.fields.geometry import reproject
+from assets.imagery.index import TileRecord
+from assets.imagery.tiles import open_tile, read_reflectance
+from assets.models.crop import CROPLAND, CropModel
+
+MIN_VALID_FRACTION = 0.5  # a date counts for a claim when at least half its pixels are clear
+PLANTED_NDVI = 0.5  # season-peak NDVI above which a farmland pixel counts as planted
+FIELD_PROB = 0.5  # segmentation probability (interior + boundary) for a farmland pixel
+
+
+@dataclass(frozen=True)
+class DateObservation:
+    tile_id: str
+    observed_on: date
+    valid_fraction: float
+    ndvi_mean: float | None
+    ndvi_p10: float | None
+    ndvi_p90: float | None
+
+
+@dataclass
+class ClaimObservation:
+    """Everything verification needs from imagery, with the ids of what produced it."""
+
+    claim_id: str
+    coverage_fraction: float  # share of the claim inside the chosen grid's footprint
+    dates: list[DateObservation] = field(default_factory=list)
+    farmland_fraction: float | None = None
+    planted_fraction: float | None = None
+    crop_probs: dict[str, float] = field(default_factory=dict)
+    seg_tile_id: str | None = None
+
+    @property
+    def tile_ids(self) -> list[str]:
+        return [d.tile_id for d in self.dates]
+
+    @property
+    def usable_dates(self) -> list[DateObservation]:
+        return [d for d in self.dates if d.valid_fraction >= MIN_VALID_FRACTION and d.ndvi_mean is not None]
+
+    @property
+    def crop(self) -> tuple[str | None, float]:
+        if not self.crop_probs:
+            return None, 0.0
+        name = max(self.crop_probs, key=self.crop_probs.__getitem__)
+        return name, self.crop_probs[name]
+
+    @property
+    def cropland_probability(self) -> float:
+        return float(sum(p for c, p in self.crop_probs.items() if c in CROPLAND))
+
+
+def _grid_key(t: TileRecord) -> tuple:
+    return (t.crs, t.width, t.height, tuple(round(b, 3) for b in t.bounds))
+
+
+def group_by_grid(tiles: Iterable[TileRecord]) -> list[list[TileRecord]]:
+    groups: dict[tuple, list[TileRecord]] = defaultdict(list)
+    for t in tiles:
+        groups[_grid_key(t)].append(t)
+    return [sorted(g, key=lambda t: t.acquired_on) for g in groups.values()]
+
+
+def reference_tile(group: Sequence[TileRecord]) -> TileRecord:
+    """The clearest tile of a grid (latest on ties): what segmentation looks at."""
+    return min(group, key=lambda t: (round(t.cloud_fraction, 3), -t.acquired_on.toordinal()))
+
+
+def observe_claims(
+    claims: dict[str, shapely.Geometry],
+    tiles: Sequence[TileRecord],
+    segmentations: dict[str, Path],
+    crop_model: CropModel,
+) -> dict[str, ClaimObservation]:
+    """Observe each claim (EPSG:4326 geometry by claim id) on the tiles that cover it.
+
+    ``segmentations`` maps the reference tile of each grid (see `reference_tile`) to its
+    class-probability GeoTIFF (background, field, boundary), written once per tile and model.
+    """
+    groups = group_by_grid(tiles)
+    out: dict[str, ClaimObservation] = {}
+    series_rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    for cid, geom in claims.items():
+        best: tuple[float, int, list[TileRecord], shapely.Geometry] | None = None
+        for group in groups:
+            local = reproject(geom, "EPSG:4326", group[0].crs)
+            coverage = local.intersection(shapely.box(*group[0].bounds)).area / local.area
+            if best is None or (coverage, len(group)) > (best[0], best[1]):
+                best = (coverage, len(group), group, local)
+        if best is None or best[0] < 0.95:
+            out[cid] = ClaimObservation(claim_id=cid, coverage_fraction=0.0 if best is None else best[0])
+            continue
+        coverage, _, group, local = best
+        ref = reference_tile(group)
+        obs, ndvi, mask, doy = _observe_on_grid(cid, local, group, segmentations[ref.tile_id])
+        obs.coverage_fraction = coverage
+        obs.seg_tile_id = ref.tile_id
+        out[cid] = obs
+        if mask.any():
+            series_rows.append((cid, ndvi, mask, doy))
+    if series_rows:
+        x = np.stack([r[1] for r in series_rows])[:, :, None]
+        mask = np.stack([r[2] for r in series_rows])
+        doy = np.stack([r[3] for r in series_rows])
+        probs = crop_model.predict_proba(x, doy=doy, mask=mask)
+        for (cid, *_), p in zip(series_rows, probs):
+            out[cid].crop_probs = {c: float(v) for c, v in zip(crop_model.classes, p)}
+    return out
+
+
+def _observe_on_grid(
+    cid: str, local: shapely.Geometry, group: Sequence[TileRecord], seg_path: Path
+) -> tuple[ClaimObservation, np.ndarray, np.ndarray, np.ndarray]:
+    first = group[0]
+    with rasterio.open(seg_path) as seg:
+        window = rasterio.windows.from_bounds(*local.bounds, transform=seg.transform)
+        window = window.round_offsets().round_lengths().intersection(Window(0, 0, first.width, first.height))
+        field_prob = field_probability(seg, window)
+        win_transform = rasterio.windows.transform(window, seg.transform)
+    shape = (int(window.height), int(window.width))
+    inside = geometry_mask([local], out_shape=shape, transform=win_transform, invert=True, all_touched=False)
+    if not inside.any():  # thinner than a pixel: take the pixels it touches
+        inside = geometry_mask([local], out_shape=shape, transform=win_transform, invert=True, all_touched=True)
+    farmland = inside & (field_prob >= FIELD_PROB)
+    n_inside = int(inside.sum())
+    obs = ClaimObservation(claim_id=cid, coverage_fraction=1.0)
+    season_max = np.full(shape, -1.0, np.float32)
+    ndvi_series, mask_series, doys = [], [], []
+    # Crop evidence comes from farmland pixels when the claim has enough of them.
+    zone = farmland if farmland.sum() >= max(4, 0.2 * n_inside) else inside
+    for tile in group:
+        with open_tile(tile.path) as handle:
+            if "nir" not in handle.bands:
+                continue
+            refl, valid = read_reflectance(handle, ["red", "nir"], window=window)
+        red, nir = refl
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ndvi = np.where(valid, (nir - red) / np.maximum(nir + red, 1e-6), np.nan)
+        clear = inside & valid
+        valid_fraction = float(clear.sum() / n_inside) if n_inside else 0.0
+        vals = ndvi[zone & valid]
+        if vals.size:
+            obs.dates.append(DateObservation(tile.tile_id, tile.acquired_on, valid_fraction,
+                                             float(vals.mean()), float(np.percentile(vals, 10)), float(np.percentile(vals, 90))))
+            season_max = np.where(clear, np.fmax(season_max, np.nan_to_num(ndvi, nan=-1.0)), season_max)
+        else:
+            obs.dates.append(DateObservation(tile.tile_id, tile.acquired_on, valid_fraction, None, None, None))
+        usable = valid_fraction >= MIN_VALID_FRACTION and vals.size > 0
+        ndvi_series.append(float(vals.mean()) if usable else 0.0)
+        mask_series.append(usable)
+        doys.append(tile.acquired_on.timetuple().tm_yday)
+    obs.farmland_fraction = float(farmland.sum() / n_inside) if n_inside else 0.0
+    obs.planted_fraction = float((farmland & (season_max >= PLANTED_NDVI)).sum() / n_inside) if n_inside else 0.0
+    return obs, np.array(ndvi_series, np.float32), np.array(mask_series, bool), np.array(doys, np.int32)
+
+
+def field_probability(seg: rasterio.io.DatasetReader, window: Window) -> np.ndarray:
+    """P(field interior or boundary) in ``window`` of a probability raster (float or uint8 x 255)."""
+    bands = [2, 3] if seg.count >= 3 else [1]
+    probs = seg.read(bands, window=window).astype(np.float32)
+    if seg.dtypes[0] == "uint8":
+        probs /= 255.0
+    return probs.sum(axis=0)

@@ -1,0 +1,275 @@
+"""The spine: tiles and claims in, verified values and credit limits out, written atomically.
+
+Three phases keep the DuckDB file (one writer at a time) free while the models run:
+read what is needed, compute without the database, then write everything in one transaction.
+The nightly Prefect flow, `assets demo` and `assets claims submit` all call these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from assets.claims import Claim, load_claims, overlaps_ha
+from assets.config import Settings
+from assets.imagery.index import TileRecord, scan_tiles, tile_from_row
+from assets.monitor import Alert, crop_failure
+from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
+from assets.store import append, connect, transaction
+from assets.valuation import Valuation, cap_borrower_limits, load_params, value_claim
+from assets.verify import Verification, verify_claim
+
+
+@dataclass(frozen=True)
+class Models:
+    """The two CNNs every assessment uses, loaded once per process."""
+
+    segmenter: object
+    crop: object
+
+    @property
+    def seg_version(self) -> str:
+        return str(self.segmenter.version)
+
+    @property
+    def crop_version(self) -> str:
+        return str(self.crop.version)
+
+
+def load_models(settings: Settings) -> Models:
+    from assets.models import crop, segment
+
+    return Models(
+        segmenter=segment.load(settings.models_dir / "segment.pt"),
+        crop=crop.load(settings.models_dir / "crop.pt"),
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _hash_id(prefix: str, *parts: object) -> str:
+    return prefix + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def catalogue_tiles(db_path: Path, tiles_dir: Path, until: date | None = None) -> list[TileRecord]:
+    """Describe every tile in ``tiles_dir`` and record new ones (known checksums are skipped)."""
+    tiles = scan_tiles(tiles_dir, until=until)
+    record_tiles(db_path, tiles)
+    return tiles
+
+
+def record_tiles(db_path: Path, tiles: Sequence[TileRecord]) -> None:
+    now = _now()
+    with connect(db_path) as con, transaction(con):
+        append(con, "tiles", [t.row(now) for t in tiles], on_conflict="ignore")
+
+
+def segmentation_cache(db_path: Path) -> Path:
+    return db_path.parent / f"{db_path.stem}.segmentation"
+
+
+def segment_tile(tile: TileRecord, segmenter: object, cache_dir: Path) -> Path:
+    """Field probabilities of one tile, computed once per (tile, model version) and cached."""
+    from assets.imagery.windows import predict_raster_to_file
+
+    out = cache_dir / f"{tile.tile_id}_{segmenter.version}.tif"
+    if out.exists():
+        return out
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".{os.getpid()}.tmp.tif")
+    try:
+        predict_raster_to_file(tile.path, segmenter, tmp)
+        os.replace(tmp, out)  # a crash never leaves a half-written cache entry behind
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def reference_tiles(tiles: Sequence[TileRecord]) -> list[TileRecord]:
+    """The one tile per pixel grid that segmentation runs on."""
+    return [reference_tile(g) for g in group_by_grid(tiles)]
+
+
+@dataclass
+class Assessment:
+    claim: Claim
+    verification: Verification
+    verification_id: str
+    observation: ClaimObservation | None = None
+    valuation: Valuation | None = None
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    as_of: date
+    tiles: int
+    assessments: list[Assessment] = field(default_factory=list)
+    alerts: list[dict] = field(default_factory=list)
+
+
+def stored_tiles(con, as_of: date) -> list[TileRecord]:
+    cur = con.execute("SELECT * FROM tiles WHERE acquired_on <= ? ORDER BY acquired_on, scene_id", [as_of])
+    cols = [d[0] for d in cur.description]
+    return [tile_from_row(dict(zip(cols, r))) for r in cur.fetchall()]
+
+
+def assess_claims(
+    db_path: Path,
+    *,
+    as_of: date,
+    settings: Settings,
+    models: Models,
+    claim_ids: Sequence[str] | None = None,
+    kind: str = "nightly",
+) -> RunReport:
+    """Verify, value and limit claims (all stored ones by default) with the imagery up to ``as_of``."""
+    from assets.sensors.evidence import alerts as sensor_alerts
+    from assets.sensors.evidence import field_evidence
+
+    run_id = _hash_id("r-", uuid.uuid4())
+    started = _now()
+    params = load_params()
+    # 1. Read.
+    with connect(db_path) as con:
+        every_claim = load_claims(con)
+        targets = [c for c in every_claim if claim_ids is None or c.claim_id in set(claim_ids)]
+        tiles = stored_tiles(con, as_of)
+        evidence = {c.claim_id: field_evidence(con, c.borrower_id, c.geometry, as_of).to_dict()
+                    for c in targets if c.geometry is not None}
+        device_alerts = sensor_alerts(con, as_of)
+    # 2. Compute, without holding the database.
+    cache = segmentation_cache(db_path)
+    seg_paths = {t.tile_id: segment_tile(t, models.segmenter, cache) for t in reference_tiles(tiles)}
+    usable = {c.claim_id: c.geometry for c in targets if c.geometry is not None}
+    observations = observe_claims(usable, tiles, seg_paths, models.crop) if tiles and usable else {}
+    overlaps = overlaps_ha(every_claim)
+    report = RunReport(run_id=run_id, as_of=as_of, tiles=len(tiles))
+    crop_alerts: list[Alert] = []
+    for c in targets:
+        if c.geometry is None:
+            continue  # rejected at submission; its reason is already stored on the claim
+        obs = observations.get(c.claim_id) or ClaimObservation(claim_id=c.claim_id, coverage_fraction=0.0)
+        v = verify_claim(claim_id=c.claim_id, claimed_area_ha=c.claimed_area_ha or 0.0, observation=obs,
+                         overlap_area_ha=overlaps.get(c.claim_id, 0.0), sensor_evidence=evidence.get(c.claim_id),
+                         settings=settings)
+        vid = _hash_id("v-", c.claim_id, sorted(obs.tile_ids), models.seg_version, models.crop_version, as_of,
+                       params.version, json.dumps(evidence.get(c.claim_id), sort_keys=True, default=str))
+        report.assessments.append(Assessment(c, v, vid, obs, value_claim(v, params)))
+        alert = crop_failure(c.borrower_id, v.crop, obs, params, as_of) if not v.rejected else None
+        if alert:
+            crop_alerts.append(alert)
+    _cap_per_borrower(report.assessments, params)
+    report.alerts = [a.row(started) for a in crop_alerts] + list(device_alerts)
+    # 3. Write, all or nothing.
+    with connect(db_path) as con, transaction(con):
+        _write(con, report, tiles, models, started, kind, params.version)
+    return report
+
+
+def _cap_per_borrower(assessments: list[Assessment], params) -> None:
+    by_borrower: dict[str, list[Valuation]] = {}
+    for a in assessments:
+        if a.valuation is not None:
+            by_borrower.setdefault(a.claim.borrower_id, []).append(a.valuation)
+    for vals in by_borrower.values():
+        capped = cap_borrower_limits([v.limit_cny for v in vals], params)
+        for v, new in zip(vals, capped):
+            if new != v.limit_cny:
+                v.explanation.append({"step": "borrower_cap", "value": new, "unit": "CNY",
+                                      "text": f"scaled to respect the {params.borrower_cap_cny:,.0f} CNY borrower cap"})
+                v.limit_cny = new
+
+
+def _write(con, report: RunReport, tiles: Sequence[TileRecord], models: Models, now: datetime, kind: str, params_version: str) -> None:
+    obs_rows, ver_rows, val_rows, lim_rows = [], [], [], []
+    for a in report.assessments:
+        v, c = a.verification, a.claim
+        for d in (a.observation.dates if a.observation else []):
+            obs_rows.append({"claim_id": c.claim_id, "tile_id": d.tile_id, "observed_on": d.observed_on,
+                             "valid_fraction": d.valid_fraction, "ndvi_mean": d.ndvi_mean,
+                             "ndvi_p10": d.ndvi_p10, "ndvi_p90": d.ndvi_p90})
+        ver_rows.append({
+            "verification_id": a.verification_id, "claim_id": c.claim_id, "run_id": report.run_id,
+            "as_of": report.as_of, "verified_at": now, "status": v.status, "reasons": json.dumps(v.reasons_json()),
+            "claimed_area_ha": v.claimed_area_ha, "farmland_area_ha": v.farmland_area_ha,
+            "planted_area_ha": v.planted_area_ha, "overlap_area_ha": v.overlap_area_ha,
+            "verified_area_ha": v.verified_area_ha, "crop": v.crop, "crop_probability": v.crop_probability,
+            "crop_probs": json.dumps({k: round(p, 5) for k, p in v.crop_probs.items()}),
+            "cropland_probability": v.cropland_probability,
+            "tile_ids": a.observation.tile_ids if a.observation else [],
+            "seg_model_version": models.seg_version, "crop_model_version": models.crop_version,
+            "sensor_evidence": json.dumps(v.sensor_evidence, default=str),
+        })
+        if a.valuation is None:
+            continue
+        val = a.valuation
+        val_id, lim_id = "val-" + a.verification_id[2:], "lim-" + a.verification_id[2:]
+        val_rows.append({
+            "valuation_id": val_id, "verification_id": a.verification_id, "claim_id": c.claim_id,
+            "borrower_id": c.borrower_id, "as_of": report.as_of, "valued_at": now, "crop": val.crop,
+            "area_ha": val.area_ha, "area_mu": val.area_mu, "yield_kg_per_mu": val.yield_kg_per_mu,
+            "price_cny_per_kg": val.price_cny_per_kg, "crop_probability": val.crop_probability,
+            "value_cny": val.value_cny, "params_version": val.params_version,
+            "explanation": json.dumps(val.explanation[:4]),
+        })
+        lim_rows.append({
+            "limit_id": lim_id, "valuation_id": val_id, "claim_id": c.claim_id, "borrower_id": c.borrower_id,
+            "as_of": report.as_of, "created_at": now, "limit_cny": val.limit_cny, "advance_rate": val.advance_rate,
+            "params_version": val.params_version, "explanation": json.dumps(val.explanation[4:]),
+        })
+    append(con, "observations", obs_rows, on_conflict="replace")
+    append(con, "verifications", ver_rows, on_conflict="replace")
+    append(con, "valuations", val_rows, on_conflict="replace")
+    append(con, "credit_limits", lim_rows, on_conflict="replace")
+    alert_rows = [{**r, "details": json.dumps(r.get("details"), default=str)} for r in report.alerts]
+    append(con, "alerts", alert_rows, on_conflict="ignore")
+    append(con, "ingest_runs", [{
+        "run_id": report.run_id, "kind": kind, "started_at": now, "finished_at": _now(), "status": "ok",
+        "as_of": report.as_of, "tiles_seen": len(tiles), "claims_processed": len(report.assessments),
+        "message": f"{len(report.assessments)} claims assessed with {len(tiles)} tiles",
+    }])
+
+
+def register_claims(db_path: Path, path: Path | str, borrower_id: str, settings: Settings) -> list[Claim]:
+    """Parse, validate and store a GeoJSON file of drawings for one borrower (idempotent)."""
+    from assets.claims import prepare_claims, store_claims
+    from assets.fields.geometry import read_drawings
+
+    drawings = read_drawings(path)
+    claims = prepare_claims(borrower_id, drawings, settings)
+    with connect(db_path) as con:
+        return store_claims(con, claims, drawings, source=str(path))
+
+
+def claim_rows(db_path: Path, claim_ids: Sequence[str]) -> list[dict]:
+    """The current verdict, value and limit of each claim (the `claim_status` view)."""
+    with connect(db_path, read_only=True) as con:
+        cur = con.execute("SELECT * FROM claim_status WHERE list_contains(?, claim_id) ORDER BY submitted_at, claim_id",
+                          [list(claim_ids)])
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def submit_and_assess(settings: Settings, path: Path | str, borrower_id: str, *, as_of: date,
+                      models: Models | None = None) -> list[dict]:
+    """A farmer's submission end to end: store the drawings, verify and value them now."""
+    db_path = settings.db_path
+    claims = register_claims(db_path, path, borrower_id, settings)
+    with connect(db_path) as con:
+        have_tiles = con.execute("SELECT count(*) FROM tiles WHERE acquired_on <= ?", [as_of]).fetchone()[0] > 0
+    if not have_tiles:
+        catalogue_tiles(db_path, settings.tiles_dir, until=as_of)
+    usable = [c.claim_id for c in claims if c.geometry is not None]
+    if usable:
+        assess_claims(db_path, as_of=as_of, settings=settings, models=models or load_models(settings),
+                      claim_ids=usable, kind="claims")
+    return claim_rows(db_path, [c.claim_id for c in claims])

@@ -1,0 +1,44 @@
+"""The credit team's questions, answered from the SQL views (CLI, API and SQL users share them)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+
+from assets.errors import NotFoundError
+
+
+def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def portfolio(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """One row per borrower: claims, verified area, value and limit."""
+    return _records(con.execute("SELECT * FROM borrower_limits ORDER BY borrower_id"))
+
+
+def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]:
+    """A borrower's totals, each claim's current verdict with its explanation, and limit history."""
+    totals = _records(con.execute("SELECT * FROM borrower_limits WHERE borrower_id = ?", [borrower_id]))
+    if not totals:
+        raise NotFoundError(f"no borrower {borrower_id!r}; list borrowers with `assets query portfolio`")
+    claims = _records(con.execute(
+        "SELECT s.*, a.explanation AS valuation_explanation, l.explanation AS limit_explanation, v.reasons, "
+        "v.sensor_evidence FROM claim_status s "
+        "LEFT JOIN valuations a USING (valuation_id) LEFT JOIN credit_limits l USING (limit_id) "
+        "LEFT JOIN verifications v USING (verification_id) "
+        "WHERE s.borrower_id = ? ORDER BY s.submitted_at, s.claim_id", [borrower_id]))
+    for c in claims:
+        for key in ("valuation_explanation", "limit_explanation", "reasons", "sensor_evidence"):
+            if isinstance(c.get(key), str):
+                c[key] = json.loads(c[key])
+    history = _records(con.execute(
+        "SELECT as_of, sum(limit_cny) AS limit_cny, count(*) AS claims_with_limit FROM credit_limits "
+        "WHERE borrower_id = ? GROUP BY as_of ORDER BY as_of", [borrower_id]))
+    alerts = _records(con.execute(
+        "SELECT kind, as_of, claim_id, device_id, message FROM alerts WHERE borrower_id = ? ORDER BY raised_at",
+        [borrower_id]))
+    return {"borrower": totals[0], "claims": claims, "limit_history": history, "alerts": alerts}

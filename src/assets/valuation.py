@@ -1,0 +1,117 @@
+"""Value a verified field and set its credit limit, every number explained.
+
+The value is the expected harvest under the crop model's calibrated probabilities:
+``area_mu x sum_c P(c) x yield_c x price_c``; a doubtful crop call lowers the value instead of
+betting on the top class. Parameters live in a versioned TOML file; each row records the version.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from assets.errors import InputError
+from assets.fields.geometry import ha_to_mu
+from assets.verify import Verification
+
+
+@dataclass(frozen=True)
+class CropEconomics:
+    yield_kg_per_mu: float
+    price_cny_per_kg: float
+    harvest_doy: int
+
+    @property
+    def value_cny_per_mu(self) -> float:
+        return self.yield_kg_per_mu * self.price_cny_per_kg
+
+
+@dataclass(frozen=True)
+class ValuationParams:
+    version: str
+    advance_rate: float
+    round_down_to_cny: float
+    borrower_cap_cny: float
+    sensor_factor: dict[str, float]
+    crops: dict[str, CropEconomics]
+
+
+@lru_cache(maxsize=8)
+def load_params(path: str | None = None) -> ValuationParams:
+    """The packaged parameters, or a TOML file given by path."""
+    try:
+        text = Path(path).read_text() if path else resources.files("assets").joinpath("valuation_params.toml").read_text()
+        raw = tomllib.loads(text)
+        return ValuationParams(
+            version=str(raw["version"]), advance_rate=float(raw["advance_rate"]),
+            round_down_to_cny=float(raw["round_down_to_cny"]), borrower_cap_cny=float(raw["borrower_cap_cny"]),
+            sensor_factor={k: float(v) for k, v in raw["sensor_factor"].items()},
+            crops={k: CropEconomics(float(v["yield_kg_per_mu"]), float(v["price_cny_per_kg"]), int(v["harvest_doy"]))
+                   for k, v in raw["crops"].items()},
+        )
+    except (OSError, KeyError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"valuation parameters {path or 'valuation_params.toml'} are unusable ({exc!r})") from exc
+
+
+@dataclass
+class Valuation:
+    area_ha: float
+    area_mu: float
+    crop: str | None
+    crop_probability: float
+    value_cny: float
+    yield_kg_per_mu: float | None
+    price_cny_per_kg: float | None
+    limit_cny: float
+    advance_rate: float
+    params_version: str
+    explanation: list[dict[str, Any]] = field(default_factory=list)
+
+
+def value_claim(v: Verification, params: ValuationParams) -> Valuation | None:
+    """Value and limit for a verified or partial claim; None for a rejected one."""
+    if v.rejected:
+        return None
+    area_mu = ha_to_mu(v.verified_area_ha)
+    expected_per_mu = sum(p * params.crops[c].value_cny_per_mu for c, p in v.crop_probs.items() if c in params.crops)
+    top = params.crops.get(v.crop or "")
+    value = area_mu * expected_per_mu
+    sensor_status = (v.sensor_evidence or {}).get("status", "no_devices")
+    factor = params.sensor_factor.get(sensor_status, params.sensor_factor["no_devices"])
+    rate = params.advance_rate * factor
+    limit = math.floor(value * rate / params.round_down_to_cny) * params.round_down_to_cny
+    explanation = [
+        {"step": "area", "value": round(area_mu, 2), "unit": "mu",
+         "text": f"{v.verified_area_ha:.2f} ha verified = {area_mu:.1f} mu (of {v.claimed_area_ha:.2f} ha claimed)"},
+        {"step": "crop", "value": v.crop, "probability": round(v.crop_probability, 4),
+         "text": f"crop recognised as {v.crop} with probability {v.crop_probability:.0%}"},
+        {"step": "value_per_mu", "value": round(expected_per_mu, 2), "unit": "CNY/mu",
+         "text": "expected harvest value per mu over the crop probabilities"
+                 + (f" ({v.crop}: {top.yield_kg_per_mu:.0f} kg/mu x {top.price_cny_per_kg:.2f} CNY/kg)" if top else "")},
+        {"step": "value", "value": round(value, 2), "unit": "CNY",
+         "text": f"{area_mu:.1f} mu x {expected_per_mu:.0f} CNY/mu = {value:,.0f} CNY"},
+        {"step": "advance_rate", "value": round(rate, 4),
+         "text": f"advance rate {params.advance_rate:.0%} x sensor factor {factor:.2f} ({sensor_status})"},
+        {"step": "limit", "value": limit, "unit": "CNY",
+         "text": f"{value:,.0f} CNY x {rate:.0%}, rounded down to {params.round_down_to_cny:.0f} = {limit:,.0f} CNY"},
+    ]
+    return Valuation(
+        area_ha=v.verified_area_ha, area_mu=area_mu, crop=v.crop, crop_probability=v.crop_probability,
+        value_cny=value, yield_kg_per_mu=top.yield_kg_per_mu if top else None,
+        price_cny_per_kg=top.price_cny_per_kg if top else None, limit_cny=limit, advance_rate=rate,
+        params_version=params.version, explanation=explanation,
+    )
+
+
+def cap_borrower_limits(limits_cny: list[float], params: ValuationParams) -> list[float]:
+    """Scale one borrower's claim limits down proportionally so their sum respects the cap."""
+    total = sum(limits_cny)
+    if total <= params.borrower_cap_cny or total == 0:
+        return limits_cny
+    scale = params.borrower_cap_cny / total
+    return [math.floor(x * scale / params.round_down_to_cny) * params.round_down_to_cny for x in limits_cny]
