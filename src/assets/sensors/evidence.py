@@ -1,0 +1,280 @@
+"""What the sensors say about a claimed field, and the alerts they raise after the loan.
+
+Evidence for a field comes only from devices registered to the same borrower, in service on the
+as-of date and located inside the claimed polygon. A device corroborates the claim when it
+reported within `SILENCE_HOURS` of the end of the as-of day and its recent readings are
+plausible for a cropped field (`PLAUSIBLE`), not merely inside the sensor's physical range
+(already enforced at ingest). Soil moisture is compared with the device's own history, so a
+sandy and a clay field are each judged against themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+import duckdb
+from shapely.geometry import MultiPolygon, Point, Polygon
+
+from assets.sensors.registry import Device, list_devices
+from assets.store.db import append, transaction
+
+SILENCE_HOURS = 24.0
+WINDOW_DAYS = 7  # readings judged for plausibility
+RECENT_DAYS = 3  # "now" for the soil-moisture anomaly
+HISTORY_DAYS = 60  # the device's own baseline before that
+MIN_HISTORY_DAYS = 5
+DROUGHT_Z = -2.0
+DROUGHT_DROP_PCT = 3.0  # and at least this many percentage points below the baseline
+MIN_IN_RANGE = 0.8
+# Plausible for a cropped field's root zone (narrower than the physical ranges in schema.py).
+PLAUSIBLE = {"soil_moisture_pct": (3.0, 60.0), "soil_temp_c": (-5.0, 45.0)}
+
+
+def _end_of(as_of: date) -> datetime:
+    return datetime.combine(as_of, time()) + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class DeviceEvidence:
+    device_id: str
+    status: str  # reporting | silent | implausible
+    message: str
+    last_seen: datetime | None
+    readings_in_window: int
+    in_range_fraction: float | None
+    soil_moisture_recent: float | None
+    soil_moisture_baseline: float | None
+    soil_moisture_anomaly_z: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "device_id": self.device_id,
+            "status": self.status,
+            "message": self.message,
+            "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+            "readings_in_window": self.readings_in_window,
+            "in_range_fraction": self.in_range_fraction,
+            "soil_moisture_recent": self.soil_moisture_recent,
+            "soil_moisture_baseline": self.soil_moisture_baseline,
+            "soil_moisture_anomaly_z": self.soil_moisture_anomaly_z,
+        }
+
+
+@dataclass(frozen=True)
+class SensorEvidence:
+    status: str  # corroborated | no_devices | silent | implausible
+    message: str
+    device_ids: tuple[str, ...]
+    last_seen: datetime | None
+    as_of: date | None = None
+    readings_in_window: int = 0
+    in_range_fraction: float | None = None
+    soil_moisture_anomaly_z: float | None = None
+    devices: tuple[DeviceEvidence, ...] = ()
+    outside_device_ids: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "device_ids": list(self.device_ids),
+            "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "readings_in_window": self.readings_in_window,
+            "in_range_fraction": self.in_range_fraction,
+            "soil_moisture_anomaly_z": self.soil_moisture_anomaly_z,
+            "devices": [d.to_dict() for d in self.devices],
+            "outside_device_ids": list(self.outside_device_ids),
+        }
+
+
+def _round(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+def device_evidence(con: duckdb.DuckDBPyConnection, device_id: str, as_of: date) -> DeviceEvidence:
+    """Last seen, plausibility over the last week and the soil-moisture anomaly for one device."""
+    end = _end_of(as_of)
+    last_seen = con.execute(
+        "SELECT max(ts) FROM sensor_readings WHERE device_id = ? AND ts < ?", [device_id, end]
+    ).fetchall()[0][0]
+    (lo_m, hi_m), (lo_t, hi_t) = PLAUSIBLE["soil_moisture_pct"], PLAUSIBLE["soil_temp_c"]
+    n, n_ok, sm_std = con.execute(
+        "SELECT count(*),"
+        " count(*) FILTER (WHERE (soil_moisture_pct IS NULL OR soil_moisture_pct BETWEEN ? AND ?)"
+        "                    AND (soil_temp_c IS NULL OR soil_temp_c BETWEEN ? AND ?)),"
+        " stddev_samp(soil_moisture_pct)"
+        " FROM sensor_readings WHERE device_id = ? AND ts >= ? AND ts < ?",
+        [lo_m, hi_m, lo_t, hi_t, device_id, end - timedelta(days=WINDOW_DAYS), end],
+    ).fetchall()[0]
+    daily = con.execute(
+        "SELECT CAST(ts AS DATE) AS d, avg(soil_moisture_pct) FROM sensor_readings"
+        " WHERE device_id = ? AND ts >= ? AND ts < ? AND soil_moisture_pct IS NOT NULL"
+        " GROUP BY d ORDER BY d",
+        [device_id, end - timedelta(days=HISTORY_DAYS + RECENT_DAYS), end],
+    ).fetchall()
+    recent_start = (end - timedelta(days=RECENT_DAYS)).date()
+    recent = [v for d, v in daily if d >= recent_start]
+    history = [v for d, v in daily if d < recent_start]
+    recent_mean = statistics.fmean(recent) if recent else None
+    baseline = statistics.fmean(history) if len(history) >= MIN_HISTORY_DAYS else None
+    z = None
+    if recent_mean is not None and baseline is not None:
+        spread = max(statistics.stdev(history), 0.5)  # floor: a very steady probe is not an alarm
+        z = (recent_mean - baseline) / spread
+    in_range = n_ok / n if n else None
+    if last_seen is None or (end - last_seen).total_seconds() > SILENCE_HOURS * 3600:
+        status = "silent"
+        since = f"since {last_seen.isoformat(sep=' ', timespec='minutes')} UTC" if last_seen else "ever"
+        message = f"{device_id} has not reported {since}"
+    elif in_range is not None and in_range < MIN_IN_RANGE:
+        status = "implausible"
+        message = (
+            f"{device_id}: only {in_range:.0%} of last week's readings are plausible for a cropped field "
+            f"(soil moisture {lo_m:g}-{hi_m:g} %, soil temperature {lo_t:g}-{hi_t:g} C); is it in the soil?"
+        )
+    elif n >= 8 and sm_std is not None and sm_std == 0:
+        status = "implausible"
+        message = f"{device_id}: soil moisture has not changed in a week; the probe looks stuck"
+    else:
+        status = "reporting"
+        message = f"{device_id} reporting, last seen {last_seen.isoformat(sep=' ', timespec='minutes')} UTC"
+        if z is not None:
+            message += f", soil moisture {recent_mean:.1f} % vs its usual {baseline:.1f} % (z {z:+.1f})"
+    return DeviceEvidence(
+        device_id=device_id,
+        status=status,
+        message=message,
+        last_seen=last_seen,
+        readings_in_window=int(n),
+        in_range_fraction=_round(in_range),
+        soil_moisture_recent=_round(recent_mean, 2),
+        soil_moisture_baseline=_round(baseline, 2),
+        soil_moisture_anomaly_z=_round(z, 2),
+    )
+
+
+def _active(devices: list[Device], as_of: date) -> list[Device]:
+    end = _end_of(as_of)
+    return [
+        d for d in devices if (d.installed_at is None or d.installed_at < end) and (d.retired_at is None or d.retired_at >= end)
+    ]
+
+
+def field_evidence(
+    con: duckdb.DuckDBPyConnection,
+    borrower_id: str,
+    polygon_wgs84: Polygon | MultiPolygon,
+    as_of: date,
+) -> SensorEvidence:
+    """Sensor evidence for one claimed field (polygon in lon/lat) on ``as_of``."""
+    candidates = _active(list_devices(con, borrower_id=borrower_id), as_of)
+    inside = [d for d in candidates if polygon_wgs84.covers(Point(d.lon, d.lat))]
+    outside = tuple(d.device_id for d in candidates if d not in inside)
+    if not inside:
+        note = f" ({len(outside)} of the borrower's devices lie outside this field)" if outside else ""
+        return SensorEvidence(
+            status="no_devices",
+            message=f"no device of {borrower_id} in service inside this field on {as_of.isoformat()}{note}",
+            device_ids=(),
+            last_seen=None,
+            as_of=as_of,
+            outside_device_ids=outside,
+        )
+    per_device = tuple(device_evidence(con, d.device_id, as_of) for d in inside)
+    reporting = [e for e in per_device if e.status == "reporting"]
+    seen = [e.last_seen for e in per_device if e.last_seen is not None]
+    n = sum(e.readings_in_window for e in per_device)
+    fractions = [(e.in_range_fraction, e.readings_in_window) for e in per_device if e.in_range_fraction is not None]
+    in_range = sum(f * w for f, w in fractions) / sum(w for _, w in fractions) if fractions and n else None
+    zs = [e.soil_moisture_anomaly_z for e in reporting if e.soil_moisture_anomaly_z is not None]
+    if reporting:
+        status = "corroborated"
+        message = "; ".join(e.message for e in reporting)
+    elif any(e.status == "implausible" for e in per_device):
+        status = "implausible"
+        message = "; ".join(e.message for e in per_device if e.status == "implausible")
+    else:
+        status = "silent"
+        message = "; ".join(e.message for e in per_device)
+    return SensorEvidence(
+        status=status,
+        message=message,
+        device_ids=tuple(e.device_id for e in per_device),
+        last_seen=max(seen) if seen else None,
+        as_of=as_of,
+        readings_in_window=n,
+        in_range_fraction=_round(in_range),
+        soil_moisture_anomaly_z=_round(statistics.fmean(zs), 2) if zs else None,
+        devices=per_device,
+        outside_device_ids=outside,
+    )
+
+
+def _alert_id(*parts: object) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
+
+
+def alerts(con: duckdb.DuckDBPyConnection, as_of: date) -> list[dict]:  # type: ignore[type-arg]
+    """Rows for the ``alerts`` table: devices gone silent and soil drying far below its own norm.
+
+    ``alert_id`` is deterministic: one silence episode (device + last reading) is one alert however
+    many nightly runs see it; a drought alert is one per device and as-of day.
+    """
+    raised_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    rows = []
+    for device in _active(list_devices(con), as_of):
+        ev = device_evidence(con, device.device_id, as_of)
+        base = {
+            "borrower_id": device.borrower_id,
+            "claim_id": None,
+            "device_id": device.device_id,
+            "raised_at": raised_at,
+            "as_of": as_of,
+        }
+        if ev.status == "silent":
+            hours = (_end_of(as_of) - ev.last_seen).total_seconds() / 3600 if ev.last_seen else None
+            rows.append(
+                {
+                    **base,
+                    "alert_id": _alert_id("sensor_silent", device.device_id, ev.last_seen),
+                    "kind": "sensor_silent",
+                    "message": f"{ev.message} ({device.borrower_id}); check the device and its power",
+                    "details": json.dumps({**ev.to_dict(), "silent_hours": _round(hours, 1)}),
+                }
+            )
+        elif (
+            ev.soil_moisture_anomaly_z is not None
+            and ev.soil_moisture_anomaly_z <= DROUGHT_Z
+            and ev.soil_moisture_baseline is not None
+            and ev.soil_moisture_recent is not None
+            and ev.soil_moisture_baseline - ev.soil_moisture_recent >= DROUGHT_DROP_PCT
+        ):
+            rows.append(
+                {
+                    **base,
+                    "alert_id": _alert_id("drought", device.device_id, as_of),
+                    "kind": "drought",
+                    "message": (
+                        f"soil at {device.device_id} ({device.borrower_id}) is drying: "
+                        f"{ev.soil_moisture_recent:.1f} % over the last {RECENT_DAYS} days vs its usual "
+                        f"{ev.soil_moisture_baseline:.1f} % (z {ev.soil_moisture_anomaly_z:+.1f})"
+                    ),
+                    "details": json.dumps(ev.to_dict()),
+                }
+            )
+    return rows
+
+
+def store_alerts(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> int:  # type: ignore[type-arg]
+    """Insert alert rows, ignoring ones already stored. Returns how many were new."""
+    if not rows:
+        return 0
+    before = con.execute("SELECT count(*) FROM alerts").fetchall()[0][0]
+    with transaction(con):
+        append(con, "alerts", rows, on_conflict="ignore")
+    return int(con.execute("SELECT count(*) FROM alerts").fetchall()[0][0] - before)

@@ -1,0 +1,202 @@
+"""The device registry: which device belongs to which borrower, where it is, and its credentials.
+
+Secrets are stored only as salted PBKDF2 hashes; the broker checks them through its own
+password file (built by `assets.sensors.broker.write_password_file` or deploy/mosquitto/).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from assets.errors import NotFoundError, SensorError
+from assets.sensors.schema import DeviceStatus, check_device_id
+from assets.store.db import append, transaction
+
+KINDS = ("soil_probe", "weather_station", "soil_weather")  # examples; any word is accepted
+_PBKDF2_ITERATIONS = 200_000
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    borrower_id: str
+    kind: str
+    lon: float
+    lat: float
+    installed_at: datetime | None = None  # naive UTC; None: unknown
+    retired_at: datetime | None = None
+
+    def active_at(self, moment: datetime) -> bool:
+        return (self.installed_at is None or self.installed_at <= moment) and (
+            self.retired_at is None or self.retired_at > moment
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "device_id": self.device_id,
+            "borrower_id": self.borrower_id,
+            "kind": self.kind,
+            "lon": self.lon,
+            "lat": self.lat,
+            "installed_at": self.installed_at.isoformat() if self.installed_at else None,
+            "retired_at": self.retired_at.isoformat() if self.retired_at else None,
+        }
+
+
+def hash_secret(secret: str, *, salt: str | None = None) -> str:
+    salt = salt or secrets.token_hex(8)
+    digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt.encode(), _PBKDF2_ITERATIONS).hex()
+    return f"pbkdf2_sha256${_PBKDF2_ITERATIONS}${salt}${digest}"
+
+
+def check_secret(secret: str, stored: str) -> bool:
+    try:
+        _, iterations, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    candidate = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt.encode(), int(iterations)).hex()
+    return secrets.compare_digest(candidate, digest)
+
+
+def _check(device: Device) -> Device:
+    check_device_id(device.device_id)
+    if not device.borrower_id or not isinstance(device.borrower_id, str):
+        raise SensorError(f"device {device.device_id!r}: borrower id is empty")
+    if not isinstance(device.kind, str) or not device.kind.replace("_", "").replace("-", "").isalnum():
+        raise SensorError(
+            f"device {device.device_id!r}: kind {device.kind!r} must be a word such as {', '.join(KINDS)}"
+        )
+    lon, lat = device.lon, device.lat
+    if not (isinstance(lon, (int, float)) and isinstance(lat, (int, float))) or not (
+        math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90
+    ):
+        raise SensorError(
+            f"device {device.device_id!r}: location ({lon}, {lat}) is not a WGS84 lon/lat; "
+            "give longitude first, in degrees"
+        )
+    return device
+
+
+def register_device(
+    con: duckdb.DuckDBPyConnection, device: Device, secret: str | None = None, *, exist_ok: bool = False
+) -> bool:
+    """Add a device. Returns False (and changes nothing) if it exists and ``exist_ok``.
+
+    A device id already registered to another borrower or place is an error even with
+    ``exist_ok``: moving a device is a retire + new registration, so history stays attributable.
+    """
+    _check(device)
+    existing = get_device(con, device.device_id, missing_ok=True)
+    if existing is not None:
+        same = (existing.borrower_id, existing.kind, existing.lon, existing.lat) == (
+            device.borrower_id,
+            device.kind,
+            float(device.lon),
+            float(device.lat),
+        )
+        if exist_ok and same:
+            return False
+        raise SensorError(
+            f"device {device.device_id!r} is already registered to {existing.borrower_id} at "
+            f"({existing.lon}, {existing.lat}); retire it and register a new id to move it"
+        )
+    row = {
+        "device_id": device.device_id,
+        "borrower_id": device.borrower_id,
+        "kind": device.kind,
+        "lon": float(device.lon),
+        "lat": float(device.lat),
+        "secret_hash": hash_secret(secret) if secret else None,
+        "installed_at": device.installed_at,
+        "retired_at": device.retired_at,
+        "registered_at": datetime.now(timezone.utc).replace(tzinfo=None),
+    }
+    with transaction(con):
+        append(con, "sensor_devices", [row])
+    return True
+
+
+def retire_device(con: duckdb.DuckDBPyConnection, device_id: str, at: datetime | None = None) -> Device:
+    """Mark a device retired (readings at or after ``at`` are refused from then on)."""
+    device = get_device(con, device_id)
+    if device.retired_at is not None:
+        raise SensorError(f"device {device_id!r} was already retired at {device.retired_at.isoformat()}")
+    at = at or datetime.now(timezone.utc).replace(tzinfo=None)
+    con.execute("UPDATE sensor_devices SET retired_at = ? WHERE device_id = ?", [at, device_id])
+    return get_device(con, device_id)
+
+
+def _row_to_device(row: tuple) -> Device:  # type: ignore[type-arg]
+    return Device(*row)
+
+
+_SELECT = "SELECT device_id, borrower_id, kind, lon, lat, installed_at, retired_at FROM sensor_devices"
+
+
+def get_device(con: duckdb.DuckDBPyConnection, device_id: str, *, missing_ok: bool = False) -> Device | None:
+    rows = con.execute(f"{_SELECT} WHERE device_id = ?", [device_id]).fetchall()
+    row = rows[0] if rows else None
+    if row is None:
+        if missing_ok:
+            return None
+        raise NotFoundError(f"no device {device_id!r}; list them with `assets sensors devices list`")
+    return _row_to_device(row)
+
+
+def list_devices(con: duckdb.DuckDBPyConnection, *, borrower_id: str | None = None) -> list[Device]:
+    if borrower_id is None:
+        rows = con.execute(f"{_SELECT} ORDER BY device_id").fetchall()
+    else:
+        rows = con.execute(f"{_SELECT} WHERE borrower_id = ? ORDER BY device_id", [borrower_id]).fetchall()
+    return [_row_to_device(r) for r in rows]
+
+
+def device_statuses(con: duckdb.DuckDBPyConnection) -> dict[str, DeviceStatus]:
+    """What the validator needs: registered ids and when each was retired."""
+    return {
+        device_id: DeviceStatus(retired_at=retired)
+        for device_id, retired in con.execute("SELECT device_id, retired_at FROM sensor_devices").fetchall()
+    }
+
+
+def load_devices_file(path: str | Path) -> list[tuple[Device, str | None]]:
+    """Read a devices JSON list ``[{"device_id","borrower_id","kind","lon","lat","secret"?}]``."""
+    path = Path(path)
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SensorError(f"devices file {path} does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise SensorError(f"devices file {path} is not readable JSON: {exc}") from exc
+    if not isinstance(items, list):
+        raise SensorError(f"devices file {path} must hold a JSON list of devices")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            device = Device(
+                device_id=item["device_id"],
+                borrower_id=item["borrower_id"],
+                kind=item.get("kind", "soil_probe"),
+                lon=float(item["lon"]),
+                lat=float(item["lat"]),
+                installed_at=datetime.fromisoformat(item["installed_at"]) if item.get("installed_at") else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SensorError(
+                f"devices file {path}, item {i}: needs device_id, borrower_id, lon, lat ({exc!r})"
+            ) from exc
+        out.append((_check(device), item.get("secret")))
+    return out
+
+
+def register_devices_file(con: duckdb.DuckDBPyConnection, path: str | Path) -> int:
+    """Register every device in a devices JSON file; idempotent. Returns how many were new."""
+    return sum(register_device(con, device, secret, exist_ok=True) for device, secret in load_devices_file(path))
