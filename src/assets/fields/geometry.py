@@ -17,7 +17,6 @@ from typing import Any
 import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry import MultiPolygon, Polygon, shape
-from shapely.ops import transform as shp_transform
 from shapely.validation import explain_validity
 
 from assets.errors import GeometryError, InputError
@@ -61,7 +60,7 @@ def _transformer(src: str, dst: str) -> Transformer:
 def reproject(geom: shapely.Geometry, src_crs: str | CRS, dst_crs: str | CRS) -> shapely.Geometry:
     """Reproject a shapely geometry (axis order: x/lon first, always)."""
     t = _transformer(CRS.from_user_input(src_crs).to_string(), CRS.from_user_input(dst_crs).to_string())
-    return shp_transform(t.transform, geom)
+    return shapely.transform(geom, t.transform, interleaved=False)
 
 
 def to_utm(geom_wgs84: shapely.Geometry) -> tuple[shapely.Geometry, CRS]:
@@ -156,7 +155,7 @@ def claim_id(borrower_id: str, geojson: dict[str, Any]) -> str:
 def _rounded(obj: Any) -> Any:
     if isinstance(obj, float):
         return round(obj, 7)
-    if isinstance(obj, list):
+    if isinstance(obj, (list, tuple)):
         return [_rounded(v) for v in obj]
     if isinstance(obj, dict):
         return {k: _rounded(v) for k, v in obj.items()}
