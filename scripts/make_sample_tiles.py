@@ -26,9 +26,10 @@ if not SHARED.exists():
 OUT = Path(__file__).resolve().parents[1] / "sample_tiles"
 SEED = 2016
 
-# Day-of-year of each acquisition: a growing season, April to late September.
-DATES = [date(2016, 4, 14), date(2016, 5, 8), date(2016, 6, 1), date(2016, 6, 25),
-         date(2016, 7, 19), date(2016, 8, 20), date(2016, 9, 21)]
+# Acquisition dates spread over the season so winter cereals (peaking in late winter/spring on
+# the crop model's calendar, GRID_DOY = 1 + 8 i) and summer crops (peaking in August) both show.
+DATES = [date(2016, 2, 10), date(2016, 3, 13), date(2016, 4, 14), date(2016, 5, 16),
+         date(2016, 6, 25), date(2016, 8, 12), date(2016, 9, 21)]
 CLOUDY_DATE = date(2016, 6, 25)
 
 UCR = {"corn": 1, "wheat": 2, "dense building": 3, "diffuse building": 5, "temporary meadow": 6,
@@ -78,9 +79,10 @@ def main() -> None:
                        np.where(rgb[1] > rgb[0] * 1.05, UCR["hardwood"], UCR["meadow"]))
     bg_series = {k: series[k][rng.integers(len(series[k]))][idx] for k in np.unique(bg_kind)}
     parcel_series = np.stack([series[UCR[c]][rng.integers(len(series[UCR[c]]))][idx] for c in parcels["ucr"]])
-    # Crop failure on purpose: one barley parcel's canopy collapses after June (drought).
+    # Crop failure on purpose: one barley parcel's canopy collapses from mid-April (drought),
+    # weeks before the barley harvest.
     failed = int(parcels.index[parcels["ucr"] == "barley"][np.argsort(-parcels[parcels["ucr"] == "barley"].area.values)[3]])
-    parcel_series[failed, 4:] = np.minimum(parcel_series[failed, 4:], [0.28, 0.2, 0.18])
+    parcel_series[failed, 2:] = np.minimum(parcel_series[failed, 2:], [0.24, 0.2, 0.18, 0.18, 0.2])
 
     ndvi = np.empty((len(DATES), h, w), np.float32)
     for k, s in bg_series.items():

@@ -11,8 +11,9 @@ from assets.verify import verify_claim
 PARAMS = load_params()
 
 
-def observation(farmland=0.95, planted=0.9, probs=None, ndvi=(0.3, 0.5, 0.75, 0.8, 0.7, 0.5), coverage=1.0, valid=1.0):
-    dates = [DateObservation(f"t{i}", date(2016, 4 + i, 10), valid, v, v - 0.05, v + 0.05) for i, v in enumerate(ndvi)]
+def observation(farmland=0.95, planted=0.9, probs=None, ndvi=(0.3, 0.5, 0.75, 0.8, 0.7, 0.5), coverage=1.0, valid=1.0,
+                first_month=4):
+    dates = [DateObservation(f"t{i}", date(2016, first_month + i, 10), valid, v, v - 0.05, v + 0.05) for i, v in enumerate(ndvi)]
     return ClaimObservation(claim_id="c1", coverage_fraction=coverage, dates=dates, farmland_fraction=farmland,
                             planted_fraction=planted, crop_probs=probs if probs is not None else {"wheat": 0.9, "barley": 0.08, "meadow": 0.02})
 
@@ -70,9 +71,11 @@ def test_borrower_cap_scales_limits_down() -> None:
 
 
 def test_crop_failure_alert_only_for_early_collapse() -> None:
-    healthy = observation(ndvi=(0.3, 0.6, 0.8, 0.75, 0.7))  # April..August, wheat harvest ~ day 215
+    harvest = PARAMS.crops["wheat"].harvest_doy
+    healthy = observation(ndvi=(0.3, 0.6, 0.8, 0.75, 0.3, 0.2), first_month=1)  # senesces after harvest
+    assert date(2016, 5, 10).timetuple().tm_yday > harvest - 7
     assert crop_failure("b", "wheat", healthy, PARAMS, date(2016, 9, 30)) is None
-    failed = observation(ndvi=(0.3, 0.7, 0.25, 0.2))  # collapses in June
+    failed = observation(ndvi=(0.3, 0.7, 0.25, 0.2, 0.2), first_month=1)  # collapses in March
     alert = crop_failure("b", "wheat", failed, PARAMS, date(2016, 9, 30))
     assert alert is not None and alert.kind == "crop_failure" and "0.70" in alert.message
     assert alert.alert_id == crop_failure("b", "wheat", failed, PARAMS, date(2016, 9, 30)).alert_id

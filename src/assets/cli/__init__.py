@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("GDAL_CACHEMAX", "64")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # results, not task chatter; override to see it
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -27,12 +27,14 @@ def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]
         raise NotFoundError(f"no borrower {borrower_id!r}; list borrowers with `assets query portfolio`")
     claims = _records(con.execute(
         "SELECT s.*, a.explanation AS valuation_explanation, l.explanation AS limit_explanation, v.reasons, "
-        "v.sensor_evidence FROM claim_status s "
-        "LEFT JOIN valuations a USING (valuation_id) LEFT JOIN credit_limits l USING (limit_id) "
-        "LEFT JOIN verifications v USING (verification_id) "
+        "v.sensor_evidence, v.farmland_area_ha, v.planted_area_ha, v.overlap_area_ha, v.crop_probs "
+        "FROM claim_status s "
+        "LEFT JOIN valuations a ON a.valuation_id = s.valuation_id "
+        "LEFT JOIN credit_limits l ON l.limit_id = s.limit_id "
+        "LEFT JOIN verifications v ON v.verification_id = s.verification_id "
         "WHERE s.borrower_id = ? ORDER BY s.submitted_at, s.claim_id", [borrower_id]))
     for c in claims:
-        for key in ("valuation_explanation", "limit_explanation", "reasons", "sensor_evidence"):
+        for key in ("valuation_explanation", "limit_explanation", "reasons", "sensor_evidence", "crop_probs"):
             if isinstance(c.get(key), str):
                 c[key] = json.loads(c[key])
     history = _records(con.execute(
