@@ -1,0 +1,142 @@
+"""The whole spine through the real CLI: sensors over MQTT, claims, tiles, CNNs, DuckDB."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TABLES = ("borrowers", "claims", "tiles", "observations", "verifications", "valuations", "credit_limits",
+          "alerts", "sensor_devices", "sensor_readings")
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return subprocess.run([sys.executable, "-m", "assets.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def counts(db: Path) -> dict[str, int]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory) -> tuple[Path, str]:
+    work = tmp_path_factory.mktemp("demo")
+    result = run_cli("demo", "--db", str(work / "assets.duckdb"), cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work / "assets.duckdb", result.stdout
+
+
+def test_demo_prints_a_table_per_borrower(demo_db) -> None:
+    _, out = demo_db
+    for borrower in ("farmer-001", "farmer-002", "farmer-003", "farmer-004"):
+        assert f"Borrower {borrower}: limit" in out
+    assert "area mu" in out and "limit CNY" in out
+    assert "redraw it without crossing lines" in out  # the bow-tie's reason is printed
+
+
+def test_every_limit_traces_to_claim_tiles_and_models(demo_db) -> None:
+    db, _ = demo_db
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM credit_limits WHERE limit_cny > 0").fetchone()[0] > 0
+        rows = con.execute("""
+            SELECT l.limit_id, c.claim_id, v.tile_ids, v.seg_model_version, v.crop_model_version, a.params_version
+            FROM credit_limits l JOIN valuations a USING (valuation_id)
+            JOIN verifications v ON v.verification_id = a.verification_id
+            JOIN claims c ON c.claim_id = l.claim_id""").fetchall()
+        n_limits = con.execute("SELECT count(*) FROM credit_limits").fetchone()[0]
+        tile_ids = {r[0] for r in con.execute("SELECT tile_id FROM tiles").fetchall()}
+    assert len(rows) == n_limits
+    for _, _, tiles, seg_v, crop_v, params_v in rows:
+        assert tiles and set(tiles) <= tile_ids
+        assert seg_v and crop_v and params_v
+
+
+def test_bad_claims_are_rejected_with_stored_reasons(demo_db) -> None:
+    db, _ = demo_db
+    with duckdb.connect(str(db), read_only=True) as con:
+        status = {name: (st, reason) for name, st, reason in
+                  con.execute("SELECT name, status, reason FROM claim_status").fetchall()}
+        codes = dict(con.execute("""
+            SELECT c.name, list_sort(list(r->>'code')) FROM claims c JOIN latest_verifications v USING (claim_id),
+            unnest(CAST(v.reasons AS JSON[])) AS t(r) WHERE CAST(r->>'blocking' AS BOOLEAN) GROUP BY c.name""").fetchall())
+        raw_code = con.execute("SELECT reason_code FROM claims WHERE name = 'Bow-tie drawing'").fetchone()[0]
+    assert status["Bow-tie drawing"][0] == "rejected" and raw_code == "self_intersection"
+    assert status["Field outside the imagery"][0] == "rejected" and "no_imagery" in codes["Field outside the imagery"]
+    assert status["Copy of a neighbour's field"][0] == "rejected" and "overlap" in codes["Copy of a neighbour's field"]
+    assert status["Plot in town"][0] == "rejected"
+    assert set(codes["Plot in town"]) & {"not_farmland", "not_cropland"}
+    for name in ("Bow-tie drawing", "Plot in town", "Copy of a neighbour's field"):
+        assert status[name][1], f"{name} has no stored reason"
+    assert status["North barley"][0] in ("verified", "partial")
+
+
+def test_clouds_are_masked_not_imputed(demo_db) -> None:
+    db, _ = demo_db
+    with duckdb.connect(str(db), read_only=True) as con:
+        cloudy = con.execute("""
+            SELECT o.valid_fraction, o.ndvi_mean FROM observations o JOIN tiles t USING (tile_id)
+            WHERE t.cloud_fraction > 0.05 ORDER BY o.valid_fraction""").fetchall()
+    assert cloudy and cloudy[0][0] < 0.5  # some claim lies under the cloud on that date
+
+
+def test_alerts_for_silence_and_crop_failure(demo_db) -> None:
+    db, _ = demo_db
+    with duckdb.connect(str(db), read_only=True) as con:
+        kinds = {k for (k,) in con.execute("SELECT kind FROM alerts").fetchall()}
+    assert "sensor_silent" in kinds
+
+
+def test_second_run_duplicates_nothing(demo_db) -> None:
+    db, _ = demo_db
+    before = counts(db)
+    result = run_cli("demo", "--db", str(db), cwd=db.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert counts(db) == before
+
+
+def test_queries_json_and_csv(demo_db) -> None:
+    db, _ = demo_db
+    out = run_cli("query", "borrower", "farmer-001", "--db", str(db), "--format", "json", cwd=db.parent)
+    assert out.returncode == 0, out.stderr
+    detail = json.loads(out.stdout)
+    assert detail["borrower"]["limit_cny"] > 0 and len(detail["claims"]) == 2
+    assert any(step["step"] == "limit" for c in detail["claims"] for step in (c["limit_explanation"] or []))
+    out = run_cli("query", "portfolio", "--db", str(db), "--format", "csv", cwd=db.parent)
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert {r["borrower_id"] for r in rows} >= {"farmer-001", "farmer-004"}
+    assert float(next(r for r in rows if r["borrower_id"] == "farmer-004")["limit_cny"]) == 0
+    missing = run_cli("query", "borrower", "nobody", "--db", str(db), cwd=db.parent)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: no borrower 'nobody'")
+
+
+def test_claims_submit_verifies_and_bad_input_changes_nothing(demo_db, repo: Path, tmp_path: Path) -> None:
+    db, _ = demo_db
+    # A new borrower draws farmer-002's wheat field again: an overlap; and the grain maize for a
+    # fresh borrower on an empty database is verified from scratch.
+    fresh = tmp_path / "fresh.duckdb"
+    maize = json.loads((repo / "sample_tiles/claims/farmer-003.geojson").read_text())
+    maize["features"] = maize["features"][:1]
+    f = tmp_path / "maize.geojson"
+    f.write_text(json.dumps(maize))
+    out = run_cli("claims", "submit", str(f), "--borrower", "farmer-xyz", "--db", str(fresh), "--date", "2016-09-30",
+                  cwd=repo)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "verified" in out.stdout or "partial" in out.stdout
+    before = counts(db)
+    bad = tmp_path / "bad.geojson"
+    bad.write_text("{ this is not json")
+    out = run_cli("claims", "submit", str(bad), "--borrower", "farmer-xyz", "--db", str(db), cwd=repo)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "not valid GeoJSON" in out.stderr
+    assert counts(db) == before
