@@ -1,0 +1,46 @@
+"""Retrain models/segment.pt from the Danish scene: `python scripts/train_segment.py [--steps N]`.
+
+Reads ../shared/data/denmark (never copied into the repo), trains on one thread, holds out the
+eastern strip, writes the checkpoint and prints the held-out metrics as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from assets.models.segment_train import TrainConfig, load_scene, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    for cand in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
+        if (cand / "denmark").is_dir():
+            return cand / "denmark"
+    raise SystemExit("shared/data/denmark not found beside the repository")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--steps", type=int, default=TrainConfig.steps)
+    ap.add_argument("--widths", default=",".join(map(str, TrainConfig.widths)))
+    ap.add_argument("--crop", type=int, default=TrainConfig.crop)
+    ap.add_argument("--batch", type=int, default=TrainConfig.batch)
+    ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(REPO / "models" / "segment.pt"))
+    ap.add_argument("--version", default="segment-dk2016-v1")
+    args = ap.parse_args()
+    cfg = TrainConfig(widths=tuple(int(w) for w in args.widths.split(",")), steps=args.steps, crop=args.crop,
+                      batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads)
+    d = data_dir()
+    scene = load_scene(d / "s2_rgb_2016.tif", d / "parcels_2016.gpkg", cfg.holdout_frac)
+    model = train(scene, cfg, args.out, version=args.version, log=lambda m: print(m, flush=True))
+    print(json.dumps({"out": args.out, **model.metrics}))
+
+
+if __name__ == "__main__":
+    main()
