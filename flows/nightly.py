@@ -17,6 +17,7 @@ from pathlib import Path
 from prefect import flow, task
 
 from assets.config import settings as make_settings
+from assets.errors import InputError
 from assets.imagery.index import TileRecord, describe_tile, scan_tiles
 from assets.pipeline import assess_claims, load_models, record_tiles, reference_tiles, segment_tile, segmentation_cache
 
@@ -30,12 +31,23 @@ class NightlyConfig:
     models_dir: str | None = None
 
 
-@task(retries=2, retry_delay_seconds=5)
+def _transient(task, task_run, state) -> bool:
+    """Retry I/O hiccups, not bad input: a corrupt tile stays corrupt."""
+    try:
+        state.result()
+    except InputError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
 def catalogue_tile(path: str) -> TileRecord:
     return describe_tile(path)
 
 
-@task(retries=1)
+@task(retries=1, retry_condition_fn=_transient)
 def segment(tile: TileRecord, db_path: str, models_dir: str | None) -> str:
     models = load_models(make_settings(models_dir=models_dir))
     return str(segment_tile(tile, models.segmenter, segmentation_cache(Path(db_path))))
