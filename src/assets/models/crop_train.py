@@ -1,0 +1,352 @@
+"""Train, distil and calibrate crop classifiers; score them (accuracy, macro F1, ECE).
+
+Recipe: an ensemble of TempCNN teachers trained with date-masking augmentation (full series,
+random cloud dropout, and 4-10 date "Sentinel-2 season" subsets) plus an ExtraTrees teacher
+whose errors differ, distilled into one dense student on the teachers' probabilities over many
+augmented copies of the rows, then temperature-scaled on a held-out split so the probabilities
+the valuation multiplies by are calibrated.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from assets.errors import InputError
+from assets.models.crop import N_SLOTS, CropModel, CropNet, build_member, features, softmax
+
+SEASON_SLOTS = (11, 35)  # April..September on the 8-day grid (doy 89..273)
+DEFAULT_TEACHER = {"kind": "tempcnn", "width": 64, "kernel": 5, "hidden": 256, "dropout": 0.3}
+DEFAULT_STUDENT = {"kind": "mlp", "hidden": 512, "depth": 2, "dropout": 0.1}
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Recipe:
+    """Everything that decides a trained model, so a run is reproducible from its card."""
+
+    teachers: int = 3  # TempCNN teachers
+    teacher_epochs: int = 60
+    teacher: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_TEACHER))
+    trees: int = 300  # ExtraTrees teacher whose errors differ from the CNNs' (0 = none)
+    tree_weight: float = 0.4  # its share of the teacher probabilities
+    tree_copies: int = 4  # augmented copies of each row the trees see
+    student: dict[str, Any] | None = field(default_factory=lambda: dict(DEFAULT_STUDENT))
+    distil_copies: int = 24  # augmented copies of each row the student learns teacher outputs on
+    student_epochs: int = 30
+    student_batch: int = 512
+    batch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    p_full: float = 0.4
+    p_sparse: float = 0.3
+    seed: int = 0
+
+
+# --------------------------------------------------------------------------- augmentation
+def augment(values: torch.Tensor, valid: torch.Tensor, gen: torch.Generator, p_full: float, p_sparse: float,
+            noise: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Random cloud masks, sparse seasonal subsets, +-1 slot shifts and small noise."""
+    n, t, _ = values.shape
+    u = torch.rand(n, generator=gen)
+    keep = torch.ones(n, t, dtype=torch.bool)
+    drop = (u >= p_full) & (u < 1 - p_sparse)
+    if drop.any():
+        rate = 0.3 + 0.7 * torch.rand(n, 1, generator=gen)
+        keep[drop] = (torch.rand(n, t, generator=gen) < rate)[drop]
+    sparse = u >= 1 - p_sparse
+    if sparse.any():
+        lo, hi = SEASON_SLOTS
+        score = torch.rand(n, t, generator=gen)
+        score[:, :lo] = 2.0
+        score[:, hi:] = 2.0
+        k = torch.randint(4, 11, (n, 1), generator=gen)
+        rank = score.argsort(dim=1).argsort(dim=1)
+        keep[sparse] = (rank < k)[sparse]
+    new_valid = valid & keep
+    empty = ~new_valid.any(dim=1)
+    new_valid[empty] = valid[empty]
+    shift = torch.randint(-1, 2, (1,), generator=gen).item()
+    vals = values + noise * torch.randn(values.shape, generator=gen)
+    if shift:
+        vals = torch.roll(vals, shift, dims=1)
+        new_valid = torch.roll(new_valid, shift, dims=1)
+        edge = 0 if shift > 0 else t - 1
+        lost = new_valid[:, edge].clone()
+        new_valid[:, edge] = False
+        restore = lost & ~new_valid.any(dim=1)
+        new_valid[restore, edge] = True
+    return vals, new_valid
+
+
+def sparse_mask(n: int, k_range: tuple[int, int] = (6, 8), seed: int = 0) -> np.ndarray:
+    """Evaluation masks: ``k`` random dates (k in k_range) within April-September per series."""
+    rng = np.random.default_rng(seed)
+    lo, hi = SEASON_SLOTS
+    mask = np.zeros((n, N_SLOTS), dtype=bool)
+    for i in range(n):
+        k = rng.integers(k_range[0], k_range[1] + 1)
+        mask[i, rng.choice(np.arange(lo, hi), size=k, replace=False)] = True
+    return mask
+
+
+# --------------------------------------------------------------------------- training
+def _batches(n: int, batch: int, gen: torch.Generator) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=gen)
+    return [perm[i : i + batch] for i in range(0, n, batch) if len(perm[i : i + batch]) > 1]
+
+
+def _cosine(opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    warm = max(1, steps // 10)
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
+    )
+
+
+def train_member(values: np.ndarray, valid: np.ndarray, y: np.ndarray, n_classes: int, spec: dict[str, Any],
+                 recipe: Recipe, epochs: int, seed: int, progress: Progress | None = None) -> nn.Module:  # fmt: skip
+    """One network trained on labels, with fresh date-masking augmentation every batch."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    v_all, m_all = torch.from_numpy(values), torch.from_numpy(valid)
+    y_all = torch.from_numpy(y.astype(np.int64))
+    model = build_member(spec, 2 * values.shape[2], n_classes)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = _cosine(opt, epochs * max(1, math.ceil(len(y) / recipe.batch)))
+    for _ in range(epochs):
+        model.train()
+        for idx in _batches(len(y), recipe.batch, gen):
+            v, m = augment(v_all[idx], m_all[idx], gen, recipe.p_full, recipe.p_sparse)
+            loss = F.cross_entropy(model(features(v, m)), y_all[idx], label_smoothing=0.05)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        if progress:
+            progress(1)
+    model.eval()
+    return model
+
+
+def augmented_copies(values: np.ndarray, valid: np.ndarray, copies: int, recipe: Recipe,
+                     seed: int) -> tuple[torch.Tensor, np.ndarray]:  # fmt: skip
+    """Network inputs for the rows as given plus ``copies`` augmented versions; also the row index."""
+    gen = torch.Generator().manual_seed(seed)
+    v_all, m_all = torch.from_numpy(values), torch.from_numpy(valid)
+    parts, rows = [features(v_all, m_all)], [np.arange(len(values))]
+    for _ in range(copies):
+        for start in range(0, len(values), 1024):  # one shift draw per chunk
+            v, m = augment(v_all[start : start + 1024], m_all[start : start + 1024], gen, recipe.p_full, recipe.p_sparse)
+            parts.append(features(v, m))
+            rows.append(np.arange(start, start + len(v)))
+    return torch.cat(parts), np.concatenate(rows)
+
+
+def tree_features(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Flat inputs for the tree teacher: values, mask and first differences of the values."""
+    f = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    bands = f.shape[1] // 2
+    diff = np.diff(f[:, :bands], axis=2).reshape(len(f), -1)
+    return np.concatenate([f.reshape(len(f), -1), diff], axis=1)
+
+
+def train_trees(values: np.ndarray, valid: np.ndarray, y: np.ndarray, recipe: Recipe, seed: int):  # noqa: ANN201
+    """ExtraTrees on augmented copies: a teacher whose mistakes differ from the CNNs'."""
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    x, rows = augmented_copies(values, valid, recipe.tree_copies, recipe, seed)
+    trees = ExtraTreesClassifier(recipe.trees, min_samples_leaf=2, max_features="sqrt", n_jobs=1, random_state=seed)
+    return trees.fit(tree_features(x), y[rows])
+
+
+def teacher_proba(cnns: nn.Module | None, trees: Any, x: torch.Tensor, tree_weight: float) -> np.ndarray:
+    """Teacher probabilities on network inputs ``x``: CNN ensemble mixed with the trees."""
+    parts, weights = [], []
+    if cnns is not None:
+        with torch.inference_mode():
+            logits = torch.cat([cnns(x[i : i + 4096]) for i in range(0, len(x), 4096)])
+        parts.append(F.softmax(logits, dim=1).numpy())
+        weights.append(1.0 - (tree_weight if trees is not None else 0.0))
+    if trees is not None:
+        p = np.zeros((len(x), int(trees.classes_.max()) + 1))
+        p[:, trees.classes_] = np.concatenate(
+            [trees.predict_proba(tree_features(x[i : i + 8192])) for i in range(0, len(x), 8192)]
+        )
+        parts.append(p)
+        weights.append(tree_weight if cnns is not None else 1.0)
+    return sum(w * p for w, p in zip(weights, parts)).astype(np.float32)
+
+
+def distil(x: torch.Tensor, target: np.ndarray, y: np.ndarray, n_classes: int, spec: dict[str, Any], in_ch: int,
+           recipe: Recipe, seed: int, progress: Progress | None = None) -> nn.Module:  # fmt: skip
+    """Student learning the teachers' probabilities on a fixed augmented set (plus a little of the labels)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = build_member(spec, in_ch, n_classes)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = _cosine(opt, recipe.student_epochs * max(1, math.ceil(len(x) / recipe.student_batch)))
+    tgt = torch.from_numpy(target).clamp_min(1e-8)
+    yt = torch.from_numpy(y.astype(np.int64))
+    for _ in range(recipe.student_epochs):
+        model.train()
+        for idx in _batches(len(x), recipe.student_batch, gen):
+            out = model(x[idx])
+            logp = F.log_softmax(out, dim=1)
+            loss = F.kl_div(logp, tgt[idx], reduction="batchmean") + 0.2 * F.nll_loss(logp, yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        if progress:
+            progress(1)
+    model.eval()
+    return model
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising held-out negative log-likelihood (Guo et al. 2017)."""
+    z = torch.from_numpy(logits.astype(np.float64))
+    t = torch.from_numpy(y.astype(np.int64))
+    best, best_nll = 1.0, float("inf")
+    for temp in np.exp(np.linspace(np.log(0.25), np.log(8.0), 200)):
+        nll = F.cross_entropy(z / temp, t).item()
+        if nll < best_nll:
+            best, best_nll = float(temp), nll
+    return best
+
+
+def encode(labels: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Class indices of ``labels``; unknown names are an `InputError`."""
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({str(label) for label in labels} - index.keys())
+    if unknown:
+        raise InputError(f"labels {unknown[:5]} are not classes of this model ({len(classes)} classes: {classes[:6]}...)")
+    return np.array([index[str(label)] for label in labels], dtype=np.int64)
+
+
+def stratified_split(labels: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, holdout_idx) with ``frac`` of every class held out."""
+    rng = np.random.default_rng(seed)
+    hold: list[int] = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        hold.extend(idx[: int(round(frac * len(idx)))].tolist())
+    hold_arr = np.sort(np.array(hold, dtype=np.int64))
+    train = np.setdiff1d(np.arange(len(labels)), hold_arr)
+    return train, hold_arr
+
+
+def train_model(values: np.ndarray, valid: np.ndarray, labels: np.ndarray, bands: list[str], recipe: Recipe,
+                calib: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, temperature: float | None = None,
+                version: str = "crop", progress: Progress | None = None,
+                classes: list[str] | None = None) -> tuple[CropModel, CropNet]:  # fmt: skip
+    """Teachers, optional student, then temperature (fitted on ``calib`` or given).
+
+    Returns the served model and the teacher ensemble (the same net when there is no student).
+    """
+    if len(values) < 2:
+        raise InputError("need at least two labelled series to train")
+    classes = classes or sorted({str(s) for s in labels}, key=_class_order)
+    y = encode(labels, classes)
+    start = time.perf_counter()
+    teachers = [
+        train_member(values, valid, y, len(classes), recipe.teacher, recipe, recipe.teacher_epochs,
+                     seed=recipe.seed * 1000 + i, progress=progress)  # fmt: skip
+        for i in range(recipe.teachers)
+    ]
+    ensemble = CropNet(teachers).eval()
+    members: list[dict[str, Any]] = [dict(recipe.teacher)] * recipe.teachers
+    net = ensemble
+    if recipe.student is not None:
+        trees = train_trees(values, valid, y, recipe, seed=recipe.seed * 1000 + 500) if recipe.trees else None
+        if progress:
+            progress(1)
+        x, rows = augmented_copies(values, valid, recipe.distil_copies, recipe, seed=recipe.seed * 1000 + 501)
+        target = teacher_proba(ensemble if recipe.teachers else None, trees, x, recipe.tree_weight)
+        if progress:
+            progress(1)
+        student = distil(x, target, y[rows], len(classes), recipe.student, 2 * values.shape[2], recipe,
+                         seed=recipe.seed * 1000 + 999, progress=progress)  # fmt: skip
+        net, members = CropNet([student]).eval(), [dict(recipe.student)]
+    train_s = time.perf_counter() - start
+    model = CropModel(classes=classes, version=version, net=net, bands=list(bands),
+                      config={"members": members}, meta={"train_s": round(train_s, 1), "recipe": _recipe_dict(recipe)})  # fmt: skip
+    if temperature is not None:
+        model.temperature = float(temperature)
+    elif calib is not None:
+        cv, cm, cl = calib
+        model.temperature = fit_temperature(model.logits(cv, mask=cm), encode(cl, classes))
+    return model, ensemble
+
+
+def _class_order(name: str) -> tuple[int, str]:
+    from assets.models.crop import UCR_CROP_CLASSES
+
+    return (UCR_CROP_CLASSES.index(name), name) if name in UCR_CROP_CLASSES else (999, name)
+
+
+def _recipe_dict(recipe: Recipe) -> dict[str, Any]:
+    return copy.deepcopy(recipe.__dict__)
+
+
+def total_epochs(recipe: Recipe) -> int:
+    return recipe.teachers * recipe.teacher_epochs + (recipe.student_epochs + 2 if recipe.student else 0)
+
+
+# --------------------------------------------------------------------------- scoring
+@dataclass
+class Scores:
+    accuracy: float
+    macro_f1: float
+    ece: float
+    nll: float
+    confusion: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    support: np.ndarray
+    reliability: list[tuple[float, float, int]]  # (mean confidence, accuracy, count) per bin
+
+
+def score(proba: np.ndarray, y: np.ndarray, n_classes: int, bins: int = 15) -> Scores:
+    """Accuracy, macro F1, per-class precision/recall, expected calibration error."""
+    pred = proba.argmax(axis=1)
+    conf = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(conf, (y, pred), 1)
+    tp = np.diag(conf).astype(float)
+    precision = np.divide(tp, conf.sum(axis=0), out=np.zeros(n_classes), where=conf.sum(axis=0) > 0)
+    recall = np.divide(tp, conf.sum(axis=1), out=np.zeros(n_classes), where=conf.sum(axis=1) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n_classes), where=precision + recall > 0)
+    present = conf.sum(axis=1) > 0
+    top = proba.max(axis=1)
+    correct = pred == y
+    edges = np.linspace(0, 1, bins + 1)
+    ece, rel = 0.0, []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (top > lo) & (top <= hi)
+        if sel.any():
+            ece += sel.mean() * abs(top[sel].mean() - correct[sel].mean())
+            rel.append((float(top[sel].mean()), float(correct[sel].mean()), int(sel.sum())))
+    nll = float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None)).mean())
+    return Scores(float(correct.mean()), float(f1[present].mean()), float(ece), nll, conf, precision, recall, f1,
+                  conf.sum(axis=1), rel)  # fmt: skip
+
+
+def ensemble_logits(net: nn.Module, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Logits of any crop network on grid data (used to score teachers against the student)."""
+    with torch.inference_mode():
+        return net(features(torch.from_numpy(values), torch.from_numpy(valid))).numpy()
+
+
+def proba_of(net: nn.Module, values: np.ndarray, valid: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    return softmax(ensemble_logits(net, values, valid) / temperature)
