@@ -10,7 +10,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from assets.errors import AssetsError
 
@@ -18,13 +18,20 @@ from assets.errors import AssetsError
 _GROUPS = ("core", "crop", "fields", "sensors")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line naming the fix, like every other error."""
+
+    def error(self, message: str) -> "NoReturn":
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="assets",
         description="Verify farmers' field claims against satellite imagery and sensors, "
         "value them and set credit limits.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     for name in _GROUPS:
         module = importlib.import_module(f"assets.cli.{name}")
         module.register(sub)

@@ -1,0 +1,40 @@
+"""Command-line contract: every command has --help; mistakes are one line and exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assets.cli import main
+
+COMMANDS = [["demo"], ["nightly"], ["claims", "submit"], ["query", "borrower"], ["query", "portfolio"],
+            ["crop", "train"], ["crop", "predict"], ["crop", "evaluate"], ["fields", "detect"], ["sensors"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
+def test_every_command_has_help(cmd: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*cmd, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: assets" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["query", "portfolio", "--format", "xml"], "invalid choice"),
+    (["nightly", "--date", "2016-13-01"], "is not a date"),
+    (["claims", "submit"], "required"),
+])
+def test_usage_errors_are_one_line(argv: list[str], fragment: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and fragment in err and err.startswith("error: ")
+
+
+def test_domain_errors_are_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["query", "portfolio", "--db", str(tmp_path / "missing.duckdb")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no database at") and err.count("\n") == 1
+    assert main(["claims", "submit", str(tmp_path / "nope.geojson"), "--borrower", "f1", "--db", str(tmp_path / "x.duckdb")]) == 2
+    assert "not found" in capsys.readouterr().err
