@@ -17,26 +17,27 @@ import logging
 import queue
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import duckdb
 import paho.mqtt.client as mqtt
 import pyarrow as pa
 
 from assets.errors import StoreLockedError
-from assets.sensors.connection import BrokerURL, connect_and_wait, make_client
+from assets.sensors.connection import BrokerURL, FastClient, connect_and_wait, make_client
 from assets.sensors.registry import device_statuses
-from assets.sensors.schema import READING_COLUMNS, TOPIC_FILTER, DeviceStatus, Reading, validate
+from assets.sensors.schema import READING_COLUMNS, TOPIC_FILTER, DeviceStatus, Reading, Reject, validate
 from assets.store.db import append, connect, transaction
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CLIENT_ID = "assets-ingester"
 QUARANTINE_PAYLOAD_BYTES = 65536
+MAX_HOLD_S = 3.0  # longest stretch the ingester keeps DuckDB open while a backlog lasts
+YIELD_S = 0.25  # then it closes the file this long so other writers get a turn
 
 _READINGS_SCHEMA = pa.schema(
     [
@@ -62,6 +63,7 @@ class IngestStats:
     lock_retries: int = 0
     connections: int = 0
     elapsed_s: float = 0.0
+    commit_s: float = 0.0  # writer time spent validating and committing
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
@@ -80,64 +82,60 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def _reject_row(topic: str, payload: bytes, reject: Reject, now: datetime) -> dict[str, object]:
+    digest = hashlib.sha256(topic.encode("utf-8", "replace") + b"\0" + payload).hexdigest()[:32]
+    return {
+        "quarantine_id": digest,
+        "received_at": now,
+        "topic": topic,
+        "device_id": reject.device_id,
+        "reason_code": reject.code,
+        "reason": reject.reason,
+        "payload_size": len(payload),
+        "payload": bytes(payload[:QUARANTINE_PAYLOAD_BYTES]),
+    }
+
+
+def _readings_table(readings: list[Reading], now: datetime) -> pa.Table:
+    cols = list(zip(*(r.values for r in readings))) if readings else [()] * len(READING_COLUMNS)
+    return pa.Table.from_arrays(
+        [
+            pa.array([r.device_id for r in readings], pa.string()),
+            pa.array([r.seq for r in readings], pa.int64()),
+            pa.array([r.ts for r in readings], pa.timestamp("us")),
+            pa.array([now] * len(readings), pa.timestamp("us")),
+            *[pa.array(list(c), pa.float64()) for c in cols],
+        ],
+        schema=_READINGS_SCHEMA,
+    )
+
+
 def store_batch(
     con: duckdb.DuckDBPyConnection,
     messages: Sequence[tuple[str, bytes]],
-    devices: Mapping[str, DeviceStatus] | None,
+    devices: Mapping[str, DeviceStatus] | None = None,
     now: datetime | None = None,
 ) -> BatchResult:
     """Validate ``(topic, payload)`` messages and store them in one transaction.
 
-    Accepted readings go to ``sensor_readings`` (a (device_id, seq) already stored is counted as a
-    duplicate and left alone), rejects to ``sensor_quarantine`` with their reason.
+    Accepted readings go to ``sensor_readings`` (a (device_id, seq) already stored, or repeated
+    in the batch, is counted as a duplicate and the stored row is kept), rejects go to
+    ``sensor_quarantine`` with their reason. ``devices`` defaults to the registry in ``con``.
     """
     now = now or _utcnow()
-    ids: list[str] = []
-    seqs: list[int] = []
-    tss: list[datetime] = []
-    cols: list[list[float | None]] = [[] for _ in READING_COLUMNS]
-    seen: set[tuple[str, int]] = set()
-    in_batch_dupes = 0
+    if devices is None:
+        devices = device_statuses(con)
+    readings: list[Reading] = []
     rejects: list[dict[str, object]] = []
     reasons: dict[str, int] = {}
     for topic, payload in messages:
         result = validate(topic, payload, devices, now)
         if type(result) is Reading:
-            key = (result.device_id, result.seq)
-            if key in seen:
-                in_batch_dupes += 1
-                continue
-            seen.add(key)
-            ids.append(result.device_id)
-            seqs.append(result.seq)
-            tss.append(result.ts)
-            for col, value in zip(cols, result.values):
-                col.append(value)
+            readings.append(result)
         else:
             reasons[result.code] = reasons.get(result.code, 0) + 1  # type: ignore[union-attr]
-            digest = hashlib.sha256(topic.encode("utf-8", "replace") + b"\0" + payload).hexdigest()[:32]
-            rejects.append(
-                {
-                    "quarantine_id": digest,
-                    "received_at": now,
-                    "topic": topic,
-                    "device_id": result.device_id,  # type: ignore[union-attr]
-                    "reason_code": result.code,  # type: ignore[union-attr]
-                    "reason": result.reason,  # type: ignore[union-attr]
-                    "payload_size": len(payload),
-                    "payload": bytes(payload[:QUARANTINE_PAYLOAD_BYTES]),
-                }
-            )
-    table = pa.Table.from_arrays(
-        [
-            pa.array(ids, pa.string()),
-            pa.array(seqs, pa.int64()),
-            pa.array(tss, pa.timestamp("us")),
-            pa.array([now] * len(ids), pa.timestamp("us")),
-            *[pa.array(c, pa.float64()) for c in cols],
-        ],
-        schema=_READINGS_SCHEMA,
-    )
+            rejects.append(_reject_row(topic, payload, result, now))  # type: ignore[arg-type]
+    table = _readings_table(readings, now)
     with transaction(con):
         before = con.execute("SELECT count(*) FROM sensor_readings").fetchall()[0][0]
         append(con, "sensor_readings", table, on_conflict="ignore")
@@ -145,14 +143,16 @@ def store_batch(
         if rejects:
             append(con, "sensor_quarantine", rejects, on_conflict="ignore")
     stored = int(after - before)
-    return BatchResult(stored, len(ids) - stored + in_batch_dupes, len(rejects), reasons)
+    return BatchResult(stored, table.num_rows - stored, len(rejects), reasons)
 
 
 class Ingester:
     """A long-lived subscriber; use `run` (service), `drain` (nightly) or start/stop yourself.
 
-    ``hold_db`` keeps the DuckDB file open between batches (faster; blocks other writers);
-    by default the file is opened only for each batch commit so other jobs can take turns.
+    By default the DuckDB file is open only while there is work: it stays open across batches
+    while a backlog lasts (at most `MAX_HOLD_S`, then it is closed for `YIELD_S` so the nightly
+    flow or the CLI get a turn) and is closed as soon as the queue is empty. ``hold_db`` keeps it
+    open for the ingester's lifetime.
     """
 
     def __init__(
@@ -162,7 +162,7 @@ class Ingester:
         *,
         client_id: str = DEFAULT_CLIENT_ID,
         topic: str = TOPIC_FILTER,
-        batch_size: int = 2000,
+        batch_size: int = 5000,
         max_latency_s: float = 0.25,
         hold_db: bool = False,
     ) -> None:
@@ -182,6 +182,7 @@ class Ingester:
         self._client: mqtt.Client | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._con_cm: object = None
+        self._con_opened = 0.0
         self._error: BaseException | None = None
         self._last_message = time.monotonic()
         self._pending = 0  # taken from the queue, not yet committed
@@ -231,23 +232,41 @@ class Ingester:
                     pass
         return batch
 
-    @contextmanager
-    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if not self.hold_db:
-            with connect(self.db_path) as con:
-                yield con
-            return
+    def _open_db(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            self._con_cm = connect(self.db_path)
-            self._con = self._con_cm.__enter__()  # type: ignore[attr-defined]
-        yield self._con
+            cm = connect(self.db_path)
+            self._con = cm.__enter__()
+            self._con_cm = cm
+            self._con_opened = time.monotonic()
+        return self._con
+
+    def _close_db(self) -> None:
+        if self._con is not None:
+            cm, self._con = self._con_cm, None
+            cm.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+    def _release_db_if_due(self) -> None:
+        """Keep the file open only while a backlog is being worked off, and never for long."""
+        if self.hold_db or self._con is None:
+            return
+        held = time.monotonic() - self._con_opened
+        if held >= MAX_HOLD_S:
+            self._close_db()
+            time.sleep(YIELD_S)  # let a waiting writer (nightly flow, CLI) take its turn
+        elif self._queue.empty():
+            self._close_db()
 
     def _commit(self, batch: list[tuple[str, bytes, int, int, int]]) -> None:
         messages = [(item[0], item[1]) for item in batch]
+        t0 = time.perf_counter()
         while True:
             try:
-                with self._connection() as con:
-                    result = store_batch(con, messages, device_statuses(con))
+                con = self._open_db()
+                try:
+                    result = store_batch(con, messages)
+                except BaseException:
+                    self._close_db()
+                    raise
                 break
             except StoreLockedError as exc:
                 self.stats.lock_retries += 1
@@ -255,15 +274,18 @@ class Ingester:
                 time.sleep(0.2)
         # Acknowledge only now, and only on the connection the messages came from.
         client = self._client
-        acked = 0
         with self._gen_lock:
             generation = self._generation
-            if client is not None:
-                for _, _, mid, qos, gen in batch:
-                    if qos and gen == generation:
-                        client.ack(mid, qos)
-                        acked += 1
+            mids = [mid for _, _, mid, qos, gen in batch if qos == 1 and gen == generation]
+            if client is not None and mids:
+                if isinstance(client, FastClient):
+                    client.ack_many(mids)
+                else:
+                    for mid in mids:
+                        client.ack(mid, 1)
+        acked = len(mids) if client is not None else 0
         stats = self.stats
+        stats.commit_s += time.perf_counter() - t0
         stats.acked += acked
         stats.stored += result.stored
         stats.duplicates += result.duplicates
@@ -284,15 +306,14 @@ class Ingester:
                     self._pending = len(batch)
                     self._commit(batch)
                     self._pending = 0
+                    self._release_db_if_due()
                 elif self._stopping.is_set():
                     return
         except BaseException as exc:  # surfaced by stop()/wait(); messages stay unacknowledged
             log.exception("ingester writer failed; unacknowledged messages will be redelivered")
             self._error = exc
         finally:
-            if self._con is not None:
-                self._con_cm.__exit__(None, None, None)  # type: ignore[attr-defined]
-                self._con = None
+            self._close_db()
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> "Ingester":

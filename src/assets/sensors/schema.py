@@ -49,32 +49,19 @@ class Quantity:
     unit: str
     low: float
     high: float
-    # Accepted units -> function converting a value into the canonical unit.
-    conversions: Mapping[str, Callable[[float], float]]
+    # Accepted unit -> (scale, offset): canonical = value * scale + offset (same formula in SQL).
+    conversions: Mapping[str, tuple[float, float]]
 
 
-def _same(x: float) -> float:
-    return x
-
-
+_F_TO_C = (5.0 / 9.0, -160.0 / 9.0)
 QUANTITIES: dict[str, Quantity] = {
-    "soil_moisture": Quantity(
-        "soil_moisture_pct", "%", 0.0, 100.0, {"%": _same, "m3/m3": lambda x: x * 100.0}
-    ),
-    "soil_temperature": Quantity(
-        "soil_temp_c", "C", -40.0, 70.0, {"C": _same, "F": lambda x: (x - 32.0) * 5.0 / 9.0}
-    ),
-    "air_temperature": Quantity(
-        "air_temp_c", "C", -60.0, 60.0, {"C": _same, "F": lambda x: (x - 32.0) * 5.0 / 9.0}
-    ),
+    "soil_moisture": Quantity("soil_moisture_pct", "%", 0.0, 100.0, {"%": (1.0, 0.0), "m3/m3": (100.0, 0.0)}),
+    "soil_temperature": Quantity("soil_temp_c", "C", -40.0, 70.0, {"C": (1.0, 0.0), "F": _F_TO_C}),
+    "air_temperature": Quantity("air_temp_c", "C", -60.0, 60.0, {"C": (1.0, 0.0), "F": _F_TO_C}),
     "air_pressure": Quantity(
-        "air_pressure_hpa",
-        "hPa",
-        800.0,
-        1100.0,
-        {"hPa": _same, "kPa": lambda x: x * 10.0, "inHg": lambda x: x * 33.8638866667},
+        "air_pressure_hpa", "hPa", 800.0, 1100.0, {"hPa": (1.0, 0.0), "kPa": (10.0, 0.0), "inHg": (33.8638866667, 0.0)}
     ),
-    "battery": Quantity("battery_v", "V", 0.0, 60.0, {"V": _same}),
+    "battery": Quantity("battery_v", "V", 0.0, 60.0, {"V": (1.0, 0.0)}),
 }
 READING_COLUMNS: tuple[str, ...] = tuple(q.column for q in QUANTITIES.values())
 _COLUMN_INDEX = {name: i for i, name in enumerate(QUANTITIES)}
@@ -137,6 +124,8 @@ def parse_timestamp(text: object) -> datetime:
     """ISO 8601 with a timezone -> naive UTC. Raises ValueError with a reason."""
     if not isinstance(text, str):
         raise TypeError(f"'ts' must be an ISO 8601 string, got {type(text).__name__}")
+    if len(text) == 20 and text[19] == "Z" and text[10] == "T":  # the common case: ...T00:15:00Z
+        return datetime.fromisoformat(text[:19])
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     ts = datetime.fromisoformat(text)
@@ -238,7 +227,7 @@ def validate(
                 f"reading {name!r} unit {str(unit)[:20]!r} is not one of {', '.join(quantity.conversions)}",
                 topic_device,
             )
-        canonical = convert(float(value))
+        canonical = float(value) * convert[0] + convert[1]
         if not quantity.low <= canonical <= quantity.high:
             return Reject(
                 "out_of_range",
