@@ -8,6 +8,7 @@ are windowed to the claim's bounding box, so the cost follows the claims, not th
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -21,7 +22,7 @@ from rasterio.windows import Window
 
 from assets.fields.geometry import reproject
 from assets.imagery.index import TileRecord
-from assets.imagery.tiles import open_tile, read_reflectance
+from assets.imagery.tiles import TileHandle, open_tile, read_reflectance
 from assets.models.crop import CROPLAND, CropModel
 
 MIN_VALID_FRACTION = 0.5  # a date counts for a claim when at least half its pixels are clear
@@ -97,47 +98,64 @@ def observe_claims(
 
     ``segmentations`` maps the reference tile of each grid (see `reference_tile`) to its
     class-probability GeoTIFF (background, field, boundary), written once per tile and model.
+    Each tile is opened once, however many claims it holds.
     """
     groups = group_by_grid(tiles)
     out: dict[str, ClaimObservation] = {}
-    series_rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    assigned: dict[int, list[tuple[str, shapely.Geometry, float]]] = defaultdict(list)
     for cid, geom in claims.items():
-        best: tuple[float, int, list[TileRecord], shapely.Geometry] | None = None
-        for group in groups:
+        best: tuple[float, int, int, shapely.Geometry] | None = None
+        for gi, group in enumerate(groups):
             local = reproject(geom, "EPSG:4326", group[0].crs)
             coverage = local.intersection(shapely.box(*group[0].bounds)).area / local.area
             if best is None or (coverage, len(group)) > (best[0], best[1]):
-                best = (coverage, len(group), group, local)
+                best = (coverage, len(group), gi, local)
         if best is None or best[0] < 0.95:
             out[cid] = ClaimObservation(claim_id=cid, coverage_fraction=0.0 if best is None else best[0])
             continue
-        coverage, _, group, local = best
+        assigned[best[2]].append((cid, best[3], best[0]))
+    series: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    for gi, members in assigned.items():
+        group = groups[gi]
         ref = reference_tile(group)
-        obs, ndvi, mask, doy = _observe_on_grid(cid, local, group, segmentations[ref.tile_id])
-        obs.coverage_fraction = coverage
-        obs.seg_tile_id = ref.tile_id
-        out[cid] = obs
-        if mask.any():
-            series_rows.append((cid, ndvi, mask, doy))
-    if series_rows:
-        x = np.stack([r[1] for r in series_rows])[:, :, None]
-        mask = np.stack([r[2] for r in series_rows])
-        doy = np.stack([r[3] for r in series_rows])
-        probs = crop_model.predict_proba(x, doy=doy, mask=mask)
-        for (cid, *_), p in zip(series_rows, probs):
-            out[cid].crop_probs = {c: float(v) for c, v in zip(crop_model.classes, p)}
+        with ExitStack() as stack:
+            seg = stack.enter_context(rasterio.open(segmentations[ref.tile_id]))
+            handles = [stack.enter_context(open_tile(t.path)) for t in group]
+            for cid, local, coverage in members:
+                obs, ndvi, mask, doy = _observe_on_grid(cid, local, group, handles, seg)
+                obs.coverage_fraction = coverage
+                obs.seg_tile_id = ref.tile_id
+                out[cid] = obs
+                if mask.any():
+                    series.append((cid, ndvi, mask, doy))
+    if series:
+        _classify(series, crop_model, out)
     return out
 
 
+def _classify(series: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], crop_model: CropModel,
+              out: dict[str, ClaimObservation]) -> None:
+    """One batched crop-model call; grids with fewer dates are padded with masked slots."""
+    t_max = max(len(r[1]) for r in series)
+    x = np.zeros((len(series), t_max, 1), np.float32)
+    mask = np.zeros((len(series), t_max), bool)
+    doy = np.ones((len(series), t_max), np.int32)
+    for i, (_, ndvi, m, d) in enumerate(series):
+        x[i, : len(ndvi), 0], mask[i, : len(m)], doy[i, : len(d)] = ndvi, m, d
+    probs = crop_model.predict_proba(x, doy=doy, mask=mask)
+    for (cid, *_), p in zip(series, probs):
+        out[cid].crop_probs = {c: float(v) for c, v in zip(crop_model.classes, p)}
+
+
 def _observe_on_grid(
-    cid: str, local: shapely.Geometry, group: Sequence[TileRecord], seg_path: Path
+    cid: str, local: shapely.Geometry, group: Sequence[TileRecord], handles: Sequence[TileHandle],
+    seg: rasterio.io.DatasetReader,
 ) -> tuple[ClaimObservation, np.ndarray, np.ndarray, np.ndarray]:
     first = group[0]
-    with rasterio.open(seg_path) as seg:
-        window = rasterio.windows.from_bounds(*local.bounds, transform=seg.transform)
-        window = window.round_offsets().round_lengths().intersection(Window(0, 0, first.width, first.height))
-        field_prob = field_probability(seg, window)
-        win_transform = rasterio.windows.transform(window, seg.transform)
+    window = rasterio.windows.from_bounds(*local.bounds, transform=seg.transform)
+    window = window.round_offsets().round_lengths().intersection(Window(0, 0, first.width, first.height))
+    field_prob = field_probability(seg, window)
+    win_transform = rasterio.windows.transform(window, seg.transform)
     shape = (int(window.height), int(window.width))
     inside = geometry_mask([local], out_shape=shape, transform=win_transform, invert=True, all_touched=False)
     if not inside.any():  # thinner than a pixel: take the pixels it touches
@@ -149,11 +167,10 @@ def _observe_on_grid(
     ndvi_series, mask_series, doys = [], [], []
     # Crop evidence comes from farmland pixels when the claim has enough of them.
     zone = farmland if farmland.sum() >= max(4, 0.2 * n_inside) else inside
-    for tile in group:
-        with open_tile(tile.path) as handle:
-            if "nir" not in handle.bands:
-                continue
-            refl, valid = read_reflectance(handle, ["red", "nir"], window=window)
+    for tile, handle in zip(group, handles):
+        if "nir" not in handle.bands:
+            continue
+        refl, valid = read_reflectance(handle, ["red", "nir"], window=window)
         red, nir = refl
         with np.errstate(divide="ignore", invalid="ignore"):
             ndvi = np.where(valid, (nir - red) / np.maximum(nir + red, 1e-6), np.nan)
