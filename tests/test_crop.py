@@ -171,7 +171,8 @@ def test_cli_train_predict_evaluate(tmp_path: Path, capsys: pytest.CaptureFixtur
     data = tmp_path / "train.npy"
     np.save(data, np.column_stack([y, x]).astype(np.float32))
     out = tmp_path / "m.pt"
-    args = ["crop", "train", str(data), "--out", str(out), "--epochs", "2", "--teachers", "1", "--seed", "3"]
+    args = ["crop", "train", str(data), "--out", str(out), "--epochs", "2", "--teachers", "1", "--seed", "3",
+            "--trees", "20", "--distil-copies", "2"]
     assert main(args) == 0
     first = crop.load(out).predict_proba(x)
     assert main(args) == 0  # same seed, same model

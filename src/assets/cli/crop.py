@@ -23,6 +23,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     train.add_argument("--epochs", type=int, default=60, help="epochs per teacher network (default 60)")
     train.add_argument("--teachers", type=int, default=3, help="teacher networks in the ensemble (default 3)")
     train.add_argument("--student-epochs", type=int, default=None, help="distillation epochs (default 2x --epochs)")
+    train.add_argument("--trees", type=int, default=300, help="ExtraTrees in the tree teacher, 0 for none (default 300)")
+    train.add_argument("--distil-copies", type=int, default=24, help="augmented copies per row for distillation (default 24)")
     train.add_argument("--no-student", action="store_true", help="serve the teacher ensemble itself (slower, no distillation)")
     train.add_argument("--holdout", type=float, default=0.15, help="stratified fraction held out to calibrate and score (default 0.15)")
     train.add_argument("--temperature", type=float, default=None,
@@ -59,8 +61,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from assets.models import crop_train as ct
     from assets.models.crop_data import read_series, select_bands
 
-    if args.epochs < 1 or args.teachers < 1:
-        raise InputError("--epochs and --teachers must be at least 1")
+    if args.epochs < 1 or args.teachers < 1 or args.trees < 0 or args.distil_copies < 0:
+        raise InputError("--epochs and --teachers must be at least 1, --trees and --distil-copies not negative")
     if not 0 <= args.holdout < 0.9:
         raise InputError("--holdout must be in [0, 0.9)")
     if args.holdout == 0 and args.temperature is None:
@@ -76,7 +78,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError(f"{args.data} holds a single class ({classes}); training needs at least two")
     recipe = ct.Recipe(teachers=args.teachers, teacher_epochs=args.epochs,
                        student_epochs=args.student_epochs or 2 * args.epochs,
-                       student=None if args.no_student else dict(ct.DEFAULT_STUDENT), seed=args.seed)  # fmt: skip
+                       student=None if args.no_student else dict(ct.DEFAULT_STUDENT), seed=args.seed,
+                       trees=args.trees, distil_copies=args.distil_copies)  # fmt: skip
     if args.holdout > 0:
         tr, ho = ct.stratified_split(labels, args.holdout, args.seed)
         if len(ho) == 0 or len(tr) < 2:
