@@ -165,6 +165,7 @@ class Ingester:
         batch_size: int = 5000,
         max_latency_s: float = 0.25,
         hold_db: bool = False,
+        lock_retry_s: float = 5.0,
     ) -> None:
         self.db_path = Path(db_path)
         self.url = BrokerURL.parse(broker_url)
@@ -173,6 +174,7 @@ class Ingester:
         self.batch_size = batch_size
         self.max_latency_s = max_latency_s
         self.hold_db = hold_db
+        self.lock_retry_s = lock_retry_s
         self.stats = IngestStats()
         self._queue: queue.SimpleQueue[tuple[str, bytes, int, int, int]] = queue.SimpleQueue()
         self._generation = 0
@@ -234,7 +236,7 @@ class Ingester:
 
     def _open_db(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            cm = connect(self.db_path)
+            cm = connect(self.db_path, retry_s=self.lock_retry_s)
             self._con = cm.__enter__()
             self._con_cm = cm
             self._con_opened = time.monotonic()
