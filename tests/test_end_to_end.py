@@ -91,11 +91,16 @@ def test_clouds_are_masked_not_imputed(demo_db) -> None:
     assert cloudy and cloudy[0][0] < 0.5  # some claim lies under the cloud on that date
 
 
-def test_alerts_for_silence_and_crop_failure(demo_db) -> None:
+def test_alerts_reach_operations(demo_db) -> None:
     db, _ = demo_db
-    with duckdb.connect(str(db), read_only=True) as con:
-        kinds = {k for (k,) in con.execute("SELECT kind FROM alerts").fetchall()}
-    assert "sensor_silent" in kinds
+    out = run_cli("query", "alerts", "--db", str(db), "--format", "json", cwd=db.parent)
+    assert out.returncode == 0, out.stderr
+    alerts = json.loads(out.stdout)
+    silent = [a for a in alerts if a["kind"] == "sensor_silent"]
+    assert silent and silent[0]["device_id"] == "probe-003" and silent[0]["borrower_id"] == "farmer-003"
+    only = json.loads(run_cli("query", "alerts", "--db", str(db), "--kind", "sensor_silent", "--format", "json",
+                              cwd=db.parent).stdout)
+    assert {a["kind"] for a in only} == {"sensor_silent"}
 
 
 def test_second_run_duplicates_nothing(demo_db) -> None:

@@ -61,6 +61,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     _db_option(p)
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.set_defaults(handler=cmd_query_portfolio)
+    p = query.add_parser("alerts", help="crop-failure and sensor alerts raised by the nightly job")
+    _db_option(p)
+    p.add_argument("--kind", default=None, help="only this kind, e.g. crop_failure, sensor_silent, drought")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.set_defaults(handler=cmd_query_alerts)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -153,4 +158,20 @@ def cmd_query_portfolio(args: argparse.Namespace) -> int:
         print(table(rows, ["borrower_id", "claims", "claims_accepted", "claims_rejected", "verified_area_ha",
                            "verified_area_mu", "value_cny", "limit_cny"],
                     ["borrower", "claims", "accepted", "rejected", "area ha", "area mu", "value CNY", "limit CNY"]))
+    return 0
+
+
+def cmd_query_alerts(args: argparse.Namespace) -> int:
+    from assets.store import connect
+    from assets.store.queries import alerts
+
+    s = make_settings(db_path=args.db)
+    with connect(s.db_path, read_only=True) as con:
+        rows = alerts(con, kind=args.kind)
+    if args.format == "json":
+        print(to_json(rows))
+    elif args.format == "csv":
+        sys.stdout.write(to_csv(rows))
+    else:
+        print(table(rows, ["as_of", "kind", "borrower_id", "message"], ["as of", "kind", "borrower", "message"]))
     return 0

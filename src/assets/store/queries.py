@@ -44,3 +44,13 @@ def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]
         "SELECT kind, as_of, claim_id, device_id, message FROM alerts WHERE borrower_id = ? ORDER BY raised_at",
         [borrower_id]))
     return {"borrower": totals[0], "claims": claims, "limit_history": history, "alerts": alerts}
+
+
+def alerts(con: duckdb.DuckDBPyConnection, *, kind: str | None = None) -> list[dict[str, Any]]:
+    """Open alerts for operations, newest first (crop failure, silent or drying sensors)."""
+    sql = "SELECT as_of, kind, borrower_id, claim_id, device_id, message FROM alerts"
+    params: list[Any] = []
+    if kind:
+        sql += " WHERE kind = ?"
+        params.append(kind)
+    return _records(con.execute(sql + " ORDER BY as_of DESC, kind, borrower_id", params))
