@@ -73,10 +73,21 @@ def test_borrower_cap_scales_limits_down() -> None:
 def test_crop_failure_alert_only_for_early_collapse() -> None:
     harvest = PARAMS.crops["wheat"].harvest_doy
     healthy = observation(ndvi=(0.3, 0.6, 0.8, 0.75, 0.3, 0.2), first_month=1)  # senesces after harvest
-    assert date(2016, 5, 10).timetuple().tm_yday > harvest - 7
+    assert date(2016, 5, 10).timetuple().tm_yday >= harvest
     assert crop_failure("b", "wheat", healthy, PARAMS, date(2016, 9, 30)) is None
     failed = observation(ndvi=(0.3, 0.7, 0.25, 0.2, 0.2), first_month=1)  # collapses in March
     alert = crop_failure("b", "wheat", failed, PARAMS, date(2016, 9, 30))
     assert alert is not None and alert.kind == "crop_failure" and "0.70" in alert.message
     assert alert.alert_id == crop_failure("b", "wheat", failed, PARAMS, date(2016, 9, 30)).alert_id
     assert crop_failure("b", "dense building", failed, PARAMS, date(2016, 9, 30)) is None
+
+
+def test_crop_failure_cuts_the_value_but_keeps_the_claim() -> None:
+    healthy = value_claim(check(observation()), PARAMS)
+    v = verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=observation(), overlap_area_ha=0.0,
+                     sensor_evidence=None, settings=Settings(), crop_failure="wheat canopy collapsed in May")
+    failed = value_claim(v, PARAMS)
+    assert v.status == "verified" and any(r.code == "crop_failure" and not r.blocking for r in v.reasons)
+    assert failed.value_cny == pytest.approx(healthy.value_cny * PARAMS.crop_failure_factor)
+    assert "crop failure" in failed.explanation[3]["text"]
+    assert "wheat canopy collapsed" in v.summary()

@@ -39,7 +39,7 @@ def crop_failure(borrower_id: str, crop: str | None, obs: ClaimObservation, para
     econ = params.crops.get(crop or "")
     if econ is None:
         return None
-    dates = [d for d in obs.usable_dates if d.observed_on.timetuple().tm_yday < econ.harvest_doy - 7]
+    dates = [d for d in obs.usable_dates if d.observed_on.timetuple().tm_yday < econ.harvest_doy]
     if len(dates) < 3:
         return None
     peak = max(dates, key=lambda d: d.ndvi_mean)

@@ -158,14 +158,14 @@ def assess_claims(
         if c.geometry is None:
             continue  # rejected at submission; its reason is already stored on the claim
         obs = observations.get(c.claim_id) or ClaimObservation(claim_id=c.claim_id, coverage_fraction=0.0)
+        alert = crop_failure(c.borrower_id, obs.crop[0], obs, params, as_of)
         v = verify_claim(claim_id=c.claim_id, claimed_area_ha=c.claimed_area_ha or 0.0, observation=obs,
                          overlap_area_ha=overlaps.get(c.claim_id, 0.0), sensor_evidence=evidence.get(c.claim_id),
-                         settings=settings)
+                         settings=settings, crop_failure=alert.message if alert else None)
         vid = _hash_id("v-", c.claim_id, sorted(obs.tile_ids), models.seg_version, models.crop_version, as_of,
                        params.version, json.dumps(evidence.get(c.claim_id), sort_keys=True, default=str))
         report.assessments.append(Assessment(c, v, vid, obs, value_claim(v, params)))
-        alert = crop_failure(c.borrower_id, v.crop, obs, params, as_of) if not v.rejected else None
-        if alert:
+        if alert and not v.rejected:
             crop_alerts.append(alert)
     _cap_per_borrower(report.assessments, params)
     report.alerts = [a.row(started) for a in crop_alerts] + list(device_alerts)

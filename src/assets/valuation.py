@@ -37,6 +37,7 @@ class ValuationParams:
     advance_rate: float
     round_down_to_cny: float
     borrower_cap_cny: float
+    crop_failure_factor: float
     sensor_factor: dict[str, float]
     crops: dict[str, CropEconomics]
 
@@ -50,6 +51,7 @@ def load_params(path: str | None = None) -> ValuationParams:
         return ValuationParams(
             version=str(raw["version"]), advance_rate=float(raw["advance_rate"]),
             round_down_to_cny=float(raw["round_down_to_cny"]), borrower_cap_cny=float(raw["borrower_cap_cny"]),
+            crop_failure_factor=float(raw["crop_failure_factor"]),
             sensor_factor={k: float(v) for k, v in raw["sensor_factor"].items()},
             crops={k: CropEconomics(float(v["yield_kg_per_mu"]), float(v["price_cny_per_kg"]), int(v["harvest_doy"]))
                    for k, v in raw["crops"].items()},
@@ -80,7 +82,9 @@ def value_claim(v: Verification, params: ValuationParams) -> Valuation | None:
     area_mu = ha_to_mu(v.verified_area_ha)
     expected_per_mu = sum(p * params.crops[c].value_cny_per_mu for c, p in v.crop_probs.items() if c in params.crops)
     top = params.crops.get(v.crop or "")
-    value = area_mu * expected_per_mu
+    failed = any(r.code == "crop_failure" for r in v.reasons)
+    health = params.crop_failure_factor if failed else 1.0
+    value = area_mu * expected_per_mu * health
     sensor_status = (v.sensor_evidence or {}).get("status", "no_devices")
     factor = params.sensor_factor.get(sensor_status, params.sensor_factor["no_devices"])
     rate = params.advance_rate * factor
@@ -94,7 +98,8 @@ def value_claim(v: Verification, params: ValuationParams) -> Valuation | None:
          "text": "expected harvest value per mu over the crop probabilities"
                  + (f" ({v.crop}: {top.yield_kg_per_mu:.0f} kg/mu x {top.price_cny_per_kg:.2f} CNY/kg)" if top else "")},
         {"step": "value", "value": round(value, 2), "unit": "CNY",
-         "text": f"{area_mu:.1f} mu x {expected_per_mu:.0f} CNY/mu = {value:,.0f} CNY"},
+         "text": f"{area_mu:.1f} mu x {expected_per_mu:.0f} CNY/mu"
+                 + (f" x {health:.0%} (crop failure this season)" if failed else "") + f" = {value:,.0f} CNY"},
         {"step": "advance_rate", "value": round(rate, 4),
          "text": f"advance rate {params.advance_rate:.0%} x sensor factor {factor:.2f} ({sensor_status})"},
         {"step": "limit", "value": limit, "unit": "CNY",

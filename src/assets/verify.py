@@ -64,6 +64,7 @@ def verify_claim(
     overlap_area_ha: float,
     sensor_evidence: dict[str, Any] | None,
     settings: Settings,
+    crop_failure: str | None = None,
 ) -> Verification:
     """Decide whether the imagery, other claims and sensors support the claimed field."""
     v = Verification(claim_id=claim_id, status="verified", reasons=[], claimed_area_ha=claimed_area_ha,
@@ -92,6 +93,8 @@ def verify_claim(
     if overlap_area_ha > settings.max_overlap_fraction * claimed_area_ha:
         v.reasons.append(Reason("overlap", f"{overlap_area_ha:.2f} ha ({overlap_area_ha / claimed_area_ha:.0%}) of this "
                                 "field is already claimed by another borrower; contact the bank to resolve it", True))
+    if crop_failure:
+        v.reasons.append(Reason("crop_failure", crop_failure))
     if sensor_evidence is not None and sensor_evidence.get("status") in ("silent", "implausible"):
         v.reasons.append(Reason(f"sensor_{sensor_evidence['status']}", str(sensor_evidence.get("message", ""))))
     if any(r.blocking for r in v.reasons):
