@@ -306,3 +306,25 @@ def test_sample_generator_measures_the_real_log(shared_data: Path) -> None:
     assert 5 < stats["soil_moisture_pct"]["mean"] < 30  # the log's probes, not our Danish levels
     assert 900 < stats["air_pressure_hpa"]["mean"] < 1100  # converted from inHg
     assert stats["air_temp_c"]["noise"] > 0 and len(stats["air_temp_c"]["profile"]) == 24
+
+
+def test_process_writer_commits_like_the_thread_writer_and_lets_go(tmp_path: Path) -> None:
+    from assets.sensors.writer import BatchWriter, ProcessWriter
+
+    db = tmp_path / "db.duckdb"
+    with connect(db) as con:
+        _register(con, "probe-001")
+    batch = [(topic_for("probe-001"), msg(seq=s, ts=f"2024-06-01T0{s}:00:00Z")) for s in (1, 2, 2)] + [("farms/x", b"{}")]
+    writer = ProcessWriter(db)
+    try:
+        first = writer.commit(batch, more_waiting=False)
+        again = writer.commit(batch, more_waiting=False)
+    finally:
+        writer.close()
+    assert (first.stored, first.duplicates, first.quarantined) == (2, 1, 1)
+    assert (again.stored, again.duplicates) == (0, 3)
+    local = BatchWriter(db)
+    try:
+        assert local.commit(batch).stored == 0  # the child closed the file: this process can write
+    finally:
+        local.close()

@@ -80,6 +80,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--drain", action="store_true", help="stop once nothing has arrived for --idle seconds")
     p.add_argument("--idle", type=float, default=2.0)
     p.add_argument("--hold-db", action="store_true", help="keep the DuckDB file open (faster; blocks other writers)")
+    p.add_argument("--writer-process", action="store_true",
+                   help="validate and commit in a child process (faster where a CPU core is free)")
     _db_option(p)
     p.set_defaults(handler=cmd_ingest)
 
@@ -183,7 +185,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from assets.sensors.ingest import Ingester
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    ingester = Ingester(_db(args), _broker(args), client_id=args.client_id, batch_size=args.batch_size, hold_db=args.hold_db)
+    ingester = Ingester(_db(args), _broker(args), client_id=args.client_id, batch_size=args.batch_size,
+                        hold_db=args.hold_db, writer_process=args.writer_process)
     if args.drain:
         stats = ingester.drain(idle_s=args.idle)
     else:

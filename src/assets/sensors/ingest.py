@@ -1,9 +1,10 @@
 """MQTT -> DuckDB ingester: QoS 1, persistent session, batch commits, acknowledge after commit.
 
 paho's network thread only puts each message on a queue (``on_message`` never blocks); a writer
-thread takes batches, validates them (`schema.validate`), appends accepted readings and rejects
-(quarantine) in one DuckDB transaction, and only then acknowledges those messages to the broker
-(paho ``manual_ack``). A crash before the commit leaves the messages unacknowledged, so the
+thread takes batches and hands them to `writer` (in that thread, or with ``writer_process`` in a
+child process off the GIL - faster only where a core is free), which validates them (`schema.validate`) and appends accepted readings and rejects (quarantine)
+in one DuckDB transaction; only then are those messages acknowledged to the broker (paho
+``manual_ack``, one write for the whole batch). A crash before the commit leaves the messages unacknowledged, so the
 broker redelivers them to the same persistent session; a crash after the commit but before the
 acknowledgement makes the broker redeliver messages already stored, which the (device_id, seq)
 key absorbs. Acknowledgements are only sent on the connection that received the message: after
@@ -18,37 +19,22 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import duckdb
 import paho.mqtt.client as mqtt
-import pyarrow as pa
 
-from assets.errors import StoreLockedError
 from assets.sensors.connection import BrokerURL, FastClient, connect_and_wait, make_client
-from assets.sensors.registry import device_statuses
-from assets.sensors.schema import READING_COLUMNS, TOPIC_FILTER, DeviceStatus, Reading, Reject, validate
+from assets.sensors.schema import TOPIC_FILTER
+from assets.sensors.writer import BatchResult, BatchWriter, ProcessWriter, _utcnow, store_batch
 from assets.store.db import append, connect, transaction
+
+__all__ = ["BatchResult", "IngestStats", "Ingester", "last_drain", "record_drain", "store_batch"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CLIENT_ID = "assets-ingester"
-QUARANTINE_PAYLOAD_BYTES = 65536
-MAX_HOLD_S = 3.0  # longest stretch the ingester keeps DuckDB open while a backlog lasts
-YIELD_S = 0.25  # then it closes the file this long so other writers get a turn
-
-_READINGS_SCHEMA = pa.schema(
-    [
-        ("device_id", pa.string()),
-        ("seq", pa.int64()),
-        ("ts", pa.timestamp("us")),
-        ("received_at", pa.timestamp("us")),
-        *[(c, pa.float64()) for c in READING_COLUMNS],
-    ]
-)
-
 
 @dataclass
 class IngestStats:
@@ -64,86 +50,11 @@ class IngestStats:
     connections: int = 0
     elapsed_s: float = 0.0
     commit_s: float = 0.0  # writer time spent validating and committing
+    first_message_at: float | None = None  # time.monotonic() of the first message received
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    stored: int
-    duplicates: int
-    quarantined: int
-    reasons: dict[str, int]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def _reject_row(topic: str, payload: bytes, reject: Reject, now: datetime) -> dict[str, object]:
-    digest = hashlib.sha256(topic.encode("utf-8", "replace") + b"\0" + payload).hexdigest()[:32]
-    return {
-        "quarantine_id": digest,
-        "received_at": now,
-        "topic": topic,
-        "device_id": reject.device_id,
-        "reason_code": reject.code,
-        "reason": reject.reason,
-        "payload_size": len(payload),
-        "payload": bytes(payload[:QUARANTINE_PAYLOAD_BYTES]),
-    }
-
-
-def _readings_table(readings: list[Reading], now: datetime) -> pa.Table:
-    cols = list(zip(*(r.values for r in readings))) if readings else [()] * len(READING_COLUMNS)
-    return pa.Table.from_arrays(
-        [
-            pa.array([r.device_id for r in readings], pa.string()),
-            pa.array([r.seq for r in readings], pa.int64()),
-            pa.array([r.ts for r in readings], pa.timestamp("us")),
-            pa.array([now] * len(readings), pa.timestamp("us")),
-            *[pa.array(list(c), pa.float64()) for c in cols],
-        ],
-        schema=_READINGS_SCHEMA,
-    )
-
-
-def store_batch(
-    con: duckdb.DuckDBPyConnection,
-    messages: Sequence[tuple[str, bytes]],
-    devices: Mapping[str, DeviceStatus] | None = None,
-    now: datetime | None = None,
-) -> BatchResult:
-    """Validate ``(topic, payload)`` messages and store them in one transaction.
-
-    Accepted readings go to ``sensor_readings`` (a (device_id, seq) already stored, or repeated
-    in the batch, is counted as a duplicate and the stored row is kept), rejects go to
-    ``sensor_quarantine`` with their reason. ``devices`` defaults to the registry in ``con``.
-    """
-    now = now or _utcnow()
-    if devices is None:
-        devices = device_statuses(con)
-    readings: list[Reading] = []
-    rejects: list[dict[str, object]] = []
-    reasons: dict[str, int] = {}
-    for topic, payload in messages:
-        result = validate(topic, payload, devices, now)
-        if type(result) is Reading:
-            readings.append(result)
-        else:
-            reasons[result.code] = reasons.get(result.code, 0) + 1  # type: ignore[union-attr]
-            rejects.append(_reject_row(topic, payload, result, now))  # type: ignore[arg-type]
-    table = _readings_table(readings, now)
-    with transaction(con):
-        before = con.execute("SELECT count(*) FROM sensor_readings").fetchall()[0][0]
-        append(con, "sensor_readings", table, on_conflict="ignore")
-        after = con.execute("SELECT count(*) FROM sensor_readings").fetchall()[0][0]
-        if rejects:
-            append(con, "sensor_quarantine", rejects, on_conflict="ignore")
-    stored = int(after - before)
-    return BatchResult(stored, table.num_rows - stored, len(rejects), reasons)
 
 
 class Ingester:
@@ -166,6 +77,7 @@ class Ingester:
         max_latency_s: float = 0.25,
         hold_db: bool = False,
         lock_retry_s: float = 5.0,
+        writer_process: bool = False,
     ) -> None:
         self.db_path = Path(db_path)
         self.url = BrokerURL.parse(broker_url)
@@ -175,6 +87,8 @@ class Ingester:
         self.max_latency_s = max_latency_s
         self.hold_db = hold_db
         self.lock_retry_s = lock_retry_s
+        self.writer_process = writer_process
+        self._db: BatchWriter | ProcessWriter | None = None
         self.stats = IngestStats()
         self._queue: queue.SimpleQueue[tuple[str, bytes, int, int, int]] = queue.SimpleQueue()
         self._generation = 0
@@ -182,9 +96,6 @@ class Ingester:
         self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
         self._client: mqtt.Client | None = None
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._con_cm: object = None
-        self._con_opened = 0.0
         self._error: BaseException | None = None
         self._last_message = time.monotonic()
         self._pending = 0  # taken from the queue, not yet committed
@@ -208,8 +119,11 @@ class Ingester:
 
     def _on_message(self, client, userdata, msg):  # type: ignore[no-untyped-def]
         self._queue.put((msg.topic, msg.payload, msg.mid, msg.qos, self._generation))
-        self.stats.received += 1
+        stats = self.stats
+        stats.received += 1
         self._last_message = time.monotonic()
+        if stats.first_message_at is None:
+            stats.first_message_at = self._last_message
 
     # --- writer thread ------------------------------------------------------------------
     def _collect(self) -> list[tuple[str, bytes, int, int, int]]:
@@ -234,46 +148,16 @@ class Ingester:
                     pass
         return batch
 
-    def _open_db(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            cm = connect(self.db_path, retry_s=self.lock_retry_s)
-            self._con = cm.__enter__()
-            self._con_cm = cm
-            self._con_opened = time.monotonic()
-        return self._con
-
-    def _close_db(self) -> None:
-        if self._con is not None:
-            cm, self._con = self._con_cm, None
-            cm.__exit__(None, None, None)  # type: ignore[attr-defined]
-
-    def _release_db_if_due(self) -> None:
-        """Keep the file open only while a backlog is being worked off, and never for long."""
-        if self.hold_db or self._con is None:
-            return
-        held = time.monotonic() - self._con_opened
-        if held >= MAX_HOLD_S:
-            self._close_db()
-            time.sleep(YIELD_S)  # let a waiting writer (nightly flow, CLI) take its turn
-        elif self._queue.empty():
-            self._close_db()
-
     def _commit(self, batch: list[tuple[str, bytes, int, int, int]]) -> None:
         messages = [(item[0], item[1]) for item in batch]
         t0 = time.perf_counter()
-        while True:
-            try:
-                con = self._open_db()
-                try:
-                    result = store_batch(con, messages)
-                except BaseException:
-                    self._close_db()
-                    raise
-                break
-            except StoreLockedError as exc:
-                self.stats.lock_retries += 1
-                log.warning("%s; keeping %d messages unacknowledged and retrying", exc, len(batch))
-                time.sleep(0.2)
+        writer = self._db
+        if isinstance(writer, ProcessWriter):
+            result = writer.commit(messages, more_waiting=not self._queue.empty())
+        else:
+            result = writer.commit(messages)  # type: ignore[union-attr]
+            writer.release(more_waiting=not self._queue.empty())  # type: ignore[union-attr]
+        self.stats.lock_retries = writer.lock_retries  # type: ignore[union-attr]
         # Acknowledge only now, and only on the connection the messages came from.
         client = self._client
         with self._gen_lock:
@@ -308,14 +192,14 @@ class Ingester:
                     self._pending = len(batch)
                     self._commit(batch)
                     self._pending = 0
-                    self._release_db_if_due()
                 elif self._stopping.is_set():
                     return
         except BaseException as exc:  # surfaced by stop()/wait(); messages stay unacknowledged
             log.exception("ingester writer failed; unacknowledged messages will be redelivered")
             self._error = exc
         finally:
-            self._close_db()
+            if self._db is not None:
+                self._db.close()
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> "Ingester":
@@ -323,6 +207,8 @@ class Ingester:
         with connect(self.db_path):
             pass
         self._started = time.monotonic()
+        writer_cls = ProcessWriter if self.writer_process else BatchWriter
+        self._db = writer_cls(self.db_path, hold=self.hold_db, lock_retry_s=self.lock_retry_s)
         client = make_client(self.url, self.client_id, persistent=True, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
