@@ -30,12 +30,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=TrainConfig.batch)
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--boundary-weight", type=float, default=TrainConfig.class_weights[2])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(REPO / "models" / "segment.pt"))
     ap.add_argument("--version", default="segment-dk2016-v1")
     args = ap.parse_args()
     cfg = TrainConfig(widths=tuple(int(w) for w in args.widths.split(",")), steps=args.steps, crop=args.crop,
-                      batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads)
+                      batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
+                      class_weights=(1.0, 1.0, args.boundary_weight))
     d = data_dir()
     scene = load_scene(d / "s2_rgb_2016.tif", d / "parcels_2016.gpkg", cfg.holdout_frac)
     model = train(scene, cfg, args.out, version=args.version, log=lambda m: print(m, flush=True))

@@ -58,17 +58,28 @@ class RasterSummary:
     reason: str | None = None
 
 
-def window_grid(height: int, width: int, window_px: int = 512, overlap_px: int = 64) -> tuple[int, list[int], list[int]]:
-    """(stride, row starts, column starts) covering the raster; the last window may run past the edge."""
+def window_grid(height: int, width: int, window_px: int = 512, overlap_px: int = 64
+                ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(row windows, column windows) as (start, size) pairs covering the raster.
+
+    Starts are multiples of 8 and windows never run past the raster: the last one is pulled back
+    (and may be up to 7 px longer than ``window_px``) so it keeps full context instead of being a
+    thin sliver; consecutive windows overlap by at least ``overlap_px``.
+    """
     window_px, stride = _check_sizes(window_px, overlap_px)
 
-    def starts(n: int) -> list[int]:
-        out = [0]
-        while out[-1] + window_px < n:
-            out.append(out[-1] + stride)
-        return out
+    def axis(n: int) -> list[tuple[int, int]]:
+        if n < window_px + SIZE_MULTIPLE:
+            return [(0, n)]
+        starts = [0]
+        while starts[-1] + stride + window_px < n:
+            starts.append(starts[-1] + stride)
+        last = (n - window_px) // SIZE_MULTIPLE * SIZE_MULTIPLE
+        if last > starts[-1]:
+            starts.append(last)
+        return [(s, window_px if i + 1 < len(starts) else n - s) for i, s in enumerate(starts)]
 
-    return stride, starts(height), starts(width)
+    return axis(height), axis(width)
 
 
 def _check_sizes(window_px: int, overlap_px: int) -> tuple[int, int]:
@@ -83,13 +94,19 @@ def _check_sizes(window_px: int, overlap_px: int) -> tuple[int, int]:
 
 
 def blend_weights(h: int, w: int, overlap_px: int) -> np.ndarray:
-    """(h, w) weights: 1 in the centre, linear ramp to ~0 over ``overlap_px`` at every edge."""
+    """(h, w) weights: 1 in the centre, ~0 in the outer quarter of the overlap, a linear ramp between.
+
+    The outermost pixels of a window are the least reliable (the CNN sees zero padding there),
+    so where two windows overlap the inner one dominates; where only one window covers a pixel
+    (raster edges) normalising by the summed weight gives back that window's value exactly.
+    """
     if overlap_px <= 0:
         return np.ones((h, w), dtype=np.float32)
+    margin = overlap_px / 4.0
 
     def ramp(n: int) -> np.ndarray:
         d = np.minimum(np.arange(n), np.arange(n)[::-1]).astype(np.float32)
-        return np.clip((d + 0.5) / overlap_px, _MIN_WEIGHT, 1.0)
+        return np.clip((d + 0.5 - margin) / (overlap_px - margin), _MIN_WEIGHT, 1.0)
 
     return np.outer(ramp(h), ramp(w)).astype(np.float32)
 
@@ -104,18 +121,16 @@ def iter_strips(handle: TileHandle, model: Segmenter, *, window_px: int = 512, o
             f"{list(handle.bands)}; pass --band-order to name the file's bands"
         )
     H, W = handle.info.height, handle.info.width
-    win, _ = _check_sizes(window_px, overlap_px)
-    stride, rows, cols = window_grid(H, W, window_px, overlap_px)
+    rows, cols = window_grid(H, W, window_px, overlap_px)
+    buf_h = max(h for _, h in rows)
     fill = model.mean.astype(np.float32)[:, None, None]
-    acc = np.zeros((3, win, W), dtype=np.float32)
-    wsum = np.zeros((win, W), dtype=np.float32)
-    usable = np.ones((win, W), dtype=bool)
+    acc = np.zeros((3, buf_h, W), dtype=np.float32)
+    wsum = np.zeros((buf_h, W), dtype=np.float32)
+    usable = np.ones((buf_h, W), dtype=bool)
     bar = _progress(len(rows) * len(cols), progress)
     try:
-        for i, r0 in enumerate(rows):
-            h = min(win, H - r0)
-            for c0 in cols:
-                w = min(win, W - c0)
+        for i, (r0, h) in enumerate(rows):
+            for c0, w in cols:
                 x, valid = read_reflectance(handle, model.bands, Window(c0, r0, w, h))
                 ok = usable_mask(x, valid, model.bands, clouds=clouds)
                 if ok.any():
@@ -130,19 +145,19 @@ def iter_strips(handle: TileHandle, model: Segmenter, *, window_px: int = 512, o
                 usable[:h, c0:c0 + w] &= ok
                 if bar is not None:
                     bar.update(1)
-            last = i == len(rows) - 1
-            n = h if last else stride
+            n = rows[i + 1][0] - r0 if i + 1 < len(rows) else h  # rows no later window touches
             probs = acc[:, :n] / wsum[None, :n]
             ok_rows = usable[:n].copy()
             apply_mask(probs, ok_rows)
             yield r0, probs, ok_rows
-            if not last:
-                acc[:, : win - stride] = acc[:, stride:]
-                acc[:, win - stride:] = 0.0
-                wsum[: win - stride] = wsum[stride:]
-                wsum[win - stride:] = 0.0
-                usable[: win - stride] = usable[stride:]
-                usable[win - stride:] = True
+            if i + 1 < len(rows):
+                keep = buf_h - n
+                acc[:, :keep] = acc[:, n:]
+                acc[:, keep:] = 0.0
+                wsum[:keep] = wsum[n:]
+                wsum[keep:] = 0.0
+                usable[:keep] = usable[n:]
+                usable[keep:] = True
     finally:
         if bar is not None:
             bar.close()
@@ -189,11 +204,10 @@ def predict_raster_to_file(path: str | Path, model: Segmenter, out_tif: str | Pa
     try:
         with open_tile(path, band_order) as handle:
             info = handle.info
-            _, stride = _check_sizes(window_px, overlap_px)
             profile = {
                 "driver": "GTiff", "width": info.width, "height": info.height, "count": 3, "dtype": "uint8",
                 "crs": info.crs, "transform": info.transform, "compress": "deflate", "predictor": 2,
-                "tiled": False, "blockysize": min(stride, info.height), "interleave": "pixel",
+                "tiled": False, "blockysize": SIZE_MULTIPLE, "interleave": "pixel",  # strips align with rows handed on
             }
             with rasterio.open(tmp, "w", **profile) as dst:
                 dst.descriptions = tuple(model.classes)
