@@ -319,3 +319,26 @@ def test_prefect_drain_task_takes_what_arrived_since_last_run(broker: MosquittoB
     with connect(db) as con:
         drains = con.execute("SELECT client_id, stored FROM sensor_drains ORDER BY finished_at").fetchall()
     assert drains == [(DRAIN_CLIENT_ID, 0), (DRAIN_CLIENT_ID, 250)]
+
+
+def test_ingest_service_stops_cleanly_on_sigterm(broker: MosquittoBroker, db: Path) -> None:
+    import signal
+
+    url = broker.url(INGESTER_USER)
+    code = "import sys; from assets.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "sensors", "ingest", "--broker", url, "--db", str(db),
+                             "--client-id", "service"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        assert "ingesting from" in line and "ingest-pw" not in line  # the password is not logged
+        messages = make_messages(600)
+        publish(messages, url, credentials=CREDS)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    stats = json.loads(out.strip().splitlines()[-1])
+    assert stats["stored"] == stats["acked"] == 600
+    assert_exactly_once(db, messages)

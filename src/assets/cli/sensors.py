@@ -193,8 +193,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        ingester.start()  # subscribed (persistent session) from here on
         print(f"ingesting from {ingester.url.redacted()} into {ingester.db_path}; Ctrl-C to stop", file=sys.stderr)
-        stats = ingester.run(stop)
+        try:
+            while not stop.wait(0.5):
+                ingester.check()
+        finally:
+            stats = ingester.stop()
     print(json.dumps(stats.to_dict()))
     return 0
 
