@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,19 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The real `assets` command in a child process (its own Prefect server, its own DuckDB handle)."""
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return subprocess.run([sys.executable, "-m", "assets.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory) -> tuple[Path, str]:
+    """A database filled by `assets demo` on the bundled season, and what the demo printed."""
+    work = tmp_path_factory.mktemp("demo")
+    result = run_cli("demo", "--db", str(work / "assets.duckdb"), cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work / "assets.duckdb", result.stdout

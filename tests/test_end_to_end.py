@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -19,23 +18,9 @@ TABLES = ("borrowers", "claims", "tiles", "observations", "verifications", "valu
           "alerts", "sensor_devices", "sensor_readings")
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    return subprocess.run([sys.executable, "-m", "assets.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
-
-
 def counts(db: Path) -> dict[str, int]:
     with duckdb.connect(str(db), read_only=True) as con:
         return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-
-
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory) -> tuple[Path, str]:
-    work = tmp_path_factory.mktemp("demo")
-    result = run_cli("demo", "--db", str(work / "assets.duckdb"), cwd=work)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return work / "assets.duckdb", result.stdout
 
 
 def test_demo_prints_a_table_per_borrower(demo_db) -> None:

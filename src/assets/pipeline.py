@@ -239,15 +239,15 @@ def _write(con, report: RunReport, tiles: Sequence[TileRecord], models: Models, 
     }])
 
 
-def register_claims(db_path: Path, path: Path | str, borrower_id: str, settings: Settings) -> list[Claim]:
-    """Parse, validate and store a GeoJSON file of drawings for one borrower (idempotent)."""
+def register_claims(db_path: Path, path: Path | str | dict, borrower_id: str, settings: Settings) -> list[Claim]:
+    """Parse, validate and store drawings (a GeoJSON file or document) for one borrower (idempotent)."""
     from assets.claims import prepare_claims, store_claims
     from assets.fields.geometry import read_drawings
 
     drawings = read_drawings(path)
     claims = prepare_claims(borrower_id, drawings, settings)
     with connect(db_path) as con:
-        return store_claims(con, claims, drawings, source=str(path))
+        return store_claims(con, claims, drawings, source="api" if isinstance(path, dict) else str(path))
 
 
 def claim_rows(db_path: Path, claim_ids: Sequence[str]) -> list[dict]:
@@ -259,7 +259,7 @@ def claim_rows(db_path: Path, claim_ids: Sequence[str]) -> list[dict]:
         return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
-def submit_and_assess(settings: Settings, path: Path | str, borrower_id: str, *, as_of: date,
+def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: str, *, as_of: date,
                       models: Models | None = None) -> list[dict]:
     """A farmer's submission end to end: store the drawings, verify and value them now."""
     db_path = settings.db_path

@@ -51,6 +51,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     _db_option(p)
     p.set_defaults(handler=cmd_claims_submit)
 
+    p = sub.add_parser("serve", help="HTTP API for credit teams (FastAPI, OpenAPI docs at /docs)")
+    _db_option(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(handler=cmd_serve)
+
     query = sub.add_parser("query", help="credit-team queries").add_subparsers(dest="query_cmd", metavar="WHAT", required=True)
     p = query.add_parser("borrower", help="a borrower's claims, values, limits, explanation and history")
     p.add_argument("borrower_id")
@@ -174,4 +180,21 @@ def cmd_query_alerts(args: argparse.Namespace) -> int:
         sys.stdout.write(to_csv(rows))
     else:
         print(table(rows, ["as_of", "kind", "borrower_id", "message"], ["as of", "kind", "borrower", "message"]))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+    import secrets
+
+    import uvicorn
+
+    from assets.api.app import create_app
+
+    s = make_settings(db_path=args.db)
+    keys = [k.strip() for k in os.environ.get("ASSETS_API_KEYS", "").split(",") if k.strip()]
+    if not keys:
+        keys = [secrets.token_urlsafe(24)]
+        print(f"ASSETS_API_KEYS is not set; this run accepts the one-off key: {keys[0]}", flush=True)
+    uvicorn.run(create_app(s, api_keys=keys), host=args.host, port=args.port, log_level="warning")
     return 0

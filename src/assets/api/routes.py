@@ -1,0 +1,48 @@
+"""Routers: one per resource. Each handler calls one domain or query function."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import duckdb
+from fastapi import APIRouter, Body, Depends, Query
+
+from assets.api.deps import get_settings, read_db, require_key
+from assets.config import Settings
+from assets.store import queries
+
+portfolio = APIRouter(prefix="/portfolio", tags=["portfolio"], dependencies=[Depends(require_key)])
+borrowers = APIRouter(prefix="/borrowers", tags=["borrowers"], dependencies=[Depends(require_key)])
+alerts = APIRouter(prefix="/alerts", tags=["alerts"], dependencies=[Depends(require_key)])
+
+
+@portfolio.get("")
+def get_portfolio(con: duckdb.DuckDBPyConnection = Depends(read_db)) -> list[dict[str, Any]]:
+    """Every borrower's verified area, value and credit limit."""
+    return queries.portfolio(con)
+
+
+@borrowers.get("/{borrower_id}")
+def get_borrower(borrower_id: str, con: duckdb.DuckDBPyConnection = Depends(read_db)) -> dict[str, Any]:
+    """A borrower's claims with verdicts, the explanation of each value and limit, history and alerts."""
+    return queries.borrower(con, borrower_id)
+
+
+@borrowers.post("/{borrower_id}/claims", status_code=201)
+def submit_claims(
+    borrower_id: str,
+    geojson: dict[str, Any] = Body(..., description="FeatureCollection, Feature or Polygon in EPSG:4326"),
+    as_of: date | None = Query(None, description="verify with imagery up to this date (default today)"),
+    settings: Settings = Depends(get_settings),
+) -> list[dict[str, Any]]:
+    """Register and verify field boundaries drawn by a farmer; returns each claim's verdict."""
+    from assets.pipeline import submit_and_assess
+
+    return submit_and_assess(settings, geojson, borrower_id, as_of=as_of or date.today())
+
+
+@alerts.get("")
+def get_alerts(kind: str | None = None, con: duckdb.DuckDBPyConnection = Depends(read_db)) -> list[dict[str, Any]]:
+    """Crop-failure and sensor alerts, newest first."""
+    return queries.alerts(con, kind=kind)

@@ -1,0 +1,55 @@
+"""HTTP API: auth on every resource, the same answers as the CLI, clear JSON errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assets.api.app import create_app
+from assets.config import Settings
+
+pytestmark = pytest.mark.slow
+KEY = {"X-API-Key": "test-key"}
+
+
+@pytest.fixture
+def client(demo_db, tmp_path: Path):
+    db = tmp_path / "api.duckdb"
+    shutil.copy(demo_db[0], db)  # writes in these tests never touch the shared demo database
+    with TestClient(create_app(Settings(db_path=db), api_keys=["test-key"])) as c:
+        yield c
+
+
+def test_every_resource_needs_a_key(client: TestClient) -> None:
+    assert client.get("/health").status_code == 200
+    for path in ("/portfolio", "/borrowers/farmer-001", "/alerts"):
+        r = client.get(path)
+        assert r.status_code == 401 and "X-API-Key" in r.json()["detail"]
+        assert client.get(path, headers={"X-API-Key": "wrong"}).status_code == 401
+
+
+def test_portfolio_borrower_and_alerts(client: TestClient) -> None:
+    rows = client.get("/portfolio", headers=KEY).json()
+    assert {r["borrower_id"] for r in rows} == {"farmer-001", "farmer-002", "farmer-003", "farmer-004"}
+    detail = client.get("/borrowers/farmer-001", headers=KEY).json()
+    assert detail["borrower"]["limit_cny"] == next(r for r in rows if r["borrower_id"] == "farmer-001")["limit_cny"]
+    assert all(c["limit_explanation"] for c in detail["claims"] if c["limit_cny"])
+    missing = client.get("/borrowers/nobody", headers=KEY)
+    assert missing.status_code == 404 and "no borrower" in missing.json()["error"]
+    kinds = {a["kind"] for a in client.get("/alerts", headers=KEY).json()}
+    assert "sensor_silent" in kinds
+
+
+def test_farmer_submits_a_drawing(client: TestClient, repo: Path) -> None:
+    doc = json.loads((repo / "sample_tiles/claims/farmer-002.geojson").read_text())
+    doc["features"] = doc["features"][:1]  # the winter wheat field, already claimed by farmer-002
+    r = client.post("/borrowers/farmer-new/claims?as_of=2016-09-30", json=doc, headers=KEY)
+    assert r.status_code == 201, r.text
+    (verdict,) = r.json()
+    assert verdict["status"] == "rejected" and "already claimed" in verdict["reason"]
+    bad = client.post("/borrowers/farmer-new/claims", json={"type": "FeatureCollection", "features": []}, headers=KEY)
+    assert bad.status_code == 422 and "no features" in bad.json()["error"]
