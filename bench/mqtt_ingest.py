@@ -65,6 +65,34 @@ def create_session(url: BrokerURL, client_id: str) -> None:
     client.loop_stop()
 
 
+def drain_bare_paho(url: BrokerURL, client_id: str, n: int) -> float:
+    """Seconds for a paho client that only counts and acknowledges (the Python-side limit)."""
+    import threading
+
+    done = threading.Event()
+    mids: list[int] = []
+    count = [0]
+
+    def on_message(client, userdata, msg):  # type: ignore[no-untyped-def]
+        mids.append(msg.mid)
+        count[0] += 1
+        if len(mids) >= 5000 or count[0] >= n:
+            client.ack_many(mids[:])
+            mids.clear()
+        if count[0] >= n:
+            done.set()
+
+    client = make_client(url, client_id, persistent=True, manual_ack=True)
+    client.on_message = on_message
+    t = time.perf_counter()
+    connect_and_wait(client, url)
+    done.wait(600)
+    elapsed = time.perf_counter() - t
+    client.disconnect()
+    client.loop_stop()
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200_000)
@@ -90,6 +118,7 @@ def main() -> None:
         url = BrokerURL.parse(ingester_url)
         create_session(url, "bench-ceiling")
         create_session(url, "bench-ingester")
+        create_session(url, "bench-paho")
 
         messages = make_messages(args.messages, devices)
         t = time.perf_counter()
@@ -108,6 +137,9 @@ def main() -> None:
         ceiling_s = time.perf_counter() - t
         if sub.returncode != 0:
             sys.exit(f"mosquitto_sub failed: {sub.stderr.decode()[:300]}")
+
+        # Reference: bare paho (same buffered client, batched acks), no validation, no DuckDB.
+        paho_s = drain_bare_paho(url, "bench-paho", args.messages)
 
         # Ours: drain the ingester's copy until every message is committed and acknowledged.
         ingester = Ingester(db_path, ingester_url, client_id="bench-ingester", batch_size=args.batch_size,
@@ -145,6 +177,7 @@ def main() -> None:
             "ours_s": round(ours_s, 3),
             "ours_including_startup_s": round(start_s, 3),
             "ceiling_s": round(ceiling_s, 3),
+            "paho_bare_msgs_per_s": round(args.messages / paho_s, 1),
             "publish_msgs_per_s": round(args.messages / publish_s, 1),
             "mode": "drain persistent session (validation, registry, dedupe, ACL+password auth on)",
             "machine": f"{platform.machine()} {os.cpu_count()} cpu, python {platform.python_version()}",

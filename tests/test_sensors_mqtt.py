@@ -342,3 +342,34 @@ def test_ingest_service_stops_cleanly_on_sigterm(broker: MosquittoBroker, db: Pa
     stats = json.loads(out.strip().splitlines()[-1])
     assert stats["stored"] == stats["acked"] == 600
     assert_exactly_once(db, messages)
+
+
+def test_deploy_password_script_and_cli_passwd_file_work_with_mosquitto(tmp_path: Path, db: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    devices = tmp_path / "devices.json"
+    devices.write_text(json.dumps([{"device_id": d, "borrower_id": "x", "lon": 9, "lat": 56, "secret": s}
+                                   for d, s in CREDS.items()]))
+    passwd = tmp_path / "passwd"
+    subprocess.run(["sh", str(repo / "deploy" / "mosquitto" / "make-passwd.sh"), str(devices), str(passwd),
+                    USERS[INGESTER_USER]], check=True, capture_output=True)
+    lines = passwd.read_text().splitlines()
+    assert [line.split(":")[0] for line in lines] == [INGESTER_USER, *DEVICES]
+    assert not any("secret" in line or "ingest-pw" in line for line in lines)  # hashed
+    assert cli_main(["sensors", "devices", "add", "probe-009", "--borrower", "farmer-009", "--lon", "9.3",
+                     "--lat", "56.3", "--secret", "nine-secret", "--passwd-file", str(passwd), "--db", str(db)]) == 0
+    broker = start_mosquitto(tmp_path / "broker", {}, password_file=passwd)
+    try:
+        ingester = Ingester(db, broker.url(INGESTER_USER, USERS[INGESTER_USER]), client_id="pw", max_latency_s=0.05).start()
+        try:
+            ts = datetime(2024, 6, 1)
+            messages = [Message("probe-009", 1, ts, make_payload("probe-009", 1, ts, {"battery": (3.1, "V")}))]
+            messages += make_messages(3)
+            publish(messages, broker.url(), credentials={**CREDS, "probe-009": "nine-secret"})
+            wait_for(lambda: ingester.stats.stored >= 4)
+        finally:
+            ingester.stop()
+        with pytest.raises(BrokerError, match="refused"):
+            publish(messages[:1], broker.url(), credentials={"probe-009": "wrong"})
+    finally:
+        broker.stop()
+    assert_exactly_once(db, messages)

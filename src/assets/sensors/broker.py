@@ -240,12 +240,14 @@ def start_mosquitto(
     port: int | None = None,
     tls: TlsFiles | None = None,
     acl_file: str | Path | None = None,
+    password_file: str | Path | None = None,
 ) -> MosquittoBroker:
-    """Start Mosquitto with the repo config, a password file for ``users`` and the repo ACL."""
+    """Start Mosquitto with the repo config, a password file for ``users`` (or the given
+    ``password_file``, e.g. from deploy/mosquitto/make-passwd.sh) and the repo ACL."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    passwd = write_password_file(workdir / "passwd", users)
+    passwd = Path(password_file) if password_file else write_password_file(workdir / "passwd", users)
     acl = Path(acl_file) if acl_file else workdir / "acl"
     if acl_file is None:
         shutil.copyfile(DEPLOY_DIR / "acl", acl)

@@ -216,7 +216,14 @@ class Ingester:
         self._client = client
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._writer.start()
-        connect_and_wait(client, self.url)
+        try:
+            connect_and_wait(client, self.url)
+        except BaseException:
+            self._client = None
+            self._stopping.set()
+            self._writer.join()
+            raise
+        self._last_message = time.monotonic()  # idle time counts from the connection
         return self
 
     @property
