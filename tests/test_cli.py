@@ -8,7 +8,7 @@ import pytest
 
 from assets.cli import main
 
-COMMANDS = [["demo"], ["nightly"], ["claims", "submit"], ["query", "borrower"], ["query", "portfolio"], ["query", "alerts"],
+COMMANDS = [["demo"], ["nightly"], ["claims", "submit"], ["query", "borrower"], ["query", "portfolio"], ["query", "alerts"], ["serve"],
             ["crop", "train"], ["crop", "predict"], ["crop", "evaluate"], ["fields", "detect"], ["sensors"]]
 
 
