@@ -7,15 +7,18 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export GDAL_CACHEMAX ?= 64
 
-.PHONY: demo test install install-test system-deps bench
+.PHONY: demo test install install-test system-deps web-deps bench
 
-install:
+install: web-deps
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e .
+
+web-deps:
+	npm ci --prefix src/assets/web --no-audit --no-fund --silent
 
 system-deps:
 	bash scripts/install_system_deps.sh
 
-install-test: system-deps
+install-test: system-deps web-deps
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
 demo: install

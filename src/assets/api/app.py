@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from assets.api import routes
 from assets.config import Settings
@@ -46,6 +48,24 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None) -> Fas
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    for router in (routes.portfolio, routes.borrowers, routes.alerts):
+    for router in (routes.portfolio, routes.borrowers, routes.alerts, routes.imagery):
         app.include_router(router)
+    _mount_map(app)
     return app
+
+
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+
+
+def _mount_map(app: FastAPI) -> None:
+    """The farmer's map at /map; Leaflet comes from npm (`npm ci` in src/assets/web)."""
+    leaflet = WEB_DIR / "node_modules" / "leaflet" / "dist"
+    if leaflet.is_dir():
+        app.mount("/vendor/leaflet", StaticFiles(directory=leaflet), name="leaflet")
+        app.mount("/map", StaticFiles(directory=WEB_DIR / "static", html=True), name="map")
+        return
+
+    @app.get("/map", include_in_schema=False)
+    def map_missing() -> JSONResponse:
+        return JSONResponse(status_code=503, content={"error": "the map's JavaScript is not installed; run "
+                                                      "`npm ci --prefix src/assets/web` (make install does it)"})

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 import duckdb
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Response
 
 from assets.api.deps import get_settings, read_db, require_key
 from assets.config import Settings
@@ -15,6 +15,8 @@ from assets.store import queries
 portfolio = APIRouter(prefix="/portfolio", tags=["portfolio"], dependencies=[Depends(require_key)])
 borrowers = APIRouter(prefix="/borrowers", tags=["borrowers"], dependencies=[Depends(require_key)])
 alerts = APIRouter(prefix="/alerts", tags=["alerts"], dependencies=[Depends(require_key)])
+# Open satellite imagery (Copernicus): public, so the map's <img> overlay needs no header.
+imagery = APIRouter(prefix="/imagery", tags=["imagery"])
 
 
 @portfolio.get("")
@@ -46,3 +48,23 @@ def submit_claims(
 def get_alerts(kind: str | None = None, con: duckdb.DuckDBPyConnection = Depends(read_db)) -> list[dict[str, Any]]:
     """Crop-failure and sensor alerts, newest first."""
     return queries.alerts(con, kind=kind)
+
+
+@imagery.get("/latest")
+def latest_imagery(con: duckdb.DuckDBPyConnection = Depends(read_db)) -> dict[str, Any]:
+    """Which tile the map shows, its date and its corners (EPSG:4326)."""
+    from assets.imagery.preview import render_preview
+
+    tile = queries.preview_tile(con)
+    west, south, east, north = render_preview(tile["path"], max_px=64).bounds_lonlat
+    return {"tile_id": tile["tile_id"], "acquired_on": tile["acquired_on"], "url": f"/imagery/{tile['tile_id']}.png",
+            "bounds": [[south, west], [north, east]]}
+
+
+@imagery.get("/{tile_id}.png", response_class=Response)
+def imagery_png(tile_id: str, con: duckdb.DuckDBPyConnection = Depends(read_db)) -> Response:
+    """True-colour PNG of a tile in Web Mercator."""
+    from assets.imagery.preview import render_preview
+
+    png = render_preview(queries.tile_path(con, tile_id)).png
+    return Response(content=png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})

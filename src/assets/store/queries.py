@@ -54,3 +54,20 @@ def alerts(con: duckdb.DuckDBPyConnection, *, kind: str | None = None) -> list[d
         sql += " WHERE kind = ?"
         params.append(kind)
     return _records(con.execute(sql + " ORDER BY as_of DESC, kind, borrower_id", params))
+
+
+def preview_tile(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The clearest, newest catalogued tile: the backdrop of the farmer's map."""
+    rows = _records(con.execute(
+        "SELECT tile_id, path, acquired_on, cloud_fraction FROM tiles "
+        "ORDER BY round(cloud_fraction, 2), acquired_on DESC LIMIT 1"))
+    if not rows:
+        raise NotFoundError("no satellite tiles catalogued yet; run `assets nightly` first")
+    return rows[0]
+
+
+def tile_path(con: duckdb.DuckDBPyConnection, tile_id: str) -> str:
+    row = con.execute("SELECT path FROM tiles WHERE tile_id = ?", [tile_id]).fetchone()
+    if row is None:
+        raise NotFoundError(f"no tile {tile_id!r}")
+    return str(row[0])
