@@ -77,3 +77,26 @@ def test_claim_id_is_stable_and_per_borrower() -> None:
     g2 = json.loads(json.dumps(g))
     assert claim_id("b1", g) == claim_id("b1", g2)
     assert claim_id("b1", g) != claim_id("b2", g)
+
+
+def test_real_surveyed_smallholder_fields(shared_data: Path) -> None:
+    """319 field boundaries walked by surveyors in Kenya: the drawings small farmers make."""
+    from pyproj import Geod
+
+    from assets.config import Settings
+
+    s = Settings()
+    drawings = read_drawings(shared_data / "fields" / "kenya_2019_survey.geojson")
+    geod = Geod(ellps="WGS84")
+    accepted, too_small = 0, 0
+    for d in drawings:
+        try:
+            geom = validate_drawing(d, min_area_ha=s.min_area_ha, max_area_ha=s.max_area_ha)
+        except ClaimGeometryError as exc:
+            assert exc.code == "too_small", str(exc)
+            too_small += 1
+            continue
+        accepted += 1
+        geodesic_ha = abs(geod.geometry_area_perimeter(geom)[0]) / 10_000
+        assert area_ha(geom) == pytest.approx(geodesic_ha, rel=2e-3)  # UTM area matches the ellipsoid
+    assert accepted >= 310 and too_small <= 9

@@ -33,7 +33,7 @@ class Settings:
     # Verification thresholds (fractions of the claimed area).
     min_farmland_fraction: float = 0.5
     max_overlap_fraction: float = 0.05
-    min_area_ha: float = 0.05
+    min_area_ha: float = 0.01  # one 10 m Sentinel-2 pixel: anything smaller cannot be seen
     max_area_ha: float = 2000.0
 
 
