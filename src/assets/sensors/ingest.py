@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 import paho.mqtt.client as mqtt
 
-from assets.sensors.connection import BrokerURL, FastClient, connect_and_wait, make_client
+from assets.sensors.connection import BrokerError, BrokerURL, FastClient, connect_and_wait, make_client
 from assets.sensors.schema import TOPIC_FILTER
 from assets.sensors.writer import BatchResult, BatchWriter, ProcessWriter, _utcnow, store_batch
 from assets.store.db import append, connect, transaction
@@ -94,6 +94,7 @@ class Ingester:
         self._generation = 0
         self._gen_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._subscribed = threading.Event()
         self._writer: threading.Thread | None = None
         self._client: mqtt.Client | None = None
         self._error: BaseException | None = None
@@ -110,6 +111,12 @@ class Ingester:
             self._generation += 1
         self.stats.connections += 1
         client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):  # type: ignore[no-untyped-def]
+        if any(getattr(rc, "is_failure", False) for rc in reason_codes):
+            log.error("the broker refused the subscription to %s: %s", self.topic, reason_codes)
+            return
+        self._subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
         with self._gen_lock:
@@ -213,13 +220,22 @@ class Ingester:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self._client = client
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._writer.start()
         try:
             connect_and_wait(client, self.url)
+            # Messages published after start() returns must reach this session: wait for SUBACK.
+            if not self._subscribed.wait(10):
+                raise BrokerError(
+                    f"the broker at {self.url.redacted()} did not confirm the subscription to {self.topic}; "
+                    "check the ACL allows this user to read it"
+                )
         except BaseException:
             self._client = None
+            client.disconnect()
+            client.loop_stop()
             self._stopping.set()
             self._writer.join()
             raise
