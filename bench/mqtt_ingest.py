@@ -57,10 +57,15 @@ def make_messages(n: int, devices: list[str]) -> list[Message]:
 
 def create_session(url: BrokerURL, client_id: str) -> None:
     """Register a persistent QoS 1 subscription so the broker queues messages for it."""
+    import threading
+
+    subscribed = threading.Event()
     client = make_client(url, client_id, persistent=True)
+    client.on_subscribe = lambda *args: subscribed.set()
     connect_and_wait(client, url)
-    result, mid = client.subscribe(TOPIC_FILTER, qos=1)
-    time.sleep(0.3)
+    client.subscribe(TOPIC_FILTER, qos=1)
+    if not subscribed.wait(30):
+        sys.exit(f"no SUBACK for {client_id}")
     client.disconnect()
     client.loop_stop()
 
