@@ -36,13 +36,15 @@ def test_every_limit_traces_to_claim_tiles_and_models(demo_db) -> None:
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM credit_limits WHERE limit_cny > 0").fetchone()[0] > 0
         rows = con.execute("""
-            SELECT l.limit_id, c.claim_id, v.tile_ids, v.seg_model_version, v.crop_model_version, a.params_version
+            SELECT l.limit_id, c.claim_id, v.tile_ids, a.seg_model_version, a.crop_model_version, a.params_version
             FROM credit_limits l JOIN valuations a USING (valuation_id)
             JOIN verifications v ON v.verification_id = a.verification_id
             JOIN claims c ON c.claim_id = l.claim_id""").fetchall()
         n_limits = con.execute("SELECT count(*) FROM credit_limits").fetchone()[0]
+        inputs = [json.loads(r[0]) for r in con.execute("SELECT inputs FROM valuations").fetchall()]
         tile_ids = {r[0] for r in con.execute("SELECT tile_id FROM tiles").fetchall()}
     assert len(rows) == n_limits
+    assert inputs and all(i["crop_probs"] and i["tile_ids"] and i["verified_area_ha"] > 0 for i in inputs)
     for _, _, tiles, seg_v, crop_v, params_v in rows:
         assert tiles and set(tiles) <= tile_ids
         assert seg_v and crop_v and params_v

@@ -220,6 +220,13 @@ def _write(con, report: RunReport, tiles: Sequence[TileRecord], models: Models, 
             "price_cny_per_kg": val.price_cny_per_kg, "crop_probability": val.crop_probability,
             "value_cny": val.value_cny, "params_version": val.params_version,
             "explanation": json.dumps(val.explanation[:4]),
+            "seg_model_version": models.seg_version, "crop_model_version": models.crop_version,
+            "inputs": json.dumps({
+                "verified_area_ha": v.verified_area_ha, "claimed_area_ha": v.claimed_area_ha,
+                "crop_probs": {k: round(p, 5) for k, p in v.crop_probs.items()},
+                "sensor_status": (v.sensor_evidence or {}).get("status"),
+                "reasons": [r.code for r in v.reasons], "tile_ids": a.observation.tile_ids if a.observation else [],
+            }),
         })
         lim_rows.append({
             "limit_id": lim_id, "valuation_id": val_id, "claim_id": c.claim_id, "borrower_id": c.borrower_id,
