@@ -107,3 +107,22 @@ def test_bundled_sample_season_is_valid(repo: Path) -> None:
     assert len({(t.crs, t.bounds) for t in tiles}) == 1  # one grid: a per-pixel season
     assert all(t.bands == ("red", "green", "blue", "nir") for t in tiles)
     assert max(t.cloud_fraction for t in tiles) > 0.05  # one date is partly cloudy on purpose
+
+
+def test_map_preview_is_web_mercator_with_transparent_clouds(repo: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from assets.imagery.preview import preview_bounds, render_preview
+
+    cloudy = repo / "sample_tiles" / "S2_DK_20160625.tif"
+    preview = render_preview(str(cloudy), max_px=256)
+    image = np.asarray(Image.open(io.BytesIO(preview.png)))
+    assert image.shape[2] == 4 and max(image.shape[:2]) == 256
+    transparent = (image[..., 3] == 0).mean()
+    assert 0.1 < transparent < 0.3  # the cloud (14 %) and the reprojection margin are see-through
+    assert preview.bounds_lonlat == preview_bounds(str(cloudy), max_px=256)
+    west, south, east, north = preview.bounds_lonlat
+    tile = describe_tile(cloudy)
+    assert west <= tile.bounds_lonlat[0] + 1e-3 and east >= tile.bounds_lonlat[2] - 1e-3 and south < north

@@ -53,10 +53,10 @@ def get_alerts(kind: str | None = None, con: duckdb.DuckDBPyConnection = Depends
 @imagery.get("/latest")
 def latest_imagery(con: duckdb.DuckDBPyConnection = Depends(read_db)) -> dict[str, Any]:
     """Which tile the map shows, its date and its corners (EPSG:4326)."""
-    from assets.imagery.preview import render_preview
+    from assets.imagery.preview import preview_bounds
 
     tile = queries.preview_tile(con)
-    west, south, east, north = render_preview(tile["path"], max_px=64).bounds_lonlat
+    west, south, east, north = preview_bounds(tile["path"])
     return {"tile_id": tile["tile_id"], "acquired_on": tile["acquired_on"], "url": f"/imagery/{tile['tile_id']}.png",
             "bounds": [[south, west], [north, east]]}
 

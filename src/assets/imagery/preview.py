@@ -10,12 +10,13 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+from affine import Affine
 from PIL import Image
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject, transform_bounds
 
-from assets.imagery.tiles import open_tile, read_reflectance
+from assets.imagery.tiles import TileInfo, open_tile, read_reflectance
 
 WEB_MERCATOR = CRS.from_epsg(3857)
 
@@ -26,16 +27,30 @@ class Preview:
     bounds_lonlat: tuple[float, float, float, float]  # west, south, east, north
 
 
+def _mercator_grid(info: TileInfo, max_px: int) -> tuple[Affine, int, int, tuple[float, float, float, float]]:
+    """The Web Mercator grid the preview is drawn on, and its corners in lon/lat."""
+    dst_transform, w, h = calculate_default_transform(info.crs, WEB_MERCATOR, info.width, info.height, *info.bounds)
+    scale = max(1.0, max(w, h) / max_px)
+    w, h = int(w / scale), int(h / scale)
+    dst_transform = dst_transform * Affine.scale(scale, scale)
+    west, north = dst_transform * (0, 0)
+    east, south = dst_transform * (w, h)
+    return dst_transform, w, h, tuple(transform_bounds(WEB_MERCATOR, "EPSG:4326", west, south, east, north))
+
+
+def preview_bounds(path: str, *, max_px: int = 1024) -> tuple[float, float, float, float]:
+    """(west, south, east, north) of `render_preview`'s image, without rendering it."""
+    with open_tile(path) as handle:
+        return _mercator_grid(handle.info, max_px)[3]
+
+
 def render_preview(path: str, *, max_px: int = 1024, gain: float = 3.5) -> Preview:
     """RGB reflectance x ``gain`` (clipped), nodata transparent, at most ``max_px`` wide."""
     with open_tile(path) as handle:
         rgb, valid = read_reflectance(handle, ["red", "green", "blue"])
-        src_crs, src_transform = handle.info.crs, handle.info.transform
-        width, height, bounds = handle.info.width, handle.info.height, handle.info.bounds
-    dst_transform, w, h = calculate_default_transform(src_crs, WEB_MERCATOR, width, height, *bounds)
-    scale = max(1.0, max(w, h) / max_px)
-    w, h = int(w / scale), int(h / scale)
-    dst_transform = dst_transform * dst_transform.scale(scale, scale)
+        info = handle.info
+    dst_transform, w, h, lonlat = _mercator_grid(info, max_px)
+    src_crs, src_transform = info.crs, info.transform
     rgba = np.zeros((4, h, w), np.float32)
     src = np.concatenate([rgb, valid[None].astype(np.float32)])
     for band in range(4):
@@ -46,7 +61,4 @@ def render_preview(path: str, *, max_px: int = 1024, gain: float = 3.5) -> Previ
     pixels = np.concatenate([image, alpha[None]]).astype(np.uint8).transpose(1, 2, 0)
     buf = io.BytesIO()
     Image.fromarray(pixels, "RGBA").save(buf, format="PNG", optimize=True)
-    west, north = dst_transform * (0, 0)
-    east, south = dst_transform * (w, h)
-    lonlat = transform_bounds(WEB_MERCATOR, "EPSG:4326", west, south, east, north)
-    return Preview(png=buf.getvalue(), bounds_lonlat=tuple(lonlat))
+    return Preview(png=buf.getvalue(), bounds_lonlat=lonlat)
