@@ -1,4 +1,4 @@
-"""Which pixels may hold a field: nodata and cloud masks applied before and after segmentation.
+"""Which pixels may hold a field: nodata, cloud and water masks applied around segmentation.
 
 The bundled tiles already write clouds as nodata, but raw Level-2A scenes do not, so a
 conservative brightness/whiteness test flags thick clouds too: a cloud is bright in all visible
@@ -26,6 +26,21 @@ def cloud_mask(refl: np.ndarray, bands: Sequence[str], *, brightness: float = CL
     mean = vis.mean(axis=0)
     spread = vis.max(axis=0) - vis.min(axis=0)
     return (mean > brightness) & (spread < whiteness * np.maximum(mean, 1e-6))
+
+
+#: McFeeters NDWI (green - nir) / (green + nir) above which a pixel is open water.
+WATER_NDWI = 0.1
+
+
+def water_mask(green: np.ndarray, nir: np.ndarray, *, threshold: float = WATER_NDWI) -> np.ndarray:
+    """True on open water (rivers, lakes): never farmland. Needs NIR, so only used when a tile has it.
+
+    The RGB-only model was trained on a scene without large water bodies and can mistake a
+    bright, turbid river for a bare field; water's near-zero NIR makes the spectral test reliable.
+    """
+    g = green.astype(np.float32)
+    n = nir.astype(np.float32)
+    return (g - n) > threshold * np.maximum(g + n, 1e-6)
 
 
 def usable_mask(refl: np.ndarray, valid: np.ndarray, bands: Sequence[str], *, clouds: bool = True,

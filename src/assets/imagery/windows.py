@@ -1,17 +1,17 @@
 """Tiled inference over rasters of any size: overlapping windows, seam-free blending, bounded memory.
 
-Windows start on a grid whose stride is a multiple of 8 (the U-Net's pooling factor), so every
-window sees the same pooling phase as a single whole-raster pass, and overlapping predictions are
-blended with weights that fall linearly to ~0 at window edges (where zero padding makes the CNN
-least reliable). Rows are finished and handed on one window-row ("strip") at a time, so memory
+Windows start on a grid of multiples of 16 (covering the U-Net's pooling factor), so every window
+sees the same pooling phase as a single whole-raster pass, and overlapping predictions are blended
+with weights that are ~0 at window edges (where zero padding makes the CNN least reliable). Rows are finished and handed on one window-row ("strip") at a time, so memory
 is O(window_px x raster width) whatever the raster height; `predict_raster_to_file` never holds
-the whole tile. The same window grid (`window_grid`) is used by training crops and benchmarks.
+the whole tile.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -21,7 +21,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from assets.errors import ImageryError, InputError
-from assets.imagery.masks import apply_mask, usable_mask
+from assets.imagery.masks import apply_mask, usable_mask, water_mask
 from assets.imagery.tiles import TileHandle, open_tile, read_reflectance
 from assets.models.segment import SIZE_MULTIPLE, Segmenter
 
@@ -62,8 +62,8 @@ def window_grid(height: int, width: int, window_px: int = 512, overlap_px: int =
                 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(row windows, column windows) as (start, size) pairs covering the raster.
 
-    Starts are multiples of 8 and windows never run past the raster: the last one is pulled back
-    (and may be up to 7 px longer than ``window_px``) so it keeps full context instead of being a
+    Starts are multiples of 16 and windows never run past the raster: the last one is pulled back
+    (and may be up to 15 px longer than ``window_px``) so it keeps full context instead of being a
     thin sliver; consecutive windows overlap by at least ``overlap_px``.
     """
     window_px, stride = _check_sizes(window_px, overlap_px)
@@ -93,6 +93,7 @@ def _check_sizes(window_px: int, overlap_px: int) -> tuple[int, int]:
     return window_px, stride
 
 
+@lru_cache(maxsize=16)
 def blend_weights(h: int, w: int, overlap_px: int) -> np.ndarray:
     """(h, w) weights: 1 in the centre, ~0 in the outer quarter of the overlap, a linear ramp between.
 
@@ -108,7 +109,9 @@ def blend_weights(h: int, w: int, overlap_px: int) -> np.ndarray:
         d = np.minimum(np.arange(n), np.arange(n)[::-1]).astype(np.float32)
         return np.clip((d + 0.5 - margin) / (overlap_px - margin), _MIN_WEIGHT, 1.0)
 
-    return np.outer(ramp(h), ramp(w)).astype(np.float32)
+    weights = np.outer(ramp(h), ramp(w)).astype(np.float32)
+    weights.flags.writeable = False  # cached and shared between windows
+    return weights
 
 
 def iter_strips(handle: TileHandle, model: Segmenter, *, window_px: int = 512, overlap_px: int = 64,
@@ -122,6 +125,12 @@ def iter_strips(handle: TileHandle, model: Segmenter, *, window_px: int = 512, o
         )
     H, W = handle.info.height, handle.info.width
     rows, cols = window_grid(H, W, window_px, overlap_px)
+    # Read NIR too when the tile has it (even if the model does not use it): it finds open water.
+    names = tuple(model.bands)
+    use_nir = "nir" in handle.bands and "green" in handle.bands
+    if use_nir and "nir" not in names:
+        names += ("nir",)
+    nb = len(model.bands)
     buf_h = max(h for _, h in rows)
     fill = model.mean.astype(np.float32)[:, None, None]
     acc = np.zeros((3, buf_h, W), dtype=np.float32)
@@ -131,11 +140,12 @@ def iter_strips(handle: TileHandle, model: Segmenter, *, window_px: int = 512, o
     try:
         for i, (r0, h) in enumerate(rows):
             for c0, w in cols:
-                x, valid = read_reflectance(handle, model.bands, Window(c0, r0, w, h))
-                ok = usable_mask(x, valid, model.bands, clouds=clouds)
+                x, valid = read_reflectance(handle, names, Window(c0, r0, w, h))
+                ok = usable_mask(x, valid, names, clouds=clouds)
                 if ok.any():
-                    x = np.where(ok[None], x, fill)
-                    p = model.predict_proba(x)
+                    p = model.predict_proba(np.where(ok[None], x[:nb], fill))
+                    if use_nir:
+                        apply_mask(p, ~water_mask(x[names.index("green")], x[names.index("nir")]))
                 else:
                     p = np.zeros((3, h, w), dtype=np.float32)
                     p[0] = 1.0

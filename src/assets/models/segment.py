@@ -19,14 +19,18 @@ from assets.errors import InputError, ModelError
 
 ARCH = "unet-seg-v1"
 CLASSES = ("background", "field", "boundary")
-#: Spatial size of every input must be a multiple of this (3 poolings).
-SIZE_MULTIPLE = 8
+#: Inputs are padded to, and windows aligned on, multiples of this: it covers up to 4 poolings
+#: (5 widths), so every supported network sees the same pooling phase in every window.
+SIZE_MULTIPLE = 16
 
 
 def build_unet(in_channels: int = 3, widths: Sequence[int] = (16, 32, 64, 128), n_classes: int = 3) -> Any:
     """Build the U-Net; lazily imports torch so importing this module stays cheap."""
     import torch
     from torch import nn
+
+    if not 2 <= len(widths) <= 5:
+        raise ModelError(f"U-Net needs 2..5 widths (at most {SIZE_MULTIPLE}x downsampling), got {tuple(widths)}")
 
     def block(cin: int, cout: int) -> nn.Sequential:
         return nn.Sequential(
@@ -94,7 +98,7 @@ class Segmenter:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """``x`` (bands, h, w) float32 reflectance 0..1 -> (3, h, w) float32 probabilities.
 
-        Any h, w >= 1 works: the input is reflect-padded to a multiple of 8 and cropped back.
+        Any h, w >= 1 works: the input is reflect-padded to a multiple of 16 and cropped back.
         """
         out = self.predict_proba_batch(np.asarray(x, dtype=np.float32)[None])
         return out[0]

@@ -202,3 +202,79 @@ def score(probs: np.ndarray, valid: np.ndarray, classes: np.ndarray, ids: np.nda
         "parcels_iou_gt_0_5": round(float((arr > 0.5).mean()), 4),
         "n_parcels": int(len(ious)),
     }
+
+
+def overlay_figure(model: Segmenter, scene: SceneLabels, out_png: str | Path) -> Path:
+    """Card figure: held-out strip with parcels (yellow) vs predicted fields (cyan), and the
+    predicted class probabilities (red background, green field, blue boundary)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rasterio import features
+
+    from assets.fields.polygonize import label_fields
+
+    img, classes, ids = holdout_region(scene)
+    probs = model.predict_proba(img)
+    labels = label_fields(probs, np.ones(classes.shape, dtype=bool))
+    rgb = np.clip(img.transpose(1, 2, 0) / np.percentile(img, 99.5), 0, 1)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 8.5))
+    for ax, title in zip(axes, ("parcels (yellow) vs predicted fields (cyan)", "probabilities: bg / field / boundary",
+                                "predicted field instances")):
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    axes[0].imshow(rgb)
+    for lab, colour in ((ids, "yellow"), (labels, "cyan")):
+        for geom, _ in features.shapes(lab, mask=lab > 0, connectivity=4):
+            for ring in geom["coordinates"]:
+                xy = np.asarray(ring) - 0.5
+                axes[0].plot(xy[:, 0], xy[:, 1], color=colour, lw=0.8)
+    axes[1].imshow(probs.transpose(1, 2, 0))
+    rng = np.random.default_rng(0)
+    colours = rng.uniform(0.2, 1.0, size=(int(labels.max()) + 1, 3))
+    colours[0] = 0
+    axes[2].imshow(colours[labels])
+    m = model.metrics or {}
+    fig.suptitle(f"held-out strip (eastern {scene.image.shape[2] - scene.split_col} columns): field IoU "
+                 f"{m.get('field_pixel_iou', float('nan')):.3f}, mean parcel IoU {m.get('parcel_iou_mean', float('nan')):.3f}",
+                 fontsize=10)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+    return out_png
+
+
+def sample_figure(model: Segmenter, tile: str | Path, out_png: str | Path, band_order: str | None = None) -> Path:
+    """Card figure for an unlabelled tile: its RGB with the detected field outlines (qualitative check)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rasterio import features
+
+    from assets.fields.polygonize import label_fields
+    from assets.imagery.tiles import open_tile, read_reflectance
+    from assets.imagery.windows import predict_raster
+
+    res = predict_raster(tile, model, band_order=band_order)
+    with open_tile(tile, band_order) as handle:
+        rgb, _ = read_reflectance(handle, ("red", "green", "blue"))
+    labels = label_fields(res.probs, res.valid)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.2))
+    axes[0].imshow(np.clip(rgb.transpose(1, 2, 0) / np.percentile(rgb, 99.5), 0, 1))
+    for geom, _ in features.shapes(labels, mask=labels > 0, connectivity=4):
+        for ring in geom["coordinates"]:
+            xy = np.asarray(ring) - 0.5
+            axes[0].plot(xy[:, 0], xy[:, 1], color="cyan", lw=0.7)
+    axes[1].imshow(res.probs.transpose(1, 2, 0))
+    axes[0].set_title(f"{Path(tile).name}: detected fields (cyan)", fontsize=9)
+    axes[1].set_title("probabilities: bg / field / boundary", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+    return out_png
