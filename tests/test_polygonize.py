@@ -135,3 +135,15 @@ def test_label_fields_accepts_uint8_and_float_alike():
     lb = label_fields(np.rint(probs * 255).astype(np.uint8))
     assert la.max() == lb.max() == 2
     assert np.array_equal(la > 0, lb > 0)
+
+
+def test_fields_cut_by_processing_strips_are_rejoined(monkeypatch):
+    import assets.fields.polygonize as poly
+
+    probs = probs_from_ids(two_touching_fields())
+    whole = polygonize(probs, T, UTM)
+    monkeypatch.setattr(poly, "_STRIP", 7)  # strip edges cut through both fields several times
+    cut = polygonize(probs, T, UTM)
+    assert len(cut) == len(whole) == 2
+    assert all(g.geom_type == "Polygon" for g in cut.geometry)
+    assert np.allclose(sorted(cut["area_ha"]), sorted(whole["area_ha"]))

@@ -159,8 +159,6 @@ def labels_to_frame(labels: np.ndarray, prob_sum: np.ndarray | None, transform: 
     raster strip by strip (bounded temporary memory) and re-joins fields cut by strip edges.
     """
     import geopandas as gpd
-    import shapely
-    from rasterio import features
 
     columns = ["field_id", "area_ha", "field_prob", "n_pixels"]
     empty = gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs="EPSG:4326")
@@ -174,19 +172,7 @@ def labels_to_frame(labels: np.ndarray, prob_sum: np.ndarray | None, transform: 
     keep[0] = False
     if not keep.any():
         return empty
-    geoms: dict[int, list[Any]] = {}
-    H = labels.shape[0]
-    for r0 in range(0, H, _STRIP):
-        lab = labels[r0:r0 + _STRIP]
-        mask = keep[lab]
-        if not mask.any():
-            continue
-        t = transform @ transform.translation(0, r0)
-        for geom, value in features.shapes(lab, mask=mask, transform=t, connectivity=4):
-            rings = [np.asarray(r, dtype=np.float64) for r in geom["coordinates"]]
-            geoms.setdefault(int(value), []).append(shapely.Polygon(rings[0], rings[1:]))
-    ids = np.array(sorted(geoms), dtype=np.int64)
-    polys = [g[0] if len(g) == 1 else shapely.union_all(g) for g in (geoms[i] for i in ids)]
+    ids, polys = _vectorise(labels, keep, transform)
     gs = gpd.GeoSeries(polys, crs=crs)
     if simplify_px > 0:
         gs = gs.simplify(simplify_px * abs(transform.a), preserve_topology=True)
@@ -206,6 +192,43 @@ def labels_to_frame(labels: np.ndarray, prob_sum: np.ndarray | None, transform: 
     frame = frame[area_m2 >= min_area_m2].reset_index(drop=True)
     frame["field_id"] = np.arange(1, len(frame) + 1, dtype=np.int64)
     return frame.to_crs("EPSG:4326")
+
+
+def _vectorise(labels: np.ndarray, keep: np.ndarray, transform: Any) -> tuple[np.ndarray, list[Any]]:
+    """Polygons of the kept labels, strip by strip, built in one vectorised call (GeoArrow layout);
+    a field cut by a strip edge is re-joined by a union of its pieces."""
+    import shapely
+    from rasterio import features
+
+    coords: list[Any] = []
+    ring_off, poly_off, values = [0], [0], []
+    for r0 in range(0, labels.shape[0], _STRIP):
+        lab = labels[r0:r0 + _STRIP]
+        mask = keep[lab]
+        if not mask.any():
+            continue
+        t = transform @ transform.translation(0, r0)
+        for geom, value in features.shapes(lab, mask=mask, transform=t, connectivity=4):
+            rings = geom["coordinates"]
+            for ring in rings:
+                coords.extend(ring)
+                ring_off.append(ring_off[-1] + len(ring))
+            poly_off.append(poly_off[-1] + len(rings))
+            values.append(int(value))
+    if not values:
+        return np.zeros(0, dtype=np.int64), []
+    pieces = shapely.from_ragged_array(
+        shapely.GeometryType.POLYGON, np.asarray(coords, dtype=np.float64),
+        (np.asarray(ring_off, dtype=np.int64), np.asarray(poly_off, dtype=np.int64)),
+    )
+    vals = np.asarray(values, dtype=np.int64)
+    order = np.argsort(vals, kind="stable")
+    vals, pieces = vals[order], pieces[order]
+    ids, starts, counts = np.unique(vals, return_index=True, return_counts=True)
+    polys = list(pieces[starts])
+    for j in np.flatnonzero(counts > 1):
+        polys[j] = shapely.union_all(pieces[starts[j]:starts[j] + counts[j]])
+    return ids, polys
 
 
 def _is_utm(crs: Any) -> bool:
