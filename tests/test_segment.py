@@ -49,6 +49,19 @@ def test_predict_proba_returns_probabilities_for_any_size(model, shape):
     assert (p >= 0).all()
 
 
+def test_bf16_autocast_keeps_predictions(model):
+    """bf16 is used automatically on AMX/AVX512-BF16 CPUs; its numerics must match fp32 closely."""
+    d = data_dir()
+    import rasterio
+
+    with rasterio.open(d / "s2_rgb_2016.tif") as src:
+        x = src.read(window=rasterio.windows.Window(0, 0, 96, 96)).astype(np.float32) / 10000
+    fp32 = model.predict_proba(x)
+    half = load(WEIGHTS, bf16=True).predict_proba(x)
+    assert np.abs(fp32 - half).mean() < 0.02
+    assert (fp32.argmax(0) == half.argmax(0)).mean() > 0.97
+
+
 def test_predict_proba_rejects_wrong_band_count(model):
     with pytest.raises(InputError):
         model.predict_proba(np.zeros((4, 16, 16), dtype=np.float32))
