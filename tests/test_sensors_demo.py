@@ -73,3 +73,19 @@ def test_feed_sample_through_a_real_broker_logs_devices_in(tmp_path: Path, short
     finally:
         broker.stop()
     assert stats.stored == len(short_log.read_text().splitlines()) - 1 and stats.quarantined == 0
+
+
+def test_replay_speed_paces_messages_by_their_timestamps() -> None:
+    from datetime import datetime, timedelta
+
+    from assets.sensors.replay import Message, publish
+    from assets.sensors.schema import make_payload
+
+    t0 = datetime(2016, 9, 1)
+    messages = [Message("probe-001", i + 1, t0 + timedelta(minutes=15 * i),
+                        make_payload("probe-001", i + 1, t0 + timedelta(minutes=15 * i), {"battery": (3.2, "V")}))
+                for i in range(3)]
+    with EmbeddedBroker() as broker:
+        paced = publish(list(reversed(messages)), broker.url, speed=1800)  # 15 min of log = 0.5 s
+    assert paced.published == 3
+    assert paced.elapsed_s >= 0.9  # two gaps of 0.5 s, whatever order the rows came in
