@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
