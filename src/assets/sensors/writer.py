@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 import duckdb
 import pyarrow as pa
 
-from assets.errors import StoreLockedError
+from assets.errors import StoreError, StoreLockedError
 from assets.sensors.registry import device_statuses
 from assets.sensors.schema import READING_COLUMNS, DeviceStatus, Reading, Reject, validate
 from assets.store.db import append, connect, transaction
@@ -217,14 +217,17 @@ class ProcessWriter:
         self.lock_retries = 0
         if not self._conn.poll(120) or self._conn.recv()[0] != "ready":
             self.close()
-            raise StoreLockedError("the ingest writer process did not start; see the log above")
+            raise StoreError("the ingest writer process did not start; see the log above")
 
     def commit(self, messages: Sequence[tuple[str, bytes]], more_waiting: bool) -> BatchResult:
         self._conn.send((list(messages), more_waiting))
         try:
             status, payload, self.lock_retries = self._conn.recv()
         except EOFError as exc:
-            raise StoreLockedError("the ingest writer process died; its batch was not committed") from exc
+            raise StoreError(
+                "the ingest writer process died; its batch was not committed or acknowledged and the "
+                "broker will redeliver it: restart the ingester"
+            ) from exc
         if status == "error":
             raise payload
         return payload  # type: ignore[no-any-return]
