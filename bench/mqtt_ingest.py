@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--devices", type=int, default=8)
     parser.add_argument("--inflight", type=int, default=1000, help="publisher window per device client")
-    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--hold-db", action="store_true", help="keep DuckDB open between batches")
     parser.add_argument("--writer-process", action="store_true", help="validate and commit in a child process")
     args = parser.parse_args()

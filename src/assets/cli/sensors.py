@@ -76,7 +76,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                         "--drain once the broker has nothing more for it.")
     p.add_argument("--broker", default=None, help="mqtt://ingester:PASSWORD@host:1883 or mqtts://... (default $ASSETS_BROKER)")
     p.add_argument("--client-id", default="assets-ingester", help="persistent session name (default assets-ingester)")
-    p.add_argument("--batch-size", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=10_000,
+                   help="messages per commit (keep well below the broker's max_inflight_messages)")
     p.add_argument("--drain", action="store_true", help="stop once nothing has arrived for --idle seconds")
     p.add_argument("--idle", type=float, default=2.0)
     p.add_argument("--hold-db", action="store_true", help="keep the DuckDB file open (faster; blocks other writers)")

@@ -73,7 +73,7 @@ class Ingester:
         *,
         client_id: str = DEFAULT_CLIENT_ID,
         topic: str = TOPIC_FILTER,
-        batch_size: int = 5000,
+        batch_size: int = 10_000,
         max_latency_s: float = 0.25,
         hold_db: bool = False,
         lock_retry_s: float = 5.0,
