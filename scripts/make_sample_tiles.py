@@ -79,10 +79,12 @@ def main() -> None:
                        np.where(rgb[1] > rgb[0] * 1.05, UCR["hardwood"], UCR["meadow"]))
     bg_series = {k: series[k][rng.integers(len(series[k]))][idx] for k in np.unique(bg_kind)}
     parcel_series = np.stack([series[UCR[c]][rng.integers(len(series[UCR[c]]))][idx] for c in parcels["ucr"]])
-    # Crop failure on purpose: one barley parcel's canopy collapses from mid-April (drought),
-    # weeks before the barley harvest.
+    # Crop failure on purpose: one barley parcel, well established in February, loses its canopy
+    # by mid-March (drought), weeks before barley normally senesces.
     failed = int(parcels.index[parcels["ucr"] == "barley"][np.argsort(-parcels[parcels["ucr"] == "barley"].area.values)[3]])
-    parcel_series[failed, 2:] = np.minimum(parcel_series[failed, 2:], [0.24, 0.2, 0.18, 0.18, 0.2])
+    barley = series[UCR["barley"]][:, idx]
+    parcel_series[failed] = barley[np.flatnonzero(barley[:, 0] >= 0.65)[0]]
+    parcel_series[failed, 1:] = np.minimum(parcel_series[failed, 1:], [0.24, 0.22, 0.2, 0.18, 0.18, 0.2])
 
     ndvi = np.empty((len(DATES), h, w), np.float32)
     for k, s in bg_series.items():

@@ -1,8 +1,8 @@
 """Crop-failure alerts from the season's NDVI: the canopy collapsed before the crop's harvest.
 
 A healthy crop greens up, peaks, and senesces around harvest; a failed one (drought, flood,
-pests) loses its canopy weeks early. The rule compares the newest clear observation before the
-expected harvest day with the season's peak so far.
+pests) loses its canopy weeks early. The rule compares the newest clear observation inside the
+crop's own season (``season_start_doy`` to ``harvest_doy``) with the season's peak so far.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ def crop_failure(borrower_id: str, crop: str | None, obs: ClaimObservation, para
     econ = params.crops.get(crop or "")
     if econ is None:
         return None
-    dates = [d for d in obs.usable_dates if d.observed_on.timetuple().tm_yday < econ.harvest_doy]
-    if len(dates) < 3:
+    dates = [d for d in obs.usable_dates
+             if econ.season_start_doy <= d.observed_on.timetuple().tm_yday < econ.harvest_doy]
+    if len(dates) < 2:
         return None
     peak = max(dates, key=lambda d: d.ndvi_mean)
     last = dates[-1]

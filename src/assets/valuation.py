@@ -25,6 +25,7 @@ class CropEconomics:
     yield_kg_per_mu: float
     price_cny_per_kg: float
     harvest_doy: int
+    season_start_doy: int = 0
 
     @property
     def value_cny_per_mu(self) -> float:
@@ -53,7 +54,8 @@ def load_params(path: str | None = None) -> ValuationParams:
             round_down_to_cny=float(raw["round_down_to_cny"]), borrower_cap_cny=float(raw["borrower_cap_cny"]),
             crop_failure_factor=float(raw["crop_failure_factor"]),
             sensor_factor={k: float(v) for k, v in raw["sensor_factor"].items()},
-            crops={k: CropEconomics(float(v["yield_kg_per_mu"]), float(v["price_cny_per_kg"]), int(v["harvest_doy"]))
+            crops={k: CropEconomics(float(v["yield_kg_per_mu"]), float(v["price_cny_per_kg"]), int(v["harvest_doy"]),
+                                    int(v.get("season_start_doy", 0)))
                    for k, v in raw["crops"].items()},
         )
     except (OSError, KeyError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
