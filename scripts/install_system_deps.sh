@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: a real MQTT broker (Mosquitto) and a real browser (Chromium).
+# Debian packages the tests need: a real MQTT broker (Mosquitto, its clients for the benchmark),
+# openssl for the TLS test, and a real browser (Chromium) for the map.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
+command -v openssl >/dev/null || need+=(openssl)
 command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-echo "system dependencies ready: mosquitto, mosquitto-clients, chromium"
+echo "system dependencies ready: mosquitto, mosquitto-clients, openssl, chromium"

@@ -39,3 +39,7 @@ class SensorError(InputError):
 
 class NotFoundError(AssetsError, LookupError):
     """A borrower, claim, tile or device that was asked for does not exist."""
+
+
+class BrokerError(AssetsError, ConnectionError):
+    """The MQTT broker cannot be reached or refused our credentials."""

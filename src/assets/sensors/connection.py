@@ -13,11 +13,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
-from assets.errors import AssetsError, InputError
+from assets.errors import BrokerError, InputError
 
 
-class BrokerError(AssetsError, ConnectionError):
-    """The MQTT broker cannot be reached or refused our credentials."""
 
 
 @dataclass(frozen=True)

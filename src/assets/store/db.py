@@ -47,13 +47,14 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
     )
     applied = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
-    newest_known = SCHEMA_VERSION
+    migrations = _migrations()  # read now: a migration may have been added since import
+    newest_known = max((v for v, _, _ in migrations), default=0)
     if applied and max(applied) > newest_known:
         raise StoreError(
             f"the database is at schema version {max(applied)} but this program only knows "
             f"{newest_known}; upgrade the assets package before opening it"
         )
-    for version, name, sql in _migrations():
+    for version, name, sql in migrations:
         if version in applied:
             continue
         with transaction(con):
