@@ -75,10 +75,12 @@ def run_one(tile: Path, window: int, threads: int) -> dict:
     with rasterio.Env(GDAL_CACHEMAX=64, GDAL_NUM_THREADS=1):
         t0 = time.perf_counter()
         model = load()
+        rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         with tempfile.TemporaryDirectory(prefix="segbench-") as tmp:
             t1 = time.perf_counter()
             summary = predict_raster_to_file(tile, model, Path(tmp) / "probs.tif", window_px=window)
             t2 = time.perf_counter()
+            rss_segment = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             frame = polygonize_file(Path(tmp) / "probs.tif")
             t3 = time.perf_counter()
             write_fields(frame, Path(tmp) / "fields.parquet")
@@ -91,6 +93,7 @@ def run_one(tile: Path, window: int, threads: int) -> dict:
         "segment_mpx_per_s": round(mpx / (t2 - t1), 3), "n_fields": int(len(frame)),
         "total_ha": round(float(frame["area_ha"].sum()), 1) if len(frame) else 0.0,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_after_segment_mib": round(rss_segment, 1), "rss_at_start_mib": round(rss_start, 1),
         "threads": threads, "window_px": window, "model": model.version,
     }
 

@@ -147,3 +147,16 @@ def test_fields_cut_by_processing_strips_are_rejoined(monkeypatch):
     assert len(cut) == len(whole) == 2
     assert all(g.geom_type == "Polygon" for g in cut.geometry)
     assert np.allclose(sorted(cut["area_ha"]), sorted(whole["area_ha"]))
+
+
+def test_growth_does_not_depend_on_processing_strips():
+    from assets.fields.polygonize import _grow_once
+
+    rng = np.random.default_rng(0)
+    labels = np.where(rng.random((64, 40)) < 0.05, rng.integers(1, 9, (64, 40)), 0).astype(np.int32)
+    extent = rng.random((64, 40)) < 0.8
+    a, b = labels.copy(), labels.copy()
+    _grow_once(a, extent, strip=64)
+    _grow_once(b, extent, strip=5)
+    assert np.array_equal(a, b)
+    assert (a > 0).sum() > (labels > 0).sum()
