@@ -102,8 +102,6 @@ def cmd_card(args: argparse.Namespace) -> None:
         res[name] = {"accuracy": s.accuracy, "macro_f1": s.macro_f1, "ece": s.ece, "nll": s.nll}
     res["cnn_members_accuracy"] = members
     farm = np.array([c in crop.CROPLAND for c in dev.classes])
-    pred = full.confusion.sum(axis=0)  # unused placeholder avoided below
-    del pred
     p = dev.predict_proba(values[va], mask=valid[va])
     res["cropland_accuracy"] = float(np.mean((p[:, farm].sum(axis=1) > 0.5) == farm[y]))
     out = Path(args.card_dir)
@@ -111,6 +109,14 @@ def cmd_card(args: argparse.Namespace) -> None:
     reliability_plot({"before scaling": raw, f"T={dev.temperature:.2f}": full, "sparse 6-8 dates": sp},
                      out / "crop_reliability.png")  # fmt: skip
     (Path(args.dev) / "class_table.md").write_text(class_table(full, dev.classes) + "\n")
+    final_path = args.model_out
+    if final_path.is_file():
+        final = crop.load(final_path)
+        fp = final.predict_proba(values[va], mask=sparse)
+        res["final"] = {"version": final.version, "train_s": final.meta.get("train_s"), "temperature": final.temperature,
+                        "rows": final.meta.get("rows"), "machine": final.meta.get("machine"),
+                        "seen_val_accuracy": float(np.mean(final.predict_proba(values[va], mask=valid[va]).argmax(1) == y)),
+                        "seen_val_sparse_accuracy": float(np.mean(fp.argmax(1) == y))}  # fmt: skip
     (Path(args.dev) / "card.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
     print(class_table(full, dev.classes))
