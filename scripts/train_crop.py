@@ -1,7 +1,8 @@
 """Reproduce the production crop model and the evidence in models/crop_card.md.
 
     python scripts/train_crop.py dev   --out /tmp/crop_dev      # 80/20 stratified split: tune + score
-    python scripts/train_crop.py final --temperature T          # same recipe on every labelled row
+    python scripts/train_crop.py final --temperature T --temperature-sparse TS   # same recipe, every labelled row
+    python scripts/train_crop.py calibrate --dev /tmp/crop_dev  # (re)fit dev temperatures, copy them to models/crop.pt
     python scripts/train_crop.py card  --dev /tmp/crop_dev      # metrics JSON + PNGs for the card
 
 The UCR test split is never read: only Crop_TRAIN.npy + Crop_VALIDATION.npy (5,759 rows).
@@ -60,18 +61,34 @@ def cmd_dev(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     crop.save(model, out / "student.pt")
     torch.save(teachers, out / "teachers.pt")
-    print(json.dumps({"temperature": model.temperature, "train_s": model.meta["train_s"]}))
+    print(json.dumps({"temperature": model.temperature, "temperature_sparse": model.temperature_sparse,
+                      "train_s": model.meta["train_s"]}))  # fmt: skip
 
 
 def cmd_final(args: argparse.Namespace) -> None:
     values, valid, labels = labelled_rows()
     r = recipe(args)
     with bar(r, "final") as b:
-        model, _ = ct.train_model(values, valid, labels, ["ndvi"], r, temperature=args.temperature,
+        model, _ = ct.train_model(values, valid, labels, ["ndvi"], r,
+                                  temperature=(args.temperature, args.temperature_sparse),
                                   version=args.version, progress=b.update)  # fmt: skip
     model.meta.update({"rows": int(len(labels)), "data": "UCR Crop TRAIN+VALIDATION", "machine": machine()})
     crop.save(model, args.model_out)
     print(json.dumps({"wrote": str(args.model_out), "train_s": model.meta["train_s"]}))
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    """Refit the dev student's temperatures on the held-out rows and give them to the final weights."""
+    values, valid, labels = labelled_rows()
+    _, va = ct.stratified_split(labels, HOLDOUT, SPLIT_SEED)
+    dev = crop.load(Path(args.dev) / "student.pt")
+    ct.calibrate(dev, values[va], valid[va], labels[va])
+    crop.save(dev, Path(args.dev) / "student.pt")
+    final = crop.load(args.model_out)
+    final.temperature, final.temperature_sparse = dev.temperature, dev.temperature_sparse
+    final.meta["temperature_from"] = "dev run (80/20 split, seed 0): fitted on its 1,152 held-out rows"
+    crop.save(final, args.model_out)
+    print(json.dumps({"temperature": dev.temperature, "temperature_sparse": dev.temperature_sparse}))
 
 
 def machine() -> str:
@@ -90,14 +107,17 @@ def cmd_card(args: argparse.Namespace) -> None:
     y = ct.encode(labels[va], dev.classes)
     n = len(dev.classes)
     sparse = valid[va] & ct.sparse_mask(len(va), seed=1)
-    res: dict[str, object] = {"n_val": int(len(va)), "temperature": dev.temperature, "train_s": dev.meta.get("train_s")}
+    res: dict[str, object] = {"n_val": int(len(va)), "temperature": dev.temperature,
+                              "temperature_sparse": dev.temperature_sparse, "train_s": dev.meta.get("train_s")}  # fmt: skip
     raw = ct.score(ct.softmax(dev.logits(values[va], mask=valid[va])), y, n)
+    raw_sp = ct.score(ct.softmax(dev.logits(values[va], mask=sparse)), y, n)
     full = ct.score(dev.predict_proba(values[va], mask=valid[va]), y, n)
     sp = ct.score(dev.predict_proba(values[va], mask=sparse), y, n)
     ens = ct.score(ct.proba_of(teachers, values[va], valid[va]), y, n)
     ens_sp = ct.score(ct.proba_of(teachers, values[va], sparse), y, n)
     members = [ct.score(ct.proba_of(m, values[va], valid[va]), y, n).accuracy for m in teachers.members]
     for name, s in [("student", full), ("student_uncalibrated", raw), ("student_sparse", sp),
+                    ("student_sparse_uncalibrated", raw_sp),
                     ("cnn_ensemble", ens), ("cnn_ensemble_sparse", ens_sp)]:  # fmt: skip
         res[name] = {"accuracy": s.accuracy, "macro_f1": s.macro_f1, "ece": s.ece, "nll": s.nll}
     res["cnn_members_accuracy"] = members
@@ -125,18 +145,19 @@ def cmd_card(args: argparse.Namespace) -> None:
 def main() -> None:
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["dev", "final", "card"])
+    ap.add_argument("mode", choices=["dev", "final", "calibrate", "card"])
     ap.add_argument("--teachers", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="/tmp/crop_dev")
     ap.add_argument("--dev", default="/tmp/crop_dev")
     ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--temperature-sparse", type=float, default=None)
     ap.add_argument("--version", default=time.strftime("crop-%Y%m%d"))
     ap.add_argument("--model-out", type=Path, default=REPO / "models" / "crop.pt")
     ap.add_argument("--card-dir", type=Path, default=REPO / "models")
     args = ap.parse_args()
-    {"dev": cmd_dev, "final": cmd_final, "card": cmd_card}[args.mode](args)
+    {"dev": cmd_dev, "final": cmd_final, "calibrate": cmd_calibrate, "card": cmd_card}[args.mode](args)
 
 
 if __name__ == "__main__":

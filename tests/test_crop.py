@@ -219,3 +219,14 @@ def test_committed_model_scores_on_shared_validation() -> None:
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     acc = np.mean(np.array(model.classes)[proba.argmax(axis=1)] == data.labels[rows])
     assert acc > 0.75, acc
+
+
+def test_sparse_rows_use_their_own_temperature(tiny_model: crop.CropModel) -> None:
+    x, _ = synthetic(n_per=2, seed=6)
+    mask = np.zeros_like(x, dtype=bool)
+    mask[:, 12:30:3] = True  # 6 dates
+    model = crop.CropModel(tiny_model.classes, "t", tiny_model.net, temperature=1.0, temperature_sparse=3.0)
+    z_full, z_sparse = model.logits(x), model.logits(x, mask=mask)
+    np.testing.assert_allclose(model.predict_proba(x), crop.softmax(z_full / 1.0), atol=1e-6)
+    np.testing.assert_allclose(model.predict_proba(x, mask=mask), crop.softmax(z_sparse / 3.0), atol=1e-6)
+    assert model.temperatures(np.array([26]))[0] == pytest.approx(2.0)  # halfway between 12 and 40 slots

@@ -98,7 +98,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         model.meta["holdout"] = {"n": int(len(ho)), "accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "ece": scores.ece}
         from assets.models.crop_report import summary
 
-        print(f"holdout ({len(ho)} rows, temperature {model.temperature:.3f}): {summary(scores)}")
+        ts = f", sparse {model.temperature_sparse:.3f}" if model.temperature_sparse is not None else ""
+        print(f"holdout ({len(ho)} rows, temperature {model.temperature:.3f}{ts}): {summary(scores)}")
     model.meta.update({"data": str(args.data), "seed": args.seed, "rows": int(len(tr))})
     crop.save(model, args.out)
     print(f"wrote {args.out} ({len(model.classes)} classes, trained in {model.meta['train_s']:.0f} s)")

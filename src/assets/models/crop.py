@@ -41,6 +41,7 @@ CROPLAND: frozenset[str] = frozenset(
 """Classes that are cultivated cropland; every other class is not farmland."""
 
 PREDICT_BATCH = 32768
+SPARSE_SLOTS, FULL_SLOTS = 12, 40  # valid-slot counts where the sparse / full temperature applies
 
 
 # --------------------------------------------------------------------------- grid placement
@@ -216,6 +217,7 @@ class CropModel:
     net: CropNet
     bands: list[str] = field(default_factory=lambda: ["ndvi"])
     temperature: float = 1.0
+    temperature_sparse: float | None = None  # for series with few valid dates (None: same as full)
     config: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -224,6 +226,9 @@ class CropModel:
 
     def logits(self, x: np.ndarray, doy: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
         """Raw (uncalibrated) ensemble logits, (n, n_classes)."""
+        return self._logits(x, doy, mask)[0]
+
+    def _logits(self, x: np.ndarray, doy: np.ndarray | None, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x)
         if x.ndim == 2 and len(self.bands) != 1:
             raise InputError(f"model needs {len(self.bands)} bands {self.bands}; got single-band (n, dates) input")
@@ -242,11 +247,21 @@ class CropModel:
                 v = torch.from_numpy(values[start : start + PREDICT_BATCH])
                 m = torch.from_numpy(valid[start : start + PREDICT_BATCH])
                 out[start : start + len(v)] = self.net(features(v, m)).numpy()
-        return out
+        return out, valid.sum(axis=1)
+
+    def temperatures(self, n_valid: np.ndarray) -> np.ndarray:
+        """Per-row temperature: the sparse one up to 12 valid slots, the full one from 40, linear between."""
+        if self.temperature_sparse is None:
+            return np.full(len(n_valid), self.temperature)
+        w = np.clip((np.asarray(n_valid, dtype=np.float64) - SPARSE_SLOTS) / (FULL_SLOTS - SPARSE_SLOTS), 0, 1)
+        return w * self.temperature + (1 - w) * self.temperature_sparse
 
     def predict_proba(self, x: np.ndarray, doy: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
         """Calibrated probabilities (n, n_classes), rows summing to 1, columns in ``classes`` order."""
-        return softmax(self.logits(x, doy, mask) / self.temperature)
+        z, n_valid = self._logits(x, doy, mask)
+        if self.temperature_sparse is None or (n_valid >= FULL_SLOTS).all():
+            return softmax(z / self.temperature)
+        return softmax(z / self.temperatures(n_valid)[:, None])
 
     def predict(self, x: np.ndarray, doy: np.ndarray | None = None, mask: np.ndarray | None = None) -> list[str]:
         """Most probable class name per series."""
@@ -270,7 +285,8 @@ def checkpoint(model: CropModel) -> dict[str, Any]:
     config = dict(model.config, classes=list(model.classes), bands=list(model.bands))
     state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
     return {"arch": ARCH, "version": model.version, "config": config, "state_dict": state,
-            "temperature": float(model.temperature), "meta": dict(model.meta)}  # fmt: skip
+            "temperature": float(model.temperature), "temperature_sparse": model.temperature_sparse,
+            "meta": dict(model.meta)}  # fmt: skip
 
 
 def save(model: CropModel, path: str | Path) -> Path:
@@ -295,6 +311,7 @@ def from_checkpoint(ckpt: dict[str, Any]) -> CropModel:
     return CropModel(
         classes=list(config["classes"]), version=str(ckpt.get("version", "")), net=net,
         bands=list(config["bands"]), temperature=float(ckpt.get("temperature", 1.0)),
+        temperature_sparse=None if ckpt.get("temperature_sparse") is None else float(ckpt["temperature_sparse"]),
         config={k: v for k, v in config.items() if k not in ("classes", "bands")}, meta=dict(ckpt.get("meta") or {}),
     )  # fmt: skip
 

@@ -224,6 +224,16 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return best
 
 
+def calibrate(model: CropModel, values: np.ndarray, valid: np.ndarray, labels: np.ndarray) -> None:
+    """Fit the full-series temperature, and one for 6-8 date seasonal subsets of the same rows."""
+    y = encode(labels, model.classes)
+    model.temperature = fit_temperature(model.logits(values, mask=valid), y)
+    sparse = valid & sparse_mask(len(values), seed=7)
+    keep = sparse.any(axis=1)
+    if keep.sum() >= 20:
+        model.temperature_sparse = fit_temperature(model.logits(values[keep], mask=sparse[keep]), y[keep])
+
+
 def encode(labels: np.ndarray, classes: list[str]) -> np.ndarray:
     """Class indices of ``labels``; unknown names are an `InputError`."""
     index = {c: i for i, c in enumerate(classes)}
@@ -247,7 +257,8 @@ def stratified_split(labels: np.ndarray, frac: float, seed: int) -> tuple[np.nda
 
 
 def train_model(values: np.ndarray, valid: np.ndarray, labels: np.ndarray, bands: list[str], recipe: Recipe,
-                calib: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, temperature: float | None = None,
+                calib: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                temperature: float | tuple[float, float | None] | None = None,
                 version: str = "crop", progress: Progress | None = None,
                 classes: list[str] | None = None) -> tuple[CropModel, CropNet]:  # fmt: skip
     """Teachers, optional student, then temperature (fitted on ``calib`` or given).
@@ -282,10 +293,11 @@ def train_model(values: np.ndarray, valid: np.ndarray, labels: np.ndarray, bands
     model = CropModel(classes=classes, version=version, net=net, bands=list(bands),
                       config={"members": members}, meta={"train_s": round(train_s, 1), "recipe": _recipe_dict(recipe)})  # fmt: skip
     if temperature is not None:
-        model.temperature = float(temperature)
+        full_t, sparse_t = temperature if isinstance(temperature, tuple) else (temperature, None)
+        model.temperature = float(full_t)
+        model.temperature_sparse = None if sparse_t is None else float(sparse_t)
     elif calib is not None:
-        cv, cm, cl = calib
-        model.temperature = fit_temperature(model.logits(cv, mask=cm), encode(cl, classes))
+        calibrate(model, *calib)
     return model, ensemble
 
 
