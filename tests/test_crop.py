@@ -230,3 +230,22 @@ def test_sparse_rows_use_their_own_temperature(tiny_model: crop.CropModel) -> No
     np.testing.assert_allclose(model.predict_proba(x), crop.softmax(z_full / 1.0), atol=1e-6)
     np.testing.assert_allclose(model.predict_proba(x, mask=mask), crop.softmax(z_sparse / 3.0), atol=1e-6)
     assert model.temperatures(np.array([26]))[0] == pytest.approx(2.0)  # halfway between 12 and 40 slots
+
+
+def test_cli_predict_sparse_npz_with_dates(tmp_path: Path, tiny_model: crop.CropModel) -> None:
+    """Sentinel-2-like input: 7 dates with ISO strings, one cloudy (NaN + mask False)."""
+    model = crop.save(tiny_model, tmp_path / "tiny.pt")
+    x, _ = synthetic(n_per=4, seed=8)
+    cols = [11, 14, 17, 20, 23, 26, 29]
+    dates = np.array([str(np.datetime64("2024-01-01") + int(crop.GRID_DOY[c]) - 1) for c in cols])
+    sparse = x[:, cols].copy()
+    mask = np.ones_like(sparse, dtype=bool)
+    sparse[:, 2], mask[:, 2] = np.nan, False
+    data = tmp_path / "s2.npz"
+    np.savez(data, X=sparse[:, :, None], dates=dates, mask=mask, bands=np.array(["ndvi"]))
+    out = tmp_path / "p.csv"
+    assert main(["crop", "predict", str(data), "--model", str(model), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    expected = tiny_model.predict_proba(sparse, doy=crop.GRID_DOY[cols], mask=mask)
+    assert [r["label"] for r in rows] == [tiny_model.classes[i] for i in expected.argmax(axis=1)]
+    np.testing.assert_allclose([float(r["probability"]) for r in rows], expected.max(axis=1), atol=1e-5)
