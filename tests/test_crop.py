@@ -206,6 +206,8 @@ def test_cli_errors_are_one_line(tmp_path: Path, tiny_model: crop.CropModel, cap
 
 
 def test_committed_model_scores_on_shared_validation() -> None:
+    """Smoke check of the shipped file: it loads and scores. The production weights were retrained
+    on TRAIN+VALIDATION, so this is not a generalisation figure (see models/crop_card.md)."""
     root = shared_data()
     if root is None:
         pytest.skip("shared data crop-series/ not found beside the repo or at /work/shared/data")
