@@ -83,8 +83,8 @@ def main() -> None:
     # by mid-March (drought), weeks before barley normally senesces.
     failed = int(parcels.index[parcels["ucr"] == "barley"][np.argsort(-parcels[parcels["ucr"] == "barley"].area.values)[3]])
     barley = series[UCR["barley"]][:, idx]
-    parcel_series[failed] = barley[np.flatnonzero(barley[:, 0] >= 0.65)[0]]
-    parcel_series[failed, 1:] = np.minimum(parcel_series[failed, 1:], [0.24, 0.22, 0.2, 0.18, 0.18, 0.2])
+    parcel_series[failed] = barley[np.flatnonzero(barley[:, 0] >= 0.7)[0]]
+    parcel_series[failed, 1:] = np.minimum(parcel_series[failed, 1:], 0.28 + 0.02 * np.arange(len(DATES) - 1))
 
     ndvi = np.empty((len(DATES), h, w), np.float32)
     for k, s in bg_series.items():
