@@ -5,7 +5,7 @@ The tile is built (untimed) by mirror-tiling the real Sentinel-2 sample
 GeoTIFF, as a COG-like input would be. Each size runs in a fresh subprocess so that its peak RSS
 is its own. Targets (issue 4): <= 120 s and <= 2048 MiB for the full tile.
 
-    python bench/segment_tile.py [--sizes 1024,2048,4096,10980] [--window 512] [--threads 2]
+    python bench/segment_tile.py [--sizes 1024,2048,4096,10980] [--window 1024] [--threads 2]
 
 Prints one JSON line per size and, last, one JSON object summarising the full-tile run.
 """
@@ -101,7 +101,7 @@ def run_one(tile: Path, window: int, threads: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1024,2048,4096,10980")
-    ap.add_argument("--window", type=int, default=512)
+    ap.add_argument("--window", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--_run", help=argparse.SUPPRESS)
     args = ap.parse_args()

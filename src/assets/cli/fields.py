@@ -33,7 +33,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                      help="band names of the file, a preset (s2, rgb, bgrn, s2_2dates) or a comma list "
                      "like blue,green,red,nir; default: band descriptions, else s2")
     det.add_argument("--min-area-m2", type=float, default=None, help="drop fields smaller than this (default 1000)")
-    det.add_argument("--window", type=int, default=512, help="inference window in pixels (default 512)")
+    det.add_argument("--window", type=int, default=1024, help="inference window in pixels (default 1024)")
     det.add_argument("--no-cloud-mask", action="store_true", help="trust every non-nodata pixel")
     det.add_argument("--quiet", action="store_true", help="no progress bar")
     det.set_defaults(handler=detect)
