@@ -12,7 +12,10 @@ import argparse
 import json
 from pathlib import Path
 
-from assets.models.segment_train import TrainConfig, evaluate, load_scene, overlay_figure, sample_figure, train
+import numpy as np
+
+from assets.models.segment import Segmenter
+from assets.models.segment_train import TrainConfig, evaluate, load_scene, overlay_figure, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,6 +74,40 @@ def rescore(pt: Path, png: Path) -> None:
     if sample.is_file():
         sample_figure(model, sample, png.with_name("segment_ftw_sample.png"))
     print(json.dumps({"model": str(pt), "version": model.version, **model.metrics}))
+
+
+def sample_figure(model: Segmenter, tile: str | Path, out_png: str | Path, band_order: str | None = None) -> Path:
+    """Card figure for an unlabelled tile: its RGB with the detected field outlines (qualitative check)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rasterio import features
+
+    from assets.fields.polygonize import label_fields
+    from assets.imagery.tiles import open_tile, read_reflectance
+    from assets.imagery.windows import predict_raster
+
+    res = predict_raster(tile, model, band_order=band_order)
+    with open_tile(tile, band_order) as handle:
+        rgb, _ = read_reflectance(handle, ("red", "green", "blue"))
+    labels = label_fields(res.probs, res.valid)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.2))
+    axes[0].imshow(np.clip(rgb.transpose(1, 2, 0) / np.percentile(rgb, 99.5), 0, 1))
+    for geom, _ in features.shapes(labels, mask=labels > 0, connectivity=4):
+        for ring in geom["coordinates"]:
+            xy = np.asarray(ring) - 0.5
+            axes[0].plot(xy[:, 0], xy[:, 1], color="cyan", lw=0.7)
+    axes[1].imshow(res.probs.transpose(1, 2, 0))
+    axes[0].set_title(f"{Path(tile).name}: detected fields (cyan)", fontsize=9)
+    axes[1].set_title("probabilities: bg / field / boundary", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+    return out_png
 
 
 if __name__ == "__main__":
