@@ -53,3 +53,20 @@ def test_farmer_submits_a_drawing(client: TestClient, repo: Path) -> None:
     assert verdict["status"] == "rejected" and "already claimed" in verdict["reason"]
     bad = client.post("/borrowers/farmer-new/claims", json={"type": "FeatureCollection", "features": []}, headers=KEY)
     assert bad.status_code == 422 and "no features" in bad.json()["error"]
+
+
+def test_a_request_reading_does_not_block_a_submission_writing(demo_db, tmp_path: Path) -> None:
+    """The map's image loads while the farmer submits: one process, one database instance."""
+    from assets.api.deps import read_db
+    from assets.store import connect
+
+    db = tmp_path / "rw.duckdb"
+    shutil.copy(demo_db[0], db)
+    reading = read_db(Settings(db_path=db))
+    con = next(reading)
+    try:
+        with connect(db, retry_s=0.5) as writer:
+            writer.execute("INSERT INTO borrowers (borrower_id) VALUES ('while-reading')")
+        assert con.execute("SELECT count(*) FROM borrowers WHERE borrower_id = 'while-reading'").fetchall() == [(1,)]
+    finally:
+        reading.close()

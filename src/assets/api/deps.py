@@ -28,6 +28,11 @@ def require_key(request: Request, key: str | None = Security(_api_key)) -> str:
 
 
 def read_db(settings: Settings = Depends(get_settings)) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection for one request, closed when the response is sent."""
-    with connect(settings.db_path, read_only=True) as con:
+    """A connection for one request, closed when the response is sent.
+
+    Not read-only on purpose: DuckDB refuses a read-write connection in a process that holds a
+    read-only one to the same file, and claim submissions write while the map's image loads.
+    Read-write connections within one process share one database instance.
+    """
+    with connect(settings.db_path) as con:
         yield con
