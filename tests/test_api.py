@@ -55,9 +55,12 @@ def test_farmer_submits_a_drawing(client: TestClient, repo: Path) -> None:
     assert bad.status_code == 422 and "no features" in bad.json()["error"]
 
 
-def test_a_request_reading_does_not_block_a_submission_writing(demo_db, tmp_path: Path) -> None:
+def test_a_request_reading_does_not_block_a_submission_writing(demo_db, tmp_path: Path, repo: Path) -> None:
     """The map's image loads while the farmer submits: one process, one database instance."""
+    from datetime import date
+
     from assets.api.deps import read_db
+    from assets.pipeline import submit_and_assess
     from assets.store import connect
 
     db = tmp_path / "rw.duckdb"
@@ -68,5 +71,8 @@ def test_a_request_reading_does_not_block_a_submission_writing(demo_db, tmp_path
         with connect(db, retry_s=0.5) as writer:
             writer.execute("INSERT INTO borrowers (borrower_id) VALUES ('while-reading')")
         assert con.execute("SELECT count(*) FROM borrowers WHERE borrower_id = 'while-reading'").fetchall() == [(1,)]
+        doc = json.loads((repo / "sample_tiles/claims/farmer-001.geojson").read_text())
+        rows = submit_and_assess(Settings(db_path=db), doc, "farmer-001", as_of=date(2016, 9, 30))
+        assert [r["status"] for r in rows] == ["verified", "verified"]
     finally:
         reading.close()

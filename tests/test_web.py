@@ -74,9 +74,8 @@ def test_farmer_draws_and_submits_a_field_on_a_phone(server: str, repo: Path, tm
         page.fill("#borrower", "farmer-001")
         page.fill("#api-key", KEY)
         page.click("#submit")
-        verdict = page.locator(".verdict")
-        verdict.wait_for(timeout=120_000)
-        text = verdict.text_content()
+        page.locator("#result .verdict, #result .error").first.wait_for(timeout=120_000)
+        text = page.locator("#result").text_content()
         page.screenshot(path=str(tmp_path / "map.png"), full_page=True)
         browser.close()
     assert "Maize, drawn on a phone" in text

@@ -258,8 +258,12 @@ def register_claims(db_path: Path, path: Path | str | dict, borrower_id: str, se
 
 
 def claim_rows(db_path: Path, claim_ids: Sequence[str]) -> list[dict]:
-    """The current verdict, value and limit of each claim (the `claim_status` view)."""
-    with connect(db_path, read_only=True) as con:
+    """The current verdict, value and limit of each claim (the `claim_status` view).
+
+    Read-write like every connection this module opens: a server process may hold other
+    connections to the file, and DuckDB refuses to mix read-only and read-write in one process.
+    """
+    with connect(db_path) as con:
         cur = con.execute("SELECT * FROM claim_status WHERE list_contains(?, claim_id) ORDER BY submitted_at, claim_id",
                           [list(claim_ids)])
         cols = [d[0] for d in cur.description]

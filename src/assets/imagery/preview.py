@@ -32,9 +32,9 @@ def _mercator_grid(info: TileInfo, max_px: int) -> tuple[Affine, int, int, tuple
     dst_transform, w, h = calculate_default_transform(info.crs, WEB_MERCATOR, info.width, info.height, *info.bounds)
     scale = max(1.0, max(w, h) / max_px)
     w, h = int(w / scale), int(h / scale)
-    dst_transform = dst_transform * Affine.scale(scale, scale)
-    west, north = dst_transform * (0, 0)
-    east, south = dst_transform * (w, h)
+    dst_transform = dst_transform @ Affine.scale(scale, scale)
+    west, north = dst_transform @ (0, 0)
+    east, south = dst_transform @ (w, h)
     return dst_transform, w, h, tuple(transform_bounds(WEB_MERCATOR, "EPSG:4326", west, south, east, north))
 
 
