@@ -11,14 +11,14 @@ deliberately bad ones). Run from the repo root:  python scripts/make_sample_tile
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import rasterio
 from rasterio.features import rasterize
-from shapely.geometry import Polygon, mapping
+from shapely.geometry import Polygon
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if not SHARED.exists():
