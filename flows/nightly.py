@@ -82,8 +82,19 @@ def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> d
     return summary
 
 
+def deployment(cron: str = "0 2 * * *"):
+    """The nightly deployment: the flow on a cron schedule, configured from the environment
+    (ASSETS_DB, ASSETS_TILES, ASSETS_BROKER, ASSETS_MODELS)."""
+    s = make_settings()
+    config = NightlyConfig(db_path=str(s.db_path), tiles_dir=str(s.tiles_dir), broker_url=s.broker_url,
+                           models_dir=str(s.models_dir))
+    return nightly.to_deployment(name="nightly", cron=cron, parameters={"config": asdict(config)})
+
+
 if __name__ == "__main__":  # pragma: no cover
     if "--serve" in sys.argv:
-        nightly.serve(name="nightly", cron="0 2 * * *", parameters={"config": asdict(NightlyConfig())})
+        from prefect import serve
+
+        serve(deployment())
     else:
         print(nightly())

@@ -42,3 +42,14 @@ def test_nightly_on_an_empty_folder_fails_clearly(prefect_harness, tmp_path: Pat
 
     with pytest.raises(ImageryError, match="no GeoTIFF tiles"):
         nightly(NightlyConfig(db_path=str(db_path), tiles_dir=str(tmp_path)))
+
+
+def test_nightly_deployment_runs_at_two_with_settings_from_the_environment(monkeypatch, tmp_path: Path) -> None:
+    from flows.nightly import deployment
+
+    monkeypatch.setenv("ASSETS_DB", str(tmp_path / "prod.duckdb"))
+    monkeypatch.setenv("ASSETS_BROKER", "mqtt://ingester:secret@127.0.0.1:1883")
+    d = deployment()
+    assert d.name == "nightly" and [s.schedule.cron for s in d.schedules] == ["0 2 * * *"]
+    config = d.parameters["config"]
+    assert config["db_path"] == str(tmp_path / "prod.duckdb") and config["broker_url"].startswith("mqtt://")
