@@ -141,7 +141,8 @@ def assess_claims(
     # 1. Read.
     with connect(db_path) as con:
         every_claim = load_claims(con)
-        targets = [c for c in every_claim if claim_ids is None or c.claim_id in set(claim_ids)]
+        wanted = None if claim_ids is None else set(claim_ids)
+        targets = [c for c in every_claim if wanted is None or c.claim_id in wanted]
         tiles = stored_tiles(con, as_of)
         evidence = {c.claim_id: field_evidence(con, c.borrower_id, c.geometry, as_of).to_dict()
                     for c in targets if c.geometry is not None}
@@ -171,7 +172,7 @@ def assess_claims(
     report.alerts = [a.row(started) for a in crop_alerts] + list(device_alerts)
     # 3. Write, all or nothing.
     with connect(db_path) as con, transaction(con):
-        _write(con, report, tiles, models, started, kind, params.version)
+        _write(con, report, tiles, models, started, kind)
     return report
 
 
@@ -189,7 +190,7 @@ def _cap_per_borrower(assessments: list[Assessment], params) -> None:
                 v.limit_cny = new
 
 
-def _write(con, report: RunReport, tiles: Sequence[TileRecord], models: Models, now: datetime, kind: str, params_version: str) -> None:
+def _write(con, report: RunReport, tiles: Sequence[TileRecord], models: Models, now: datetime, kind: str) -> None:
     obs_rows, ver_rows, val_rows, lim_rows = [], [], [], []
     for a in report.assessments:
         v, c = a.verification, a.claim
