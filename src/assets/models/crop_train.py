@@ -100,6 +100,14 @@ def sparse_mask(n: int, k_range: tuple[int, int] = (6, 8), seed: int = 0) -> np.
 
 
 # --------------------------------------------------------------------------- training
+def _step(opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, loss: torch.Tensor) -> None:
+    """One optimiser step (teachers and the distilled student train alike)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+
+
 def _batches(n: int, batch: int, gen: torch.Generator) -> list[torch.Tensor]:
     perm = torch.randperm(n, generator=gen)
     return [perm[i : i + batch] for i in range(0, n, batch) if len(perm[i : i + batch]) > 1]
@@ -127,10 +135,7 @@ def train_member(values: np.ndarray, valid: np.ndarray, y: np.ndarray, n_classes
         for idx in _batches(len(y), recipe.batch, gen):
             v, m = augment(v_all[idx], m_all[idx], gen, recipe.p_full, recipe.p_sparse)
             loss = F.cross_entropy(model(features(v, m)), y_all[idx], label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            _step(opt, sched, loss)
         if progress:
             progress(1)
     model.eval()
@@ -202,10 +207,7 @@ def distil(x: torch.Tensor, target: np.ndarray, y: np.ndarray, n_classes: int, s
             out = model(x[idx])
             logp = F.log_softmax(out, dim=1)
             loss = F.kl_div(logp, tgt[idx], reduction="batchmean") + 0.2 * F.nll_loss(logp, yt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            _step(opt, sched, loss)
         if progress:
             progress(1)
     model.eval()
