@@ -99,10 +99,8 @@ def cmd_claims_submit(args: argparse.Namespace) -> int:
     from assets.pipeline import submit_and_assess
 
     s = make_settings(db_path=args.db)
-    report = submit_and_assess(s, args.file, args.borrower, as_of=args.date or date.today())
-    rows = [{**r, "verified_area_mu": (r.get("verified_area_ha") or 0) * 15 if r.get("verified_area_ha") is not None else None}
-            for r in report]
-    print(table(rows, CLAIM_COLUMNS, CLAIM_HEADERS))
+    rows = submit_and_assess(s, args.file, args.borrower, as_of=args.date or date.today())
+    print(table(rows, CLAIM_COLUMNS, CLAIM_HEADERS))  # claim_status rows already carry verified_area_mu
     return 0 if any(r["status"] != "rejected" for r in rows) else 1
 
 
