@@ -164,6 +164,44 @@ def test_bad_input_is_quarantined_and_ingest_keeps_running(broker: MosquittoBrok
 # --- faults ------------------------------------------------------------------------------
 
 @pytest.mark.slow
+def test_fast_reader_and_paho_reader_feed_one_exactly_once_stream(
+    broker: MosquittoBroker, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Most messages come through `FastClient`'s batch reader, packets split across socket
+    reads through paho's own; together every message is stored once and acknowledged."""
+    paths = {"batch": 0, "paho": 0}
+    batch_reader, paho_reader = Ingester._on_message_batch, Ingester._on_message
+
+    def counted_batch(self, batch):  # type: ignore[no-untyped-def]
+        paths["batch"] += len(batch)
+        batch_reader(self, batch)
+
+    def counted_paho(self, client, userdata, msg):  # type: ignore[no-untyped-def]
+        paths["paho"] += 1
+        paho_reader(self, client, userdata, msg)
+
+    monkeypatch.setattr(Ingester, "_on_message_batch", counted_batch)
+    monkeypatch.setattr(Ingester, "_on_message", counted_paho)
+    url = broker.url(INGESTER_USER)
+    # A payload longer than one 64 KiB read always takes paho's path (and is quarantined as
+    # oversize: the schema allows 4 KiB).
+    big = Message(DEVICES[0], 100_000, datetime(2024, 6, 2),
+                  make_payload(DEVICES[0], 100_000, datetime(2024, 6, 2), {"soil_moisture": (21.0, "%")})
+                  .replace(b'"readings"', b'"note":"' + b"x" * 70_000 + b'","readings"'))
+    messages = make_messages(6000) + [big]
+    ingester = Ingester(db, url, client_id="fast-reader-test").start()
+    try:
+        publish(messages, url, credentials=CREDS)
+        assert ingester.wait_until(received=len(messages), idle_s=0.3, timeout_s=60)
+    finally:
+        stats = ingester.stop()
+    assert paths["batch"] > 0 and paths["paho"] >= 1
+    assert paths["batch"] + paths["paho"] == stats.received == len(messages)
+    assert stats.acked == len(messages)
+    assert stats.quarantine_reasons == {"oversize": 1}
+    assert_exactly_once(db, messages[:-1])
+
+
 def test_broker_restart_mid_stream(broker: MosquittoBroker, db: Path) -> None:
     url = broker.url(INGESTER_USER)
     first, second = make_messages(3000), make_messages(2000, start=3001)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
+from typing import Callable
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -15,7 +17,8 @@ import paho.mqtt.client as mqtt
 
 from assets.errors import BrokerError, InputError
 
-
+# (topic, payload, message id, QoS) of one PUBLISH, as it came off the wire.
+RawPublish = tuple[bytes, bytes, int, int]
 
 
 @dataclass(frozen=True)
@@ -104,14 +107,43 @@ class _BufferedSocket:
 
 
 class FastClient(mqtt.Client):
-    """paho's client with buffered reads and one write for a whole batch of PUBACKs.
+    """paho's client with buffered reads, batched PUBLISH delivery and batched PUBACKs.
 
-    Relies on two paho 2.x internals (``_create_socket``, ``_packet_queue``); if a future paho
-    lacks them it degrades to the stock behaviour (see `ack_many`).
+    paho spends about 20 us of Python per received message (three reads, a message object,
+    topic matching, logging), which caps one process near 50,000 msg/s on this machine. With
+    ``on_message_batch`` set, every complete MQTT 3.1.1 PUBLISH (QoS 0/1) already in the read
+    buffer is cut out in one loop and handed over as a list of `RawPublish` (one call per
+    socket read). Anything else - CONNACK, SUBACK, PINGRESP, QoS 2, a packet split across
+    reads, MQTT 5 - goes through paho's own code, and ``on_message`` still works as usual when
+    ``on_message_batch`` is None.
+
+    Relies on paho 2.x internals (``_create_socket``, ``_packet_read``, ``_in_packet``,
+    ``_packet_queue``); if a future paho lacks them it degrades to the stock behaviour.
     """
+
+    on_message_batch: Callable[[list[RawPublish]], None] | None = None
 
     def _create_socket(self):  # type: ignore[no-untyped-def]
         return _BufferedSocket(super()._create_socket())
+
+    def _packet_read(self) -> mqtt.MQTTErrorCode:
+        handler = self.on_message_batch
+        sock = self._sock
+        if (
+            handler is None
+            or type(sock) is not _BufferedSocket
+            or self._protocol != mqtt.MQTTv311
+            or self._in_packet["command"] != 0  # paho is part-way through a packet
+        ):
+            return super()._packet_read()
+        batch, pos = _split_publishes(sock._buf, sock._pos)
+        if not batch:
+            return super()._packet_read()
+        sock._pos = pos
+        with self._msgtime_mutex:
+            self._last_bytes_received = time.monotonic()
+        handler(batch)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
         rc = super().loop_read(max_packets)
@@ -131,6 +163,49 @@ class FastClient(mqtt.Client):
             return
         packet = b"".join([struct.pack("!BBH", 0x40, 2, mid) for mid in mids])
         queue_packet(mqtt.PUBACK, packet, 0, 0)
+
+
+def _split_publishes(buf: bytes, pos: int) -> tuple[list[RawPublish], int]:
+    """The complete QoS 0/1 PUBLISH packets at the start of ``buf[pos:]``, and where they end.
+
+    Stops at the first packet that is not such a PUBLISH or is not complete in the buffer."""
+    out: list[RawPublish] = []
+    n = len(buf)
+    while pos + 1 < n:
+        cmd = buf[pos]
+        qos = (cmd >> 1) & 3
+        if cmd >> 4 != 3 or qos > 1:
+            break
+        # Remaining length: 1-4 bytes, 7 bits each, least significant first.
+        i = pos + 1
+        length = 0
+        shift = 0
+        while i < n and i - pos <= 4:
+            byte = buf[i]
+            length |= (byte & 127) << shift
+            shift += 7
+            i += 1
+            if byte < 128:
+                break
+        else:
+            break  # incomplete or malformed length: paho's own reader decides
+        end = i + length
+        if end > n or length < 2:
+            break
+        topic_end = i + 2 + ((buf[i] << 8) | buf[i + 1])
+        if qos:
+            if topic_end + 2 > end:
+                break
+            mid = (buf[topic_end] << 8) | buf[topic_end + 1]
+            body = topic_end + 2
+        else:
+            if topic_end > end:
+                break
+            mid = 0
+            body = topic_end
+        out.append((buf[i + 2:topic_end], buf[body:end], mid, qos))
+        pos = end
+    return out, pos
 
 
 def make_client(url: BrokerURL, client_id: str, *, persistent: bool, manual_ack: bool = False) -> mqtt.Client:

@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 import paho.mqtt.client as mqtt
 
-from assets.sensors.connection import BrokerError, BrokerURL, FastClient, connect_and_wait, make_client
+from assets.sensors.connection import BrokerError, BrokerURL, FastClient, RawPublish, connect_and_wait, make_client
 from assets.sensors.schema import TOPIC_FILTER
 from assets.sensors.writer import BatchResult, BatchWriter, ProcessWriter, _utcnow, store_batch
 from assets.store.db import append, connect, transaction
@@ -90,7 +90,8 @@ class Ingester:
         self.writer_process = writer_process
         self._db: BatchWriter | ProcessWriter | None = None
         self.stats = IngestStats()
-        self._queue: queue.SimpleQueue[tuple[str, bytes, int, int, int]] = queue.SimpleQueue()
+        # Lists of (topic, payload, mid, qos, connection generation), one per socket read.
+        self._queue: queue.SimpleQueue[list[tuple[str, bytes, int, int, int]]] = queue.SimpleQueue()
         self._generation = 0
         self._gen_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -125,32 +126,43 @@ class Ingester:
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg):  # type: ignore[no-untyped-def]
-        self._queue.put((msg.topic, msg.payload, msg.mid, msg.qos, self._generation))
+        # paho's path: the packets `FastClient` leaves to paho (e.g. split across two reads).
+        self._received([(msg.topic, msg.payload, msg.mid, msg.qos, self._generation)])
+
+    def _on_message_batch(self, batch: list[RawPublish]) -> None:
+        generation = self._generation
+        self._received(
+            [(topic.decode("utf-8", "replace"), payload, mid, qos, generation) for topic, payload, mid, qos in batch]
+        )
+
+    def _received(self, items: list[tuple[str, bytes, int, int, int]]) -> None:
+        self._queue.put(items)
         stats = self.stats
-        stats.received += 1
+        stats.received += len(items)
         self._last_message = time.monotonic()
         if stats.first_message_at is None:
             stats.first_message_at = self._last_message
 
     # --- writer thread ------------------------------------------------------------------
     def _collect(self) -> list[tuple[str, bytes, int, int, int]]:
+        """About `batch_size` messages (whole socket reads, so it may run a few hundred over),
+        or fewer once `max_latency_s` has passed since the first."""
         get = self._queue.get
         try:
-            first = get(timeout=0.05)
+            batch = list(get(timeout=0.05))
         except queue.Empty:
             return []
-        batch = [first]
         deadline = time.monotonic() + self.max_latency_s
         get_nowait = self._queue.get_nowait
         while len(batch) < self.batch_size:
             try:
-                batch.append(get_nowait())
+                batch += get_nowait()
             except queue.Empty:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._stopping.is_set():
                     break
                 try:
-                    batch.append(get(timeout=min(remaining, 0.02)))
+                    batch += get(timeout=min(remaining, 0.02))
                 except queue.Empty:
                     pass
         return batch
@@ -220,6 +232,8 @@ class Ingester:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        if isinstance(client, FastClient):
+            client.on_message_batch = self._on_message_batch
         client.on_subscribe = self._on_subscribe
         self._client = client
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
