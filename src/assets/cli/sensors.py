@@ -82,7 +82,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--idle", type=float, default=2.0)
     p.add_argument("--hold-db", action="store_true", help="keep the DuckDB file open (faster; blocks other writers)")
     p.add_argument("--writer-process", action="store_true",
-                   help="validate and commit in a child process (faster where a CPU core is free)")
+                   help="validate and commit in a child process (only pays off with cores to spare)")
     _db_option(p)
     p.set_defaults(handler=cmd_ingest)
 

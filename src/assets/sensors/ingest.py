@@ -1,10 +1,12 @@
 """MQTT -> DuckDB ingester: QoS 1, persistent session, batch commits, acknowledge after commit.
 
-paho's network thread only puts each message on a queue (``on_message`` never blocks); a writer
-thread takes batches and hands them to `writer` (in that thread, or with ``writer_process`` in a
-child process off the GIL - faster only where a core is free), which validates them (`schema.validate`) and appends accepted readings and rejects (quarantine)
-in one DuckDB transaction; only then are those messages acknowledged to the broker (paho
-``manual_ack``, one write for the whole batch). A crash before the commit leaves the messages unacknowledged, so the
+paho's network thread only puts messages on a queue (``on_message`` never blocks; `FastClient`
+hands over every PUBLISH of a socket read as one list); a writer thread takes batches and hands
+them to `writer` (in that thread, or with ``writer_process`` in a child process off the GIL -
+slower on two cores, see bench/mqtt_ingest.py), which validates them (`schema.validate`) and
+appends accepted readings and rejects (quarantine) in one DuckDB transaction; only then are
+those messages acknowledged to the broker (paho ``manual_ack``, one write for the whole batch).
+A crash before the commit leaves the messages unacknowledged, so the
 broker redelivers them to the same persistent session; a crash after the commit but before the
 acknowledgement makes the broker redeliver messages already stored, which the (device_id, seq)
 key absorbs. Acknowledgements are only sent on the connection that received the message: after

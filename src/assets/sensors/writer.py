@@ -2,8 +2,8 @@
 
 `BatchWriter` does the work in the calling process; `ProcessWriter` runs the same `BatchWriter`
 in a child process, so validation and DuckDB work do not compete for the GIL with paho's
-network thread; that pays off only where a core is free (on a busy two-core machine the thread
-was faster, see bench/mqtt_ingest.py). Either way a batch is reported committed only after its
+network thread; that pays off only where cores are free (on this two-core machine the thread
+is faster, see bench/mqtt_ingest.py). Either way a batch is reported committed only after its
 transaction is.
 """
 
