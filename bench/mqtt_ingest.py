@@ -7,13 +7,13 @@ as the devices themselves (within their ACL, at most --inflight unacknowledged p
 (`Ingester`: paho, validation, registry check, (device, seq) de-duplication, Arrow append to
 DuckDB, acknowledge only after commit):
 
-- live (the issue's definition, the headline): the subscriber is connected, a separate
-  publisher process sends N messages; timed from the first publish to the last message
-  received by `mosquitto_sub` / committed to DuckDB by the ingester.
-- drain: N messages wait in the subscriber's persistent session; timed from the first
-  message received to the last one received / committed. This isolates the subscriber, so
-  it is the harsher ratio (a C client draining a queue is about twice as fast as any paho
-  process on this machine).
+- live (the issue's definition, the headline): the subscriber is connected, one
+  `mosquitto_pub` per device sends its share of the N messages; timed from the first publish
+  to the last message received by `mosquitto_sub` / committed to DuckDB by the ingester.
+- drain: N messages wait in the subscriber's persistent session (published by paho beforehand);
+  timed from the first message received to the last one received / committed. This isolates
+  the subscriber, so it is the harsher ratio: `mosquitto_sub` drains a queue at about twice the
+  live rate here.
 
 The last line of output is one JSON object: `msgs_per_s`, `ceiling_msgs_per_s`, `ratio` are
 the live figures, `drain_*` the backlog ones. Usage:
@@ -110,8 +110,8 @@ class LivePublisher:
 
     A C publisher, so the live ceiling is set by the broker and the subscriber, not by a Python
     publisher sharing the two cores (a paho publisher tops out near 7,000 msg/s here). Each
-    client sends at most `inflight` unacknowledged messages and fewer than 65,536 in all, so
-    16-bit message ids never wrap in flight."""
+    client keeps at most `inflight` (-M) messages unacknowledged, so its 16-bit message ids never
+    wrap onto one still in flight."""
 
     def __init__(self, work: Path, messages: list[Message], port: int, users: dict[str, str], inflight: int) -> None:
         self.port, self.users, self.inflight = port, users, inflight
