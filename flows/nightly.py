@@ -63,6 +63,19 @@ def assess(db_path: str, as_of: date, models_dir: str | None, kind: str) -> dict
             "rejected": statuses.count("rejected"), "alerts": len(report.alerts)}
 
 
+def prepare_tiles(db_path: str, tiles_dir: str, models_dir: str | None, until: date) -> list[TileRecord]:
+    """Catalogue the tiles acquired up to ``until`` (one task each), record them, and segment
+    each reference tile once (cached). Called inside a flow: nightly and backfill share it."""
+    paths = [str(t) for t in sorted(Path(tiles_dir).glob("*.tif*"))]
+    if not paths:
+        scan_tiles(tiles_dir)  # raises the clear "no tiles" error
+    tiles = [t for t in catalogue_tile.map(paths).result() if t.acquired_on <= until]
+    record_tiles(Path(db_path), tiles)
+    for ref in reference_tiles(tiles):
+        segment(ref, db_path, models_dir)
+    return tiles
+
+
 @flow(name="nightly", log_prints=True)
 def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> dict:
     as_of = config.as_of or date.today()
@@ -70,13 +83,7 @@ def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> d
         from flows.sensors import drain_sensors
 
         drain_sensors(config.db_path, config.broker_url)
-    paths = [str(t) for t in sorted(Path(config.tiles_dir).glob("*.tif*"))]
-    if not paths:
-        scan_tiles(config.tiles_dir)  # raises the clear "no tiles" error
-    tiles = [t for t in catalogue_tile.map(paths).result() if t.acquired_on <= as_of]
-    record_tiles(Path(config.db_path), tiles)
-    for ref in reference_tiles(tiles):
-        segment(ref, config.db_path, config.models_dir)
+    prepare_tiles(config.db_path, config.tiles_dir, config.models_dir, as_of)
     summary = assess(config.db_path, as_of, config.models_dir, kind)
     print(f"nightly {summary}")
     return summary

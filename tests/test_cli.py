@@ -8,7 +8,7 @@ import pytest
 
 from assets.cli import main
 
-COMMANDS = [["demo"], ["nightly"], ["claims", "submit"], ["query", "borrower"], ["query", "portfolio"], ["query", "alerts"], ["serve"],
+COMMANDS = [["demo"], ["nightly"], ["backfill"], ["claims", "submit"], ["query", "borrower"], ["query", "portfolio"], ["query", "alerts"], ["serve"],
             ["crop", "train"], ["crop", "predict"], ["crop", "evaluate"], ["fields", "detect"], ["sensors"]]
 
 
@@ -24,6 +24,7 @@ def test_every_command_has_help(cmd: list[str], capsys) -> None:
     (["query", "portfolio", "--format", "xml"], "invalid choice"),
     (["nightly", "--date", "2016-13-01"], "is not a date"),
     (["claims", "submit"], "required"),
+    (["backfill", "--from", "2016-04-01"], "required"),
 ])
 def test_usage_errors_are_one_line(argv: list[str], fragment: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:

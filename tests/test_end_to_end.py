@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -138,3 +139,18 @@ def test_claims_submit_verifies_and_bad_input_changes_nothing(demo_db, repo: Pat
     out = run_cli("claims", "submit", str(bad), "--borrower", "farmer-xyz", "--db", str(db), cwd=repo)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "not valid GeoJSON" in out.stderr
     assert counts(db) == before
+
+
+def test_backfill_command_adds_limit_history(demo_db, repo: Path, tmp_path: Path) -> None:
+    db, _ = demo_db
+    copy = tmp_path / "assets.duckdb"
+    shutil.copy(db, copy)
+    shutil.copytree(db.parent / f"{db.stem}.segmentation", tmp_path / "assets.segmentation")  # cached masks
+    out = run_cli("backfill", "--from", "2016-08-01", "--to", "2016-08-31", "--db", str(copy), cwd=repo)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [s["as_of"] for s in json.loads(out.stdout)] == ["2016-08-12"]
+    detail = json.loads(run_cli("query", "borrower", "farmer-001", "--db", str(copy), "--format", "json",
+                                cwd=repo).stdout)
+    assert [h["as_of"] for h in detail["limit_history"]][-2:] == ["2016-08-12", "2016-09-30"]
+    reversed_range = run_cli("backfill", "--from", "2016-09-01", "--to", "2016-08-01", "--db", str(copy), cwd=repo)
+    assert reversed_range.returncode == 2 and "swap --from and --to" in reversed_range.stderr

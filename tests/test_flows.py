@@ -53,3 +53,47 @@ def test_nightly_deployment_runs_at_two_with_settings_from_the_environment(monke
     assert d.name == "nightly" and [s.schedule.cron for s in d.schedules] == ["0 2 * * *"]
     config = d.parameters["config"]
     assert config["db_path"] == str(tmp_path / "prod.duckdb") and config["broker_url"].startswith("mqtt://")
+
+
+def test_backfill_assesses_each_image_date_once_and_keeps_the_current_verdict(
+    prefect_harness, repo: Path, db_path: Path
+) -> None:
+    from flows.backfill import BackfillConfig, backfill
+    from flows.nightly import NightlyConfig, nightly
+
+    from assets.store.db import connect
+    from assets.store.queries import borrower
+
+    register_claims(db_path, repo / "sample_tiles/claims/farmer-001.geojson", "farmer-001", Settings(db_path=db_path))
+    tiles = str(repo / "sample_tiles")
+    nightly(NightlyConfig(db_path=str(db_path), tiles_dir=tiles, as_of=date(2016, 9, 30)))
+    spring = BackfillConfig(start=date(2016, 4, 1), end=date(2016, 6, 30), db_path=str(db_path), tiles_dir=tiles)
+    summaries = backfill(spring)
+    # One assessment per acquisition date in the range, each seeing only the tiles up to it.
+    assert [(s["as_of"], s["tiles"]) for s in summaries] == [("2016-04-14", 3), ("2016-05-16", 4), ("2016-06-25", 5)]
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        counts = con.execute("SELECT (SELECT count(*) FROM verifications), (SELECT count(*) FROM credit_limits)").fetchone()
+    backfill(spring)  # idempotent: the same ids, nothing stored twice
+    with connect(db_path) as con:
+        again = con.execute("SELECT (SELECT count(*) FROM verifications), (SELECT count(*) FROM credit_limits)").fetchone()
+        as_ofs = con.execute("SELECT DISTINCT as_of FROM verifications ORDER BY 1").fetchall()
+        current = con.execute("SELECT DISTINCT as_of FROM latest_verifications").fetchall()
+        runs = con.execute("SELECT count(*) FROM ingest_runs WHERE kind = 'backfill'").fetchone()[0]
+        history = [str(h["as_of"]) for h in borrower(con, "farmer-001")["limit_history"]]
+    assert again == counts
+    assert [d for (d,) in as_ofs] == [date(2016, 4, 14), date(2016, 5, 16), date(2016, 6, 25), date(2016, 9, 30)]
+    assert current == [(date(2016, 9, 30),)]  # the backfilled past does not replace today's verdict
+    assert runs == 6  # every run is logged, re-runs included
+    assert history == ["2016-04-14", "2016-05-16", "2016-06-25", "2016-09-30"]  # the credit team's limit history
+
+
+def test_backfill_rejects_a_reversed_or_empty_range(prefect_harness, repo: Path, db_path: Path) -> None:
+    from flows.backfill import BackfillConfig, backfill
+
+    from assets.errors import InputError
+
+    tiles = str(repo / "sample_tiles")
+    with pytest.raises(InputError, match="swap --from and --to"):
+        BackfillConfig(start=date(2016, 9, 30), end=date(2016, 4, 1), db_path=str(db_path), tiles_dir=tiles)
+    with pytest.raises(InputError, match="widen the range"):
+        backfill(BackfillConfig(start=date(2016, 7, 1), end=date(2016, 7, 31), db_path=str(db_path), tiles_dir=tiles))

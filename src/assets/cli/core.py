@@ -1,4 +1,4 @@
-"""`assets demo | nightly | claims submit | query` — the spine's commands.
+"""`assets demo | nightly | backfill | claims submit | query` — the spine's commands.
 
 Each handler parses options, calls one domain function, and renders the result.
 """
@@ -42,6 +42,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--date", type=_iso_date, default=None, help="as-of date YYYY-MM-DD (default: today)")
     p.add_argument("--broker", default=None, help="drain sensor messages from this mqtt:// broker first")
     p.set_defaults(handler=cmd_nightly)
+
+    p = sub.add_parser("backfill", help="assess every claim again as of each image date in a range (limit history)")
+    _db_option(p)
+    p.add_argument("--tiles", type=Path, default=None, help="folder of GeoTIFF tiles (default: sample_tiles/)")
+    p.add_argument("--from", dest="start", type=_iso_date, required=True, help="first as-of date YYYY-MM-DD")
+    p.add_argument("--to", dest="end", type=_iso_date, required=True, help="last as-of date YYYY-MM-DD")
+    p.set_defaults(handler=cmd_backfill)
 
     claims = sub.add_parser("claims", help="farmer claims").add_subparsers(dest="claims_cmd", metavar="ACTION", required=True)
     p = claims.add_parser("submit", help="register field polygons (GeoJSON) for a borrower and verify them")
@@ -92,6 +99,16 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     summary = nightly(NightlyConfig(db_path=str(s.db_path), tiles_dir=str(s.tiles_dir), as_of=args.date,
                                     broker_url=s.broker_url, models_dir=str(s.models_dir)))
     print(to_json(summary))
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from flows.backfill import BackfillConfig, backfill
+
+    s = make_settings(db_path=args.db, tiles_dir=args.tiles)
+    summaries = backfill(BackfillConfig(start=args.start, end=args.end, db_path=str(s.db_path),
+                                        tiles_dir=str(s.tiles_dir), models_dir=str(s.models_dir)))
+    print(to_json(summaries))
     return 0
 
 
