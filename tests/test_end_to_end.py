@@ -154,3 +154,31 @@ def test_backfill_command_adds_limit_history(demo_db, repo: Path, tmp_path: Path
     assert [h["as_of"] for h in detail["limit_history"]][-2:] == ["2016-08-12", "2016-09-30"]
     reversed_range = run_cli("backfill", "--from", "2016-09-01", "--to", "2016-08-01", "--db", str(copy), cwd=repo)
     assert reversed_range.returncode == 2 and "swap --from and --to" in reversed_range.stderr
+
+
+def test_flow_errors_from_bad_input_print_no_traceback(tmp_path: Path, repo: Path) -> None:
+    """Prefect logs the failed run in one line; the traceback is only kept for real bugs."""
+    (tmp_path / "tiles").mkdir()
+    (tmp_path / "tiles" / "S2_X_20160101.tif").write_text("not a GeoTIFF")
+    out = run_cli("nightly", "--tiles", str(tmp_path / "tiles"), "--db", str(tmp_path / "x.duckdb"), cwd=repo)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: ") and "not a readable GeoTIFF" in out.stderr
+
+
+def test_cli_log_filter_keeps_tracebacks_of_real_bugs() -> None:
+    import logging
+    import sys
+
+    from assets.cli import _NoTracebackForBadInput
+    from assets.errors import ImageryError
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        try:
+            raise exc
+        except BaseException:
+            return logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+
+    bad_input, bug = record(ImageryError("no tiles")), record(KeyError("oops"))
+    assert _NoTracebackForBadInput().filter(bad_input) and bad_input.exc_info is None
+    assert _NoTracebackForBadInput().filter(bug) and bug.exc_info is not None

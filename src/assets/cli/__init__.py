@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from typing import NoReturn, Sequence
@@ -23,6 +24,25 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> "NoReturn":
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+class _NoTracebackForBadInput(logging.Filter):
+    """Prefect logs a flow or task failure with its traceback before the CLI prints the one-line
+    error; for an `AssetsError` (bad input, a locked file...) keep Prefect's line, drop the
+    traceback. Real bugs keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], AssetsError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_expected_failures() -> None:
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoTracebackForBadInput) for f in logger.filters):
+            logger.addFilter(_NoTracebackForBadInput())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # results, not task chatter; override to see it
     parser = build_parser()
     args = parser.parse_args(argv)
+    _quiet_expected_failures()
     try:
         import rasterio
 
