@@ -169,12 +169,19 @@ def wait_sub(sub: subprocess.Popen) -> float:
     return done
 
 
-def count_rows(db_path: Path) -> tuple[int, int]:
+def headline(n: int, ours_s: float, ceiling_s: float, db_path: Path) -> dict[str, object]:
+    """Throughput of both, their ratio, and loss / duplicates counted in the stored rows."""
     with duckdb.connect(str(db_path), read_only=True) as con:
         rows, distinct = con.execute(
             "SELECT count(*), count(DISTINCT (device_id, seq)) FROM sensor_readings"
         ).fetchall()[0]
-    return rows, distinct
+    return {
+        "msgs_per_s": round(n / ours_s, 1),
+        "ceiling_msgs_per_s": round(n / ceiling_s, 1),
+        "ratio": round(ceiling_s / ours_s, 3),
+        "lost": n - distinct,
+        "duplicated": rows - distinct,
+    }
 
 
 def run_live(args: argparse.Namespace, broker, devices: list[str], users: dict[str, str],  # type: ignore[no-untyped-def]
@@ -206,13 +213,8 @@ def run_live(args: argparse.Namespace, broker, devices: list[str], users: dict[s
     if not ok:
         print(f"warning: only {stats.received} of {args.messages} messages arrived", file=sys.stderr)
     ours_s = done - t0
-    rows, distinct = count_rows(db_path)
     return {
-        "msgs_per_s": round(args.messages / ours_s, 1),
-        "ceiling_msgs_per_s": round(args.messages / ceiling_s, 1),
-        "ratio": round(ceiling_s / ours_s, 3),
-        "lost": args.messages - distinct,
-        "duplicated": rows - distinct,
+        **headline(args.messages, ours_s, ceiling_s, db_path),
         "live_publish_msgs_per_s": round(args.messages / (ours_published - t0), 1),
         "live_ceiling_publish_msgs_per_s": round(args.messages / (published - t_ceiling), 1),
         "live_ours_s": round(ours_s, 3),
@@ -258,13 +260,8 @@ def run_drain(args: argparse.Namespace, broker, devices: list[str], users: dict[
     stats = ingester.stop()
     if not ok:
         print(f"warning: only {stats.received} of {args.messages} messages arrived", file=sys.stderr)
-    rows, distinct = count_rows(db_path)
     return {
-        "drain_msgs_per_s": round(args.messages / ours_s, 1),
-        "drain_ceiling_msgs_per_s": round(args.messages / ceiling_s, 1),
-        "drain_ratio": round(ceiling_s / ours_s, 3),
-        "drain_lost": args.messages - distinct,
-        "drain_duplicated": rows - distinct,
+        **{f"drain_{k}": v for k, v in headline(args.messages, ours_s, ceiling_s, db_path).items()},
         "drain_redelivered_duplicates": stats.duplicates,
         "drain_quarantined": stats.quarantined,
         "drain_batches": stats.batches,
