@@ -9,8 +9,8 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from typing import Callable
 from dataclasses import dataclass, replace
+from typing import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -118,7 +118,8 @@ class FastClient(mqtt.Client):
     ``on_message_batch`` is None.
 
     Relies on paho 2.x internals (``_create_socket``, ``_packet_read``, ``_in_packet``,
-    ``_packet_queue``); if a future paho lacks them it degrades to the stock behaviour.
+    ``_msgtime_mutex``, ``_last_bytes_received``, ``_packet_queue``); paho is pinned below 3, and
+    tests/test_sensors_wire.py plus the MQTT suite must pass before moving that pin.
     """
 
     on_message_batch: Callable[[list[RawPublish]], None] | None = None
@@ -128,19 +129,21 @@ class FastClient(mqtt.Client):
 
     def _packet_read(self) -> mqtt.MQTTErrorCode:
         handler = self.on_message_batch
-        sock = self._sock
+        sock = getattr(self, "_sock", None)
+        in_packet = getattr(self, "_in_packet", None)
         if (
             handler is None
             or type(sock) is not _BufferedSocket
-            or self._protocol != mqtt.MQTTv311
-            or self._in_packet["command"] != 0  # paho is part-way through a packet
+            or getattr(self, "_protocol", None) != mqtt.MQTTv311
+            or not isinstance(in_packet, dict)
+            or in_packet.get("command") != 0  # paho is part-way through a packet
         ):
             return super()._packet_read()
         batch, pos = _split_publishes(sock._buf, sock._pos)
         if not batch:
             return super()._packet_read()
         sock._pos = pos
-        with self._msgtime_mutex:
+        with self._msgtime_mutex:  # what paho's keepalive check reads
             self._last_bytes_received = time.monotonic()
         handler(batch)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS

@@ -6,11 +6,11 @@ them to `writer` (in that thread, or with ``writer_process`` in a child process 
 slower on two cores, see bench/mqtt_ingest.py), which validates them (`schema.validate`) and
 appends accepted readings and rejects (quarantine) in one DuckDB transaction; only then are
 those messages acknowledged to the broker (paho ``manual_ack``, one write for the whole batch).
-A crash before the commit leaves the messages unacknowledged, so the
-broker redelivers them to the same persistent session; a crash after the commit but before the
-acknowledgement makes the broker redeliver messages already stored, which the (device_id, seq)
-key absorbs. Acknowledgements are only sent on the connection that received the message: after
-a reconnect the broker resends anything unacknowledged anyway.
+A crash before the commit leaves the messages unacknowledged, so the broker redelivers them to
+the same persistent session; a crash after the commit but before the acknowledgement makes the
+broker redeliver messages already stored, which the (device_id, seq) key absorbs.
+Acknowledgements are only sent on the connection that received the message: after a reconnect
+the broker resends anything unacknowledged anyway.
 """
 
 from __future__ import annotations
