@@ -9,7 +9,7 @@ ridge classifier (Dempster et al. 2021) and ExtraTrees on values and their first
 and distils a student from them on the near-complete copies of the distillation set and from the
 masked ExtraTrees on the rest (no TempCNN teacher, to keep the run short). Same dev split as the
 card (scripts/train_crop.py). Result on 2026-11-25: experts 0.760, student 0.746: not adopted.
-Stage 2 swaps the ridge for TempCNNs trained on complete series (0.773 with the trees) and also
+Stage 2 swaps the ridge for TempCNNs trained on complete series (0.776 with the trees) and also
 tries out-of-fold tree targets; the student stays at 0.747 / 0.733.
 """
 
