@@ -146,7 +146,7 @@ def main() -> None:
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=["dev", "final", "calibrate", "card"])
-    ap.add_argument("--teachers", type=int, default=3)
+    ap.add_argument("--teachers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="/tmp/crop_dev")

@@ -42,6 +42,7 @@ def tiny_model() -> crop.CropModel:
     values, valid = crop.to_grid(x)
     labels = np.array([crop.UCR_CROP_CLASSES[i - 1] for i in y])
     recipe = ct.Recipe(teachers=1, teacher_epochs=4, student_epochs=6, batch=32, seed=0, trees=20, distil_copies=3,
+                       full_teachers=0, full_trees=20,
                        teacher={"kind": "tempcnn", "width": 8, "hidden": 16, "dropout": 0.1},
                        student={"kind": "mlp", "hidden": 32, "depth": 1})  # fmt: skip
     model, _ = ct.train_model(values, valid, labels, ["ndvi"], recipe, calib=(values, valid, labels))
@@ -172,7 +173,7 @@ def test_cli_train_predict_evaluate(tmp_path: Path, capsys: pytest.CaptureFixtur
     np.save(data, np.column_stack([y, x]).astype(np.float32))
     out = tmp_path / "m.pt"
     args = ["crop", "train", str(data), "--out", str(out), "--epochs", "2", "--teachers", "1", "--seed", "3",
-            "--trees", "20", "--distil-copies", "2"]
+            "--trees", "20", "--distil-copies", "2", "--full-teachers", "1", "--full-trees", "10"]
     assert main(args) == 0
     first = crop.load(out).predict_proba(x)
     assert main(args) == 0  # same seed, same model
@@ -251,3 +252,36 @@ def test_cli_predict_sparse_npz_with_dates(tmp_path: Path, tiny_model: crop.Crop
     expected = tiny_model.predict_proba(sparse, doy=crop.GRID_DOY[cols], mask=mask)
     assert [r["label"] for r in rows] == [tiny_model.classes[i] for i in expected.argmax(axis=1)]
     np.testing.assert_allclose([float(r["probability"]) for r in rows], expected.max(axis=1), atol=1e-5)
+
+
+def test_full_season_experts_weight_and_inputs() -> None:
+    """The experts teach complete inputs, fade out by `full_from`, and see values + differences."""
+    values = torch.rand(4, crop.N_SLOTS, 1)
+    valid = torch.ones(4, crop.N_SLOTS, dtype=torch.bool)
+    valid[1, :5] = False  # 41/46 valid
+    valid[2, :12] = False  # 34/46 = 0.74 < 0.78: no share for the experts
+    valid[3, :30] = False
+    w = ct.full_share(crop.features(values, valid), full_from=0.78)
+    assert w[0] == 1.0 and 0.0 < w[1] < 1.0 and w[2] == 0.0 and w[3] == 0.0
+    feats = ct.full_tree_features(crop.features(values, valid))
+    assert feats.shape == (4, 3 * crop.N_SLOTS - 3)
+    np.testing.assert_allclose(feats[0, crop.N_SLOTS : crop.N_SLOTS + 3], np.diff(values[0, :4, 0].numpy()), atol=1e-6)
+
+
+def test_full_season_experts_give_probabilities_or_nothing() -> None:
+    x, y = synthetic()
+    values, valid = crop.to_grid(x)
+    recipe = ct.Recipe(full_teachers=1, full_epochs=2, full_trees=10, batch=32,
+                       teacher={"kind": "tempcnn", "width": 8, "hidden": 16, "dropout": 0.1})  # fmt: skip
+    y = np.unique(y, return_inverse=True)[1]
+    experts = ct.train_full_experts(values, valid, y, 3, recipe, seed=0)
+    p = experts.proba(crop.features(torch.from_numpy(values), torch.from_numpy(valid)))
+    assert p.shape == (len(x), 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert np.mean(p.argmax(axis=1) == y) > 0.9
+    assert ct.train_full_experts(values, valid, y, 3, ct.Recipe(full_teachers=0, full_trees=0), seed=0) is None
+
+
+def test_conv_student_shape() -> None:
+    net = crop.build_member(dict(ct.DEFAULT_STUDENT), 2, 24).eval()
+    assert net(torch.rand(5, 2, crop.N_SLOTS)).shape == (5, 24)

@@ -21,9 +21,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     train.add_argument("data", type=Path, help="labelled series file")
     train.add_argument("--out", type=Path, required=True, help="where to write the checkpoint (.pt)")
     train.add_argument("--epochs", type=int, default=60, help="epochs per teacher network (default 60)")
-    train.add_argument("--teachers", type=int, default=3, help="teacher networks in the ensemble (default 3)")
+    train.add_argument("--teachers", type=int, default=2, help="masked-date teacher networks (default 2)")
     train.add_argument("--student-epochs", type=int, default=None, help="distillation epochs (default 2x --epochs)")
     train.add_argument("--trees", type=int, default=300, help="ExtraTrees in the tree teacher, 0 for none (default 300)")
+    train.add_argument("--full-teachers", type=int, default=2,
+                       help="TempCNNs trained on complete series only, teaching the student's complete inputs (default 2)")
+    train.add_argument("--full-trees", type=int, default=600,
+                       help="ExtraTrees trained on complete series only, 0 for none (default 600)")
     train.add_argument("--distil-copies", type=int, default=24, help="augmented copies per row for distillation (default 24)")
     train.add_argument("--no-student", action="store_true", help="serve the teacher ensemble itself (slower, no distillation)")
     train.add_argument("--holdout", type=float, default=0.15, help="stratified fraction held out to calibrate and score (default 0.15)")
@@ -61,8 +65,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from assets.models import crop_train as ct
     from assets.models.crop_data import read_series, select_bands
 
-    if args.epochs < 1 or args.teachers < 1 or args.trees < 0 or args.distil_copies < 0:
-        raise InputError("--epochs and --teachers must be at least 1, --trees and --distil-copies not negative")
+    if args.epochs < 1 or args.teachers < 1 or min(args.trees, args.distil_copies, args.full_teachers, args.full_trees) < 0:
+        raise InputError("--epochs and --teachers must be at least 1; --trees, --full-teachers, --full-trees and "
+                         "--distil-copies must not be negative")
     if not 0 <= args.holdout < 0.9:
         raise InputError("--holdout must be in [0, 0.9)")
     if args.holdout == 0 and args.temperature is None:
@@ -79,7 +84,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = ct.Recipe(teachers=args.teachers, teacher_epochs=args.epochs,
                        student_epochs=args.student_epochs or 2 * args.epochs,
                        student=None if args.no_student else dict(ct.DEFAULT_STUDENT), seed=args.seed,
-                       trees=args.trees, distil_copies=args.distil_copies)  # fmt: skip
+                       trees=args.trees, distil_copies=args.distil_copies, full_teachers=args.full_teachers,
+                       full_epochs=max(1, 2 * args.epochs // 3), full_trees=args.full_trees)  # fmt: skip
     if args.holdout > 0:
         tr, ho = ct.stratified_split(labels, args.holdout, args.seed)
         if len(ho) == 0 or len(tr) < 2:
