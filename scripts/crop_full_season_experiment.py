@@ -87,7 +87,7 @@ def tree_inputs(x: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class FullSeasonExperts:
+class RocketTreeExperts:
     """Rocket + ridge and ExtraTrees, fitted on complete single-band series (n, 46)."""
 
     rocket: RocketFeatures
@@ -99,7 +99,7 @@ class FullSeasonExperts:
     rocket_weight: float = 0.5
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int, *, trees: int = 600, seed: int = 0) -> "FullSeasonExperts":
+    def fit(cls, x: np.ndarray, y: np.ndarray, n_classes: int, *, trees: int = 600, seed: int = 0) -> "RocketTreeExperts":
         from sklearn.ensemble import ExtraTreesClassifier
         from sklearn.linear_model import RidgeClassifierCV
 
@@ -145,7 +145,7 @@ def main() -> None:
     classes = sorted({str(s) for s in labels}, key=ct._class_order)
     y = ct.encode(labels, classes)
     n = len(classes)
-    experts = FullSeasonExperts.fit(values[tr, :, 0], y[tr], n, seed=0)
+    experts = RocketTreeExperts.fit(values[tr, :, 0], y[tr], n, seed=0)
     rocket_va = (experts.rocket.transform(values[va, :, 0]) - experts.mean) / experts.scale
     res = {
         "ridge": float(np.mean(experts.ridge.predict(rocket_va) == y[va])),
@@ -177,12 +177,9 @@ def main() -> None:
     res["cnn_full"] = [accuracy(ct.proba_of(CropNet([c]).eval(), values[va], valid[va])) for c in cnns]
     full_cnn = CropNet(cnns).eval()
 
-    def full_teacher(xs: torch.Tensor, trees=experts.trees) -> np.ndarray:  # type: ignore[no-untyped-def]
-        with torch.inference_mode():
-            pc = torch.cat([torch.softmax(full_cnn(xs[i : i + 4096]), 1) for i in range(0, len(xs), 4096)]).numpy()
-        pt = np.zeros_like(pc)
-        pt[:, trees.classes_] = trees.predict_proba(tree_inputs(xs[:, 0, :].numpy()))
-        return 0.5 * pc + 0.5 * pt
+    # The package's teacher: the mean of the CNNs' and the trees' probabilities (the trees'
+    # features, values + first + second differences, are `tree_inputs` for one band).
+    full_teacher = ct.FullSeasonExperts(full_cnn, experts.trees, n).proba
 
     res["cnn_full_plus_trees"] = accuracy(full_teacher(ct.features(torch.from_numpy(values[va]), torch.from_numpy(valid[va]))))
     ramp = np.clip((x[:, 1, :].sum(1).numpy() - 36) / 10, 0, 1)[near, None]

@@ -186,6 +186,24 @@ def full_tree_features(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.concatenate([v, np.diff(v, axis=2), np.diff(v, 2, axis=2)], axis=2).reshape(len(f), -1)
 
 
+def cnn_proba(net: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Softmax of a network over network inputs ``x``, in chunks, without autograd."""
+    with torch.inference_mode():
+        logits = torch.cat([net(x[i : i + 4096]) for i in range(0, len(x), 4096)])
+    return F.softmax(logits, dim=1).numpy()
+
+
+def forest_proba(trees: Any, x: torch.Tensor, featurize: Callable[[torch.Tensor], np.ndarray],
+                 n_classes: int) -> np.ndarray:  # fmt: skip
+    """A forest's probabilities over ``x`` in chunks, in ``n_classes`` columns (a class absent
+    from its training rows gets 0)."""
+    p = np.zeros((len(x), n_classes))
+    p[:, trees.classes_] = np.concatenate(
+        [trees.predict_proba(featurize(x[i : i + 8192])) for i in range(0, len(x), 8192)]
+    )
+    return p
+
+
 @dataclass
 class FullSeasonExperts:
     """Teachers for complete series: TempCNNs and ExtraTrees that never saw a masked date.
@@ -202,15 +220,9 @@ class FullSeasonExperts:
         """Mean of the CNN ensemble's and the trees' probabilities on network inputs ``x``."""
         parts = []
         if self.cnns is not None:
-            with torch.inference_mode():
-                logits = torch.cat([self.cnns(x[i : i + 4096]) for i in range(0, len(x), 4096)])
-            parts.append(F.softmax(logits, dim=1).numpy())
+            parts.append(cnn_proba(self.cnns, x))
         if self.trees is not None:
-            p = np.zeros((len(x), self.n_classes))
-            p[:, self.trees.classes_] = np.concatenate(
-                [self.trees.predict_proba(full_tree_features(x[i : i + 8192])) for i in range(0, len(x), 8192)]
-            )
-            parts.append(p)
+            parts.append(forest_proba(self.trees, x, full_tree_features, self.n_classes))
         return (sum(parts) / len(parts)).astype(np.float32)
 
 
@@ -248,16 +260,10 @@ def teacher_proba(cnns: nn.Module | None, trees: Any, x: torch.Tensor, tree_weig
     """Teacher probabilities on network inputs ``x``: CNN ensemble mixed with the trees."""
     parts, weights = [], []
     if cnns is not None:
-        with torch.inference_mode():
-            logits = torch.cat([cnns(x[i : i + 4096]) for i in range(0, len(x), 4096)])
-        parts.append(F.softmax(logits, dim=1).numpy())
+        parts.append(cnn_proba(cnns, x))
         weights.append(1.0 - (tree_weight if trees is not None else 0.0))
     if trees is not None:
-        p = np.zeros((len(x), int(trees.classes_.max()) + 1))
-        p[:, trees.classes_] = np.concatenate(
-            [trees.predict_proba(tree_features(x[i : i + 8192])) for i in range(0, len(x), 8192)]
-        )
-        parts.append(p)
+        parts.append(forest_proba(trees, x, tree_features, int(trees.classes_.max()) + 1))
         weights.append(tree_weight if cnns is not None else 1.0)
     return sum(w * p for w, p in zip(weights, parts)).astype(np.float32)
 
