@@ -285,3 +285,22 @@ def test_full_season_experts_give_probabilities_or_nothing() -> None:
 def test_conv_student_shape() -> None:
     net = crop.build_member(dict(ct.DEFAULT_STUDENT), 2, 24).eval()
     assert net(torch.rand(5, 2, crop.N_SLOTS)).shape == (5, 24)
+
+
+@pytest.mark.parametrize("spec", [dict(ct.DEFAULT_STUDENT), dict(ct.DEFAULT_TEACHER)])
+def test_served_network_has_batchnorm_folded_with_same_outputs(spec: dict) -> None:
+    """Inference runs a BatchNorm-free copy; its logits must equal the trained network's."""
+    torch.manual_seed(0)
+    net = crop.CropNet([crop.build_member(spec, 2, 24)])
+    with torch.no_grad():  # non-trivial running statistics, as after training
+        for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm1d)):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+    model = crop.CropModel(list(crop.UCR_CROP_CLASSES), "t", net, config={"members": [spec]})
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model._infer.modules())
+    x, _ = synthetic(n_per=5)
+    with torch.inference_mode():
+        v, m = (torch.from_numpy(a) for a in crop.to_grid(x))
+        expected = net.eval()(crop.features(v, m)).numpy()
+    np.testing.assert_allclose(model.logits(x), expected, rtol=1e-4, atol=1e-4)
