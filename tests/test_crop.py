@@ -304,3 +304,21 @@ def test_served_network_has_batchnorm_folded_with_same_outputs(spec: dict) -> No
         v, m = (torch.from_numpy(a) for a in crop.to_grid(x))
         expected = net.eval()(crop.features(v, m)).numpy()
     np.testing.assert_allclose(model.logits(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_stratified_split_and_folds_keep_every_class_balanced() -> None:
+    labels = np.repeat(np.array(["corn", "wheat", "water", "lake"]), [50, 23, 7, 2])
+    train, hold = ct.stratified_split(labels, 0.2, seed=0)
+    assert len(np.intersect1d(train, hold)) == 0 and len(train) + len(hold) == len(labels)
+    assert [int(np.sum(labels[hold] == c)) for c in ("corn", "wheat", "water")] == [10, 5, 1]
+    fold = ct.stratified_folds(labels, 5, seed=3)
+    assert fold.shape == labels.shape and set(fold.tolist()) == set(range(5))
+    for c in np.unique(labels):
+        counts = np.bincount(fold[labels == c], minlength=5)
+        assert counts.max() - counts.min() <= 1, (c, counts)
+    sizes = np.bincount(fold)
+    assert sizes.max() - sizes.min() <= 1  # small classes are rotated, not all dealt into fold 0
+    np.testing.assert_array_equal(fold, ct.stratified_folds(labels, 5, seed=3))
+    assert not np.array_equal(fold, ct.stratified_folds(labels, 5, seed=4))
+    with pytest.raises(InputError, match="at least 2 folds"):
+        ct.stratified_folds(labels, 1, seed=0)

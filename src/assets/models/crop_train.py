@@ -335,6 +335,22 @@ def stratified_split(labels: np.ndarray, frac: float, seed: int) -> tuple[np.nda
     return train, hold_arr
 
 
+def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold number (0..k-1) of every row, each class dealt round-robin over the folds after a
+    seeded shuffle, so every fold holds about 1/k of every class."""
+    if k < 2:
+        raise InputError(f"cross-validation needs at least 2 folds, got {k}")
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(labels), dtype=np.int64)
+    offset = 0
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        fold[idx] = (offset + np.arange(len(idx))) % k
+        offset += len(idx)  # rotate so small classes do not all start in fold 0
+    return fold
+
+
 def train_model(values: np.ndarray, valid: np.ndarray, labels: np.ndarray, bands: list[str], recipe: Recipe,
                 calib: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                 temperature: float | tuple[float, float | None] | None = None,
