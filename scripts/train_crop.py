@@ -6,6 +6,7 @@
     python scripts/train_crop.py card  --dev /tmp/crop_dev      # metrics JSON + PNGs for the card
     python scripts/train_crop.py cv --fold K --out /tmp/crop_cv  # one of 5 stratified folds (run K=0..4,
     python scripts/train_crop.py cv-report --out /tmp/crop_cv    #   two at a time), then pool them
+    python scripts/train_crop.py curve                           # ExtraTrees learning curve on the folds (~1 min)
 
 The UCR test split is never read: only Crop_TRAIN.npy + Crop_VALIDATION.npy (5,759 rows).
 """
@@ -195,10 +196,33 @@ def cmd_cv_report(args: argparse.Namespace) -> None:
     print(json.dumps(res, indent=1))
 
 
+def cmd_curve(args: argparse.Namespace) -> None:
+    """How accuracy grows with training rows: complete-series ExtraTrees (the cheap teacher) on the
+    cross-validation folds, each training fold subsampled per class to 40/60/80/100 %."""
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    values, valid, labels = labelled_rows()
+    y = ct.encode(labels, sorted({str(s) for s in labels}, key=ct._class_order))
+    x = ct.full_tree_features(crop.features(torch.from_numpy(values), torch.from_numpy(valid)))
+    fold = ct.stratified_folds(labels, CV_FOLDS, CV_SEED)
+    curve: dict[int, float] = {}
+    for frac in (0.4, 0.6, 0.8, 1.0):
+        accs, sizes = [], []
+        for k in range(CV_FOLDS):
+            tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+            if frac < 1:
+                tr = tr[ct.stratified_split(labels[tr], 1 - frac, seed=k)[0]]
+            trees = ExtraTreesClassifier(300, max_features=0.2, n_jobs=2, random_state=0).fit(x[tr], y[tr])
+            accs.append(float(np.mean(trees.predict(x[te]) == y[te])))
+            sizes.append(len(tr))
+        curve[int(np.mean(sizes))] = round(float(np.mean(accs)), 4)
+    print(json.dumps({"extra_trees_accuracy_by_training_rows": curve}))
+
+
 def main() -> None:
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["dev", "final", "calibrate", "card", "cv", "cv-report"])
+    ap.add_argument("mode", choices=["dev", "final", "calibrate", "card", "cv", "cv-report", "curve"])
     ap.add_argument("--fold", type=int, default=0, help="cv: which of the 5 folds to hold out")
     ap.add_argument("--teachers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=60)
@@ -212,7 +236,7 @@ def main() -> None:
     ap.add_argument("--card-dir", type=Path, default=REPO / "models")
     args = ap.parse_args()
     modes = {"dev": cmd_dev, "final": cmd_final, "calibrate": cmd_calibrate, "card": cmd_card, "cv": cmd_cv,
-             "cv-report": cmd_cv_report}  # fmt: skip
+             "cv-report": cmd_cv_report, "curve": cmd_curve}  # fmt: skip
     modes[args.mode](args)
 
 
