@@ -174,15 +174,15 @@ def cmd_cv(args: argparse.Namespace) -> None:
 
 def cmd_cv_report(args: argparse.Namespace) -> None:
     """Pool the fold predictions: accuracy, macro F1, ECE and cropland accuracy with their spread."""
-    values, valid, labels = labelled_rows()
+    _, _, labels = labelled_rows()
     classes = crop.load(args.model_out).classes
     y = ct.encode(labels, classes)
     farm = np.array([c in crop.CROPLAND for c in classes])
     folds = [np.load(Path(args.out) / f"fold{k}.npz") for k in range(CV_FOLDS)]
-    res: dict[str, object] = {"folds": CV_FOLDS, "rows": int(sum(len(f["rows"]) for f in folds)),
+    rows = np.concatenate([f["rows"] for f in folds])
+    res: dict[str, object] = {"folds": CV_FOLDS, "rows": len(rows),
                               "train_s_per_fold": [float(f["train_s"]) for f in folds]}  # fmt: skip
     for key, name in (("proba", "full"), ("proba_sparse", "sparse_6_8")):
-        rows = np.concatenate([f["rows"] for f in folds])
         proba = np.concatenate([f[key] for f in folds])
         pooled = ct.score(proba, y[rows], len(classes))
         per_fold = [float(np.mean(f[key].argmax(1) == y[f["rows"]])) for f in folds]
