@@ -30,6 +30,7 @@ from train_crop import CV_FOLDS, CV_SEED, HOLDOUT, SPLIT_SEED, labelled_rows
 
 from assets.models import crop_train as ct
 
+FAMILIES = ("rdst", "quant", "mrhydra", "weasel2", "drcif", "rist", "rstsf", "hc2", "et")
 RIDGE_SCALE = 4.0  # ridge decision values -> softmax(4 d): the NLL-best of 1..16 for RDST on the dev split
 
 
@@ -38,11 +39,15 @@ def make(name: str) -> Any:  # noqa: ANN401 - aeon and scikit-learn estimators
 
     if name == "et":
         return ExtraTreesClassifier(600, max_features=0.2, n_jobs=1, random_state=0)
-    import aeon.classification.convolution_based as conv
-    import aeon.classification.dictionary_based as dic
-    import aeon.classification.hybrid as hyb
-    import aeon.classification.interval_based as itv
-    import aeon.classification.shapelet_based as shp
+    try:
+        import aeon.classification.convolution_based as conv
+        import aeon.classification.dictionary_based as dic
+        import aeon.classification.hybrid as hyb
+        import aeon.classification.interval_based as itv
+        import aeon.classification.shapelet_based as shp
+    except ImportError as e:
+        raise SystemExit(f"family {name!r} needs aeon ({e}): install the `research` extra in its own venv, "
+                         "as this script's docstring shows") from e  # fmt: skip
 
     return {
         "rdst": lambda: shp.RDSTClassifier(random_state=0, n_jobs=1),
@@ -141,10 +146,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=["fit", "report"])
     ap.add_argument("split", choices=["dev", "cv"])
-    ap.add_argument("families", nargs="*", default=["rdst", "quant", "et"])
+    ap.add_argument("families", nargs="*", default=["rdst", "quant", "et"], help=f"fit: any of {', '.join(FAMILIES)}")
     ap.add_argument("--out", default="/tmp/crop_sweep")
     ap.add_argument("--student", default=None, help="report cv: a `train_crop.py cv --out` directory")
     args = ap.parse_args()
+    if unknown := sorted(set(args.families) - set(FAMILIES)):
+        ap.error(f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}: choose from {', '.join(FAMILIES)}")
     {"fit": cmd_fit, "report": cmd_report}[args.mode](args)
 
 
