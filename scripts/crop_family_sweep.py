@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from train_crop import CV_FOLDS, CV_SEED, HOLDOUT, SPLIT_SEED, labelled_rows
 
+from assets.models import crop
 from assets.models import crop_train as ct
 
 FAMILIES = ("rdst", "quant", "mrhydra", "weasel2", "drcif", "rist", "rstsf", "hc2", "et")
@@ -61,12 +63,11 @@ def make(name: str) -> Any:  # noqa: ANN401 - aeon and scikit-learn estimators
     }[name]()
 
 
-def inputs(name: str, values: np.ndarray) -> np.ndarray:
-    """aeon wants (n, channels, time); the trees get values + first + second differences."""
-    v = values[:, :, 0].astype(np.float64)
+def inputs(name: str, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """aeon wants (n, channels, time); the trees get the full-season teacher's features."""
     if name == "et":
-        return np.concatenate([v, np.diff(v, axis=1), np.diff(v, 2, axis=1)], axis=1)
-    return v[:, None, :]
+        return ct.full_tree_features(crop.features(torch.from_numpy(values), torch.from_numpy(valid)))
+    return values[:, :, 0].astype(np.float64)[:, None, :]
 
 
 def soft_proba(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:  # noqa: ANN401
@@ -92,13 +93,13 @@ def splits(split: str, labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
-    values, _, labels = labelled_rows()
-    classes = sorted({str(s) for s in labels}, key=ct._class_order)
+    values, valid, labels = labelled_rows()
+    classes = ct.class_names(labels)
     y = ct.encode(labels, classes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.families:
-        x = inputs(name, values)
+        x = inputs(name, values, valid)
         t0, rows, proba = time.time(), [], []
         for tr, te in splits(args.split, labels):
             model = make(name).fit(x[tr], y[tr])
@@ -113,7 +114,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     _, _, labels = labelled_rows()
-    classes = sorted({str(s) for s in labels}, key=ct._class_order)
+    classes = ct.class_names(labels)
     y = ct.encode(labels, classes)
     fams: dict[str, np.ndarray] = {}
     for f in sorted(Path(args.out).glob(f"{args.split}_*.npz")):

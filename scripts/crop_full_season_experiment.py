@@ -142,7 +142,7 @@ def main() -> None:
     torch.set_num_threads(2)
     values, valid, labels = labelled_rows()
     tr, va = ct.stratified_split(labels, HOLDOUT, SPLIT_SEED)
-    classes = sorted({str(s) for s in labels}, key=ct._class_order)
+    classes = ct.class_names(labels)
     y = ct.encode(labels, classes)
     n = len(classes)
     experts = RocketTreeExperts.fit(values[tr, :, 0], y[tr], n, seed=0)

@@ -202,7 +202,7 @@ def cmd_curve(args: argparse.Namespace) -> None:
     from sklearn.ensemble import ExtraTreesClassifier
 
     values, valid, labels = labelled_rows()
-    y = ct.encode(labels, sorted({str(s) for s in labels}, key=ct._class_order))
+    y = ct.encode(labels, ct.class_names(labels))
     x = ct.full_tree_features(crop.features(torch.from_numpy(values), torch.from_numpy(valid)))
     fold = ct.stratified_folds(labels, CV_FOLDS, CV_SEED)
     curve: dict[int, float] = {}

@@ -306,6 +306,11 @@ def test_served_network_has_batchnorm_folded_with_same_outputs(spec: dict) -> No
     np.testing.assert_allclose(model.logits(x), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_class_names_put_ucr_classes_in_ucr_order_and_others_after_by_name() -> None:
+    labels = np.array(["zeta", "wheat", "alpha", "corn", "wheat", "7"])
+    assert ct.class_names(labels) == ["corn", "wheat", "7", "alpha", "zeta"]
+
+
 def test_stratified_split_and_folds_keep_every_class_balanced() -> None:
     labels = np.repeat(np.array(["corn", "wheat", "water", "lake"]), [50, 23, 7, 2])
     train, hold = ct.stratified_split(labels, 0.2, seed=0)

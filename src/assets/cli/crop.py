@@ -78,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError(f"{args.data} has no labels; training needs them")
     values, valid = crop.to_grid(select_bands(data, data.bands), data.doy, data.mask)
     labels = data.labels
-    classes = sorted({str(s) for s in labels}, key=ct._class_order)
+    classes = ct.class_names(labels)
     if len(classes) < 2:
         raise InputError(f"{args.data} holds a single class ({classes}); training needs at least two")
     recipe = ct.Recipe(teachers=args.teachers, teacher_epochs=args.epochs,

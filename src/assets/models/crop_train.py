@@ -362,7 +362,7 @@ def train_model(values: np.ndarray, valid: np.ndarray, labels: np.ndarray, bands
     """
     if len(values) < 2:
         raise InputError("need at least two labelled series to train")
-    classes = classes or sorted({str(s) for s in labels}, key=_class_order)
+    classes = classes or class_names(labels)
     y = encode(labels, classes)
     start = time.perf_counter()
     teachers = [
@@ -402,6 +402,11 @@ def train_model(values: np.ndarray, valid: np.ndarray, labels: np.ndarray, bands
     elif calib is not None:
         calibrate(model, *calib)
     return model, ensemble
+
+
+def class_names(labels: np.ndarray) -> list[str]:
+    """The distinct labels in model column order: UCR Crop's order first, any others after by name."""
+    return sorted({str(s) for s in labels}, key=_class_order)
 
 
 def _class_order(name: str) -> tuple[int, str]:
