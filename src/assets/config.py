@@ -35,6 +35,17 @@ class Settings:
     max_overlap_fraction: float = 0.05
     min_area_ha: float = 0.01  # one 10 m Sentinel-2 pixel: anything smaller cannot be seen
     max_area_ha: float = 2000.0
+    # HTTP API access (assets.access, assets.api): token lifetimes and abuse limits.
+    public_url: str = field(default_factory=lambda: os.environ.get("ASSETS_PUBLIC_URL", "http://127.0.0.1:8000"))
+    token_days: int = 90  # default lifetime of `assets users token` and of a token bought with a sign-in link
+    signin_link_minutes: int = 24 * 60  # a one-time SMS sign-in code is good for a day
+    signin_failures_max: int = 10  # failed sign-ins per client address per window before 429
+    signin_failure_window_s: int = 300
+    requests_per_token_per_min: int = 120
+    max_body_bytes: int = 1_048_576  # a 2,000-vertex field is ~60 kB of GeoJSON
+    max_claim_features: int = 50  # fields per submission
+    max_claim_vertices: int = 20_000  # corners over all fields of one submission
+    max_field_name_chars: int = 120
 
 
 def settings(**overrides: object) -> Settings:

@@ -43,3 +43,23 @@ class NotFoundError(AssetsError, LookupError):
 
 class BrokerError(AssetsError, ConnectionError):
     """The MQTT broker cannot be reached or refused our credentials."""
+
+
+class AuthenticationError(AssetsError, PermissionError):
+    """No credentials, or a token or sign-in code that is unknown, expired, revoked or used (HTTP 401)."""
+
+
+class PermissionDeniedError(AssetsError, PermissionError):
+    """Signed in, but this role may not use this resource (HTTP 403)."""
+
+
+class RateLimitError(AssetsError, RuntimeError):
+    """Too many requests or failed sign-ins from one token or address (HTTP 429, ``retry_after_s``)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class TooLargeError(InputError):
+    """A request is bigger than a configured limit: body bytes, features or vertices (HTTP 413)."""

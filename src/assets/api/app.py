@@ -3,52 +3,71 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import AsyncIterator, Sequence
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from assets import access
 from assets.api import routes
+from assets.api.deps import public
+from assets.api.limits import BodyLimitMiddleware, Limits
+from assets.api.middleware import AuditMiddleware, SecurityHeadersMiddleware
 from assets.config import Settings
-from assets.errors import AssetsError, InputError, NotFoundError, StoreLockedError
+from assets.errors import (AssetsError, AuthenticationError, InputError, NotFoundError, PermissionDeniedError,
+                           RateLimitError, StoreLockedError, TooLargeError)
+
+# Most specific first: TooLargeError is an InputError.
+_STATUS: tuple[tuple[type[AssetsError], int], ...] = (
+    (AuthenticationError, 401), (PermissionDeniedError, 403), (NotFoundError, 404), (TooLargeError, 413),
+    (RateLimitError, 429), (StoreLockedError, 503), (InputError, 422))
 
 
 def _status(exc: AssetsError) -> int:
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, StoreLockedError):
-        return 503
-    if isinstance(exc, InputError):
-        return 422
-    return 500
+    return next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+
+
+def _headers(exc: AssetsError) -> dict[str, str]:
+    if isinstance(exc, RateLimitError):
+        return {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, AuthenticationError):
+        return {"WWW-Authenticate": 'Bearer realm="assets"'}
+    return {}
 
 
 def create_app(settings: Settings, api_keys: Sequence[str] | None = None) -> FastAPI:
-    """An app bound to one database; keys default to ASSETS_API_KEYS (comma-separated)."""
+    """An app bound to one database.
+
+    Users and tokens live in the database (`assets users ...`). ``api_keys`` (default:
+    ASSETS_API_KEYS, comma-separated) are extra officer keys without expiry, for scripts and for
+    `assets serve`'s one-off demo key.
+    """
     keys = tuple(api_keys if api_keys is not None else
                  [k.strip() for k in os.environ.get("ASSETS_API_KEYS", "").split(",") if k.strip()])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.api_keys = keys
+        app.state.static_keys = access.static_keys(keys)
+        app.state.limits = Limits(settings)
         yield
 
-    app = FastAPI(title="assets", version="0.1.0", lifespan=lifespan,
-                  description="Verified farm assets and credit limits for credit teams and farmers.")
+    # /docs and /openapi.json are served by routes.docs, for officers only.
+    app = FastAPI(title="assets", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None, description="Verified farm assets and credit limits for credit teams and farmers.")
+    app.add_middleware(AuditMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)  # added last = outermost: every answer gets the headers
 
     @app.exception_handler(AssetsError)
     async def domain_error(request: Request, exc: AssetsError) -> JSONResponse:
-        return JSONResponse(status_code=_status(exc), content={"error": str(exc)})
+        return JSONResponse(status_code=_status(exc), content={"error": str(exc)}, headers=_headers(exc))
 
-    @app.get("/health", tags=["ops"])
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    for router in (routes.portfolio, routes.borrowers, routes.alerts, routes.imagery):
+    for router in (routes.health, routes.auth, routes.me, routes.portfolio, routes.borrowers, routes.alerts,
+                   routes.imagery, routes.docs):
         app.include_router(router)
     _mount_map(app)
     return app
@@ -64,8 +83,11 @@ def _mount_map(app: FastAPI) -> None:
         app.mount("/vendor/leaflet", StaticFiles(directory=leaflet), name="leaflet")
         app.mount("/map", StaticFiles(directory=WEB_DIR / "static", html=True), name="map")
         return
+    missing = APIRouter(dependencies=[Depends(public)], include_in_schema=False)
 
-    @app.get("/map", include_in_schema=False)
+    @missing.get("/map")
     def map_missing() -> JSONResponse:
         return JSONResponse(status_code=503, content={"error": "the map's JavaScript is not installed; run "
                                                       "`npm ci --prefix src/assets/web` (make install does it)"})
+
+    app.include_router(missing)

@@ -1,4 +1,14 @@
-"""Routers: one per resource. Each handler calls one domain or query function."""
+"""Routers: one per resource, each declaring who may use it. Each handler calls one domain or query function.
+
+| router      | who                      |
+|-------------|--------------------------|
+| auth        | anyone (sign-in itself, throttled per address) |
+| me          | any signed-in role       |
+| borrowers   | farmer (own borrower only, 404 otherwise), officer |
+| portfolio, alerts | officer, operations |
+| docs        | officer                  |
+| imagery     | anyone (public Copernicus data) |
+"""
 
 from __future__ import annotations
 
@@ -6,17 +16,65 @@ from datetime import date
 from typing import Any
 
 import duckdb
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 
-from assets.api.deps import get_settings, read_db, require_key
+from assets import access
+from assets.access import Identity, Role
+from assets.api.deps import (ANY_ROLE, allow, current_identity, get_settings, public, read_db,
+                             visible_borrower)
+from assets.api.limits import check_claim_size, client_address, parse_json
 from assets.config import Settings
+from assets.errors import AuthenticationError, InputError
 from assets.store import queries
 
-portfolio = APIRouter(prefix="/portfolio", tags=["portfolio"], dependencies=[Depends(require_key)])
-borrowers = APIRouter(prefix="/borrowers", tags=["borrowers"], dependencies=[Depends(require_key)])
-alerts = APIRouter(prefix="/alerts", tags=["alerts"], dependencies=[Depends(require_key)])
+auth = APIRouter(prefix="/auth", tags=["sign-in"], dependencies=[Depends(public)])
+me = APIRouter(prefix="/me", tags=["sign-in"], dependencies=[Depends(ANY_ROLE)])
+portfolio = APIRouter(prefix="/portfolio", tags=["portfolio"], dependencies=[Depends(allow(Role.OFFICER, Role.OPERATIONS))])
+borrowers = APIRouter(prefix="/borrowers", tags=["borrowers"], dependencies=[Depends(allow(Role.FARMER, Role.OFFICER))])
+alerts = APIRouter(prefix="/alerts", tags=["alerts"], dependencies=[Depends(allow(Role.OFFICER, Role.OPERATIONS))])
+docs = APIRouter(tags=["docs"], dependencies=[Depends(allow(Role.OFFICER))], include_in_schema=False)
 # Open satellite imagery (Copernicus): public, so the map's <img> overlay needs no header.
-imagery = APIRouter(prefix="/imagery", tags=["imagery"])
+imagery = APIRouter(prefix="/imagery", tags=["imagery"], dependencies=[Depends(public)])
+health = APIRouter(tags=["ops"], dependencies=[Depends(public)])
+
+_CLAIMS_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "FeatureCollection, Feature or Polygon in EPSG:4326"}}}}}
+
+
+@health.get("/health")
+def get_health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@auth.post("/exchange", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}}}})
+async def exchange(request: Request, con: duckdb.DuckDBPyConnection = Depends(read_db),
+                   settings: Settings = Depends(get_settings)) -> dict[str, Any]:
+    """Trade the one-time code from a sign-in link for a bearer token; the code cannot be used again."""
+    limits = request.app.state.limits
+    address = client_address(request)
+    limits.check_signin(address)
+    doc = parse_json(await request.body())
+    code = doc.get("code") if isinstance(doc, dict) else None
+    if not isinstance(code, str):
+        raise InputError('send {"code": "..."} with the code from your sign-in link')
+    try:
+        issued = await run_in_threadpool(access.exchange_code, con, code, settings)
+    except AuthenticationError:
+        limits.signin_failed(address)
+        raise
+    return {"token": issued.secret, "token_type": "bearer", "expires_at": issued.expires_at,
+            "name": issued.user_name, "role": issued.role.value, "borrower_id": issued.borrower_id}
+
+
+@me.get("")
+def get_me(identity: Identity = Depends(current_identity)) -> dict[str, Any]:
+    """Who this token belongs to: the map takes a farmer's borrower from here."""
+    return {"name": identity.name, "role": identity.role.value, "borrower_id": identity.borrower_id,
+            "expires_at": identity.expires_at}
 
 
 @portfolio.get("")
@@ -26,28 +84,46 @@ def get_portfolio(con: duckdb.DuckDBPyConnection = Depends(read_db)) -> list[dic
 
 
 @borrowers.get("/{borrower_id}")
-def get_borrower(borrower_id: str, con: duckdb.DuckDBPyConnection = Depends(read_db)) -> dict[str, Any]:
+def get_borrower(borrower_id: str = Depends(visible_borrower),
+                 con: duckdb.DuckDBPyConnection = Depends(read_db)) -> dict[str, Any]:
     """A borrower's claims with verdicts, the explanation of each value and limit, history and alerts."""
     return queries.borrower(con, borrower_id)
 
 
-@borrowers.post("/{borrower_id}/claims", status_code=201)
-def submit_claims(
-    borrower_id: str,
-    geojson: dict[str, Any] = Body(..., description="FeatureCollection, Feature or Polygon in EPSG:4326"),
+@borrowers.post("/{borrower_id}/claims", status_code=201, openapi_extra=_CLAIMS_BODY)
+async def submit_claims(
+    request: Request,
+    borrower_id: str = Depends(visible_borrower),
     as_of: date | None = Query(None, description="verify with imagery up to this date (default today)"),
     settings: Settings = Depends(get_settings),
 ) -> list[dict[str, Any]]:
-    """Register and verify field boundaries drawn by a farmer; returns each claim's verdict."""
+    """Register and verify field boundaries drawn by a farmer; returns each claim's verdict.
+
+    The body is read only after the caller's role and borrower are checked, so an unauthorised
+    caller learns nothing from how a body is parsed.
+    """
     from assets.pipeline import submit_and_assess
 
-    return submit_and_assess(settings, geojson, borrower_id, as_of=as_of or date.today())
+    doc = parse_json(await request.body())
+    check_claim_size(doc, settings)
+    return await run_in_threadpool(lambda: submit_and_assess(settings, doc, borrower_id,
+                                                             as_of=as_of or date.today()))
 
 
 @alerts.get("")
 def get_alerts(kind: str | None = None, con: duckdb.DuckDBPyConnection = Depends(read_db)) -> list[dict[str, Any]]:
     """Crop-failure and sensor alerts, newest first."""
     return queries.alerts(con, kind=kind)
+
+
+@docs.get("/openapi.json")
+def openapi_schema(request: Request) -> dict[str, Any]:
+    return request.app.openapi()
+
+
+@docs.get("/docs", response_class=HTMLResponse)
+def swagger_ui() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="assets API")
 
 
 @imagery.get("/latest")

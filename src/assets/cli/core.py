@@ -113,10 +113,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_claims_submit(args: argparse.Namespace) -> int:
+    from assets.access import canonical_id
     from assets.pipeline import submit_and_assess
 
     s = make_settings(db_path=args.db)
-    rows = submit_and_assess(s, args.file, args.borrower, as_of=args.date or date.today())
+    rows = submit_and_assess(s, args.file, canonical_id(args.borrower, "borrower id"), as_of=args.date or date.today())
     print(table(rows, CLAIM_COLUMNS, CLAIM_HEADERS))  # claim_status rows already carry verified_area_mu
     return 0 if any(r["status"] != "rejected" for r in rows) else 1
 
@@ -205,11 +206,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from assets.api.app import create_app
+    from assets.store import connect
+    from assets.store.users import count_users
 
     s = make_settings(db_path=args.db)
     keys = [k.strip() for k in os.environ.get("ASSETS_API_KEYS", "").split(",") if k.strip()]
-    if not keys:
+    with connect(s.db_path) as con:
+        have_users = count_users(con) > 0
+    if not keys and not have_users:
         keys = [secrets.token_urlsafe(24)]
-        print(f"ASSETS_API_KEYS is not set; this run accepts the one-off key: {keys[0]}", flush=True)
+        print("no users are configured (`assets users add NAME --role officer`, then `assets users token NAME`); "
+              f"this run accepts the one-off officer token: {keys[0]}", flush=True)
     uvicorn.run(create_app(s, api_keys=keys), host=args.host, port=args.port, log_level="warning")
     return 0

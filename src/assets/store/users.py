@@ -1,0 +1,138 @@
+"""Users, their hashed tokens and one-time sign-in codes, and the audit trail (migration 007).
+
+Plain reads and writes; what a role may do and how secrets are made lives in `assets.access`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from assets.store.db import transaction
+
+
+@dataclass(frozen=True)
+class UserRow:
+    user_name: str
+    role: str
+    borrower_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    token_id: str
+    user_name: str
+    kind: str
+    secret_sha256: str
+    created_at: datetime
+    expires_at: datetime
+    revoked: bool
+    used_at: datetime | None
+
+
+_USER_COLUMNS = "user_name, role, borrower_id, created_at"
+_TOKEN_COLUMNS = "token_id, user_name, kind, secret_sha256, created_at, expires_at, revoked, used_at"
+
+
+def add_user(con: duckdb.DuckDBPyConnection, user: UserRow) -> None:
+    con.execute("INSERT INTO users (user_name, role, borrower_id, created_at) VALUES (?, ?, ?, ?)",
+                [user.user_name, user.role, user.borrower_id, user.created_at])
+
+
+def get_user(con: duckdb.DuckDBPyConnection, user_name: str) -> UserRow | None:
+    row = con.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE user_name = ?", [user_name]).fetchone()
+    return UserRow(*row) if row else None
+
+
+def count_users(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("SELECT count(*) FROM users").fetchone()[0])
+
+
+def list_users(con: duckdb.DuckDBPyConnection, now: datetime) -> list[dict[str, Any]]:
+    """Each user with how many usable tokens they hold and when the last one expires."""
+    cur = con.execute(
+        "SELECT u.user_name, u.role, u.borrower_id, u.created_at, "
+        "count(t.token_id) FILTER (WHERE t.kind = 'token' AND NOT t.revoked AND t.expires_at > ?) AS active_tokens, "
+        "max(t.expires_at) FILTER (WHERE t.kind = 'token' AND NOT t.revoked AND t.expires_at > ?) AS expires_at "
+        "FROM users u LEFT JOIN api_tokens t USING (user_name) "
+        "GROUP BY ALL ORDER BY u.user_name", [now, now])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def list_tokens(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every token and sign-in code (never the secret or its hash), newest first."""
+    cur = con.execute("SELECT token_id, user_name, kind, created_at, expires_at, revoked, used_at FROM api_tokens "
+                      "ORDER BY created_at DESC, token_id")
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def add_token(con: duckdb.DuckDBPyConnection, token: TokenRow) -> None:
+    con.execute(f"INSERT INTO api_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [token.token_id, token.user_name, token.kind, token.secret_sha256, token.created_at,
+                 token.expires_at, token.revoked, token.used_at])
+
+
+def get_token(con: duckdb.DuckDBPyConnection, token_id: str) -> tuple[TokenRow, UserRow] | None:
+    """A token and its user by the token's public id, whatever its state (callers check it)."""
+    row = con.execute(
+        f"SELECT {', '.join('t.' + c for c in _TOKEN_COLUMNS.split(', '))}, u.user_name, u.role, u.borrower_id, "
+        "u.created_at FROM api_tokens t JOIN users u USING (user_name) WHERE t.token_id = ?", [token_id]).fetchone()
+    if row is None:
+        return None
+    return TokenRow(*row[:8]), UserRow(*row[8:])
+
+
+def revoke_tokens(con: duckdb.DuckDBPyConnection, *, now: datetime, user_name: str | None = None,
+                  token_id: str | None = None) -> int:
+    """Revoke one token (by id) or every token and code of a user; returns how many changed."""
+    column, value = ("user_name", user_name) if user_name is not None else ("token_id", token_id)
+    rows = con.execute(f"UPDATE api_tokens SET revoked = true, revoked_at = ? WHERE {column} = ? AND NOT revoked "
+                       "RETURNING token_id", [now, value]).fetchall()
+    return len(rows)
+
+
+def exchange_link(con: duckdb.DuckDBPyConnection, link_id: str, now: datetime, token: TokenRow) -> bool:
+    """Mark a sign-in code used and store the token it buys, together; False if it was already used.
+
+    The conditional UPDATE makes the code single-use even when two exchanges race: DuckDB lets
+    only one transaction change the row, the other gets a conflict and is answered False.
+    """
+    try:
+        with transaction(con):
+            used = con.execute("UPDATE api_tokens SET used_at = ? WHERE token_id = ? AND kind = 'link' "
+                               "AND used_at IS NULL AND NOT revoked RETURNING token_id", [now, link_id]).fetchall()
+            if not used:
+                raise _AlreadyUsed
+            add_token(con, token)
+    except (_AlreadyUsed, duckdb.TransactionException):
+        return False
+    return True
+
+
+class _AlreadyUsed(Exception):
+    """Internal: roll the exchange back."""
+
+
+def record_audit(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Append audit rows: at, user_name, role, token_id, action, target, status."""
+    con.executemany("INSERT INTO audit_log (audited_at, user_name, role, token_id, action, target, status) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [[r["at"], r["user_name"], r["role"], r.get("token_id"), r["action"], r.get("target"),
+                      r.get("status")] for r in rows])
+
+
+def audit_log(con: duckdb.DuckDBPyConnection, *, user_name: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """Newest audit rows first, optionally for one user."""
+    sql, params = "SELECT * FROM audit_log", []
+    if user_name is not None:
+        sql += " WHERE user_name = ?"
+        params.append(user_name)
+    cur = con.execute(sql + " ORDER BY audited_at DESC LIMIT ?", [*params, limit])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
