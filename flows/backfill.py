@@ -35,7 +35,7 @@ class BackfillConfig:
 
 @flow(name="backfill", log_prints=True)
 def backfill(config: BackfillConfig) -> list[dict]:
-    tiles = prepare_tiles(config.db_path, config.tiles_dir, config.models_dir, config.end)
+    tiles = prepare_tiles(config.db_path, config.tiles_dir, config.models_dir, config.end).tiles
     dates = sorted({t.acquired_on for t in tiles if t.acquired_on >= config.start})
     if not dates:
         known = sorted({t.acquired_on.isoformat() for t in tiles}) or ["none up to the end date"]

@@ -18,7 +18,8 @@ from prefect import flow, task
 
 from assets.config import settings as make_settings
 from assets.errors import InputError
-from assets.imagery.index import TileRecord, describe_tile, scan_tiles
+from assets.imagery.index import TileRecord, TileSurvey, inspect_tile, no_usable_tiles, split_survey, tile_paths
+from assets.imagery.quality import QuarantinedTile
 from assets.pipeline import assess_claims, load_models, record_tiles, reference_tiles, segment_tile, segmentation_cache
 
 
@@ -43,8 +44,9 @@ def _transient(task, task_run, state) -> bool:
 
 
 @task(retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
-def catalogue_tile(path: str) -> TileRecord:
-    return describe_tile(path)
+def catalogue_tile(path: str) -> TileRecord | QuarantinedTile:
+    """The tile's catalogue record, or its quarantine record when it fails the quality gate."""
+    return inspect_tile(path)
 
 
 @task(retries=1, retry_condition_fn=_transient)
@@ -63,17 +65,20 @@ def assess(db_path: str, as_of: date, models_dir: str | None, kind: str) -> dict
             "rejected": statuses.count("rejected"), "alerts": len(report.alerts)}
 
 
-def prepare_tiles(db_path: str, tiles_dir: str, models_dir: str | None, until: date) -> list[TileRecord]:
-    """Catalogue the tiles acquired up to ``until`` (one task each), record them, and segment
-    each reference tile once (cached). Called inside a flow: nightly and backfill share it."""
-    paths = [str(t) for t in sorted(Path(tiles_dir).glob("*.tif*"))]
-    if not paths:
-        scan_tiles(tiles_dir)  # raises the clear "no tiles" error
-    tiles = [t for t in catalogue_tile.map(paths).result() if t.acquired_on <= until]
-    record_tiles(Path(db_path), tiles)
-    for ref in reference_tiles(tiles):
+def prepare_tiles(db_path: str, tiles_dir: str, models_dir: str | None, until: date) -> TileSurvey:
+    """Gate and catalogue the tiles acquired up to ``until`` (one task each), record them and the
+    quarantined ones, and segment each reference tile once (cached). A bad tile is reported and
+    left out; only a folder without one usable tile stops the run. Nightly and backfill share it."""
+    paths = [str(p) for p in tile_paths(tiles_dir)]  # raises the clear "no tiles" error
+    survey = split_survey(catalogue_tile.map(paths).result(), until)
+    record_tiles(Path(db_path), survey.tiles, survey.quarantined)
+    for q in survey.quarantined:
+        print(f"quarantined tile {q.path.name} ({q.code}): {q.reason}")
+    if survey.quarantined and len(survey.quarantined) == len(paths):
+        raise no_usable_tiles(tiles_dir, survey.quarantined)
+    for ref in reference_tiles(survey.tiles):
         segment(ref, db_path, models_dir)
-    return tiles
+    return survey
 
 
 @flow(name="nightly", log_prints=True)
@@ -83,8 +88,9 @@ def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> d
         from flows.sensors import drain_sensors
 
         drain_sensors(config.db_path, config.broker_url)
-    prepare_tiles(config.db_path, config.tiles_dir, config.models_dir, as_of)
+    survey = prepare_tiles(config.db_path, config.tiles_dir, config.models_dir, as_of)
     summary = assess(config.db_path, as_of, config.models_dir, kind)
+    summary["quarantined"] = [q.summary() for q in survey.quarantined]
     print(f"nightly {summary}")
     return summary
 

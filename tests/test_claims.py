@@ -41,7 +41,7 @@ def test_overlap_goes_to_the_later_claim_of_another_borrower(db_path: Path) -> N
         overlaps = overlaps_ha(load_claims(con))
     assert overlaps[a[0].claim_id] == 0.0
     assert overlaps[b[0].claim_id] == pytest.approx(0.5, rel=1e-2)
-    # c overlaps its own borrower's a (not a conflict) and second's earlier b (a conflict).
+    # c overlaps its own borrower's a and second's earlier b: the union of both, which lies inside b.
     assert overlaps[c[0].claim_id] == pytest.approx(0.5, rel=1e-2)
 
 

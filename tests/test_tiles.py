@@ -72,7 +72,7 @@ def test_corrupt_and_truncated_files(tmp_path: Path) -> None:
 
 
 def test_describe_tile_dates_clouds_and_checksum(tmp_path: Path) -> None:
-    data = np.full((4, 10, 10), 500, np.uint16)
+    data = np.random.default_rng(1).integers(300, 3000, (4, 10, 10)).astype(np.uint16)  # an image, not a fill
     data[:, :5, :] = 0
     a = write_tile(tmp_path / "S2_20160601.tif", data)
     b = write_tile(tmp_path / "other.tif", data, tags={"ACQUISITION_DATE": "2016-07-01", "CLOUD_FRACTION": "0.2", "SCENE_ID": "X"})
@@ -92,7 +92,7 @@ def test_describe_tile_dates_clouds_and_checksum(tmp_path: Path) -> None:
 
 def test_undated_and_all_nodata_tiles(tmp_path: Path) -> None:
     with pytest.raises(ImageryError, match="no acquisition date"):
-        describe_tile(write_tile(tmp_path / "nodate.tif", np.ones((3, 4, 4), np.uint16)))
+        describe_tile(write_tile(tmp_path / "nodate.tif", np.random.default_rng(2).integers(300, 3000, (3, 4, 4)).astype(np.uint16)))
     with pytest.raises(ImageryError, match="only nodata"):
         describe_tile(write_tile(tmp_path / "empty_20160101.tif", np.zeros((3, 4, 4), np.uint16)))
     empty_dir = tmp_path / "sub"

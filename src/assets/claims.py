@@ -1,13 +1,17 @@
 """Register farmers' claims: validate the drawing, store it once, find overlaps with others.
 
-A claim's id is derived from the borrower and the drawing, so submitting the same file twice
-stores nothing new. A drawing that cannot be used is still stored, as rejected with its reason,
-so the farmer and the bank see why.
+One pledge per piece of land. A borrower's drawing that covers the same land as one of their
+stored claims (intersection over union >= `Settings.same_field_min_iou`, whatever its first
+corner, orientation or vertex count) is that claim again: nothing new is stored and the stored
+claim is returned. Any other overlap, the borrower's own claims included, is measured by area
+against every earlier claim: the earlier claim keeps the land. A drawing that cannot be used is
+still stored, as rejected with its reason, so the farmer and the bank see why.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Sequence
@@ -20,6 +24,12 @@ from assets.config import Settings
 from assets.errors import InputError, NotFoundError
 from assets.fields.geometry import ClaimGeometryError, Drawing, area_ha, claim_id, validate_drawing
 from assets.store import append, transaction
+from assets.store.claims import borrower_claims_in_bbox, claim_rows
+
+# DuckDB lets one process write a file (other processes wait for the lock), but one process, the
+# API server, may hold several connections: matching a drawing against stored claims and inserting
+# it must not interleave between them, or the same field could be stored twice.
+_STORE_LOCK = threading.Lock()
 
 BORROWER_ID_MAX = 64
 
@@ -46,7 +56,8 @@ def check_borrower_id(borrower_id: str) -> str:
     return cleaned
 
 
-def prepare_claims(borrower_id: str, drawings: Sequence[Drawing], settings: Settings, submitted_at: datetime | None = None) -> list[Claim]:
+def prepare_claims(borrower_id: str, drawings: Sequence[Drawing], settings: Settings, submitted_at: datetime | None = None,
+                   footprints_lonlat: Sequence[tuple[float, float, float, float]] = ()) -> list[Claim]:
     """Validate each drawing; unusable ones become rejected claims carrying their reason."""
     borrower_id = check_borrower_id(borrower_id)
     when = submitted_at or datetime.now(timezone.utc).replace(tzinfo=None)
@@ -54,7 +65,8 @@ def prepare_claims(borrower_id: str, drawings: Sequence[Drawing], settings: Sett
     for d in drawings:
         cid = claim_id(borrower_id, d.geojson)
         try:
-            geom = validate_drawing(d, min_area_ha=settings.min_area_ha, max_area_ha=settings.max_area_ha)
+            geom = validate_drawing(d, min_area_ha=settings.min_area_ha, max_area_ha=settings.max_area_ha,
+                                    max_extent_deg=settings.max_drawing_extent_deg, footprints_lonlat=footprints_lonlat)
         except ClaimGeometryError as exc:
             claims.append(Claim(cid, borrower_id, d.name, when, None, None, "rejected", exc.code, str(exc)))
             continue
@@ -62,24 +74,61 @@ def prepare_claims(borrower_id: str, drawings: Sequence[Drawing], settings: Sett
     return claims
 
 
-def store_claims(con: duckdb.DuckDBPyConnection, claims: Sequence[Claim], drawings: Sequence[Drawing], source: str) -> list[Claim]:
-    """Insert new claims (ignoring ones already stored) in one transaction; returns stored state."""
-    rows = []
-    for c, d in zip(claims, drawings, strict=True):
-        b = c.geometry.bounds if c.geometry is not None else (None,) * 4
-        rows.append({
-            "claim_id": c.claim_id, "borrower_id": c.borrower_id, "name": c.name, "submitted_at": c.submitted_at,
-            "source": source, "geom_wkb": wkb.dumps(c.geometry) if c.geometry is not None else None,
-            "geojson": json.dumps(d.geojson), "min_lon": b[0], "min_lat": b[1], "max_lon": b[2], "max_lat": b[3],
-            "claimed_area_ha": c.claimed_area_ha, "status": c.status, "reason_code": c.reason_code, "reason": c.reason,
-        })
-    with transaction(con):
+def intersection_over_union(a: Claim, b: Claim) -> float:
+    """Shared area / combined area, measured in hectares: 1.0 for the same land drawn any way."""
+    if a.geometry is None or b.geometry is None or not a.geometry.intersects(b.geometry):
+        return 0.0
+    shared = a.geometry.intersection(b.geometry)
+    inter = area_ha(shared) if not shared.is_empty else 0.0
+    union = (a.claimed_area_ha or 0.0) + (b.claimed_area_ha or 0.0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def same_field(claim: Claim, candidates: Sequence[Claim], min_iou: float) -> Claim | None:
+    """The candidate of the same borrower covering the same land (best IoU, earliest on ties)."""
+    best: tuple[float, Claim] | None = None
+    for other in candidates:
+        if other.borrower_id != claim.borrower_id:
+            continue
+        iou = intersection_over_union(claim, other)
+        if iou >= min_iou and (best is None or iou > best[0]):
+            best = (iou, other)
+    return best[1] if best else None
+
+
+def store_claims(con: duckdb.DuckDBPyConnection, claims: Sequence[Claim], drawings: Sequence[Drawing], source: str,
+                 settings: Settings | None = None) -> list[Claim]:
+    """Store new claims in one transaction; returns the stored claim for each drawing, in order.
+
+    A drawing of land the borrower already pledged (stored, or earlier in this batch) resolves to
+    that claim instead of becoming a second one; an identical drawing has the same id anyway.
+    """
+    min_iou = (settings or Settings()).same_field_min_iou
+    with _STORE_LOCK, transaction(con):
+        resolved, rows, batch = [], [], []
+        for c, d in zip(claims, drawings, strict=True):
+            if c.geometry is not None:
+                stored = [_claim(r) for r in borrower_claims_in_bbox(con, c.borrower_id, c.geometry.bounds)]
+                match = same_field(c, stored + batch, min_iou)
+                if match is not None:
+                    resolved.append(match.claim_id)
+                    continue
+                batch.append(c)
+            resolved.append(c.claim_id)
+            rows.append(_row(c, d, source))
         append(con, "borrowers", [{"borrower_id": b} for b in sorted({c.borrower_id for c in claims})], on_conflict="ignore")
         append(con, "claims", rows, on_conflict="ignore")
-    return load_claims(con, [c.claim_id for c in claims])
+        return load_claims(con, resolved)
 
 
-_CLAIM_COLUMNS = "claim_id, borrower_id, name, submitted_at, geom_wkb, claimed_area_ha, status, reason_code, reason"
+def _row(c: Claim, d: Drawing, source: str) -> dict[str, object]:
+    b = c.geometry.bounds if c.geometry is not None else (None,) * 4
+    return {
+        "claim_id": c.claim_id, "borrower_id": c.borrower_id, "name": c.name, "submitted_at": c.submitted_at,
+        "source": source, "geom_wkb": wkb.dumps(c.geometry) if c.geometry is not None else None,
+        "geojson": json.dumps(d.geojson), "min_lon": b[0], "min_lat": b[1], "max_lon": b[2], "max_lat": b[3],
+        "claimed_area_ha": c.claimed_area_ha, "status": c.status, "reason_code": c.reason_code, "reason": c.reason,
+    }
 
 
 def _claim(row: tuple) -> Claim:
@@ -88,12 +137,10 @@ def _claim(row: tuple) -> Claim:
 
 
 def load_claims(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str] | None = None) -> list[Claim]:
-    """Claims by id (in the order asked), or every claim in submission order."""
+    """Claims by id (in the order asked, repeats allowed), or every claim in submission order."""
     if claim_ids is None:
-        rows = con.execute(f"SELECT {_CLAIM_COLUMNS} FROM claims ORDER BY submitted_at, claim_id").fetchall()
-        return [_claim(r) for r in rows]
-    rows = con.execute(f"SELECT {_CLAIM_COLUMNS} FROM claims WHERE list_contains(?, claim_id)", [list(claim_ids)]).fetchall()
-    by_id = {r[0]: _claim(r) for r in rows}
+        return [_claim(r) for r in claim_rows(con)]
+    by_id = {r[0]: _claim(r) for r in claim_rows(con, claim_ids)}
     missing = [c for c in claim_ids if c not in by_id]
     if missing:
         raise NotFoundError(f"no claim(s) {missing} in the database")
@@ -101,17 +148,18 @@ def load_claims(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str] | None 
 
 
 def overlaps_ha(claims: Sequence[Claim]) -> dict[str, float]:
-    """Area of each claim already claimed by another borrower's earlier, usable claim.
+    """Area of each claim already pledged by an earlier usable claim, whoever's it is.
 
     First come, first served: the earlier drawing keeps the land, the later one carries the
-    overlap. The shared part is measured in its local UTM zone.
+    overlap, also when both are the same borrower's (one piece of land is pledged once). The
+    shared part is measured in its local UTM zone, so how a drawing is written does not matter.
     """
     usable = sorted((c for c in claims if c.geometry is not None), key=lambda c: (c.submitted_at, c.claim_id))
     tree = shapely.STRtree([c.geometry for c in usable])
     out: dict[str, float] = {}
     for i, c in enumerate(usable):
         total = 0.0
-        earlier = [usable[j] for j in tree.query(c.geometry) if j < i and usable[j].borrower_id != c.borrower_id]
+        earlier = [usable[j] for j in tree.query(c.geometry) if j < i]
         if earlier:
             shared = c.geometry.intersection(shapely.union_all([e.geometry for e in earlier]))
             total = area_ha(shared) if not shared.is_empty else 0.0

@@ -35,6 +35,21 @@ class Settings:
     max_overlap_fraction: float = 0.05
     min_area_ha: float = 0.01  # one 10 m Sentinel-2 pixel: anything smaller cannot be seen
     max_area_ha: float = 2000.0
+    # Drawings. A 2,000 ha field is ~5 km across, so a drawing spanning more than this many
+    # degrees is not one field (the whole Earth would otherwise be measured as 0 ha).
+    max_drawing_extent_deg: float = 0.5
+    max_features_per_file: int = 500  # larger files are refused before anything is stored
+    # One pledge per piece of land: a borrower's new drawing whose intersection-over-union with
+    # one of their stored claims reaches this is the same field again (the stored claim is kept).
+    same_field_min_iou: float = 0.9
+    # Tile quality gate (`imagery/quality.py`), reflectance 0..1 after scaling.
+    tile_min_valid_fraction: float = 0.05  # less clear pixels than this: nothing to judge by
+    tile_max_reflectance: float = 1.5  # 99th percentile above this: raw digital numbers / wrong scale
+    tile_min_bright_reflectance: float = 0.03  # 99th percentile below this: 8-bit DNs or scaled twice
+    tile_min_reflectance: float = -0.05  # 1st percentile below this: not reflectance
+    tile_min_band_std: float = 1e-4  # a band this flat over all clear pixels is a fill, not an image
+    tile_cloud_tag_tolerance: float = 0.25  # visible cloud may exceed the CLOUD_FRACTION tag by this much
+    tile_sample_pixels: int = 200_000  # pixels sampled (evenly, by block) for the band statistics
     # HTTP API access (assets.access, assets.api): token lifetimes and abuse limits.
     public_url: str = field(default_factory=lambda: os.environ.get("ASSETS_PUBLIC_URL", "http://127.0.0.1:8000"))
     token_days: int = 90  # default lifetime of `assets users token` and of a token bought with a sign-in link

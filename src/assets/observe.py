@@ -84,8 +84,12 @@ def group_by_grid(tiles: Iterable[TileRecord]) -> list[list[TileRecord]]:
 
 
 def reference_tile(group: Sequence[TileRecord]) -> TileRecord:
-    """The clearest tile of a grid (latest on ties): what segmentation looks at."""
-    return min(group, key=lambda t: (round(t.cloud_fraction, 3), -t.acquired_on.toordinal()))
+    """The clearest tile of a grid (latest on ties): what segmentation looks at.
+
+    Clear means neither cloudy by its tag nor empty by its own pixels, so a tile tagged clean but
+    mostly nodata/NaN cannot win; tiles failing the quality gate never reach this point.
+    """
+    return min(group, key=lambda t: (round(max(t.cloud_fraction, t.nodata_fraction), 3), -t.acquired_on.toordinal()))
 
 
 def observe_claims(

@@ -18,10 +18,12 @@ from typing import Sequence
 
 from assets.claims import Claim, load_claims, overlaps_ha
 from assets.config import Settings
-from assets.imagery.index import TileRecord, scan_tiles, tile_from_row
+from assets.imagery.index import TileRecord, survey_tiles, tile_from_row
+from assets.imagery.quality import QuarantinedTile
 from assets.monitor import Alert, crop_failure
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, connect, transaction
+from assets.store.tiles import record_quarantine, usable_tile_rows
 from assets.valuation import Valuation, cap_borrower_limits, load_params, value_claim
 from assets.verify import Verification, verify_claim
 
@@ -59,17 +61,20 @@ def _hash_id(prefix: str, *parts: object) -> str:
     return prefix + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
-def catalogue_tiles(db_path: Path, tiles_dir: Path, until: date | None = None) -> list[TileRecord]:
-    """Describe every tile in ``tiles_dir`` and record new ones (known checksums are skipped)."""
-    tiles = scan_tiles(tiles_dir, until=until)
-    record_tiles(db_path, tiles)
-    return tiles
+def catalogue_tiles(db_path: Path, tiles_dir: Path, until: date | None = None,
+                    settings: Settings | None = None) -> list[TileRecord]:
+    """Gate every tile in ``tiles_dir``, record the usable ones (known checksums are skipped) and
+    quarantine the rest; returns the usable ones."""
+    survey = survey_tiles(tiles_dir, until=until, settings=settings)
+    record_tiles(db_path, survey.tiles, survey.quarantined)
+    return survey.tiles
 
 
-def record_tiles(db_path: Path, tiles: Sequence[TileRecord]) -> None:
+def record_tiles(db_path: Path, tiles: Sequence[TileRecord], quarantined: Sequence[QuarantinedTile] = ()) -> None:
     now = _now()
     with connect(db_path) as con, transaction(con):
         append(con, "tiles", [t.row(now) for t in tiles], on_conflict="ignore")
+        record_quarantine(con, [q.row(now) for q in quarantined])
 
 
 def segmentation_cache(db_path: Path) -> Path:
@@ -117,9 +122,8 @@ class RunReport:
 
 
 def stored_tiles(con, as_of: date) -> list[TileRecord]:
-    cur = con.execute("SELECT * FROM tiles WHERE acquired_on <= ? ORDER BY acquired_on, scene_id", [as_of])
-    cols = [d[0] for d in cur.description]
-    return [tile_from_row(dict(zip(cols, r))) for r in cur.fetchall()]
+    """Catalogued tiles up to ``as_of``, quarantined ones left out (also those catalogued before)."""
+    return [tile_from_row(r) for r in usable_tile_rows(con, as_of)]
 
 
 def assess_claims(
@@ -249,13 +253,20 @@ def _write(con, report: RunReport, tiles: Sequence[TileRecord], models: Models, 
 
 def register_claims(db_path: Path, path: Path | str | dict, borrower_id: str, settings: Settings) -> list[Claim]:
     """Parse, validate and store drawings (a GeoJSON file or document) for one borrower (idempotent)."""
-    from assets.claims import prepare_claims, store_claims
     from assets.fields.geometry import read_drawings
 
-    drawings = read_drawings(path)
-    claims = prepare_claims(borrower_id, drawings, settings)
+    drawings = read_drawings(path, max_features=settings.max_features_per_file)
+    return _store_drawings(db_path, drawings, borrower_id, settings, "api" if isinstance(path, dict) else str(path))
+
+
+def _store_drawings(db_path: Path, drawings: list, borrower_id: str, settings: Settings, source: str) -> list[Claim]:
+    """Validate against the imagery we hold (swapped axes are recognised by it) and store."""
+    from assets.claims import prepare_claims, store_claims
+    from assets.store.tiles import tile_footprints
+
     with connect(db_path) as con:
-        return store_claims(con, claims, drawings, source="api" if isinstance(path, dict) else str(path))
+        claims = prepare_claims(borrower_id, drawings, settings, footprints_lonlat=tile_footprints(con))
+        return store_claims(con, claims, drawings, source=source, settings=settings)
 
 
 def claim_rows(db_path: Path, claim_ids: Sequence[str]) -> list[dict]:
@@ -274,12 +285,17 @@ def claim_rows(db_path: Path, claim_ids: Sequence[str]) -> list[dict]:
 def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: str, *, as_of: date,
                       models: Models | None = None) -> list[dict]:
     """A farmer's submission end to end: store the drawings, verify and value them now."""
+    from assets.claims import check_borrower_id
+    from assets.fields.geometry import read_drawings
+
     db_path = settings.db_path
-    claims = register_claims(db_path, path, borrower_id, settings)
+    drawings = read_drawings(path, max_features=settings.max_features_per_file)  # bad files fail before any write
+    borrower_id = check_borrower_id(borrower_id)
     with connect(db_path) as con:
         have_tiles = con.execute("SELECT count(*) FROM tiles WHERE acquired_on <= ?", [as_of]).fetchone()[0] > 0
-    if not have_tiles:
-        catalogue_tiles(db_path, settings.tiles_dir, until=as_of)
+    if not have_tiles:  # catalogued first, so a drawing is checked against the imagery it will be judged on
+        catalogue_tiles(db_path, settings.tiles_dir, until=as_of, settings=settings)
+    claims = _store_drawings(db_path, drawings, borrower_id, settings, "api" if isinstance(path, dict) else str(path))
     usable = [c.claim_id for c in claims if c.geometry is not None]
     if usable:
         assess_claims(db_path, as_of=as_of, settings=settings, models=models or load_models(settings),

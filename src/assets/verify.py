@@ -92,7 +92,8 @@ def verify_claim(
                                 f"({v.crop_probability:.0%}), not a crop", True))
     if overlap_area_ha > settings.max_overlap_fraction * claimed_area_ha:
         v.reasons.append(Reason("overlap", f"{overlap_area_ha:.2f} ha ({overlap_area_ha / claimed_area_ha:.0%}) of this "
-                                "field is already claimed by another borrower; contact the bank to resolve it", True))
+                                "field is already claimed by an earlier pledge (yours or another borrower's); land is "
+                                "pledged once: contact the bank to resolve it", True))
     if crop_failure:
         v.reasons.append(Reason("crop_failure", crop_failure))
     if sensor_evidence is not None and sensor_evidence.get("status") in ("silent", "implausible"):

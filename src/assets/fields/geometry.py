@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.validation import explain_validity
 
+from assets.config import Settings
 from assets.errors import GeometryError, InputError
 
 M2_PER_HA = 10_000.0
@@ -75,8 +77,13 @@ def area_ha(geom_wgs84: shapely.Geometry) -> float:
     return utm.area / M2_PER_HA
 
 
-def read_drawings(source: str | Path | dict[str, Any]) -> list[Drawing]:
-    """Polygons from a GeoJSON FeatureCollection, Feature or bare geometry (file path or dict)."""
+def read_drawings(source: str | Path | dict[str, Any], *, max_features: int | None = None) -> list[Drawing]:
+    """Polygons from a GeoJSON FeatureCollection, Feature or bare geometry (file path or dict).
+
+    Whole-file problems (a `crs` member naming another CRS, more than ``max_features`` features)
+    raise before anything is stored; problems of one drawing are left to `validate_drawing`.
+    """
+    cap = Settings.max_features_per_file if max_features is None else max_features
     if isinstance(source, dict):
         doc = source
         label = "request body"
@@ -91,59 +98,171 @@ def read_drawings(source: str | Path | dict[str, Any]) -> list[Drawing]:
             raise InputError(f"{path} is not valid GeoJSON ({exc}); export the boundary as GeoJSON") from exc
     if not isinstance(doc, dict) or "type" not in doc:
         raise InputError(f"{label} is not GeoJSON (no 'type'); expected a FeatureCollection of polygons")
+    _check_crs_member(doc, label)
     if doc["type"] == "FeatureCollection":
         features = doc.get("features") or []
     elif doc["type"] == "Feature":
         features = [doc]
     else:
         features = [{"type": "Feature", "properties": {}, "geometry": doc}]
+    if not isinstance(features, list):
+        raise InputError(f"{label}: 'features' is not a list; expected a FeatureCollection of polygons")
     if not features:
         raise InputError(f"{label} holds no features; draw at least one field boundary")
+    if len(features) > cap:
+        raise InputError(
+            f"{label} holds {len(features):,} features, more than the {cap:,} accepted in one submission; "
+            f"split it into files of at most {cap:,} fields (nothing was stored)"
+        )
     drawings = []
     for i, feat in enumerate(features, start=1):
         if not isinstance(feat, dict) or not isinstance(feat.get("geometry"), dict):
             raise InputError(f"{label}: feature {i} has no geometry; every feature must be a polygon")
+        _check_crs_member(feat, f"{label}: feature {i}")
+        _check_crs_member(feat["geometry"], f"{label}: feature {i}")
         props = feat.get("properties") or {}
         drawings.append(Drawing(name=str(props.get("name") or f"field {i}"), geojson=feat["geometry"]))
     return drawings
 
 
-def validate_drawing(drawing: Drawing, *, min_area_ha: float, max_area_ha: float) -> Polygon | MultiPolygon:
-    """The drawing as a valid EPSG:4326 polygon, or `ClaimGeometryError` naming what to fix."""
+def _check_crs_member(obj: dict[str, Any], label: str) -> None:
+    """Refuse a (pre-RFC 7946) `crs` member unless it names WGS 84 longitude/latitude."""
+    member = obj.get("crs")
+    if member is None:
+        return
+    name = None
+    if isinstance(member, dict) and isinstance(member.get("properties"), dict):
+        name = member["properties"].get("name")
+    fix = "export the boundary in EPSG:4326 longitude/latitude (the only CRS GeoJSON allows) and drop the 'crs' member"
+    if not isinstance(name, str) or not name.strip():
+        raise GeometryError(f"{label} has a 'crs' member that names no CRS ({json.dumps(member)[:80]}); {fix}")
+    try:
+        crs = CRS.from_user_input(name.strip())
+    except Exception:  # pyproj raises CRSError and others for unknown names
+        raise GeometryError(f"{label} declares an unknown CRS {name!r} in its 'crs' member; {fix}") from None
+    if not crs.equals(CRS.from_user_input("OGC:CRS84"), ignore_axis_order=True):
+        raise GeometryError(f"{label} declares its coordinates in {name} ({crs.name}), not longitude/latitude; {fix}")
+
+
+def validate_drawing(
+    drawing: Drawing, *, min_area_ha: float, max_area_ha: float,
+    max_extent_deg: float = Settings.max_drawing_extent_deg,
+    footprints_lonlat: Sequence[tuple[float, float, float, float]] = (),
+) -> Polygon | MultiPolygon:
+    """The drawing as a valid EPSG:4326 polygon, or `ClaimGeometryError` naming what to fix.
+
+    ``footprints_lonlat`` (the imagery we hold) lets swapped latitude/longitude be recognised:
+    such a drawing misses every footprint while its swapped twin lands on one.
+    """
     gj = drawing.geojson
+    name = drawing.name
     if gj.get("type") not in ("Polygon", "MultiPolygon"):
         raise ClaimGeometryError(
-            "not_a_polygon", f"'{drawing.name}' is a {gj.get('type')}; draw a closed field boundary (Polygon)"
+            "not_a_polygon", f"'{name}' is a {gj.get('type')}; draw a closed field boundary (Polygon)"
         )
+    _check_rings(name, gj)
     try:
         geom = shape(gj)
     except Exception as exc:  # shapely raises several types for malformed coordinates
-        raise ClaimGeometryError("malformed", f"'{drawing.name}' has malformed coordinates ({exc}); redraw it") from exc
+        raise ClaimGeometryError("malformed", f"'{name}' has malformed coordinates ({exc}); redraw it") from exc
     if geom.is_empty:
-        raise ClaimGeometryError("empty", f"'{drawing.name}' is empty; draw at least three corners")
+        raise ClaimGeometryError("empty", f"'{name}' is empty; draw at least three corners")
     minx, miny, maxx, maxy = geom.bounds
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        hint = ("they look like [latitude, longitude]: put longitude first" if -90 <= minx <= maxx <= 90
+                and -180 <= miny <= maxy <= 180 else "send EPSG:4326 [longitude, latitude] pairs, not projected metres")
         raise ClaimGeometryError(
             "not_lon_lat",
-            f"'{drawing.name}' has coordinates outside longitude/latitude range ({minx:.1f}, {miny:.1f}); "
-            "send EPSG:4326 [longitude, latitude] pairs, not projected metres or swapped axes",
+            f"'{name}' has coordinates outside longitude/latitude range ({minx:.1f}, {miny:.1f}); {hint}",
         )
+    _check_extent(name, geom, max_extent_deg)
+    if footprints_lonlat and not _meets(geom, footprints_lonlat):
+        swapped = shapely.transform(geom, lambda xy: xy[:, ::-1])
+        if _meets(swapped, footprints_lonlat):
+            raise ClaimGeometryError(
+                "swapped_axes",
+                f"'{name}' lies where we hold no imagery, but with latitude and longitude swapped it lies on our "
+                f"imagery (near {swapped.centroid.x:.3f} E, {swapped.centroid.y:.3f} N); send [longitude, latitude] pairs",
+            )
     if not geom.is_valid:
         why = explain_validity(geom)
         code = "self_intersection" if "Self-intersection" in why or "Ring Self-intersection" in why else "invalid"
         raise ClaimGeometryError(
-            code, f"'{drawing.name}' is not a simple field boundary ({why}); redraw it without crossing lines"
+            code, f"'{name}' is not a simple field boundary ({why}); redraw it without crossing lines"
         )
     area = area_ha(geom)
+    if not math.isfinite(area):
+        raise ClaimGeometryError("malformed", f"'{name}' cannot be measured (area {area}); redraw it")
     if area < min_area_ha:
         raise ClaimGeometryError(
-            "too_small", f"'{drawing.name}' covers {area:.3f} ha, below the {min_area_ha} ha minimum; check the drawing"
+            "too_small", f"'{name}' covers {area:.3f} ha, below the {min_area_ha} ha minimum; check the drawing"
         )
     if area > max_area_ha:
         raise ClaimGeometryError(
-            "too_large", f"'{drawing.name}' covers {area:,.0f} ha, above the {max_area_ha:,.0f} ha limit; split it into fields"
+            "too_large", f"'{name}' covers {area:,.0f} ha, above the {max_area_ha:,.0f} ha limit; split it into fields"
         )
     return geom
+
+
+def _check_rings(name: str, gj: dict[str, Any]) -> None:
+    """Numbers, closed rings: what RFC 7946 requires and shapely would otherwise guess at."""
+    coords = gj.get("coordinates")
+    polygons = [coords] if gj.get("type") == "Polygon" else coords
+    if not isinstance(polygons, (list, tuple)) or not polygons:
+        raise ClaimGeometryError("malformed", f"'{name}' has no coordinates; draw at least three corners")
+    for polygon in polygons:
+        if not isinstance(polygon, (list, tuple)) or not polygon:
+            raise ClaimGeometryError("malformed", f"'{name}' has a polygon without rings; redraw it")
+        for ring in polygon:
+            if not isinstance(ring, (list, tuple)) or not all(isinstance(p, (list, tuple)) for p in ring):
+                raise ClaimGeometryError("malformed", f"'{name}' has a ring that is not a list of corners; redraw it")
+            for p in ring:
+                if len(p) < 2:
+                    raise ClaimGeometryError("malformed", f"'{name}' has a corner {p} without two coordinates; redraw it")
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p):
+                    raise ClaimGeometryError(
+                        "coordinates_not_numbers",
+                        f"'{name}' has a corner given as {json.dumps(p)[:60]}; coordinates must be numbers, "
+                        "e.g. [9.25, 56.36], not text in quotes: re-export the boundary as GeoJSON",
+                    )
+                if not all(math.isfinite(v) for v in p):
+                    raise ClaimGeometryError("malformed", f"'{name}' has a corner {p} that is not a finite number; redraw it")
+            if len(ring) < 4:
+                raise ClaimGeometryError(
+                    "malformed", f"'{name}' has a ring of {len(ring)} position(s); a field needs at least three corners"
+                )
+            if list(ring[0][:2]) != list(ring[-1][:2]):
+                raise ClaimGeometryError(
+                    "unclosed_ring",
+                    f"'{name}' is not closed: its last corner {list(ring[-1][:2])} is not its first "
+                    f"{list(ring[0][:2])}; repeat the first corner at the end of the ring, as GeoJSON requires",
+                )
+
+
+def _check_extent(name: str, geom: shapely.Geometry, max_extent_deg: float) -> None:
+    """A field is a few km across: a drawing spanning degrees is a mistake, not a field."""
+    minx, miny, maxx, maxy = geom.bounds
+    width, height = maxx - minx, maxy - miny
+    if width > 180:  # maybe a small field drawn across the 180th meridian
+        xs = shapely.get_coordinates(geom)[:, 0]
+        shifted = xs % 360
+        if height <= max_extent_deg and shifted.max() - shifted.min() <= max_extent_deg:
+            raise ClaimGeometryError(
+                "crosses_antimeridian",
+                f"'{name}' crosses the 180th meridian, so read literally it runs the wrong way round the Earth; "
+                "split it there into two polygons (a MultiPolygon), one on each side, as GeoJSON requires",
+            )
+    if width > max_extent_deg or height > max_extent_deg:
+        whole = " (the whole Earth)" if width >= 359 and height >= 179 else ""
+        raise ClaimGeometryError(
+            "not_one_field",
+            f"'{name}' spans {width:.2f} degrees of longitude and {height:.2f} of latitude{whole}, more than the "
+            f"{max_extent_deg} degrees a single field can; draw the corners of the field itself",
+        )
+
+
+def _meets(geom: shapely.Geometry, footprints: Sequence[tuple[float, float, float, float]]) -> bool:
+    return any(geom.intersects(shapely.box(*b)) for b in footprints)
 
 
 def claim_id(borrower_id: str, geojson: dict[str, Any]) -> str:

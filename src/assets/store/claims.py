@@ -1,0 +1,27 @@
+"""Named reads of the `claims` table (the writes go through `append`)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import duckdb
+
+CLAIM_COLUMNS = "claim_id, borrower_id, name, submitted_at, geom_wkb, claimed_area_ha, status, reason_code, reason"
+
+
+def claim_rows(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str] | None = None) -> list[tuple]:
+    """Rows (`CLAIM_COLUMNS`) of the given claims, or of every claim in submission order."""
+    if claim_ids is None:
+        return con.execute(f"SELECT {CLAIM_COLUMNS} FROM claims ORDER BY submitted_at, claim_id").fetchall()
+    return con.execute(f"SELECT {CLAIM_COLUMNS} FROM claims WHERE list_contains(?, claim_id)",
+                       [list(claim_ids)]).fetchall()
+
+
+def borrower_claims_in_bbox(con: duckdb.DuckDBPyConnection, borrower_id: str,
+                            bounds: tuple[float, float, float, float]) -> list[tuple]:
+    """A borrower's claims with a usable drawing whose bounding box meets ``bounds`` (lon/lat)."""
+    minx, miny, maxx, maxy = bounds
+    return con.execute(
+        f"SELECT {CLAIM_COLUMNS} FROM claims WHERE borrower_id = ? AND geom_wkb IS NOT NULL "
+        "AND min_lon <= ? AND max_lon >= ? AND min_lat <= ? AND max_lat >= ? ORDER BY submitted_at, claim_id",
+        [borrower_id, maxx, minx, maxy, miny]).fetchall()

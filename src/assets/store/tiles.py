@@ -1,0 +1,40 @@
+"""Named reads and writes of the tile catalogue and the tile quarantine."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Mapping, Sequence
+
+import duckdb
+
+from assets.store.db import append
+
+
+def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def usable_tile_rows(con: duckdb.DuckDBPyConnection, as_of: date) -> list[dict[str, Any]]:
+    """Catalogued tiles acquired up to ``as_of`` that are not quarantined, oldest first."""
+    return _records(con.execute(
+        "SELECT * FROM tiles WHERE acquired_on <= ? AND tile_id NOT IN (SELECT tile_id FROM tile_quarantine) "
+        "ORDER BY acquired_on, scene_id", [as_of]))
+
+
+def record_quarantine(con: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str, object]]) -> int:
+    """Store quarantined tiles; the first verdict on the same bytes is kept (re-runs add nothing)."""
+    return append(con, "tile_quarantine", rows, on_conflict="ignore")
+
+
+def quarantined_tiles(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every quarantined tile with its reason, newest first."""
+    return _records(con.execute(
+        "SELECT tile_id, path, code, reason, quarantined_at FROM tile_quarantine ORDER BY quarantined_at DESC, path"))
+
+
+def tile_footprints(con: duckdb.DuckDBPyConnection) -> list[tuple[float, float, float, float]]:
+    """(min_lon, min_lat, max_lon, max_lat) of every usable catalogued tile: where we hold imagery."""
+    return [tuple(r) for r in con.execute(  # type: ignore[misc]
+        "SELECT DISTINCT min_lon, min_lat, max_lon, max_lat FROM tiles "
+        "WHERE tile_id NOT IN (SELECT tile_id FROM tile_quarantine)").fetchall()]

@@ -1,0 +1,126 @@
+"""Bad drawing input: each mistake a farmer's tool can make gets a rejection naming it and the fix."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from shapely.geometry import mapping
+
+from assets.config import Settings
+from assets.errors import GeometryError, InputError
+from assets.fields.geometry import ClaimGeometryError, Drawing, read_drawings, validate_drawing
+from tests.test_geometry import square_lonlat
+
+S = Settings()
+LIMITS = dict(min_area_ha=S.min_area_ha, max_area_ha=S.max_area_ha, max_extent_deg=S.max_drawing_extent_deg)
+FIELD = mapping(square_lonlat(side=150))  # a 2.25 ha field in Denmark
+RING = [list(p) for p in FIELD["coordinates"][0]]
+DENMARK = (9.0, 56.0, 9.5, 56.6)  # lon/lat footprint of imagery we hold
+
+
+def _reject(geometry: dict, **kwargs) -> ClaimGeometryError:
+    with pytest.raises(ClaimGeometryError) as info:
+        validate_drawing(Drawing("north field", geometry), **{**LIMITS, **kwargs})
+    assert isinstance(info.value, GeometryError) and "'north field'" in str(info.value)
+    return info.value
+
+
+def test_a_good_field_still_passes_with_every_check() -> None:
+    geom = validate_drawing(Drawing("ok", FIELD), **LIMITS, footprints_lonlat=[DENMARK])
+    assert geom.area > 0
+
+
+def test_unclosed_ring() -> None:
+    exc = _reject({"type": "Polygon", "coordinates": [RING[:-1]]})
+    assert exc.code == "unclosed_ring" and "repeat the first corner" in str(exc)
+
+
+def test_coordinates_given_as_strings() -> None:
+    exc = _reject({"type": "Polygon", "coordinates": [[[str(x), str(y)] for x, y in RING]]})
+    assert exc.code == "coordinates_not_numbers" and "must be numbers" in str(exc)
+
+
+def test_swapped_latitude_and_longitude() -> None:
+    swapped = {"type": "Polygon", "coordinates": [[[y, x] for x, y in RING]]}
+    exc = _reject(swapped, footprints_lonlat=[DENMARK])
+    assert exc.code == "swapped_axes" and "[longitude, latitude]" in str(exc)
+    # Without imagery there to compare with, the drawing is left to verification (no_imagery).
+    assert validate_drawing(Drawing("north field", swapped), **LIMITS).area > 0
+
+
+def test_swapped_axes_outside_latitude_range() -> None:
+    # A latitude given first, with the longitude beyond 90 degrees: out of range, with the swap named.
+    exc = _reject({"type": "Polygon", "coordinates": [[[56.3, 120.1], [56.301, 120.1], [56.301, 120.101], [56.3, 120.1]]]})
+    assert exc.code == "not_lon_lat" and "latitude, longitude" in str(exc)
+
+
+def test_polygon_across_the_antimeridian() -> None:
+    fiji = {"type": "Polygon", "coordinates": [[[179.999, -16.5], [-179.999, -16.5], [-179.999, -16.499],
+                                                [179.999, -16.499], [179.999, -16.5]]]}
+    exc = _reject(fiji)
+    assert exc.code == "crosses_antimeridian" and "split it" in str(exc)
+
+
+def test_the_whole_earth() -> None:
+    earth = {"type": "Polygon", "coordinates": [[[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]]}
+    exc = _reject(earth)
+    assert exc.code == "not_one_field" and "whole Earth" in str(exc)
+
+
+def test_a_crs_member_naming_another_crs(tmp_path: Path) -> None:
+    doc = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32632"}},
+           "features": [{"type": "Feature", "properties": {"name": "a"}, "geometry": FIELD}]}
+    with pytest.raises(GeometryError, match="EPSG:4326 longitude/latitude"):
+        read_drawings(doc)
+    f = tmp_path / "utm.geojson"
+    f.write_text(json.dumps(doc))
+    with pytest.raises(GeometryError, match="32632"):
+        read_drawings(f)
+    # Naming WGS 84 (either spelling) is harmless; an unnamed or unknown crs is refused.
+    for ok in ("urn:ogc:def:crs:OGC:1.3:CRS84", "EPSG:4326"):
+        assert len(read_drawings({**doc, "crs": {"type": "name", "properties": {"name": ok}}})) == 1
+    with pytest.raises(GeometryError, match="unknown CRS"):
+        read_drawings({**doc, "crs": {"type": "name", "properties": {"name": "EPSG:banana"}}})
+    feature_crs = {"type": "Feature", "crs": {"type": "name", "properties": {"name": "EPSG:3857"}}, "geometry": FIELD}
+    with pytest.raises(GeometryError, match="3857"):
+        read_drawings(feature_crs)
+
+
+def test_too_many_features_are_refused_before_anything_is_stored(tmp_path: Path, db_path: Path) -> None:
+    from assets.pipeline import register_claims, submit_and_assess
+    from assets.store import connect
+
+    feats = [{"type": "Feature", "properties": {"name": f"f{i}"},
+              "geometry": mapping(square_lonlat(x0=512500 + 200 * (i % 70), y0=6245000 + 200 * (i // 70)))}
+             for i in range(5000)]
+    f = tmp_path / "many.geojson"
+    f.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    s = Settings(db_path=db_path, tiles_dir=tmp_path / "no-tiles")
+    with pytest.raises(InputError, match=f"more than the {s.max_features_per_file:,}"):
+        register_claims(db_path, f, "farmer-9", s)
+    with pytest.raises(InputError, match="nothing was stored"):
+        submit_and_assess(s, f, "farmer-9", as_of=date(2016, 9, 30))
+    with connect(db_path) as con:
+        assert con.execute("SELECT count(*) FROM claims").fetchone()[0] == 0
+    # The cap is a setting.
+    assert len(read_drawings(f, max_features=5000)) == 5000
+
+
+def test_bad_drawings_are_stored_rejected_with_their_reason(db_path: Path) -> None:
+    from assets.pipeline import register_claims
+    from assets.store import connect
+
+    doc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "open"}, "geometry": {"type": "Polygon", "coordinates": [RING[:-1]]}},
+        {"type": "Feature", "properties": {"name": "earth"}, "geometry": {"type": "Polygon", "coordinates": [
+            [[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]]}},
+        {"type": "Feature", "properties": {"name": "good"}, "geometry": FIELD},
+    ]}
+    claims = register_claims(db_path, doc, "farmer-8", Settings(db_path=db_path))
+    assert [(c.name, c.status, c.reason_code) for c in claims] == [
+        ("open", "rejected", "unclosed_ring"), ("earth", "rejected", "not_one_field"), ("good", "submitted", None)]
+    with connect(db_path) as con:
+        assert con.execute("SELECT count(*) FROM claims WHERE status = 'rejected' AND reason <> ''").fetchone()[0] == 2

@@ -1,0 +1,130 @@
+"""One pledge per piece of land: the same field drawn again any way is one claim and one limit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from shapely.geometry import mapping
+
+from assets.claims import load_claims, overlaps_ha, prepare_claims, store_claims
+from assets.config import Settings
+from assets.fields.geometry import Drawing
+from assets.store import connect
+from tests.test_geometry import square_lonlat
+
+FIELD = mapping(square_lonlat(side=200))  # 4 ha
+RING = [list(p) for p in FIELD["coordinates"][0]]  # closed: first corner repeated last
+
+
+def _rotated(ring: list, k: int) -> list:
+    body = ring[:-1]
+    body = body[k:] + body[:k]
+    return body + [body[0]]
+
+
+def _densified(ring: list) -> list:
+    out = []
+    for a, b in zip(ring[:-1], ring[1:]):
+        out += [a, [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2], [a[0] + 0.9 * (b[0] - a[0]), a[1] + 0.9 * (b[1] - a[1])]]
+    return out + [ring[-1]]
+
+
+VARIANTS = {
+    "rotated start": _rotated(RING, 2),
+    "reversed": RING[::-1],
+    "densified": _densified(RING),
+    "rotated, reversed and densified": _densified(_rotated(RING, 1)[::-1]),
+}
+
+
+def _store(db_path: Path, borrower: str, rings: list[list], when: datetime) -> list:
+    drawings = [Drawing(f"f{i}", {"type": "Polygon", "coordinates": [r]}) for i, r in enumerate(rings)]
+    claims = prepare_claims(borrower, drawings, Settings(), submitted_at=when)
+    with connect(db_path) as con:
+        return store_claims(con, claims, drawings, source="test")
+
+
+def _count(db_path: Path) -> int:
+    with connect(db_path) as con:
+        return con.execute("SELECT count(*) FROM claims").fetchone()[0]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_the_same_field_drawn_again_is_the_stored_claim(db_path: Path, variant: str) -> None:
+    first = _store(db_path, "farmer-1", [RING], datetime(2024, 1, 1))
+    again = _store(db_path, "farmer-1", [VARIANTS[variant]], datetime(2024, 2, 1))
+    assert again[0].claim_id == first[0].claim_id and again[0].submitted_at == datetime(2024, 1, 1)
+    assert _count(db_path) == 1
+
+
+def test_the_same_field_twice_in_one_file_is_one_claim(db_path: Path) -> None:
+    claims = _store(db_path, "farmer-1", [RING, VARIANTS["reversed"], VARIANTS["densified"]], datetime(2024, 1, 1))
+    assert len({c.claim_id for c in claims}) == 1 and len(claims) == 3  # one answer per drawing, in order
+    assert _count(db_path) == 1
+
+
+def test_another_borrower_drawing_the_field_is_a_new_claim_carrying_the_overlap(db_path: Path) -> None:
+    mine = _store(db_path, "farmer-1", [RING], datetime(2024, 1, 1))
+    theirs = _store(db_path, "farmer-2", [VARIANTS["rotated start"]], datetime(2024, 1, 2))
+    assert theirs[0].claim_id != mine[0].claim_id
+    with connect(db_path) as con:
+        overlaps = overlaps_ha(load_claims(con))
+    assert overlaps[mine[0].claim_id] == 0.0
+    assert overlaps[theirs[0].claim_id] == pytest.approx(4.0, rel=1e-3)
+
+
+def test_own_overlapping_field_is_an_overlap_like_anyone_elses(db_path: Path) -> None:
+    half_over = mapping(square_lonlat(x0=512600, side=200))  # shares half of FIELD: IoU 1/3
+    first = _store(db_path, "farmer-1", [RING], datetime(2024, 1, 1))
+    second = _store(db_path, "farmer-1", [[list(p) for p in half_over["coordinates"][0]]], datetime(2024, 1, 2))
+    assert second[0].claim_id != first[0].claim_id and _count(db_path) == 2
+    with connect(db_path) as con:
+        overlaps = overlaps_ha(load_claims(con))
+    assert overlaps[first[0].claim_id] == 0.0  # first come, first served
+    assert overlaps[second[0].claim_id] == pytest.approx(2.0, rel=1e-3)
+
+
+def test_pledges_already_stored_twice_are_caught_by_area(db_path: Path) -> None:
+    """Claims stored before the fix (one per exact drawing) are never both valued."""
+    from assets.claims import _row
+
+    drawings = [Drawing("a", {"type": "Polygon", "coordinates": [RING]}),
+                Drawing("b", {"type": "Polygon", "coordinates": [VARIANTS["reversed"]]})]
+    claims = [prepare_claims("farmer-1", [d], Settings(), submitted_at=datetime(2024, 1, i + 1))[0]
+              for i, d in enumerate(drawings)]
+    from assets.store import append, transaction
+    with connect(db_path) as con, transaction(con):
+        append(con, "borrowers", [{"borrower_id": "farmer-1"}])
+        append(con, "claims", [_row(c, d, "old") for c, d in zip(claims, drawings)])
+    with connect(db_path) as con:
+        overlaps = overlaps_ha(load_claims(con))
+    assert overlaps[claims[0].claim_id] == 0.0 and overlaps[claims[1].claim_id] == pytest.approx(4.0, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_double_pledge_of_a_real_field_gives_one_claim_and_one_limit(repo: Path, tmp_path: Path) -> None:
+    """The fraud team's case end to end: the same field resubmitted, started at another corner."""
+    from assets.pipeline import load_models, submit_and_assess
+
+    settings = Settings(db_path=tmp_path / "assets.duckdb", tiles_dir=repo / "sample_tiles")
+    models = load_models(settings)
+    doc = json.loads((repo / "sample_tiles/claims/farmer-001.geojson").read_text())
+    doc["features"] = doc["features"][:1]
+    first = submit_and_assess(settings, doc, "farmer-001", as_of=date(2016, 9, 30), models=models)
+    ring = doc["features"][0]["geometry"]["coordinates"][0]
+    redrawn = json.loads(json.dumps(doc))
+    redrawn["features"][0]["geometry"]["coordinates"][0] = _densified(_rotated(ring, 3))[::-1]
+    redrawn["features"][0]["properties"]["name"] = "the same field again"
+    again = submit_and_assess(settings, redrawn, "farmer-001", as_of=date(2016, 9, 30), models=models)
+    assert first[0]["limit_cny"] and first[0]["limit_cny"] > 0
+    assert [r["claim_id"] for r in again] == [first[0]["claim_id"]]
+    assert again[0]["limit_cny"] == first[0]["limit_cny"]
+    from assets.store.queries import portfolio
+
+    with connect(settings.db_path) as con:
+        (row,) = portfolio(con)
+        assert row["claims"] == 1 and row["limit_cny"] == first[0]["limit_cny"]
