@@ -19,7 +19,7 @@ from rasterio.warp import transform_bounds
 
 from assets.config import Settings
 from assets.errors import ImageryError
-from assets.imagery.quality import PixelStats, QuarantinedTile, check_pixels, parse_tags, quarantine
+from assets.imagery.quality import PixelStats, QuarantinedTile, TileQualityError, check_pixels, parse_tags, quarantine
 from assets.imagery.tiles import file_checksum, open_tile
 
 _DATE_IN_NAME = re.compile(r"(20\d{2})(\d{2})(\d{2})")
@@ -110,7 +110,7 @@ def describe_tile(path: str | Path, band_order: str | None = None, settings: Set
             raise ImageryError(f"{path} is corrupt or truncated ({exc}); re-download it") from exc
         nodata_fraction = stats.nodata_fraction
         if nodata_fraction >= 1.0:
-            raise ImageryError(f"{path} holds only nodata (or NaN); nothing can be observed in it")
+            raise TileQualityError("valid_pixels", f"{path} holds only nodata (or NaN); nothing can be observed in it")
         check_pixels(stats, path, info.bands, info.dtype, parsed.cloud_fraction, settings)
         cloud_fraction = parsed.cloud_fraction if parsed.cloud_fraction is not None else nodata_fraction
         lonlat = transform_bounds(info.crs, "EPSG:4326", *info.bounds)
