@@ -7,10 +7,11 @@ route that declares neither.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import duckdb
-from fastapi import Depends, Request, Security
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -101,7 +102,29 @@ def visible_borrower(borrower_id: str, identity: Identity = Depends(current_iden
 _UNDECLARED = object()
 
 
-def route_roles(route: APIRoute) -> frozenset[Role] | None:
+def served_routes(app: FastAPI) -> list[Any]:
+    """Every route as served, with its routers' dependencies applied.
+
+    Newer FastAPI keeps included routers lazy (``app.routes`` holds the routers), so flatten
+    them through `iter_route_contexts` where it exists; each item has ``path``, ``methods``,
+    ``dependencies`` and ``original_route``.
+    """
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: app.routes is already flat
+        return [_Flat(r) for r in app.routes]
+    return list(iter_route_contexts(app.routes))
+
+
+@dataclass(frozen=True)
+class _Flat:
+    original_route: Any
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.original_route, name)
+
+
+def route_roles(route: APIRoute | Any) -> frozenset[Role] | None:
     """The roles a route admits (None: public); `LookupError` when it declares neither or both."""
     declared = [d.dependency.roles for d in route.dependencies  # type: ignore[union-attr]
                 if getattr(d.dependency, "roles", _UNDECLARED) is not _UNDECLARED]
