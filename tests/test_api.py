@@ -25,11 +25,14 @@ def client(demo_db, tmp_path: Path):
 
 
 def test_every_resource_needs_a_key(client: TestClient) -> None:
+    """ASSETS_API_KEYS entries are officer keys (every route and role: test_api_roles.py)."""
     assert client.get("/health").status_code == 200
     for path in ("/portfolio", "/borrowers/farmer-001", "/alerts"):
         r = client.get(path)
-        assert r.status_code == 401 and "X-API-Key" in r.json()["detail"]
+        assert r.status_code == 401 and "Authorization: Bearer" in r.json()["error"]
         assert client.get(path, headers={"X-API-Key": "wrong"}).status_code == 401
+        assert client.get(path, headers={"Authorization": "Bearer test-key"}).status_code == 200
+    assert client.get("/me", headers=KEY).json()["role"] == "officer"
 
 
 def test_portfolio_borrower_and_alerts(client: TestClient) -> None:
@@ -76,3 +79,22 @@ def test_a_request_reading_does_not_block_a_submission_writing(demo_db, tmp_path
         assert [r["status"] for r in rows] == ["verified", "verified"]
     finally:
         reading.close()
+
+
+def test_a_farmer_signed_in_by_link_files_only_their_own_claims(client: TestClient, repo: Path) -> None:
+    from assets import access
+    from assets.store import connect
+
+    settings = client.app.state.settings
+    with connect(settings.db_path) as con:
+        access.add_user(con, "wang", "farmer", "farmer-001")
+        link, _ = access.issue_link(con, "wang", settings)
+    token = client.post("/auth/exchange", json={"code": link.secret}).json()["token"]
+    farmer = {"Authorization": f"Bearer {token}"}
+    doc = json.loads((repo / "sample_tiles/claims/farmer-001.geojson").read_text())
+    r = client.post("/borrowers/farmer-001/claims?as_of=2016-09-30", json=doc, headers=farmer)
+    assert r.status_code == 201 and [c["status"] for c in r.json()] == ["verified", "verified"], r.text
+    assert client.post("/borrowers/farmer-002/claims?as_of=2016-09-30", json=doc, headers=farmer).status_code == 404
+    assert client.get("/borrowers/farmer-002", headers=farmer).status_code == 404
+    assert client.get("/portfolio", headers=farmer).status_code == 403
+    assert client.get("/borrowers/farmer-001", headers=farmer).json()["borrower"]["claims"] >= 2

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from assets import access
 from assets.api.app import WEB_DIR, create_app
 from assets.config import Settings
+from assets.store import connect
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
-KEY = "farmer-key"
 
 
 @pytest.fixture
@@ -28,10 +29,12 @@ def server(demo_db, tmp_path: Path):
 
     db = tmp_path / "web.duckdb"
     shutil.copy(demo_db[0], db)
+    with connect(db) as con:
+        access.add_user(con, "wang", "farmer", "farmer-001")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(Settings(db_path=db), api_keys=[KEY]), host="127.0.0.1", port=port,
+    config = uvicorn.Config(create_app(Settings(db_path=db), api_keys=[]), host="127.0.0.1", port=port,
                             log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -39,15 +42,25 @@ def server(demo_db, tmp_path: Path):
     deadline = time.monotonic() + 30
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", db
     srv.should_exit = True
     thread.join(timeout=10)
 
 
-def test_farmer_draws_and_submits_a_field_on_a_phone(server: str, repo: Path, tmp_path: Path) -> None:
+def _sign_in_link(db: Path, url: str) -> str:
+    """What the bank would SMS: the map's URL with a one-time code after '#'."""
+    with connect(db) as con:
+        _, link = access.issue_link(con, "wang", Settings(db_path=db, public_url=url))
+    return link
+
+
+def test_farmer_draws_and_submits_a_field_on_a_phone(server: tuple[str, Path], repo: Path, tmp_path: Path) -> None:
     import json
 
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    url, db = server
+    link = _sign_in_link(db, url)
 
     maize = json.loads((repo / "sample_tiles/claims/farmer-001.geojson").read_text())["features"][1]
     ring = maize["geometry"]["coordinates"][0][:-1]
@@ -58,8 +71,11 @@ def test_farmer_draws_and_submits_a_field_on_a_phone(server: str, repo: Path, tm
         page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{server}/map/")
-        page.wait_for_function("document.querySelector('#imagery-date').textContent.includes('Sentinel-2')")
+        page.goto(link)
+        expect(page.locator('#imagery-date')).to_contain_text('Sentinel-2', timeout=30_000)
+        expect(page.locator('#who')).to_contain_text('Signed in as wang', timeout=30_000)
+        assert "#code=" not in page.url  # the one-time code leaves the address bar
+        assert "farmer-001" in page.locator("#who").text_content() and page.locator("#borrower-row").is_hidden()
         assert page.locator("#submit").is_disabled()
         # Tap the corners of the maize field, shrunk towards its centre so it stays inside the parcel.
         cx = sum(x for x, _ in ring) / len(ring)
@@ -71,33 +87,43 @@ def test_farmer_draws_and_submits_a_field_on_a_phone(server: str, repo: Path, tm
             page.mouse.click(box["x"] + pt[0], box["y"] + pt[1])
         assert "corners, about" in page.locator("#area").text_content()
         page.fill("#field-name", "Maize, drawn on a phone")
-        page.fill("#borrower", "farmer-001")
-        page.fill("#api-key", KEY)
         page.click("#submit")
         page.locator("#result .verdict, #result .error").first.wait_for(timeout=120_000)
         text = page.locator("#result").text_content()
+        expect(page.locator('#my-fields')).to_contain_text('Maize, drawn on a phone', timeout=30_000)
+        # The same token, from the page, cannot read another farmer's fields (identical 404 for any id).
+        other = page.evaluate("""async () => Promise.all(['farmer-002', 'farmer-999'].map(async (id) => {
+            const r = await fetch('/borrowers/' + id, {headers: {Authorization: 'Bearer ' + localStorage.getItem('assets.token')}});
+            return [r.status, await r.text()]; }))""")
         page.screenshot(path=str(tmp_path / "map.png"), full_page=True)
+        page.reload()  # the token stays for the next visit
+        expect(page.locator('#who')).to_contain_text('Signed in as wang', timeout=30_000)
         browser.close()
     assert "Maize, drawn on a phone" in text
     assert "verified" in text or "partial" in text
     assert "CNY" in text and not errors
+    assert other[0][0] == other[1][0] == 404 and other[0][1] == other[1][1]
 
 
-def test_wrong_key_is_shown_to_the_farmer(server: str) -> None:
-    from playwright.sync_api import sync_playwright
+def test_a_used_sign_in_link_is_explained_to_the_farmer(server: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect, sync_playwright
 
+    url, db = server
+    link = _sign_in_link(db, url)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu",
                                                                           "--disable-background-networking"])
         page = browser.new_page(viewport={"width": 390, "height": 844})
-        page.goto(f"{server}/map/")
-        page.wait_for_function("document.querySelector('#imagery-date').textContent.includes('Sentinel-2')")
-        box = page.locator("#map").bounding_box()
-        for dx, dy in ((150, 150), (200, 150), (200, 200)):
-            page.mouse.click(box["x"] + dx, box["y"] + dy)
-        page.fill("#borrower", "farmer-001")
-        page.fill("#api-key", "not-the-key")
-        page.click("#submit")
-        page.locator("#result .error").wait_for(timeout=30_000)
-        assert "X-API-Key" in page.locator("#result .error").text_content()
+        page.goto(link)
+        expect(page.locator('#who')).to_contain_text('Signed in as wang', timeout=30_000)
+        context = browser.new_context(viewport={"width": 390, "height": 844})
+        fresh = context.new_page()
+        fresh.goto(link)  # the same link again
+        fresh.locator("#signin-error").wait_for(timeout=30_000)
+        expect(fresh.locator('#signin-error')).not_to_be_empty(timeout=30_000)
+        assert "already used" in fresh.locator("#signin-error").text_content()
+        assert fresh.locator("#signin-form").is_visible() and fresh.locator("#submit").is_disabled()
+        fresh.fill("#signin-code", "not-a-token")
+        fresh.click("#signin-button")
+        expect(fresh.locator('#signin-error')).to_contain_text('unknown', timeout=30_000)
         browser.close()
