@@ -6,7 +6,9 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -19,16 +21,15 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-@pytest.fixture
-def server(demo_db, tmp_path: Path):
+@contextmanager
+def _serve(db: Path) -> Iterator[tuple[str, Path]]:
+    """The app on a free port in a thread, with a farmer `wang` bound to farmer-001."""
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (scripts/install_system_deps.sh installs it)")
     if not (WEB_DIR / "node_modules" / "leaflet").is_dir():
         pytest.skip("Leaflet is not installed: run `npm ci --prefix src/assets/web`")
     import uvicorn
 
-    db = tmp_path / "web.duckdb"
-    shutil.copy(demo_db[0], db)
     with connect(db) as con:
         access.add_user(con, "wang", "farmer", "farmer-001")
     with socket.socket() as s:
@@ -42,9 +43,32 @@ def server(demo_db, tmp_path: Path):
     deadline = time.monotonic() + 30
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", db
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}", db
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(demo_db, tmp_path: Path):
+    """The demo season's bank: farmer-001 already holds two verified fields."""
+    db = tmp_path / "web.duckdb"
+    shutil.copy(demo_db[0], db)
+    with _serve(db) as served:
+        yield served
+
+
+@pytest.fixture
+def empty_bank(tmp_path: Path):
+    """Tiles catalogued, no claims yet: land is pledged once, so the farmer's drawing must be new."""
+    from assets.pipeline import catalogue_tiles
+
+    db = tmp_path / "fresh.duckdb"
+    settings = Settings(db_path=db)
+    catalogue_tiles(db, settings.tiles_dir, settings=settings)
+    with _serve(db) as served:
+        yield served
 
 
 def _sign_in_link(db: Path, url: str) -> str:
@@ -54,12 +78,12 @@ def _sign_in_link(db: Path, url: str) -> str:
     return link
 
 
-def test_farmer_draws_and_submits_a_field_on_a_phone(server: tuple[str, Path], repo: Path, tmp_path: Path) -> None:
+def test_farmer_draws_and_submits_a_field_on_a_phone(empty_bank: tuple[str, Path], repo: Path, tmp_path: Path) -> None:
     import json
 
     from playwright.sync_api import expect, sync_playwright
 
-    url, db = server
+    url, db = empty_bank
     link = _sign_in_link(db, url)
 
     maize = json.loads((repo / "sample_tiles/claims/farmer-001.geojson").read_text())["features"][1]
@@ -77,6 +101,7 @@ def test_farmer_draws_and_submits_a_field_on_a_phone(server: tuple[str, Path], r
         assert "#code=" not in page.url  # the one-time code leaves the address bar
         assert "farmer-001" in page.locator("#who").text_content() and page.locator("#borrower-row").is_hidden()
         assert page.locator("#submit").is_disabled()
+        expect(page.locator('#my-fields')).to_contain_text('No fields submitted yet', timeout=30_000)
         # Tap the corners of the maize field, shrunk towards its centre so it stays inside the parcel.
         cx = sum(x for x, _ in ring) / len(ring)
         cy = sum(y for _, y in ring) / len(ring)
@@ -91,10 +116,6 @@ def test_farmer_draws_and_submits_a_field_on_a_phone(server: tuple[str, Path], r
         page.locator("#result .verdict, #result .error").first.wait_for(timeout=120_000)
         text = page.locator("#result").text_content()
         expect(page.locator('#my-fields')).to_contain_text('Maize, drawn on a phone', timeout=30_000)
-        # The same token, from the page, cannot read another farmer's fields (identical 404 for any id).
-        other = page.evaluate("""async () => Promise.all(['farmer-002', 'farmer-999'].map(async (id) => {
-            const r = await fetch('/borrowers/' + id, {headers: {Authorization: 'Bearer ' + localStorage.getItem('assets.token')}});
-            return [r.status, await r.text()]; }))""")
         page.screenshot(path=str(tmp_path / "map.png"), full_page=True)
         page.reload()  # the token stays for the next visit
         expect(page.locator('#who')).to_contain_text('Signed in as wang', timeout=30_000)
@@ -102,10 +123,9 @@ def test_farmer_draws_and_submits_a_field_on_a_phone(server: tuple[str, Path], r
     assert "Maize, drawn on a phone" in text
     assert "verified" in text or "partial" in text
     assert "CNY" in text and not errors
-    assert other[0][0] == other[1][0] == 404 and other[0][1] == other[1][1]
 
 
-def test_a_used_sign_in_link_is_explained_to_the_farmer(server: tuple[str, Path]) -> None:
+def test_a_farmer_sees_only_their_own_fields_and_a_used_link_is_explained(server: tuple[str, Path]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     url, db = server
@@ -116,6 +136,12 @@ def test_a_used_sign_in_link_is_explained_to_the_farmer(server: tuple[str, Path]
         page = browser.new_page(viewport={"width": 390, "height": 844})
         page.goto(link)
         expect(page.locator('#who')).to_contain_text('Signed in as wang', timeout=30_000)
+        expect(page.locator('#my-fields')).to_contain_text('verified', timeout=30_000)  # their own two fields
+        # farmer-002 exists, farmer-999 does not: the page's token, from the page, gets the same 404 for both.
+        other = page.evaluate("""async () => Promise.all(['farmer-002', 'farmer-999'].map(async (id) => {
+            const r = await fetch('/borrowers/' + id, {headers: {Authorization: 'Bearer ' + localStorage.getItem('assets.token')}});
+            return [r.status, await r.text()]; }))""")
+        assert other[0][0] == other[1][0] == 404 and other[0][1] == other[1][1]
         context = browser.new_context(viewport={"width": 390, "height": 844})
         fresh = context.new_page()
         fresh.goto(link)  # the same link again
