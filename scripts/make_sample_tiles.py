@@ -1,10 +1,12 @@
 """Build the bundled demo season in sample_tiles/ from the real data in ../shared/data.
 
-What is real: the Sentinel-2 red/green/blue reflectance (Danish scene, 2016), the parcel
-boundaries and declared crops (Danish land-parcel register), and every NDVI trajectory (each
-parcel gets one real UCR "Crop" series of the closest class). What is generated: the NIR band
-(solved so that NDVI follows that series on each date), small per-date brightness jitter and pixel
-noise, a cloud patch on one date, and the farmer claims drawn from the parcels (jittered, plus
+What is real: the Sentinel-2 red/green/blue texture of the Danish scene (2016), the parcel
+boundaries and declared crops (Danish land-parcel register), and every parcel's season: each
+parcel gets the real Sentinel-2 B02/B03/B04/B08 curves of one WorldCereal field of the same
+legend crop (France 2023 / Flanders 2021 first, Corsica 2022 and East Africa 2017 only where those
+lack the crop), read on the tile dates by their day of the season year. What is generated: the
+pairing of series with parcels, within-parcel texture taken from the real RGB image, pixel noise,
+a cloud on one date, a crop failure, and the farmer claims drawn from the parcels (jittered, plus
 deliberately bad ones). Run from the repo root:  python scripts/make_sample_tiles.py
 """
 
@@ -20,47 +22,65 @@ import rasterio
 from rasterio.features import rasterize
 from shapely.geometry import Polygon
 
+from assets.models import legend
+from assets.models.seasons import season_days
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if not SHARED.exists():
     SHARED = Path("/work/shared/data")
 OUT = Path(__file__).resolve().parents[1] / "sample_tiles"
 SEED = 2016
 
-# Acquisition dates spread over the season so winter cereals (peaking in late winter/spring on
-# the crop model's calendar, GRID_DOY = 1 + 8 i) and summer crops (peaking in August) both show.
+# Seven dates of the 2016 season: winter cereals are green from February, spring barley and
+# maize green up in May-June, and the September date sees summer crops before harvest.
 DATES = [date(2016, 2, 10), date(2016, 3, 13), date(2016, 4, 14), date(2016, 5, 16),
          date(2016, 6, 25), date(2016, 8, 12), date(2016, 9, 21)]
 CLOUDY_DATE = date(2016, 6, 25)
-
-UCR = {"corn": 1, "wheat": 2, "dense building": 3, "diffuse building": 5, "temporary meadow": 6,
-       "hardwood": 7, "fallow": 9, "soy": 10, "meadow": 12, "softwood": 13, "rapeseed": 17,
-       "silage maize": 18, "barley": 19}
-# Danish register crop -> UCR class with the closest phenology (potatoes have no UCR class:
-# soy is the nearest summer-crop curve). Anything unlisted is treated as fallow.
-DANISH_TO_UCR = {
-    "Vårbyg": "barley", "Vinterbyg": "barley", "VårHavre": "barley", "Vårhvede": "wheat",
-    "Vinterhvede": "wheat", "Vinterhybridrug": "wheat", "Vinterrug": "wheat",
-    "Silomajs": "silage maize", "Majs til modenhed": "corn",
-    "Græs med kløver/lucerne": "temporary meadow", "Græs uden kløvergræs (": "temporary meadow",
-    "Permanent græs, lavt udb": "meadow", "Permanent græs, normalt": "meadow",
-    "Permanent græs, under 50": "meadow", "Kartofler, stivelses-": "soy",
-    "Juletræer og pyntegrønt": "softwood", "Vinterraps": "rapeseed",
-}
+BANDS = ("B04", "B03", "B02", "B08")  # file order of the tiles
+PREFERRED = ("fra2023_westfrance_dekad.npz", "bel2021_flanders_monthly.npz")
+OTHERS = ("fra2022_corsica_monthly.npz", "eastafrica2017_monthly.npz")
+# Legend crops with no real series of their own borrow the nearest phenology.
+FALLBACK = {"spring_wheat": "spring_barley", "spring_cereals": "spring_barley", "spring_oats": "spring_barley",
+            "rye": "wheat", "beet": "potatoes", "other_permanent_crops": "trees_unspecified",
+            "non_cropland_mixed": "grasslands"}  # fmt: skip
 
 
-def ucr_series() -> dict[int, np.ndarray]:
-    rows = np.concatenate([np.load(SHARED / "crop-series" / f"Crop_{s}.npy") for s in ("TRAIN", "VALIDATION")])
-    return {int(c): rows[rows[:, 0] == c, 1:] for c in np.unique(rows[:, 0])}
+def real_series() -> dict[str, list[np.ndarray]]:
+    """Legend crop -> real (len(DATES), 4) reflectance curves in tile band order, on the tile dates."""
+    target = season_days(np.array([d.isoformat() for d in DATES]), 2016)[0]
+    pools: dict[str, list[np.ndarray]] = {}
+    for files, tag in ((PREFERRED, "preferred"), (OTHERS, "other")):
+        for name in files:
+            z = np.load(SHARED / "s2-crops" / name)
+            days = season_days(z["dates"])[0]
+            cols = [list(z["bands"]).index(b) for b in BANDS]
+            for x, label in zip(z["X"], z["labels"]):
+                crop = legend.to_crop(str(label))
+                if tag == "other" and crop in pools:
+                    continue
+                ok = np.isfinite(x[:, cols]).all(axis=1)
+                if ok.sum() < 6 or days[ok].min() > target[0] + 30 or days[ok].max() < target[-1] - 30:
+                    continue
+                curve = np.stack([np.interp(target, days[ok], x[ok, c]) for c in cols], axis=1)
+                pools.setdefault(crop, []).append(curve.astype(np.float32))
+    return pools
 
 
-def grid_index(d: date) -> int:
-    """UCR Crop has 46 dates a year: slot i covers day-of-year 1 + 8 i."""
-    return min(45, round((d.timetuple().tm_yday - 1) / 8))
+def pool_for(crop: str, pools: dict[str, list[np.ndarray]]) -> list[np.ndarray]:
+    for name in (crop, FALLBACK.get(crop, ""), legend.generic(crop) if crop in legend.CROPS else "", "grasslands"):
+        if pools.get(name):
+            return pools[name]
+    raise SystemExit(f"no real series for {crop}")
+
+
+def ndvi_of(curve: np.ndarray) -> np.ndarray:
+    red, nir = curve[..., 0], curve[..., 3]
+    return (nir - red) / np.maximum(nir + red, 1e-6)
 
 
 def main() -> None:
     rng = np.random.default_rng(SEED)
-    series = ucr_series()
+    pools = real_series()
     parcels = gpd.read_file(SHARED / "denmark" / "parcels_2016.gpkg")
     parcels = parcels[parcels.geometry.notna() & parcels.is_valid].reset_index(drop=True)
     with rasterio.open(SHARED / "denmark" / "s2_rgb_2016.tif") as src:
@@ -68,39 +88,50 @@ def main() -> None:
         profile = src.profile
         transform, crs = src.transform, src.crs
     h, w = rgb.shape[1:]
-    parcels["ucr"] = parcels["Afgroede"].map(DANISH_TO_UCR).fillna("fallow")
-    idx = [grid_index(d) for d in DATES]
-
-    # One real NDVI series per parcel; background: buildings where bright, else hardwood/meadow.
+    parcels["crop"] = [legend.to_crop(a) if isinstance(a, str) else "grasslands" for a in parcels["Afgroede"]]
     label = rasterize(((g, i + 1) for i, g in enumerate(parcels.geometry)), out_shape=(h, w),
                       transform=transform, fill=0, dtype="int32")
-    brightness = rgb.mean(axis=0)
-    bg_kind = np.where(brightness > np.percentile(brightness, 93), UCR["diffuse building"],
-                       np.where(rgb[1] > rgb[0] * 1.05, UCR["hardwood"], UCR["meadow"]))
-    bg_series = {k: series[k][rng.integers(len(series[k]))][idx] for k in np.unique(bg_kind)}
-    parcel_series = np.stack([series[UCR[c]][rng.integers(len(series[UCR[c]]))][idx] for c in parcels["ucr"]])
-    # Crop failure on purpose: one barley parcel, well established in February, loses its canopy
-    # by mid-March (drought), weeks before barley normally senesces.
-    failed = int(parcels.index[parcels["ucr"] == "barley"][np.argsort(-parcels[parcels["ucr"] == "barley"].area.values)[3]])
-    barley = series[UCR["barley"]][:, idx]
-    parcel_series[failed] = barley[np.flatnonzero(barley[:, 0] >= 0.7)[0]]
-    parcel_series[failed, 1:] = np.minimum(parcel_series[failed, 1:], 0.28 + 0.02 * np.arange(len(DATES) - 1))
+    curves = np.stack([pool_for(c, pools)[rng.integers(len(pool_for(c, pools)))] for c in parcels["crop"]])
+    # Crop failure on purpose: a maize parcel in full canopy by late June has lost it by mid-August
+    # (drought), weeks before maize normally senesces (harvest_doy in the valuation parameters).
+    # It lies outside the 25 June cloud, so the collapse is seen.
+    cx, cy, radius = 0.75 * w, 0.25 * h, 0.22 * min(h, w) + 40
+    col_row = [~transform * (g.centroid.x, g.centroid.y) for g in parcels.geometry]
+    maize = [i for i in np.flatnonzero(parcels["Afgroede"] == "Silomajs")[np.argsort(-parcels.area.values[parcels["Afgroede"] == "Silomajs"])]
+             if (col_row[i][0] - cx) ** 2 + (col_row[i][1] - cy) ** 2 > radius**2]  # fmt: skip
+    failed = int(maize[3])
+    green = max(pool_for("maize", pools), key=lambda c: ndvi_of(c)[4])
+    curves[failed] = green
+    curves[failed, 5:] = green[int(np.argmin(ndvi_of(green)))]  # its own bare-soil reflectance from August on
 
-    ndvi = np.empty((len(DATES), h, w), np.float32)
-    for k, s in bg_series.items():
-        ndvi[:, bg_kind == k] = s[:, None]
-    inside = label > 0
-    ndvi[:, inside] = parcel_series[label[inside] - 1].T
-    ndvi += rng.normal(0, 0.02, ndvi.shape).astype(np.float32)
-    ndvi = np.clip(ndvi, -0.3, 0.92)
+    # Background: buildings where bright, woodland where greener than red, else grass.
+    brightness = rgb.mean(axis=0)
+    bg = np.where(brightness > np.percentile(brightness, 93), 0, np.where(rgb[1] > rgb[0] * 1.05, 1, 2))
+    bg_curves = {1: pool_for("trees_unspecified", pools)[0], 2: pool_for("grasslands", pools)[1]}
+
+    # Texture: each pixel keeps its real brightness relative to its parcel (or background class).
+    region = np.where(label > 0, label, -1 - bg)
+    tex = np.ones((4, h, w), np.float32)
+    for b in range(3):
+        band = rgb[b]  # the scene's order B04, B03, B02 is the tiles' order
+        ids, inverse = np.unique(region, return_inverse=True)
+        means = np.bincount(inverse.ravel(), weights=band.ravel()) / np.bincount(inverse.ravel())
+        tex[b] = np.clip(band / np.maximum(means[inverse].reshape(h, w), 1e-4), 0.8, 1.2)
+    tex[3] = tex[:3].mean(axis=0)
 
     OUT.mkdir(exist_ok=True)
     yy, xx = np.mgrid[0:h, 0:w]
+    inside = label > 0
     for t, d in enumerate(DATES):
-        red = np.clip(rgb[0] * rng.uniform(0.95, 1.05), 0.005, 1)
-        nir = np.clip(red * (1 + ndvi[t]) / (1 - ndvi[t]), 0, 1)
-        bands = np.stack([red, rgb[1] * rng.uniform(0.95, 1.05), rgb[2] * rng.uniform(0.95, 1.05), nir])
-        dn = np.clip(np.round(bands * 10000), 1, 65535).astype(np.uint16)
+        refl = np.empty((4, h, w), np.float32)
+        refl[:, inside] = curves[label[inside] - 1, t].T
+        for k, curve in bg_curves.items():
+            refl[:, (bg == k) & ~inside] = curve[t][:, None]
+        town = (bg == 0) & ~inside
+        refl[:3, town] = rgb[:, town] * rng.uniform(0.95, 1.05)
+        refl[3, town] = rgb[0, town] * 1.2  # NDVI about 0.1: roofs and roads
+        refl = refl * tex * (1 + rng.normal(0, 0.02, refl.shape)).astype(np.float32)
+        dn = np.clip(np.round(refl * 10000), 1, 65535).astype(np.uint16)
         cloud = np.zeros((h, w), bool)
         if d == CLOUDY_DATE:  # an opaque cloud over the north-east, masked as nodata
             cloud = (xx - 0.75 * w) ** 2 + (yy - 0.25 * h) ** 2 < (0.22 * min(h, w)) ** 2
@@ -110,7 +141,7 @@ def main() -> None:
         path = OUT / f"S2_DK_{d:%Y%m%d}.tif"
         with rasterio.open(path, "w", **prof) as dst:
             dst.write(dn)
-            dst.descriptions = ("B04", "B03", "B02", "B08")
+            dst.descriptions = BANDS
             dst.update_tags(ACQUISITION_DATE=d.isoformat(), SCENE_ID=f"S2_DK_SAMPLE_{d:%Y%m%d}",
                             CLOUD_FRACTION=f"{cloud.mean():.4f}", SOURCE="see sample_tiles/README.md")
         print(path, f"cloud={cloud.mean():.3f}")
@@ -132,7 +163,7 @@ def write_claims(parcels: gpd.GeoDataFrame, crs, failed: int, rng: np.random.Gen
     plan = {
         "farmer-001": [("North barley", pick("Vårbyg", 0)), ("Maize by the road", pick("Silomajs", 0))],
         "farmer-002": [("Winter wheat", pick("Vinterhvede", 0)), ("Clover grass", pick("Græs med kløver/lucerne", 0))],
-        "farmer-003": [("Grain maize", pick("Majs til modenhed", 0)), ("Barley after drought", failed)],
+        "farmer-003": [("Grain maize", pick("Majs til modenhed", 0)), ("Maize after drought", failed)],
     }
     claims: dict[str, list[dict]] = {}
     for borrower, items in plan.items():

@@ -87,7 +87,7 @@ def test_alerts_reach_operations(demo_db) -> None:
     silent = [a for a in alerts if a["kind"] == "sensor_silent"]
     assert silent and silent[0]["device_id"] == "probe-003" and silent[0]["borrower_id"] == "farmer-003"
     with duckdb.connect(str(db), read_only=True) as con:
-        drought_claim = con.execute("SELECT claim_id FROM claims WHERE name = 'Barley after drought'").fetchone()[0]
+        drought_claim = con.execute("SELECT claim_id FROM claims WHERE name = 'Maize after drought'").fetchone()[0]
         value_reason = con.execute("SELECT reason FROM claim_status WHERE claim_id = ?", [drought_claim]).fetchone()[0]
     failures = [a for a in alerts if a["kind"] == "crop_failure"]
     assert [a["claim_id"] for a in failures] == [drought_claim]  # the one parcel whose canopy collapsed

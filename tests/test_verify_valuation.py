@@ -3,6 +3,7 @@ from datetime import date
 import pytest
 
 from assets.config import Settings
+from assets.fields.geometry import ha_to_mu
 from assets.monitor import crop_failure
 from assets.observe import ClaimObservation, DateObservation
 from assets.valuation import ValuationParams, cap_borrower_limits, load_params, value_claim
@@ -15,7 +16,7 @@ def observation(farmland=0.95, planted=0.9, probs=None, ndvi=(0.3, 0.5, 0.75, 0.
                 first_month=4):
     dates = [DateObservation(f"t{i}", date(2016, first_month + i, 10), valid, v, v - 0.05, v + 0.05) for i, v in enumerate(ndvi)]
     return ClaimObservation(claim_id="c1", coverage_fraction=coverage, dates=dates, farmland_fraction=farmland,
-                            planted_fraction=planted, crop_probs=probs if probs is not None else {"wheat": 0.9, "barley": 0.08, "meadow": 0.02})
+                            planted_fraction=planted, crop_probs=probs if probs is not None else {"wheat": 0.9, "barley": 0.08, "open_water": 0.02})
 
 
 def check(obs, overlap=0.0, sensors=None, area=10.0):
@@ -28,7 +29,7 @@ def test_verified_claim_is_valued_by_expected_harvest() -> None:
     assert v.status == "verified" and v.verified_area_ha == pytest.approx(9.0) and v.crop == "wheat"
     val = value_claim(v, PARAMS)
     wheat, barley = PARAMS.crops["wheat"], PARAMS.crops["barley"]
-    per_mu = 0.9 * wheat.value_cny_per_mu + 0.08 * barley.value_cny_per_mu  # meadow is worth nothing
+    per_mu = 0.9 * wheat.value_cny_per_mu + 0.08 * barley.value_cny_per_mu  # water is worth nothing
     assert val.area_mu == pytest.approx(135.0)
     assert val.value_cny == pytest.approx(135.0 * per_mu)
     expected_limit = (135.0 * per_mu * PARAMS.advance_rate * PARAMS.sensor_factor["no_devices"]) // 100 * 100
@@ -72,8 +73,8 @@ def test_borrower_cap_scales_limits_down() -> None:
 
 def test_crop_failure_alert_only_for_early_collapse() -> None:
     harvest = PARAMS.crops["wheat"].harvest_doy
-    healthy = observation(ndvi=(0.3, 0.6, 0.8, 0.75, 0.3, 0.2), first_month=1)  # senesces after harvest
-    assert date(2016, 5, 10).timetuple().tm_yday >= harvest
+    healthy = observation(ndvi=(0.3, 0.6, 0.8, 0.75, 0.7, 0.3, 0.2), first_month=1)  # senesces after harvest
+    assert date(2016, 6, 10).timetuple().tm_yday >= harvest
     assert crop_failure("b", "wheat", healthy, PARAMS, date(2016, 9, 30)) is None
     failed = observation(ndvi=(0.3, 0.7, 0.25, 0.2, 0.2), first_month=1)  # collapses in March
     alert = crop_failure("b", "wheat", failed, PARAMS, date(2016, 9, 30))
@@ -91,3 +92,48 @@ def test_crop_failure_cuts_the_value_but_keeps_the_claim() -> None:
     assert failed.value_cny == pytest.approx(healthy.value_cny * PARAMS.crop_failure_factor)
     assert "crop failure" in failed.explanation[3]["text"]
     assert "wheat canopy collapsed" in v.summary()
+
+
+def test_grass_and_fodder_are_farmland_with_a_value() -> None:
+    v = check(observation(probs={"grasslands": 0.7, "grass_fodder_crops": 0.3}))
+    assert v.status == "verified" and v.cropland_probability == pytest.approx(1.0)
+    assert value_claim(v, PARAMS).value_cny > 0
+
+
+def test_forest_is_not_farmland() -> None:
+    v = check(observation(probs={"trees_unspecified": 0.8, "grasslands": 0.2}))
+    assert v.rejected and any(r.code == "not_cropland" and "trees unspecified" in r.message for r in v.reasons)
+
+
+def test_uncertain_crop_is_unknown_and_valued_at_the_least_valuable_likely_crop() -> None:
+    probs = {"maize": 0.40, "wheat": 0.35, "grasslands": 0.25}
+    v = check(observation(probs=probs))
+    assert v.crop == "unknown" and any(r.code == "crop_uncertain" for r in v.reasons)
+    val = value_claim(v, PARAMS)
+    lowest = min(PARAMS.crops[c].value_cny_per_mu for c in probs)
+    mixture = sum(p * PARAMS.crops[c].value_cny_per_mu for c, p in probs.items())
+    assert lowest < mixture and val.value_cny == pytest.approx(ha_to_mu(v.verified_area_ha) * lowest)
+    assert "uncertain" in val.explanation[2]["text"]
+
+
+def test_a_crop_the_model_knows_but_the_bank_does_not_price_is_named() -> None:
+    v = check(observation(probs={"grapes": 0.9, "wheat": 0.1}))
+    val = value_claim(v, PARAMS)
+    assert v.crop == "grapes" and "grapes" not in PARAMS.crops
+    assert val.value_cny == pytest.approx(ha_to_mu(v.verified_area_ha) * 0.1 * PARAMS.crops["wheat"].value_cny_per_mu)
+    assert "no price set for grapes" in val.explanation[2]["text"]
+
+
+@pytest.mark.parametrize("crop_block, match", [
+    ('[crops."moon cheese"]\nyield_kg_per_mu = 1\nprice_cny_per_kg = 1\nharvest_doy = 100\n', "outside the crop legend"),
+    ("[crops.maize]\nyield_kg_per_mu = -5\nprice_cny_per_kg = 1\nharvest_doy = 100\n", "negative"),
+])  # fmt: skip
+def test_bad_valuation_parameters_are_named(tmp_path, crop_block: str, match: str) -> None:
+    from assets.errors import InputError
+    from assets.valuation import load_params
+
+    base = "version = 't'\nadvance_rate = 0.5\nround_down_to_cny = 100\nborrower_cap_cny = 1e6\ncrop_failure_factor = 0.2\n"
+    path = tmp_path / "p.toml"
+    path.write_text(base + "[sensor_factor]\nno_devices = 0.9\n" + crop_block)
+    with pytest.raises(InputError, match=match):
+        load_params(str(path))

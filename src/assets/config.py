@@ -33,6 +33,10 @@ class Settings:
     # Verification thresholds (fractions of the claimed area).
     min_farmland_fraction: float = 0.5
     max_overlap_fraction: float = 0.05
+    # Crop call: under this top-class probability the crop is "unknown" and valued conservatively
+    # (the same default as the crop model's own `unknown_below`, models/crop_card.md).
+    crop_unknown_below: float = 0.45
+    min_farmland_probability: float = 0.5  # P(crops, fallow or managed grass) under which a claim is rejected
     min_area_ha: float = 0.01  # one 10 m Sentinel-2 pixel: anything smaller cannot be seen
     max_area_ha: float = 2000.0
     # Drawings. A 2,000 ha field is ~5 km across, so a drawing spanning more than this many

@@ -23,7 +23,9 @@ from rasterio.windows import Window
 from assets.fields.geometry import reproject
 from assets.imagery.index import TileRecord
 from assets.imagery.tiles import TileHandle, open_tile, read_reflectance
-from assets.models.crop import CROPLAND, CropModel
+from assets.models import legend
+from assets.models.crop import CropModel
+from assets.models.seasons import make_season
 
 MIN_VALID_FRACTION = 0.5  # a date counts for a claim when at least half its pixels are clear
 PLANTED_NDVI = 0.5  # season-peak NDVI above which a farmland pixel counts as planted
@@ -69,7 +71,8 @@ class ClaimObservation:
 
     @property
     def cropland_probability(self) -> float:
-        return float(sum(p for c, p in self.crop_probs.items() if c in CROPLAND))
+        """P(farmland): crops, fallow and managed grass of the legend (not forest, water, buildings)."""
+        return float(sum(p for c, p in self.crop_probs.items() if legend.is_farmland(c)))
 
 
 def _grid_key(t: TileRecord) -> tuple:
@@ -118,7 +121,7 @@ def observe_claims(
             out[cid] = ClaimObservation(claim_id=cid, coverage_fraction=0.0 if best is None else best[0])
             continue
         assigned[best[2]].append((cid, best[3], best[0]))
-    series: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    series: list[tuple[str, np.ndarray, np.ndarray, list[date]]] = []
     for gi, members in assigned.items():
         group = groups[gi]
         ref = reference_tile(group)
@@ -126,27 +129,32 @@ def observe_claims(
             seg = stack.enter_context(rasterio.open(segmentations[ref.tile_id]))
             handles = [stack.enter_context(open_tile(t.path)) for t in group]
             for cid, local, coverage in members:
-                obs, ndvi, mask, doy = _observe_on_grid(cid, local, group, handles, seg)
+                obs, bands, mask, days = _observe_on_grid(cid, local, group, handles, seg)
                 obs.coverage_fraction = coverage
                 obs.seg_tile_id = ref.tile_id
                 out[cid] = obs
                 if mask.any():
-                    series.append((cid, ndvi, mask, doy))
+                    series.append((cid, bands, mask, days))
     if series:
         _classify(series, crop_model, out)
     return out
 
 
-def _classify(series: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], crop_model: CropModel,
+# Tile band names -> Sentinel-2 names, in the order the season arrays carry them.
+SEASON_BANDS: dict[str, str] = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+
+
+def _classify(series: list[tuple[str, np.ndarray, np.ndarray, list[date]]], crop_model: CropModel,
               out: dict[str, ClaimObservation]) -> None:
-    """One batched crop-model call; grids with fewer dates are padded with masked slots."""
+    """One batched crop-model call on each field's per-date band means at their real dates."""
     t_max = max(len(r[1]) for r in series)
-    x = np.zeros((len(series), t_max, 1), np.float32)
-    mask = np.zeros((len(series), t_max), bool)
-    doy = np.ones((len(series), t_max), np.int32)
-    for i, (_, ndvi, m, d) in enumerate(series):
-        x[i, : len(ndvi), 0], mask[i, : len(m)], doy[i, : len(d)] = ndvi, m, d
-    probs = crop_model.predict_proba(x, doy=doy, mask=mask)
+    x = np.full((len(series), t_max, len(SEASON_BANDS)), np.nan, np.float32)
+    dates = np.full((len(series), t_max), "", dtype=object)
+    for i, (_, bands, usable, days) in enumerate(series):
+        x[i, : len(bands)][usable] = bands[usable]
+        dates[i, : len(days)] = [d.isoformat() for d in days]
+    season = make_season(x, list(SEASON_BANDS.values()), dates)
+    probs = crop_model.predict_proba(season)
     for (cid, *_), p in zip(series, probs):
         out[cid].crop_probs = {c: float(v) for c, v in zip(crop_model.classes, p)}
 
@@ -154,7 +162,7 @@ def _classify(series: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], crop
 def _observe_on_grid(
     cid: str, local: shapely.Geometry, group: Sequence[TileRecord], handles: Sequence[TileHandle],
     seg: rasterio.io.DatasetReader,
-) -> tuple[ClaimObservation, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[ClaimObservation, np.ndarray, np.ndarray, list[date]]:
     first = group[0]
     window = rasterio.windows.from_bounds(*local.bounds, transform=seg.transform)
     window = window.round_offsets().round_lengths().intersection(Window(0, 0, first.width, first.height))
@@ -168,19 +176,20 @@ def _observe_on_grid(
     n_inside = int(inside.sum())
     obs = ClaimObservation(claim_id=cid, coverage_fraction=1.0)
     season_max = np.full(shape, -1.0, np.float32)
-    ndvi_series, mask_series, doys = [], [], []
+    band_means, mask_series, days = [], [], []
     # Crop evidence comes from farmland pixels when the claim has enough of them.
     zone = farmland if farmland.sum() >= max(4, 0.2 * n_inside) else inside
     for tile, handle in zip(group, handles):
-        if "nir" not in handle.bands:
-            continue
-        refl, valid = read_reflectance(handle, ["red", "nir"], window=window)
-        red, nir = refl
+        if not set(SEASON_BANDS) <= set(handle.bands):
+            continue  # an RGB-only tile says nothing about the canopy
+        refl, valid = read_reflectance(handle, list(SEASON_BANDS), window=window)
+        red, nir = refl[2], refl[3]
         with np.errstate(divide="ignore", invalid="ignore"):
             ndvi = np.where(valid, (nir - red) / np.maximum(nir + red, 1e-6), np.nan)
         clear = inside & valid
         valid_fraction = float(clear.sum() / n_inside) if n_inside else 0.0
-        vals = ndvi[zone & valid]
+        picked = zone & valid
+        vals = ndvi[picked]
         if vals.size:
             obs.dates.append(DateObservation(tile.tile_id, tile.acquired_on, valid_fraction,
                                              float(vals.mean()), float(np.percentile(vals, 10)), float(np.percentile(vals, 90))))
@@ -188,12 +197,13 @@ def _observe_on_grid(
         else:
             obs.dates.append(DateObservation(tile.tile_id, tile.acquired_on, valid_fraction, None, None, None))
         usable = valid_fraction >= MIN_VALID_FRACTION and vals.size > 0
-        ndvi_series.append(float(vals.mean()) if usable else 0.0)
+        band_means.append(refl[:, picked].mean(axis=1) if usable else np.full(len(SEASON_BANDS), np.nan))
         mask_series.append(usable)
-        doys.append(tile.acquired_on.timetuple().tm_yday)
+        days.append(tile.acquired_on)
     obs.farmland_fraction = float(farmland.sum() / n_inside) if n_inside else 0.0
     obs.planted_fraction = float((farmland & (season_max >= PLANTED_NDVI)).sum() / n_inside) if n_inside else 0.0
-    return obs, np.array(ndvi_series, np.float32), np.array(mask_series, bool), np.array(doys, np.int32)
+    means = np.array(band_means, np.float32).reshape(len(band_means), len(SEASON_BANDS))
+    return obs, means, np.array(mask_series, bool), days
 
 
 def field_probability(seg: rasterio.io.DatasetReader, window: Window) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 
 from assets.errors import InputError
 from assets.fields.geometry import ha_to_mu
+from assets.models import legend
 from assets.verify import Verification
 
 
@@ -45,11 +46,12 @@ class ValuationParams:
 
 @lru_cache(maxsize=8)
 def load_params(path: str | None = None) -> ValuationParams:
-    """The packaged parameters, or a TOML file given by path."""
+    """The packaged parameters, or a TOML file given by path; checked against the crop legend."""
+    name = path or "valuation_params.toml"
     try:
         text = Path(path).read_text() if path else resources.files("assets").joinpath("valuation_params.toml").read_text()
         raw = tomllib.loads(text)
-        return ValuationParams(
+        params = ValuationParams(
             version=str(raw["version"]), advance_rate=float(raw["advance_rate"]),
             round_down_to_cny=float(raw["round_down_to_cny"]), borrower_cap_cny=float(raw["borrower_cap_cny"]),
             crop_failure_factor=float(raw["crop_failure_factor"]),
@@ -57,9 +59,42 @@ def load_params(path: str | None = None) -> ValuationParams:
             crops={k: CropEconomics(float(v["yield_kg_per_mu"]), float(v["price_cny_per_kg"]), int(v["harvest_doy"]),
                                     int(v.get("season_start_doy", 0)))
                    for k, v in raw["crops"].items()},
-        )
+        )  # fmt: skip
     except (OSError, KeyError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"valuation parameters {path or 'valuation_params.toml'} are unusable ({exc!r})") from exc
+        raise InputError(f"valuation parameters {name} are unusable ({exc!r})") from exc
+    outside = sorted(set(params.crops) - set(legend.CROPS))
+    if outside:
+        raise InputError(f"valuation parameters {name} price crops outside the crop legend: {outside}; "
+                         "use legend names (assets/models/legend.py), e.g. maize, wheat, grasslands")
+    negative = sorted(c for c, e in params.crops.items() if e.yield_kg_per_mu < 0 or e.price_cny_per_kg < 0)
+    if negative:
+        raise InputError(f"valuation parameters {name} have a negative yield or price for {negative}")
+    return params
+
+
+def per_mu_value(crop_probs: dict[str, float], params: ValuationParams, uncertain: bool) -> tuple[float, list[str]]:
+    """Expected CNY per mu over the crop probabilities, and the likely crops that have no price.
+
+    Crops the legend knows but the parameters do not price count as 0 and are named, so the
+    explanation shows why they add nothing. For an uncertain (``unknown``) crop call the value is
+    the lowest per-mu value among the crops that hold 90 % of the probability: a doubtful call
+    never borrows the value of the most valuable candidate.
+    """
+    def value(c: str) -> float:
+        econ = params.crops.get(c)
+        return econ.value_cny_per_mu if econ else 0.0
+
+    expected = sum(p * value(c) for c, p in crop_probs.items())
+    unpriced = sorted(c for c, p in crop_probs.items() if p >= 0.05 and c not in params.crops)
+    if uncertain and crop_probs:
+        likely, mass = [], 0.0
+        for c, p in sorted(crop_probs.items(), key=lambda kv: -kv[1]):
+            likely.append(c)
+            mass += p
+            if mass >= 0.9:
+                break
+        expected = min(expected, min(value(c) for c in likely))
+    return expected, unpriced
 
 
 @dataclass
@@ -82,7 +117,7 @@ def value_claim(v: Verification, params: ValuationParams) -> Valuation | None:
     if v.rejected:
         return None
     area_mu = ha_to_mu(v.verified_area_ha)
-    expected_per_mu = sum(p * params.crops[c].value_cny_per_mu for c, p in v.crop_probs.items() if c in params.crops)
+    expected_per_mu, unpriced = per_mu_value(v.crop_probs, params, uncertain=v.crop == legend.UNKNOWN)
     top = params.crops.get(v.crop or "")
     failed = any(r.code == "crop_failure" for r in v.reasons)
     health = params.crop_failure_factor if failed else 1.0
@@ -97,8 +132,10 @@ def value_claim(v: Verification, params: ValuationParams) -> Valuation | None:
         {"step": "crop", "value": v.crop, "probability": round(v.crop_probability, 4),
          "text": f"crop recognised as {v.crop} with probability {v.crop_probability:.0%}"},
         {"step": "value_per_mu", "value": round(expected_per_mu, 2), "unit": "CNY/mu",
-         "text": "expected harvest value per mu over the crop probabilities"
-                 + (f" ({v.crop}: {top.yield_kg_per_mu:.0f} kg/mu x {top.price_cny_per_kg:.2f} CNY/kg)" if top else "")},
+         "text": ("lowest value per mu among the likely crops (the crop call is uncertain)" if v.crop == legend.UNKNOWN
+                  else "expected harvest value per mu over the crop probabilities")
+                 + (f" ({v.crop}: {top.yield_kg_per_mu:.0f} kg/mu x {top.price_cny_per_kg:.2f} CNY/kg)" if top else "")
+                 + (f"; no price set for {', '.join(unpriced)}, counted as 0" if unpriced else "")},
         {"step": "value", "value": round(value, 2), "unit": "CNY",
          "text": f"{area_mu:.1f} mu x {expected_per_mu:.0f} CNY/mu"
                  + (f" x {health:.0%} (crop failure this season)" if failed else "") + f" = {value:,.0f} CNY"},

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from assets.config import Settings
 from assets.fields.geometry import MU_PER_HA
+from assets.models import legend
 
 if TYPE_CHECKING:  # only the attributes are read; keeps verification free of torch/rasterio
     from assets.observe import ClaimObservation
@@ -82,14 +83,19 @@ def verify_claim(
     v.farmland_area_ha = claimed_area_ha * farmland_fraction
     v.planted_area_ha = claimed_area_ha * (observation.planted_fraction or 0.0)
     v.crop, v.crop_probability = observation.crop
+    if v.crop is not None and v.crop_probability < settings.crop_unknown_below:
+        v.reasons.append(Reason("crop_uncertain", f"the crop is uncertain (best guess {v.crop}, "
+                                f"{v.crop_probability:.0%}); it is valued at the least valuable likely crop"))
+        v.crop = legend.UNKNOWN
     v.cropland_probability = observation.cropland_probability
     v.crop_probs = dict(observation.crop_probs)
     if farmland_fraction < settings.min_farmland_fraction:
         v.reasons.append(Reason("not_farmland", f"only {farmland_fraction:.0%} of the drawn area looks like farmland "
                                 "in the imagery; check that the boundary is drawn around the field", True))
-    elif v.crop_probs and v.cropland_probability < 0.5:
-        v.reasons.append(Reason("not_cropland", f"the season's vegetation looks like {v.crop} "
-                                f"({v.crop_probability:.0%}), not a crop", True))
+    elif v.crop_probs and v.cropland_probability < settings.min_farmland_probability:
+        top = max(v.crop_probs, key=v.crop_probs.__getitem__)
+        v.reasons.append(Reason("not_cropland", f"the season's vegetation looks like {top.replace('_', ' ')} "
+                                f"({v.crop_probs[top]:.0%}), not a crop or managed grass", True))
     if overlap_area_ha > settings.max_overlap_fraction * claimed_area_ha:
         v.reasons.append(Reason("overlap", f"{overlap_area_ha:.2f} ha ({overlap_area_ha / claimed_area_ha:.0%}) of this "
                                 "field is already claimed by an earlier pledge (yours or another borrower's); land is "

@@ -1,4 +1,4 @@
-"""`assets crop train | predict | evaluate`: the crop classifier from the command line."""
+"""`assets crop train | predict | evaluate`: the Sentinel-2 crop classifier from the command line."""
 
 from __future__ import annotations
 
@@ -17,37 +17,31 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     crop = sub.add_parser("crop", help="train, apply and evaluate the crop classifier")
     cmds = crop.add_subparsers(dest="crop_command", metavar="SUBCOMMAND", required=True)
 
-    train = cmds.add_parser("train", help="train a crop model from labelled series (.npy/.tsv UCR style or .npz)")
-    train.add_argument("data", type=Path, help="labelled series file")
+    train = cmds.add_parser("train", help="train a crop model from labelled seasons (.npz, or UCR-style tables)")
+    train.add_argument("data", type=Path, nargs="+", help="labelled files, merged through the crop legend")
     train.add_argument("--out", type=Path, required=True, help="where to write the checkpoint (.pt)")
-    train.add_argument("--epochs", type=int, default=60, help="epochs per teacher network (default 60)")
-    train.add_argument("--teachers", type=int, default=2, help="masked-date teacher networks (default 2)")
-    train.add_argument("--student-epochs", type=int, default=None, help="distillation epochs (default 2x --epochs)")
-    train.add_argument("--trees", type=int, default=300, help="ExtraTrees in the tree teacher, 0 for none (default 300)")
-    train.add_argument("--full-teachers", type=int, default=2,
-                       help="TempCNNs trained on complete series only, teaching the student's complete inputs (default 2)")
-    train.add_argument("--full-trees", type=int, default=600,
-                       help="ExtraTrees trained on complete series only, 0 for none (default 600)")
-    train.add_argument("--distil-copies", type=int, default=24, help="augmented copies per row for distillation (default 24)")
-    train.add_argument("--no-student", action="store_true", help="serve the teacher ensemble itself (slower, no distillation)")
-    train.add_argument("--holdout", type=float, default=0.15, help="stratified fraction held out to calibrate and score (default 0.15)")
-    train.add_argument("--temperature", type=float, default=None,
-                       help="use this temperature instead of fitting one (with --holdout 0 to train on every row)")  # fmt: skip
+    train.add_argument("--bands", default="B02,B03,B04,B08,ndvi",
+                       help="model channels, comma-separated (default B02,B03,B04,B08,ndvi: what every tile has)")
+    train.add_argument("--epochs", type=int, default=120, help="training epochs (default 120)")
+    train.add_argument("--folds", type=int, default=5,
+                       help="spatial-block folds scored and used to fit the temperature; 0 skips (default 5)")
+    train.add_argument("--no-forest", action="store_true", help="skip the random-forest baseline on the same folds")
     train.add_argument("--seed", type=int, default=0, help="random seed; the same seed and data give the same model")
-    train.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    train.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: small nets train faster on one)")
     train.set_defaults(handler=cmd_train)
 
-    predict = cmds.add_parser("predict", help="classify series; one CSV row per input row")
-    predict.add_argument("data", type=Path, help="series file (labels optional)")
+    predict = cmds.add_parser("predict", help="classify seasons; one CSV row per input row")
+    predict.add_argument("data", type=Path, help="seasons file (labels optional)")
     predict.add_argument("--model", type=Path, default=None, help="checkpoint (default: the committed models/crop.pt)")
     predict.add_argument("--out", type=Path, required=True, help="CSV to write")
     predict.set_defaults(handler=cmd_predict)
 
-    evaluate = cmds.add_parser("evaluate", help="accuracy, macro F1, per-class table and confusion plot")
-    evaluate.add_argument("data", type=Path, help="labelled series file")
+    evaluate = cmds.add_parser("evaluate", help="accuracy, macro F1, per-class table, calibration")
+    evaluate.add_argument("data", type=Path, help="labelled seasons file")
     evaluate.add_argument("--model", type=Path, default=None, help="checkpoint (default: the committed models/crop.pt)")
+    evaluate.add_argument("--split-by", choices=["spatial_block"], default=None,
+                          help="also retrain on the file itself with folds of whole spatial blocks and score those")
     evaluate.add_argument("--plot", type=Path, default=None, help="confusion-matrix PNG to write")
-    evaluate.add_argument("--sparse", action="store_true", help="also score on 6-8 random April-September dates per series")
     evaluate.add_argument("--json", action="store_true", help="print one JSON line of the scores at the end")
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -55,7 +49,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 def _progress(total: int, desc: str):  # noqa: ANN202 - tqdm bar
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="epoch", dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="epoch", dynamic_ncols=True, mininterval=5)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -63,52 +57,37 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from assets.models import crop
     from assets.models import crop_train as ct
-    from assets.models.crop_data import read_series, select_bands
+    from assets.models.crop_data import read_seasons
+    from assets.models.crop_report import summary
+    from assets.models.seasons import canonical_bands
 
-    if args.epochs < 1 or args.teachers < 1 or min(args.trees, args.distil_copies, args.full_teachers, args.full_trees) < 0:
-        raise InputError("--epochs and --teachers must be at least 1; --trees, --full-teachers, --full-trees and "
-                         "--distil-copies must not be negative")
-    if not 0 <= args.holdout < 0.9:
-        raise InputError("--holdout must be in [0, 0.9)")
-    if args.holdout == 0 and args.temperature is None:
-        raise InputError("--holdout 0 leaves nothing to calibrate on; also pass --temperature T (from an earlier run)")
+    if args.epochs < 1 or args.folds < 0 or args.folds == 1:
+        raise InputError("--epochs must be at least 1 and --folds 0 (none) or at least 2")
     torch.set_num_threads(max(1, args.threads))
-    data = read_series(args.data, labelled=True)
-    if data.labels is None:
-        raise InputError(f"{args.data} has no labels; training needs them")
-    values, valid = crop.to_grid(select_bands(data, data.bands), data.doy, data.mask)
-    labels = data.labels
-    classes = ct.class_names(labels)
-    if len(classes) < 2:
-        raise InputError(f"{args.data} holds a single class ({classes}); training needs at least two")
-    recipe = ct.Recipe(teachers=args.teachers, teacher_epochs=args.epochs,
-                       student_epochs=args.student_epochs or 2 * args.epochs,
-                       student=None if args.no_student else dict(ct.DEFAULT_STUDENT), seed=args.seed,
-                       trees=args.trees, distil_copies=args.distil_copies, full_teachers=args.full_teachers,
-                       full_epochs=max(1, 2 * args.epochs // 3), full_trees=args.full_trees)  # fmt: skip
-    if args.holdout > 0:
-        tr, ho = ct.stratified_split(labels, args.holdout, args.seed)
-        if len(ho) == 0 or len(tr) < 2:
-            raise InputError(f"{args.data} has too few rows ({len(labels)}) for --holdout {args.holdout}")
-    else:
-        tr, ho = np.arange(len(labels)), np.array([], dtype=np.int64)
-    with _progress(ct.total_epochs(recipe), "training") as bar:
-        model, _ = ct.train_model(
-            values[tr], valid[tr], labels[tr], data.bands, recipe,
-            calib=(values[ho], valid[ho], labels[ho]) if len(ho) else None, temperature=args.temperature,
-            version=args.out.stem, progress=bar.update, classes=classes,
-        )  # fmt: skip
-    if len(ho):
-        proba = model.predict_proba(values[ho], mask=valid[ho])
-        scores = ct.score(proba, ct.encode(labels[ho], model.classes), len(model.classes))
-        model.meta["holdout"] = {"n": int(len(ho)), "accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "ece": scores.ece}
-        from assets.models.crop_report import summary
-
-        ts = f", sparse {model.temperature_sparse:.3f}" if model.temperature_sparse is not None else ""
-        print(f"holdout ({len(ho)} rows, temperature {model.temperature:.3f}{ts}): {summary(scores)}")
-    model.meta.update({"data": str(args.data), "seed": args.seed, "rows": int(len(tr))})
+    wanted = canonical_bands([b for b in args.bands.split(",") if b.strip()])
+    sets = [read_seasons(p, labelled=True) for p in args.data]
+    recipe = ct.Recipe(epochs=args.epochs, seed=args.seed)
+    ts = ct.prepare(sets, wanted, recipe.min_count)
+    classes = sorted(set(ts.labels.tolist()))
+    meta: dict = {"data": [str(p) for p in args.data], "seed": args.seed}
+    temperature = 1.0
+    if args.folds:
+        with _progress(args.folds * args.epochs, "spatial-block folds") as bar:
+            logits, folds = ct.cross_validate(ts, recipe, classes, args.folds, args.seed, progress=bar.update)
+        y = ct.encode(ts.labels, classes)
+        temperature = ct.fit_temperature(logits, y)
+        scores = ct.score(ct.proba_from_logits(logits, temperature), y, len(classes))
+        meta["cv"] = {"folds": args.folds, "split": "spatial_block", "accuracy": scores.accuracy,
+                      "macro_f1": scores.macro_f1, "ece": scores.ece, "n": len(y)}
+        print(f"out-of-block ({args.folds} folds, temperature {temperature:.3f}): {summary(scores)}")
+        if not args.no_forest:
+            forest = ct.score(ct.forest_cv(ts, classes, folds, args.seed), y, len(classes))
+            meta["cv"]["forest_accuracy"] = forest.accuracy
+            print(f"random forest, same rows and folds: {summary(forest)}")
+    with _progress(args.epochs, "final model") as bar:
+        model = ct.train_model(ts, recipe, version=args.out.stem, temperature=temperature, progress=bar.update, meta=meta)
     crop.save(model, args.out)
-    print(f"wrote {args.out} ({len(model.classes)} classes, trained in {model.meta['train_s']:.0f} s)")
+    print(f"wrote {args.out} ({len(model.classes)} crops, channels {model.channels}, trained in {model.meta['train_s']:.0f} s)")
     return 0
 
 
@@ -119,54 +98,74 @@ def _load(path: Path | None):  # noqa: ANN202
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from assets.models import crop_train as ct
-    from assets.models.crop_data import read_series, select_bands
+    from assets.models import legend
+    from assets.models.crop_data import read_seasons
 
     model = _load(args.model)
-    data = read_series(args.data, labelled=None)
-    if data.labels is not None:
-        ct.encode(data.labels, model.classes)  # unknown label names are an error, not a silent miss
-    proba = model.predict_proba(select_bands(data, model.bands), data.doy, data.mask)
-    best = proba.argmax(axis=1)
-    farm = model.is_cropland(proba)
+    data = read_seasons(args.data)
+    seen = data.season.observed
+    proba = np.zeros((len(data), len(model.classes)))
+    if seen.any():
+        proba[seen] = model.predict_proba(_rows(data.season, seen))
+    names = model.labels(proba)
+    farm = model.farmland_probability(proba)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["index", "label", "probability", "cropland_probability"] + (["true_label"] if data.labels is not None else []))
+        w.writerow(["index", "label", "probability", "group", "farmland_probability", "note"]
+                   + (["true_label"] if data.labels is not None else []))  # fmt: skip
         for i in range(len(proba)):
-            row = [i, model.classes[best[i]], f"{proba[i, best[i]]:.6f}", f"{farm[i]:.6f}"]
+            top = float(proba[i].max())
+            note = "" if seen[i] else "no clear date"
+            group = legend.group_of(names[i]) if names[i] in legend.CROPS else ""
+            row = [i, names[i] if seen[i] else legend.UNKNOWN, f"{top:.6f}", group, f"{farm[i]:.6f}", note]
             w.writerow(row + ([data.labels[i]] if data.labels is not None else []))
-    print(f"wrote {len(proba)} predictions to {args.out} (model {model.version})")
+    extra = f"; {int((~seen).sum())} rows had no clear date" if (~seen).any() else ""
+    print(f"wrote {len(proba)} predictions to {args.out} (model {model.version}){extra}")
     return 0
+
+
+def _rows(season, keep: np.ndarray):  # noqa: ANN001, ANN202 - Season subset
+    from dataclasses import replace
+
+    return replace(season, x=season.x[keep], days=season.days[keep], mask=season.mask[keep])
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from assets.models import crop_train as ct
+    from assets.models.crop_data import read_seasons
     from assets.models.crop_report import class_table, confusion_plot, summary
 
-    from assets.models.crop_data import read_series, select_bands
-
     model = _load(args.model)
-    data = read_series(args.data, labelled=True)
+    data = read_seasons(args.data, labelled=True)
     if data.labels is None:
         raise InputError(f"{args.data} has no labels; evaluate needs them (use `assets crop predict` instead)")
-    y = ct.encode(data.labels, model.classes)
-    x = select_bands(data, model.bands)
-    scores = ct.score(model.predict_proba(x, data.doy, data.mask), y, len(model.classes))
-    print(f"model {model.version} on {args.data}: {summary(scores)}")
-    print(class_table(scores, model.classes))
+    seen = data.season.observed
+    labels = data.labels[seen]
+    classes = list(model.classes)
+    extra = sorted(set(labels.tolist()) - set(classes))  # crops the model cannot name: always wrong
+    proba = model.predict_proba(_rows(data.season, seen))
+    proba = np.concatenate([proba, np.zeros((len(proba), len(extra)))], axis=1)
+    y = ct.encode(labels, classes + extra)
+    scores = ct.score(proba, y, len(classes) + len(extra))
+    print(f"model {model.version} on {args.data} ({int((~seen).sum())} rows without a clear date skipped): {summary(scores)}")
+    if extra:
+        print(f"crops the model does not know (scored as wrong): {extra}")
+    print(class_table(scores, classes + extra))
     result = {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "ece": scores.ece, "n": len(y)}
-    if args.sparse:
-        from assets.models.crop import to_grid
-
-        values, valid = to_grid(x, data.doy, data.mask)
-        sparse = valid & ct.sparse_mask(len(y), seed=0)
-        keep = sparse.any(axis=1)
-        s2 = ct.score(model.predict_proba(values[keep], mask=sparse[keep]), y[keep], len(model.classes))
-        print(f"sparse (6-8 April-September dates): {summary(s2)}")
-        result.update(sparse_accuracy=s2.accuracy, sparse_macro_f1=s2.macro_f1, sparse_ece=s2.ece)
+    if args.split_by:
+        if data.blocks is None:
+            raise InputError(f"{args.data} has no spatial_block (or region) array to split by")
+        recipe = ct.Recipe(epochs=int(model.meta.get("recipe", {}).get("epochs", 120)))
+        ts = ct.prepare([data], model.channels, recipe.min_count)
+        own = sorted(set(ts.labels.tolist()))
+        logits, _ = ct.cross_validate(ts, recipe, own)
+        yy = ct.encode(ts.labels, own)
+        cv = ct.score(ct.proba_from_logits(logits, ct.fit_temperature(logits, yy)), yy, len(own))
+        print(f"retrained on this file, 5 folds of whole spatial blocks: {summary(cv)}")
+        result.update(block_cv_accuracy=cv.accuracy, block_cv_macro_f1=cv.macro_f1)
     if args.plot:
-        confusion_plot(scores, model.classes, args.plot)
+        confusion_plot(scores, classes + extra, args.plot)
         print(f"wrote {args.plot}")
     if args.json:
         print(json.dumps(result))

@@ -1,11 +1,14 @@
-"""Crop classifier over NDVI (or multi-band) time series: grid placement, networks, inference.
+"""Crop classifier for real Sentinel-2 seasons: date-aware TempCNN, calibrated, with "unknown".
 
-The model sees every series on one fixed date grid (46 slots, one every 8 days of a year) as two
-channels per band: the value linearly interpolated from the *valid* observations only, and the
-validity mask. Cloudy or missing dates are dropped through the mask, never imputed as zeros, so a
-masked slot's raw value cannot change the output. Sparse acquisitions (5-8 Sentinel-2 dates in a
-season) go to their nearest grid slot. Probabilities are temperature-scaled logits of a
-(possibly ensembled) network; see ``crop_train`` for how they are fitted.
+Input is a `seasons.Season`: every band the model was trained on (B02, B03, B04, B08 at least,
+red-edge and SWIR when the model has them) plus NDVI, on real acquisition or composite dates,
+with a validity mask. The network reads the season on a 10-day grid of *days since 1 January of
+the season year* (`seasons.GRID_START_DAY` .. +590 days), so the calendar is real, not a slot
+index, and winter crops sown the autumn before are in the same frame. Cloudy or missing dates
+are dropped through the mask and linearly bridged from the clear ones; their raw values never
+reach the network. Outputs are temperature-scaled probabilities over legend crops
+(`assets.models.legend`), fitted on spatial blocks the network did not train on; a top
+probability under ``unknown_below`` is reported as ``unknown`` instead of a confident wrong crop.
 """
 
 from __future__ import annotations
@@ -19,130 +22,47 @@ import torch
 from torch import nn
 
 from assets.errors import InputError, ModelError
-from assets.models import registry
+from assets.models import legend, registry
 from assets.models.fusion import fold_batchnorm
+from assets.models.seasons import N_SLOTS, Season, channels, to_slots
 
-ARCH = "crop_net_v1"
-N_SLOTS = 46
-GRID_DOY: np.ndarray = 1 + 8 * np.arange(N_SLOTS)
-"""Day of year of each grid slot (UCR Crop dates are taken as one every 8 days from 1 Jan)."""
-
-UCR_CROP_CLASSES: tuple[str, ...] = (
-    "corn", "wheat", "dense building", "industrial building", "diffuse building",
-    "temporary meadow", "hardwood", "wasteland", "fallow", "soy", "water", "meadow",
-    "softwood", "sunflower", "sorghum", "eucalyptus", "rapeseed", "silage maize", "barley",
-    "peas", "poplars", "mineral surface", "gravel pit", "lake",
-)  # fmt: skip
-"""English names of UCR Crop labels 1..24, in label order."""
-
-CROPLAND: frozenset[str] = frozenset(
-    {"corn", "wheat", "temporary meadow", "fallow", "soy", "sunflower", "sorghum", "rapeseed",
-     "silage maize", "barley", "peas"}
-)  # fmt: skip
-"""Classes that are cultivated cropland; every other class is not farmland."""
-
-PREDICT_BATCH = 32768
-SPARSE_SLOTS, FULL_SLOTS = 12, 40  # valid-slot counts where the sparse / full temperature applies
+ARCH = "crop_s2_tempcnn_v2"
+PREDICT_BATCH = 16384
+UNKNOWN_BELOW = 0.45  # top-class probability under which the crop is reported as unknown
 
 
-# --------------------------------------------------------------------------- grid placement
-def to_grid(
-    x: np.ndarray, doy: np.ndarray | None = None, mask: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Place series on the 46-slot grid: returns values (n, 46, bands) and validity (n, 46).
+def interpolate(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Network input (n, c + 2, slots): bridged values, the validity mask and season coverage.
 
-    ``x`` is (n, T) or (n, T, bands); ``doy`` (T,) or (n, T) day of year of each column (None means
-    the columns already are the grid); ``mask`` (n, T) True where the observation is valid.
-    Several valid observations falling in one slot are averaged.
+    Between two valid slots a value is linear in time; outside the observed span it is 0 (the
+    training mean after normalisation) and the coverage channel says so. Invalid slots' own
+    values never enter the result.
     """
-    x = np.asarray(x)
-    if x.ndim == 2:
-        x = x[:, :, None]
-    if x.ndim != 3:
-        raise InputError(f"series must be (n, dates) or (n, dates, bands), got shape {x.shape}")
-    n, t, b = x.shape
-    if n == 0:
-        raise InputError("no series to classify (0 rows)")
-    if t == 0 or b == 0:
-        raise InputError(f"series have no dates or no bands (shape {x.shape})")
-    if not np.issubdtype(x.dtype, np.number):
-        raise InputError(f"series values must be numbers, got dtype {x.dtype}")
-    x = x.astype(np.float32, copy=False)
-    if mask is None:
-        valid = np.ones((n, t), dtype=bool)
-    else:
-        valid = np.asarray(mask, dtype=bool)
-        if valid.shape != (n, t):
-            raise InputError(f"mask must be (n, dates) = {(n, t)}, got {valid.shape}")
-    finite = np.isfinite(x).all(axis=2)
-    bad = valid & ~finite
-    if bad.any():
-        rows = np.flatnonzero(bad.any(axis=1))[:5].tolist()
-        raise InputError(
-            f"{int(bad.sum())} valid observations are NaN/inf (first rows {rows}); "
-            "mark cloudy/missing dates False in the mask instead of NaN"
-        )
-    if doy is None:
-        if t != N_SLOTS:
-            raise InputError(
-                f"series have {t} dates but no day-of-year was given; pass doy (one per date) "
-                f"or give exactly {N_SLOTS} dates on the model grid"
-            )
-        values = np.where(valid[:, :, None], x, 0.0).astype(np.float32)
-        return values, valid.copy()
-    doy = np.asarray(doy, dtype=np.float64)
-    if doy.ndim == 1 and doy.shape == (t,):
-        doy = np.broadcast_to(doy, (n, t))
-    if doy.shape != (n, t):
-        raise InputError(f"doy must be (dates,) or (n, dates) matching {(n, t)}, got {doy.shape}")
-    if not np.isfinite(doy[valid]).all() or (doy[valid] < 1).any() or (doy[valid] > 366).any():
-        raise InputError("day-of-year values must be finite numbers in 1..366")
-    slot = np.clip(np.rint((np.nan_to_num(doy, nan=1.0) - 1) / 8.0), 0, N_SLOTS - 1).astype(np.int64)
-    flat = (np.arange(n)[:, None] * N_SLOTS + slot)[valid]
-    counts = np.bincount(flat, minlength=n * N_SLOTS).reshape(n, N_SLOTS)
-    values = np.empty((n, N_SLOTS, b), dtype=np.float32)
-    for band in range(b):
-        sums = np.bincount(flat, weights=x[:, :, band][valid], minlength=n * N_SLOTS).reshape(n, N_SLOTS)
-        values[:, :, band] = sums / np.maximum(counts, 1)
-    return values, counts > 0
-
-
-def features(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Network input (n, 2*bands, 46): values interpolated from valid slots only, plus the mask.
-
-    Between two valid slots the value is linear in time; before the first / after the last valid
-    slot it is held constant. Invalid slots' own values never enter the result.
-    """
-    n, t, b = values.shape
-    validf = valid.to(values.dtype)
-    if bool(valid.all()):
-        return torch.cat([values.transpose(1, 2), validf.unsqueeze(1).expand(n, b, t)], dim=1).contiguous()
+    n, t, c = values.shape
     idx = torch.arange(t, device=values.device).expand(n, t)
     prev = torch.where(valid, idx, torch.full_like(idx, -1)).cummax(dim=1).values
     nxt = torch.where(valid, idx, torch.full_like(idx, t)).flip(1).cummin(dim=1).values.flip(1)
-    has_prev, has_next = prev >= 0, nxt < t
-    p = prev.clamp(min=0)
-    q = nxt.clamp(max=t - 1)
-    p = torch.where(has_prev, p, q)  # before the first valid slot: use the next one
-    q = torch.where(has_next, q, p)  # after the last valid slot: use the previous one
-    span = (q - p).clamp(min=1).to(values.dtype)
-    w = ((idx - p).to(values.dtype) / span).clamp(0, 1).unsqueeze(-1)
-    gp = torch.gather(values, 1, p.unsqueeze(-1).expand(n, t, b))
-    gq = torch.gather(values, 1, q.unsqueeze(-1).expand(n, t, b))
-    interp = gp + w * (gq - gp)
-    interp = torch.where(valid.any(dim=1, keepdim=True).unsqueeze(-1), interp, torch.zeros_like(interp))
-    return torch.cat([interp.transpose(1, 2), validf.unsqueeze(1).expand(n, b, t)], dim=1).contiguous()
+    covered = (prev >= 0) & (nxt < t)
+    p = torch.where(prev >= 0, prev, nxt).clamp(0, t - 1)
+    q = torch.where(nxt < t, nxt, prev).clamp(0, t - 1)
+    w = ((idx - p).to(values.dtype) / (q - p).clamp(min=1).to(values.dtype)).clamp(0, 1).unsqueeze(-1)
+    gp = torch.gather(values, 1, p.unsqueeze(-1).expand(n, t, c))
+    gq = torch.gather(values, 1, q.unsqueeze(-1).expand(n, t, c))
+    bridged = torch.where(covered.unsqueeze(-1), gp + w * (gq - gp), torch.zeros_like(gp))
+    flags = torch.stack([valid.to(values.dtype), covered.to(values.dtype)], dim=2)
+    return torch.cat([bridged, flags], dim=2).transpose(1, 2).contiguous()
 
 
-# --------------------------------------------------------------------------- networks
 class TempCNN(nn.Module):
-    """TempCNN (Pelletier et al. 2019): conv blocks keep the time axis, a dense head reads phenology."""
+    """TempCNN (Pelletier et al. 2019) on the dated grid, with the channel normalisation built in."""
 
-    def __init__(self, in_ch: int, n_classes: int, width: int = 64, kernel: int = 5, hidden: int = 256,
+    def __init__(self, n_channels: int, n_classes: int, width: int = 32, kernel: int = 5, hidden: int = 128,
                  dropout: float = 0.3, n_slots: int = N_SLOTS) -> None:  # fmt: skip
         super().__init__()
+        self.register_buffer("mean", torch.zeros(n_channels))
+        self.register_buffer("scale", torch.ones(n_channels))
         layers: list[nn.Module] = []
-        ch = in_ch
+        ch = n_channels + 2
         for _ in range(3):
             layers += [nn.Conv1d(ch, width, kernel, padding=kernel // 2, bias=False), nn.BatchNorm1d(width),
                        nn.ReLU(inplace=True), nn.Dropout(dropout)]  # fmt: skip
@@ -153,91 +73,29 @@ class TempCNN(nn.Module):
             nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, n_classes),
         )  # fmt: skip
 
+    def normalise(self, values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        z = (values - self.mean) / self.scale
+        return torch.where(valid.unsqueeze(-1), z, torch.zeros_like(z))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.conv(x))
 
 
-class MLP(nn.Module):
-    """Dense student: a few matrix products per batch, which a CPU runs far faster than convolutions."""
-
-    def __init__(self, in_ch: int, n_classes: int, hidden: int = 512, depth: int = 2, dropout: float = 0.1,
-                 n_slots: int = N_SLOTS) -> None:  # fmt: skip
-        super().__init__()
-        layers: list[nn.Module] = [nn.Flatten()]
-        dim = in_ch * n_slots
-        for _ in range(depth):
-            layers += [nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-            dim = hidden
-        layers.append(nn.Linear(dim, n_classes))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+def logits_of(net: TempCNN, values: torch.Tensor, valid: torch.Tensor, infer: nn.Module | None = None) -> torch.Tensor:
+    """Logits for slotted values (n, slots, c) and validity (n, slots)."""
+    return (infer or net)(interpolate(net.normalise(values, valid), valid))
 
 
-class ConvStudent(nn.Module):
-    """Distilled student: two narrow conv layers give the dense head TempCNN's sense of time
-    (shapes shifted by a date) at a few hundred thousand multiply-adds per series. It learns the
-    same teachers better than the `MLP` (dev split, complete series: 0.760 vs 0.747; models/crop_card.md)."""
-
-    def __init__(self, in_ch: int, n_classes: int, width: int = 16, kernel: int = 5, hidden: int = 256,
-                 dropout: float = 0.2, n_slots: int = N_SLOTS) -> None:  # fmt: skip
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv1d(in_ch, width, kernel, padding=kernel // 2), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
-            nn.Conv1d(width, width, kernel, padding=kernel // 2), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * n_slots, hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, n_classes),
-        )  # fmt: skip
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-BUILDERS: dict[str, type[nn.Module]] = {"tempcnn": TempCNN, "mlp": MLP, "conv": ConvStudent}
-
-
-class CropNet(nn.Module):
-    """Mean of member logits (one member for a distilled student, several for an ensemble)."""
-
-    def __init__(self, members: list[nn.Module]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.members[0](x)
-        for m in self.members[1:]:
-            out = out + m(x)
-        return out / len(self.members)
-
-
-def build_member(spec: dict[str, Any], in_ch: int, n_classes: int) -> nn.Module:
-    """One network from its spec ``{"kind": "tempcnn"|"mlp"|"conv", **kwargs}``."""
-    spec = dict(spec)
-    kind = spec.pop("kind", None)
-    if kind not in BUILDERS:
-        raise ModelError(f"unknown crop network kind {kind!r}; expected one of {sorted(BUILDERS)}")
-    return BUILDERS[kind](in_ch, n_classes, **spec)
-
-
-def build_net(config: dict[str, Any]) -> CropNet:
-    """The network a checkpoint ``config`` describes (members, bands, classes)."""
-    in_ch = 2 * len(config["bands"])
-    n_classes = len(config["classes"])
-    return CropNet([build_member(s, in_ch, n_classes) for s in config["members"]])
-
-
-# --------------------------------------------------------------------------- the served model
 @dataclass
 class CropModel:
-    """A loaded crop classifier: calibrated class probabilities for series on any dates."""
+    """A loaded crop classifier: calibrated probabilities over legend crops for any season."""
 
     classes: list[str]
     version: str
-    net: CropNet
-    bands: list[str] = field(default_factory=lambda: ["ndvi"])
+    net: TempCNN
+    channels: list[str]  # canonical bands + derived indices, in network order
     temperature: float = 1.0
-    temperature_sparse: float | None = None  # for series with few valid dates (None: same as full)
+    unknown_below: float = UNKNOWN_BELOW
     config: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -245,53 +103,46 @@ class CropModel:
         self.net.eval()
         self._infer = fold_batchnorm(self.net)  # same outputs, faster on a CPU; `net` stays trainable
 
-    def logits(self, x: np.ndarray, doy: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
-        """Raw (uncalibrated) ensemble logits, (n, n_classes)."""
-        return self._logits(x, doy, mask)[0]
+    @property
+    def bands(self) -> list[str]:
+        """The raw Sentinel-2 bands the model needs (derived indices excluded)."""
+        return [c for c in self.channels if c != "ndvi"]
 
-    def _logits(self, x: np.ndarray, doy: np.ndarray | None, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        x = np.asarray(x)
-        if x.ndim == 2 and len(self.bands) != 1:
-            raise InputError(f"model needs {len(self.bands)} bands {self.bands}; got single-band (n, dates) input")
-        if x.ndim == 3 and x.shape[2] != len(self.bands):
-            raise InputError(f"model needs {len(self.bands)} bands {self.bands}; input has {x.shape[2]}")
-        values, valid = to_grid(x, doy, mask)
-        empty = ~valid.any(axis=1)
-        if empty.any():
-            rows = np.flatnonzero(empty)[:5].tolist()
-            raise InputError(
-                f"{int(empty.sum())} series have no valid date at all (first rows {rows}); drop them before classifying"
-            )
+    def slots(self, season: Season) -> tuple[np.ndarray, np.ndarray]:
+        """The season's model channels averaged onto the dated grid."""
+        return to_slots(channels(season, self.channels), season.days, season.mask)
+
+    def logits(self, season: Season) -> np.ndarray:
+        values, valid = self.slots(season)
+        return self.logits_slotted(values, valid)
+
+    def logits_slotted(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        if not valid.any(axis=1).all():
+            raise InputError("a series has no clear date on the model's calendar; drop it before classifying")
         out = np.empty((len(values), len(self.classes)), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(values), PREDICT_BATCH):
-                v = torch.from_numpy(values[start : start + PREDICT_BATCH])
-                m = torch.from_numpy(valid[start : start + PREDICT_BATCH])
-                out[start : start + len(v)] = self._infer(features(v, m)).numpy()
-        return out, valid.sum(axis=1)
+                v = torch.from_numpy(np.ascontiguousarray(values[start : start + PREDICT_BATCH]))
+                m = torch.from_numpy(np.ascontiguousarray(valid[start : start + PREDICT_BATCH]))
+                out[start : start + len(v)] = logits_of(self.net, v, m, self._infer).numpy()
+        return out
 
-    def temperatures(self, n_valid: np.ndarray) -> np.ndarray:
-        """Per-row temperature: the sparse one up to 12 valid slots, the full one from 40, linear between."""
-        if self.temperature_sparse is None:
-            return np.full(len(n_valid), self.temperature)
-        w = np.clip((np.asarray(n_valid, dtype=np.float64) - SPARSE_SLOTS) / (FULL_SLOTS - SPARSE_SLOTS), 0, 1)
-        return w * self.temperature + (1 - w) * self.temperature_sparse
+    def predict_proba(self, season: Season) -> np.ndarray:
+        """Calibrated probabilities (n, classes), rows summing to 1, columns in ``classes`` order."""
+        return softmax(self.logits(season) / self.temperature)
 
-    def predict_proba(self, x: np.ndarray, doy: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
-        """Calibrated probabilities (n, n_classes), rows summing to 1, columns in ``classes`` order."""
-        z, n_valid = self._logits(x, doy, mask)
-        if self.temperature_sparse is None or (n_valid >= FULL_SLOTS).all():
-            return softmax(z / self.temperature)
-        return softmax(z / self.temperatures(n_valid)[:, None])
+    def labels(self, proba: np.ndarray) -> list[str]:
+        """Most probable crop per row, or ``unknown`` when its probability is under ``unknown_below``."""
+        best = proba.argmax(axis=1)
+        top = proba[np.arange(len(proba)), best]
+        return [self.classes[b] if p >= self.unknown_below else legend.UNKNOWN for b, p in zip(best, top)]
 
-    def predict(self, x: np.ndarray, doy: np.ndarray | None = None, mask: np.ndarray | None = None) -> list[str]:
-        """Most probable class name per series."""
-        proba = self.predict_proba(x, doy, mask)
-        return [self.classes[i] for i in proba.argmax(axis=1)]
+    def predict(self, season: Season) -> list[str]:
+        return self.labels(self.predict_proba(season))
 
-    def is_cropland(self, proba: np.ndarray) -> np.ndarray:
-        """Probability that each series is cultivated cropland (sum over the CROPLAND classes)."""
-        cols = [i for i, c in enumerate(self.classes) if c in CROPLAND]
+    def farmland_probability(self, proba: np.ndarray) -> np.ndarray:
+        """P(the land is farmland): crops, fallow and managed grass (legend land classes)."""
+        cols = [i for i, c in enumerate(self.classes) if legend.is_farmland(c)]
         return np.asarray(proba)[:, cols].sum(axis=1)
 
 
@@ -301,12 +152,16 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def build_net(config: dict[str, Any]) -> TempCNN:
+    """The network a checkpoint ``config`` describes."""
+    return TempCNN(len(config["channels"]), len(config["classes"]), **config.get("net", {}))
+
+
 def checkpoint(model: CropModel) -> dict[str, Any]:
-    """The registry checkpoint dict for ``model``."""
-    config = dict(model.config, classes=list(model.classes), bands=list(model.bands))
+    config = dict(model.config, classes=list(model.classes), channels=list(model.channels))
     state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
     return {"arch": ARCH, "version": model.version, "config": config, "state_dict": state,
-            "temperature": float(model.temperature), "temperature_sparse": model.temperature_sparse,
+            "temperature": float(model.temperature), "unknown_below": float(model.unknown_below),
             "meta": dict(model.meta)}  # fmt: skip
 
 
@@ -319,7 +174,6 @@ def save(model: CropModel, path: str | Path) -> Path:
 
 
 def from_checkpoint(ckpt: dict[str, Any]) -> CropModel:
-    """Rebuild a `CropModel` from a checkpoint dict (already arch-checked)."""
     config = ckpt.get("config") or {}
     try:
         net = build_net(config)
@@ -331,9 +185,9 @@ def from_checkpoint(ckpt: dict[str, Any]) -> CropModel:
         ) from exc
     return CropModel(
         classes=list(config["classes"]), version=str(ckpt.get("version", "")), net=net,
-        bands=list(config["bands"]), temperature=float(ckpt.get("temperature", 1.0)),
-        temperature_sparse=None if ckpt.get("temperature_sparse") is None else float(ckpt["temperature_sparse"]),
-        config={k: v for k, v in config.items() if k not in ("classes", "bands")}, meta=dict(ckpt.get("meta") or {}),
+        channels=list(config["channels"]), temperature=float(ckpt.get("temperature", 1.0)),
+        unknown_below=float(ckpt.get("unknown_below", UNKNOWN_BELOW)),
+        config={k: v for k, v in config.items() if k not in ("classes", "channels")}, meta=dict(ckpt.get("meta") or {}),
     )  # fmt: skip
 
 

@@ -1,0 +1,231 @@
+"""Satellite seasons as a crop model sees them: named bands, real dates, a validity mask.
+
+A season is ``x`` (n, dates, bands) surface reflectance (0-1), the dates of its columns and a
+mask (n, dates) that is True where every band was observed. NaN in ``x`` means "no clear
+observation" and is folded into the mask, never imputed. Dates become days since 1 January of
+the *season year* (the harvest year: the year of the middle date unless given), so an autumn-sown
+winter crop has negative days and a season may span two calendar years. The crop network then
+reads the season on a fixed grid of 10-day slots from day -180 to day 410.
+
+Checks here turn each kind of bad input into an `InputError` or a documented conversion:
+band names (``B4``/``B04``/``red``), reflectance x 10,000 (divided, documented), negative or
+saturated reflectance, unordered dates, rows with no clear date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from assets.errors import InputError
+
+CANONICAL_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+CORE_BANDS = ("B02", "B03", "B04", "B08")  # what every tile of the platform has
+INDEX_BANDS = ("ndvi",)  # derived from B04 and B08 when both are present
+
+_ALIASES = {
+    "blue": "B02", "b2": "B02", "b02": "B02", "green": "B03", "b3": "B03", "b03": "B03",
+    "red": "B04", "b4": "B04", "b04": "B04", "red_edge_1": "B05", "rededge1": "B05", "re1": "B05", "b5": "B05",
+    "b05": "B05", "red_edge_2": "B06", "rededge2": "B06", "re2": "B06", "b6": "B06", "b06": "B06",
+    "red_edge_3": "B07", "rededge3": "B07", "re3": "B07", "b7": "B07", "b07": "B07", "nir": "B08", "b8": "B08",
+    "b08": "B08", "nir_narrow": "B8A", "narrow_nir": "B8A", "nir08": "B8A", "b8a": "B8A", "swir_1": "B11",
+    "swir1": "B11", "swir16": "B11", "b11": "B11", "swir_2": "B12", "swir2": "B12", "swir22": "B12", "b12": "B12",
+    "ndvi": "ndvi",
+}  # fmt: skip
+
+GRID_START_DAY = -180  # 5 July of the year before the harvest year
+SLOT_DAYS = 10
+N_SLOTS = 60  # -180 .. 410: two-year seasons (winter crops) fit, as do ten-day composites
+MAX_SCALED = 16000.0  # reflectance x 10,000 never exceeds this (saturation is 65535: an error)
+MIN_REFLECTANCE = -0.2  # L2A can dip slightly below 0 over water and shadow; below this is wrong
+
+
+def canonical_band(name: str) -> str:
+    """``B4``, ``b04``, ``red`` -> ``B04``; unknown names are an error naming the accepted ones."""
+    key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
+    if key in _ALIASES:
+        return _ALIASES[key]
+    raise InputError(
+        f"band {name!r} is not a Sentinel-2 band we know; use B02..B12/B8A or blue, green, red, nir, "
+        "red_edge_1..3, swir_1, swir_2"
+    )
+
+
+def canonical_bands(names: list[str] | tuple[str, ...]) -> list[str]:
+    out = [canonical_band(n) for n in names]
+    dupes = sorted({b for b in out if out.count(b) > 1})
+    if dupes:
+        raise InputError(f"bands {list(names)} name {dupes} twice; give each band once")
+    return out
+
+
+@dataclass
+class Season:
+    """Validated series: reflectance 0-1 in canonical band order, days since 1 Jan of the season year."""
+
+    x: np.ndarray  # (n, t, b) float32, NaN where not observed
+    bands: list[str]  # canonical names
+    days: np.ndarray  # (n, t) float64 days since 1 January of the season year
+    mask: np.ndarray  # (n, t) bool, True where every band is a clear observation
+    season_year: int | None = None
+    scale_note: str | None = None  # set when a documented conversion was applied
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def observed(self) -> np.ndarray:
+        """(n,) True for series with at least one clear date (the others cannot be classified)."""
+        return self.mask.any(axis=1)
+
+
+def parse_date(text: object) -> dt.date | None:
+    """ISO date, or the middle of an ISO interval ``start/end``; None for empty/NaT."""
+    s = str(text).strip()
+    if not s or s.lower() in ("nan", "nat", "none"):
+        return None
+    try:
+        if "/" in s:
+            a, b = (dt.date.fromisoformat(p[:10]) for p in s.split("/", 1))
+            return a + (b - a) / 2
+        return dt.date.fromisoformat(s[:10])
+    except ValueError:
+        raise InputError(f"date {s!r} is not an ISO date (YYYY-MM-DD) or interval (start/end)") from None
+
+
+def season_days(dates: np.ndarray, season_year: int | None = None) -> tuple[np.ndarray, int]:
+    """Days since 1 January of the season year for dates (t,) or (n, t); NaN where missing.
+
+    The season year defaults to the year of the middle date (across all rows): a French winter
+    wheat season of Sept 2022 .. Aug 2023 is season 2023, an East African 2017 season is 2017.
+    """
+    dates = np.asarray(dates)
+    parsed = np.empty(dates.shape, dtype=object)
+    for idx, value in np.ndenumerate(dates):
+        parsed[idx] = parse_date(value)
+    known = sorted(d for d in parsed.ravel() if d is not None)
+    if not known:
+        raise InputError("no dates given: every series needs the date of each observation")
+    year = season_year if season_year is not None else known[len(known) // 2].year
+    ref = dt.date(year, 1, 1)
+    days = np.full(dates.shape, np.nan)
+    for idx, d in np.ndenumerate(parsed):
+        if d is not None:
+            days[idx] = (d - ref).days
+    return days, year
+
+
+def check_reflectance(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Reflectance 0-1: values x 10,000 are divided (and said so); impossible values are an error."""
+    vals = x[valid]
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return x, None
+    hi, lo = float(np.percentile(vals, 99.9)), float(vals.min())
+    note = None
+    if hi > 2.0:
+        if vals.max() > MAX_SCALED:
+            raise InputError(
+                f"reflectance up to {vals.max():.0f}: saturated or raw digital numbers; give surface reflectance "
+                "(0-1, or x 10,000 as Sentinel-2 L2A stores it)"
+            )
+        x = x / 10000.0
+        lo /= 10000.0
+        note = "reflectance looked like Sentinel-2 L2A integers (x 10,000) and was divided by 10,000"
+    if lo < MIN_REFLECTANCE:
+        raise InputError(f"reflectance as low as {lo:.3f} (below {MIN_REFLECTANCE}); these are not surface "
+                         "reflectance values: check the band scale and offset")
+    return x.astype(np.float32, copy=False), note
+
+
+def make_season(
+    x: np.ndarray, bands: list[str], dates: np.ndarray | None = None, *, days: np.ndarray | None = None,
+    mask: np.ndarray | None = None, season_year: int | None = None,
+) -> Season:
+    """Validate series and their dates into a `Season` (see the module docstring for the rules)."""
+    x = np.asarray(x)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if x.ndim != 3:
+        raise InputError(f"series must be (n, dates) or (n, dates, bands), got shape {x.shape}")
+    n, t, b = x.shape
+    if n == 0:
+        raise InputError("no series to classify (0 rows)")
+    if t == 0 or b == 0:
+        raise InputError(f"series have no dates or no bands (shape {x.shape})")
+    if not np.issubdtype(x.dtype, np.number):
+        raise InputError(f"series values must be numbers, got dtype {x.dtype}")
+    names = canonical_bands(bands)
+    if len(names) != b:
+        raise InputError(f"{len(names)} band names for {b} bands in the data")
+    x = x.astype(np.float32)
+    valid = np.isfinite(x).all(axis=2)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (n, t):
+            raise InputError(f"mask must be (n, dates) = {(n, t)}, got {mask.shape}")
+        valid &= mask
+    if days is None:
+        if dates is None:
+            raise InputError("series need dates: pass the date of each observation (ISO strings)")
+        dates = np.asarray(dates)
+        if dates.shape not in ((t,), (n, t)):
+            raise InputError(f"dates must be (dates,) or (n, dates) matching {(n, t)}, got {dates.shape}")
+        days, season_year = season_days(dates, season_year)
+    days = np.broadcast_to(np.asarray(days, dtype=np.float64), (n, t)).copy()
+    valid &= np.isfinite(days)
+    if _unordered(np.where(valid, days, np.nan)):
+        raise InputError("dates are out of order (or repeated) within a series; sort each series by date")
+    refl = [i for i, name in enumerate(names) if name not in INDEX_BANDS]
+    note = None
+    if refl:
+        x[:, :, refl], note = check_reflectance(x[:, :, refl], valid)
+    if not valid.any():
+        raise InputError("no series has a single clear date (all cloud or nodata); wait for cloud-free imagery")
+    x = np.where(valid[:, :, None], x, np.nan).astype(np.float32)
+    return Season(x, names, days, valid, season_year, note)
+
+
+def _unordered(days: np.ndarray) -> bool:
+    """True when the observed (non-NaN) days of any row are not strictly increasing."""
+    seen = np.where(np.isfinite(days), days, -np.inf)
+    before = np.maximum.accumulate(seen, axis=1)[:, :-1]  # latest observed day up to the previous column
+    return bool((np.isfinite(days[:, 1:]) & (days[:, 1:] <= before)).any())
+
+
+def channels(season: Season, wanted: list[str]) -> np.ndarray:
+    """(n, t, len(wanted)) values of the model's channels; NDVI from B04/B08 when asked for.
+
+    A band the model needs but the data lacks is an error naming the missing bands.
+    """
+    missing = [w for w in wanted if w not in season.bands and not (w == "ndvi" and {"B04", "B08"} <= set(season.bands))]
+    if missing:
+        raise InputError(f"the data has bands {season.bands} but the model needs {wanted}: missing {missing}; "
+                         "use a model trained on these bands (`assets crop train --bands ...`)")
+    cols = []
+    for w in wanted:
+        if w in season.bands:
+            cols.append(season.x[:, :, season.bands.index(w)])
+        else:
+            red, nir = season.x[:, :, season.bands.index("B04")], season.x[:, :, season.bands.index("B08")]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cols.append((nir - red) / np.maximum(nir + red, 1e-6))
+    return np.stack(cols, axis=2).astype(np.float32)
+
+
+def to_slots(values: np.ndarray, days: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average valid observations into the 10-day grid: (n, N_SLOTS, c) values and (n, N_SLOTS) validity.
+
+    Observations before the first or after the last slot go to that slot.
+    """
+    n, t, c = values.shape
+    slot = np.clip(np.rint((np.nan_to_num(days, nan=0.0) - GRID_START_DAY) / SLOT_DAYS), 0, N_SLOTS - 1).astype(np.int64)
+    flat = (np.arange(n)[:, None] * N_SLOTS + slot)[mask]
+    counts = np.bincount(flat, minlength=n * N_SLOTS).reshape(n, N_SLOTS)
+    out = np.zeros((n, N_SLOTS, c), dtype=np.float32)
+    for k in range(c):
+        sums = np.bincount(flat, weights=values[:, :, k][mask], minlength=n * N_SLOTS).reshape(n, N_SLOTS)
+        out[:, :, k] = sums / np.maximum(counts, 1)
+    return out, counts > 0
