@@ -1,5 +1,1 @@
-"""Prefect deployment entry points (run from a checkout: `python -m flows.nightly --serve`).
-
-The flow code lives in the installed package (`assets.flows`); these modules only parse a command
-line and call it, so nothing in `assets` ever imports this top-level `flows` package.
-"""
+"""Prefect flows: the operations face of the platform (nightly ingestion, sensors, backfill)."""

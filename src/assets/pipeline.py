@@ -24,7 +24,7 @@ from assets.monitor import Alert, crop_failure
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, connect, transaction
 from assets.store.tiles import record_quarantine, usable_tile_rows
-from assets.valuation import Valuation, cap_borrower_limits, load_params, value_claim
+from assets.valuation import Valuation, ValuationParams, cap_borrower_limits, load_params, value_claim
 from assets.verify import Verification, verify_claim
 
 
@@ -119,6 +119,7 @@ class RunReport:
     tiles: int
     assessments: list[Assessment] = field(default_factory=list)
     alerts: list[dict] = field(default_factory=list)
+    params: ValuationParams | None = None  # what the run valued with (stored with its decisions)
 
 
 def stored_tiles(con, as_of: date) -> list[TileRecord]:
@@ -157,7 +158,7 @@ def assess_claims(
     usable = {c.claim_id: c.geometry for c in targets if c.geometry is not None}
     observations = observe_claims(usable, tiles, seg_paths, models.crop) if tiles and usable else {}
     overlaps = overlaps_ha(every_claim)
-    report = RunReport(run_id=run_id, as_of=as_of, tiles=len(tiles))
+    report = RunReport(run_id=run_id, as_of=as_of, tiles=len(tiles), params=params)
     crop_alerts: list[Alert] = []
     for c in targets:
         if c.geometry is None:
@@ -169,7 +170,7 @@ def assess_claims(
                          settings=settings, crop_failure=alert.message if alert else None)
         vid = _hash_id("v-", c.claim_id, sorted(obs.tile_ids), models.seg_version, models.crop_version, as_of,
                        params.version, json.dumps(evidence.get(c.claim_id), sort_keys=True, default=str))
-        report.assessments.append(Assessment(c, v, vid, obs, value_claim(v, params)))
+        report.assessments.append(Assessment(c, v, vid, obs, value_claim(v, params, len(obs.usable_dates))))
         if alert and not v.rejected:
             crop_alerts.append(alert)
     _cap_per_borrower(report.assessments, params)
@@ -217,6 +218,7 @@ def _write(con, report: RunReport, tiles: Sequence[TileRecord], models: Models, 
         if a.valuation is None:
             continue
         val = a.valuation
+        value_steps, limit_steps = val.steps()  # by step name, not position
         val_id, lim_id = "val-" + a.verification_id[2:], "lim-" + a.verification_id[2:]
         val_rows.append({
             "valuation_id": val_id, "verification_id": a.verification_id, "claim_id": c.claim_id,
@@ -224,24 +226,30 @@ def _write(con, report: RunReport, tiles: Sequence[TileRecord], models: Models, 
             "area_ha": val.area_ha, "area_mu": val.area_mu, "yield_kg_per_mu": val.yield_kg_per_mu,
             "price_cny_per_kg": val.price_cny_per_kg, "crop_probability": val.crop_probability,
             "value_cny": val.value_cny, "params_version": val.params_version,
-            "explanation": json.dumps(val.explanation[:4]),
+            "value_low_cny": val.value_low_cny, "value_high_cny": val.value_high_cny,
+            "explanation": json.dumps(value_steps),
             "seg_model_version": models.seg_version, "crop_model_version": models.crop_version,
-            "inputs": json.dumps({
-                "verified_area_ha": v.verified_area_ha, "claimed_area_ha": v.claimed_area_ha,
-                "crop_probs": {k: round(p, 5) for k, p in v.crop_probs.items()},
-                "sensor_status": (v.sensor_evidence or {}).get("status"),
-                "reasons": [r.code for r in v.reasons], "tile_ids": a.observation.tile_ids if a.observation else [],
-            }),
+            "inputs": json.dumps({**(val.inputs.to_json() if val.inputs else {}),
+                                  "reasons": [r.code for r in v.reasons],
+                                  "tile_ids": a.observation.tile_ids if a.observation else []}),
         })
         lim_rows.append({
             "limit_id": lim_id, "valuation_id": val_id, "claim_id": c.claim_id, "borrower_id": c.borrower_id,
             "as_of": report.as_of, "created_at": now, "limit_cny": val.limit_cny, "advance_rate": val.advance_rate,
-            "params_version": val.params_version, "explanation": json.dumps(val.explanation[4:]),
+            "params_version": val.params_version, "explanation": json.dumps(limit_steps),
         })
     append(con, "observations", obs_rows, on_conflict="replace")
     append(con, "verifications", ver_rows, on_conflict="replace")
-    append(con, "valuations", val_rows, on_conflict="replace")
-    append(con, "credit_limits", lim_rows, on_conflict="replace")
+    append(con, "valuations", val_rows, on_conflict="ignore")  # never overwritten: same id = same decision
+    append(con, "credit_limits", lim_rows, on_conflict="ignore")
+    if report.params is not None:  # the hash-chained decision log (#14)
+        from assets.explain import DecisionContext, record
+        from assets.sensors.evidence import WINDOW_DAYS
+
+        record(con, report.assessments, DecisionContext(
+            run_id=report.run_id, as_of=report.as_of, recorded_at=now, params=report.params,
+            seg_model_version=models.seg_version, crop_model_version=models.crop_version,
+            tiles={t.tile_id: t for t in tiles}, sensor_window_days=WINDOW_DAYS))
     alert_rows = [{**r, "details": json.dumps(r.get("details"), default=str)} for r in report.alerts]
     append(con, "alerts", alert_rows, on_conflict="ignore")
     append(con, "ingest_runs", [{

@@ -1,15 +1,20 @@
-"""Value a verified field and set its credit limit, every number explained.
+"""Value a verified field with its uncertainty and set its credit limit, every number explained.
 
-The value is the expected harvest under the crop model's calibrated probabilities:
+The expected value is the harvest under the crop model's calibrated probabilities:
 ``area_mu x sum_c P(c) x yield_c x price_c``; a doubtful crop call lowers the value instead of
-betting on the top class. Parameters live in a versioned TOML file; each row records the version.
+betting on the top class. Around it sit a low and a high estimate: the verified area +- a margin
+that grows as the evidence weakens (fewer cloud-free dates, partial planting), the least (most)
+valuable likely crop, and the low (high) yield and price of each crop. The limit lends against
+the LOW estimate only (policy in `valuation_params.toml`), so weaker evidence never raises it.
+Parameters live in a versioned TOML file; each row records the version and its sha256.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -20,6 +25,10 @@ from assets.fields.geometry import ha_to_mu
 from assets.models import legend
 from assets.verify import Verification
 
+CURRENCIES = ("CNY",)  # every value and limit column is *_cny; another currency needs a conversion first
+# Explanation steps stored with the valuation; every other step belongs to the limit.
+VALUE_STEPS = ("area", "crop", "value_per_mu", "value", "area_range", "value_per_mu_range", "value_range")
+
 
 @dataclass(frozen=True)
 class CropEconomics:
@@ -27,10 +36,30 @@ class CropEconomics:
     price_cny_per_kg: float
     harvest_doy: int
     season_start_doy: int = 0
+    yield_range: tuple[float, float] | None = None  # (low, high) kg/mu; None: no range (low = high = expected)
+    price_range: tuple[float, float] | None = None  # (low, high) CNY/kg
+    source: str = ""
 
     @property
     def value_cny_per_mu(self) -> float:
         return self.yield_kg_per_mu * self.price_cny_per_kg
+
+    @property
+    def low_cny_per_mu(self) -> float:
+        return (self.yield_range or (self.yield_kg_per_mu,) * 2)[0] * (self.price_range or (self.price_cny_per_kg,) * 2)[0]
+
+    @property
+    def high_cny_per_mu(self) -> float:
+        return (self.yield_range or (self.yield_kg_per_mu,) * 2)[1] * (self.price_range or (self.price_cny_per_kg,) * 2)[1]
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    area_margin: float = 0.05
+    area_margin_per_missing_date: float = 0.04
+    full_confidence_dates: int = 6
+    likely_crop_mass: float = 0.9
+    reason_area_margin: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -42,6 +71,16 @@ class ValuationParams:
     crop_failure_factor: float
     sensor_factor: dict[str, float]
     crops: dict[str, CropEconomics]
+    currency: str = "CNY"
+    field_cap_cny: float = math.inf
+    uncertainty: Uncertainty = Uncertainty()
+    haircuts: dict[str, float] = field(default_factory=dict)
+    no_limit_reasons: tuple[str, ...] = ()
+    text: str = ""  # the TOML the parameters were read from, stored with the decisions that used them
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
 
 
 @lru_cache(maxsize=8)
@@ -50,25 +89,95 @@ def load_params(path: str | None = None) -> ValuationParams:
     name = path or "valuation_params.toml"
     try:
         text = Path(path).read_text() if path else resources.files("assets").joinpath("valuation_params.toml").read_text()
+    except OSError as exc:
+        raise InputError(f"valuation parameters {name} cannot be read ({exc}); check the path") from exc
+    return parse_params(text, name)
+
+
+def _pair(value: Any, what: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"{what} must be [low, high]")
+    return float(value[0]), float(value[1])
+
+
+def parse_params(text: str, name: str = "valuation parameters") -> ValuationParams:
+    """Parameters from TOML text (also the text stored with an old decision, for recomputing it).
+
+    Checks, each naming the crop or key to fix: crops inside the legend, no negative yield or
+    price, a known currency, low <= expected <= high, a source per priced crop, sensor factors
+    that never reward weaker evidence."""
+    try:
         raw = tomllib.loads(text)
+        crops_raw = raw.get("crops")
+    except (TypeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"valuation parameters {name} are unusable ({exc!r})") from exc
+    if not crops_raw or not isinstance(crops_raw, dict):
+        raise InputError(f"valuation parameters {name}: no crop is priced; add [crops.<legend name>] tables")
+    outside = sorted(set(crops_raw) - set(legend.CROPS))
+    if outside:
+        raise InputError(f"valuation parameters {name} price crops outside the crop legend: {outside}; "
+                         "use legend names (assets/models/legend.py), e.g. maize, wheat, grasslands")
+    crops: dict[str, CropEconomics] = {}
+    for crop, v in crops_raw.items():
+        missing = [k for k in ("yield_kg_per_mu", "price_cny_per_kg", "harvest_doy") if k not in v]
+        if missing:
+            raise InputError(f"valuation parameters {name}: crop {crop!r} is missing {missing}; every priced crop "
+                             "needs yield_kg_per_mu, price_cny_per_kg and harvest_doy")
+        try:
+            crops[crop] = CropEconomics(float(v["yield_kg_per_mu"]), float(v["price_cny_per_kg"]), int(v["harvest_doy"]),
+                                        int(v.get("season_start_doy", 0)),
+                                        _pair(v.get("yield_kg_per_mu_range"), "yield_kg_per_mu_range"),
+                                        _pair(v.get("price_cny_per_kg_range"), "price_cny_per_kg_range"),
+                                        str(v.get("source", "")))
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"valuation parameters {name}: crop {crop!r} has an unusable number ({exc})") from exc
+    negative = sorted(c for c, e in crops.items() if min(e.yield_kg_per_mu, e.price_cny_per_kg,
+                                                         *(e.yield_range or ()), *(e.price_range or ())) < 0)
+    if negative:
+        raise InputError(f"valuation parameters {name} have a negative yield or price for {negative}")
+    for crop, e in crops.items():
+        for what, rng, mid in (("yield_kg_per_mu", e.yield_range, e.yield_kg_per_mu),
+                               ("price_cny_per_kg", e.price_range, e.price_cny_per_kg)):
+            if rng is not None and not rng[0] <= mid <= rng[1]:
+                raise InputError(f"valuation parameters {name}: crop {crop!r} has {what}_range {list(rng)} around "
+                                 f"{mid:g}; it needs low <= expected <= high")
+        if (e.yield_range or e.price_range) and not e.source:
+            raise InputError(f"valuation parameters {name}: crop {crop!r} has ranges without a source; "
+                             "add source = \"where the yield and price ranges come from\"")
+    try:
+        unc = raw.get("uncertainty", {})
         params = ValuationParams(
             version=str(raw["version"]), advance_rate=float(raw["advance_rate"]),
             round_down_to_cny=float(raw["round_down_to_cny"]), borrower_cap_cny=float(raw["borrower_cap_cny"]),
             crop_failure_factor=float(raw["crop_failure_factor"]),
-            sensor_factor={k: float(v) for k, v in raw["sensor_factor"].items()},
-            crops={k: CropEconomics(float(v["yield_kg_per_mu"]), float(v["price_cny_per_kg"]), int(v["harvest_doy"]),
-                                    int(v.get("season_start_doy", 0)))
-                   for k, v in raw["crops"].items()},
-        )  # fmt: skip
-    except (OSError, KeyError, ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
+            sensor_factor={k: float(x) for k, x in raw["sensor_factor"].items()}, crops=crops,
+            currency=str(raw.get("currency", "CNY")), field_cap_cny=float(raw.get("field_cap_cny", math.inf)),
+            uncertainty=Uncertainty(
+                area_margin=float(unc.get("area_margin", 0.05)),
+                area_margin_per_missing_date=float(unc.get("area_margin_per_missing_date", 0.04)),
+                full_confidence_dates=int(unc.get("full_confidence_dates", 6)),
+                likely_crop_mass=float(unc.get("likely_crop_mass", 0.9)),
+                reason_area_margin={k: float(x) for k, x in unc.get("reason_area_margin", {}).items()}),
+            haircuts={k: float(x) for k, x in raw.get("haircuts", {}).items()},
+            no_limit_reasons=tuple(str(x) for x in raw.get("no_limit_reasons", ())), text=text)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise InputError(f"valuation parameters {name} are unusable ({exc!r})") from exc
-    outside = sorted(set(params.crops) - set(legend.CROPS))
-    if outside:
-        raise InputError(f"valuation parameters {name} price crops outside the crop legend: {outside}; "
-                         "use legend names (assets/models/legend.py), e.g. maize, wheat, grasslands")
-    negative = sorted(c for c, e in params.crops.items() if e.yield_kg_per_mu < 0 or e.price_cny_per_kg < 0)
-    if negative:
-        raise InputError(f"valuation parameters {name} have a negative yield or price for {negative}")
+    if params.currency not in CURRENCIES:
+        raise InputError(f"valuation parameters {name} use currency {params.currency!r}; values and limits are "
+                         f"computed in {', '.join(CURRENCIES)} only: convert the prices and set currency = \"CNY\"")
+    if "no_devices" not in params.sensor_factor:
+        raise InputError(f"valuation parameters {name}: [sensor_factor] needs no_devices (the default)")
+    ladder = [params.sensor_factor.get(k) for k in ("corroborated", "no_devices", "silent", "implausible")]
+    known = [f for f in ladder if f is not None]
+    if known != sorted(known, reverse=True) or not all(0 <= f <= 1 for f in known):
+        raise InputError(f"valuation parameters {name}: sensor factors must fall from corroborated to implausible "
+                         "within 0..1; weaker sensor evidence may never raise a limit")
+    bad = sorted(k for k, x in {**params.haircuts, **params.uncertainty.reason_area_margin}.items() if not 0 <= x < 1)
+    if bad or not 0 < params.advance_rate <= 1:
+        raise InputError(f"valuation parameters {name}: advance_rate must be in (0, 1] and haircuts/margins in [0, 1) "
+                         f"(check {bad or 'advance_rate'})")
     return params
 
 
@@ -97,6 +206,80 @@ def per_mu_value(crop_probs: dict[str, float], params: ValuationParams, uncertai
     return expected, unpriced
 
 
+def per_mu_range(crop_probs: dict[str, float], params: ValuationParams) -> tuple[float, float]:
+    """(low, high) CNY per mu over the crop probabilities.
+
+    Low: the least valuable of the likely crops (those holding ``likely_crop_mass`` of the
+    probability) at its low yield and low price, never above the probability-weighted low; high:
+    the probability-weighted high. A less certain crop call brings more candidates into the
+    likely set, so it can only lower the low estimate.
+    """
+    def low(c: str) -> float:
+        econ = params.crops.get(c)
+        return econ.low_cny_per_mu if econ else 0.0
+
+    def high(c: str) -> float:
+        econ = params.crops.get(c)
+        return econ.high_cny_per_mu if econ else 0.0
+
+    if not crop_probs:
+        return 0.0, 0.0
+    likely, mass = [], 0.0
+    for c, p in sorted(crop_probs.items(), key=lambda kv: -kv[1]):
+        likely.append(c)
+        mass += p
+        if mass >= params.uncertainty.likely_crop_mass - 1e-9:  # 0.7 + 0.2 is 0.8999...
+            break
+    weighted_low = sum(p * low(c) for c, p in crop_probs.items())
+    return min(weighted_low, min(low(c) for c in likely)), sum(p * high(c) for c, p in crop_probs.items())
+
+
+def area_margin(inp: "ValuationInput", params: ValuationParams) -> tuple[float, list[str]]:
+    """Relative uncertainty of the verified area and the evidence that widened it."""
+    u = params.uncertainty
+    why = [f"{u.area_margin:.0%} for the boundary and pixel edges"]
+    margin = u.area_margin
+    if inp.usable_dates is not None and inp.usable_dates < u.full_confidence_dates:
+        short = u.full_confidence_dates - inp.usable_dates
+        margin += short * u.area_margin_per_missing_date
+        why.append(f"{short * u.area_margin_per_missing_date:.0%} for {inp.usable_dates} cloud-free dates "
+                   f"(of {u.full_confidence_dates} for full confidence)")
+    for code in sorted(set(inp.reason_codes) & set(u.reason_area_margin)):
+        margin += u.reason_area_margin[code]
+        why.append(f"{u.reason_area_margin[code]:.0%} for {code.replace('_', ' ')}")
+    return min(margin, 0.95), why
+
+
+@dataclass(frozen=True)
+class ValuationInput:
+    """Everything a valuation is computed from, stored with it so it can be recomputed exactly."""
+
+    status: str
+    verified_area_ha: float
+    claimed_area_ha: float
+    crop: str | None
+    crop_probability: float
+    crop_probs: dict[str, float]
+    sensor_status: str
+    reason_codes: tuple[str, ...]
+    usable_dates: int | None = None
+
+    @classmethod
+    def from_verification(cls, v: Verification, usable_dates: int | None = None) -> "ValuationInput":
+        return cls(status=v.status, verified_area_ha=float(v.verified_area_ha), claimed_area_ha=float(v.claimed_area_ha),
+                   crop=v.crop, crop_probability=round(float(v.crop_probability), 6),
+                   crop_probs={k: round(float(p), 6) for k, p in v.crop_probs.items()},
+                   sensor_status=str((v.sensor_evidence or {}).get("status") or "no_devices"),
+                   reason_codes=tuple(r.code for r in v.reasons), usable_dates=usable_dates)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> "ValuationInput":
+        return cls(**{**doc, "reason_codes": tuple(doc["reason_codes"])})
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "reason_codes": list(self.reason_codes)}
+
+
 @dataclass
 class Valuation:
     area_ha: float
@@ -110,45 +293,94 @@ class Valuation:
     advance_rate: float
     params_version: str
     explanation: list[dict[str, Any]] = field(default_factory=list)
+    value_low_cny: float = 0.0
+    value_high_cny: float = 0.0
+    inputs: ValuationInput | None = None
+
+    def steps(self, names: tuple[str, ...] = VALUE_STEPS) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(valuation steps, limit steps) of the explanation, by step name."""
+        return ([s for s in self.explanation if s["step"] in names], [s for s in self.explanation if s["step"] not in names])
 
 
-def value_claim(v: Verification, params: ValuationParams) -> Valuation | None:
+def value_claim(v: Verification, params: ValuationParams, usable_dates: int | None = None) -> Valuation | None:
     """Value and limit for a verified or partial claim; None for a rejected one."""
     if v.rejected:
         return None
-    area_mu = ha_to_mu(v.verified_area_ha)
-    expected_per_mu, unpriced = per_mu_value(v.crop_probs, params, uncertain=v.crop == legend.UNKNOWN)
-    top = params.crops.get(v.crop or "")
-    failed = any(r.code == "crop_failure" for r in v.reasons)
+    return value_inputs(ValuationInput.from_verification(v, usable_dates), params)
+
+
+def _round_down(x: float, params: ValuationParams) -> float:
+    return math.floor(x / params.round_down_to_cny) * params.round_down_to_cny
+
+
+def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
+    """The valuation of stored inputs: the pipeline and `--recompute` both call this."""
+    area_mu = ha_to_mu(inp.verified_area_ha)
+    expected_per_mu, unpriced = per_mu_value(inp.crop_probs, params, uncertain=inp.crop == legend.UNKNOWN)
+    low_per_mu, high_per_mu = per_mu_range(inp.crop_probs, params)
+    low_per_mu, high_per_mu = min(low_per_mu, expected_per_mu), max(high_per_mu, expected_per_mu)
+    top = params.crops.get(inp.crop or "")
+    failed = "crop_failure" in inp.reason_codes
     health = params.crop_failure_factor if failed else 1.0
     value = area_mu * expected_per_mu * health
-    sensor_status = (v.sensor_evidence or {}).get("status", "no_devices")
-    factor = params.sensor_factor.get(sensor_status, params.sensor_factor["no_devices"])
+    margin, margin_why = area_margin(inp, params)
+    area_low_mu = area_mu * (1 - margin)
+    area_high_mu = min(area_mu * (1 + margin), max(ha_to_mu(inp.claimed_area_ha), area_mu))
+    value_low, value_high = area_low_mu * low_per_mu * health, area_high_mu * high_per_mu * health
+    factor = params.sensor_factor.get(inp.sensor_status, params.sensor_factor["no_devices"])
     rate = params.advance_rate * factor
-    limit = math.floor(value * rate / params.round_down_to_cny) * params.round_down_to_cny
-    explanation = [
+    explanation: list[dict[str, Any]] = [
         {"step": "area", "value": round(area_mu, 2), "unit": "mu",
-         "text": f"{v.verified_area_ha:.2f} ha verified = {area_mu:.1f} mu (of {v.claimed_area_ha:.2f} ha claimed)"},
-        {"step": "crop", "value": v.crop, "probability": round(v.crop_probability, 4),
-         "text": f"crop recognised as {v.crop} with probability {v.crop_probability:.0%}"},
+         "text": f"{inp.verified_area_ha:.2f} ha verified = {area_mu:.1f} mu (of {inp.claimed_area_ha:.2f} ha claimed)"},
+        {"step": "crop", "value": inp.crop, "probability": round(inp.crop_probability, 4),
+         "text": f"crop recognised as {inp.crop} with probability {inp.crop_probability:.0%}"},
         {"step": "value_per_mu", "value": round(expected_per_mu, 2), "unit": "CNY/mu",
-         "text": ("lowest value per mu among the likely crops (the crop call is uncertain)" if v.crop == legend.UNKNOWN
+         "text": ("lowest value per mu among the likely crops (the crop call is uncertain)" if inp.crop == legend.UNKNOWN
                   else "expected harvest value per mu over the crop probabilities")
-                 + (f" ({v.crop}: {top.yield_kg_per_mu:.0f} kg/mu x {top.price_cny_per_kg:.2f} CNY/kg)" if top else "")
+                 + (f" ({inp.crop}: {top.yield_kg_per_mu:.0f} kg/mu x {top.price_cny_per_kg:.2f} CNY/kg)" if top else "")
                  + (f"; no price set for {', '.join(unpriced)}, counted as 0" if unpriced else "")},
         {"step": "value", "value": round(value, 2), "unit": "CNY",
          "text": f"{area_mu:.1f} mu x {expected_per_mu:.0f} CNY/mu"
                  + (f" x {health:.0%} (crop failure this season)" if failed else "") + f" = {value:,.0f} CNY"},
+        {"step": "area_range", "value": [round(area_low_mu, 2), round(area_high_mu, 2)], "unit": "mu",
+         "margin": round(margin, 4), "text": f"area {area_low_mu:.1f}-{area_high_mu:.1f} mu (+-{margin:.0%}: "
+                                              + ", ".join(margin_why) + ")"},
+        {"step": "value_per_mu_range", "value": [round(low_per_mu, 2), round(high_per_mu, 2)], "unit": "CNY/mu",
+         "text": f"{low_per_mu:.0f}-{high_per_mu:.0f} CNY/mu: the least valuable likely crop at low yield and price, "
+                 "up to the probability-weighted high yield and price"
+                 + (f" ({top.source})" if top and top.source else "")},
+        {"step": "value_range", "value": [round(value_low, 2), round(value, 2), round(value_high, 2)], "unit": "CNY",
+         "text": f"value low {value_low:,.0f} / expected {value:,.0f} / high {value_high:,.0f} CNY"},
         {"step": "advance_rate", "value": round(rate, 4),
-         "text": f"advance rate {params.advance_rate:.0%} x sensor factor {factor:.2f} ({sensor_status})"},
-        {"step": "limit", "value": limit, "unit": "CNY",
-         "text": f"{value:,.0f} CNY x {rate:.0%}, rounded down to {params.round_down_to_cny:.0f} = {limit:,.0f} CNY"},
+         "text": f"advance rate {params.advance_rate:.0%} of the LOW value x sensor factor {factor:.2f} "
+                 f"({inp.sensor_status})"},
     ]
+    limit = value_low * rate
+    for code in sorted(set(inp.reason_codes) & set(params.haircuts)):
+        cut = params.haircuts[code]
+        limit *= 1 - cut
+        explanation.append({"step": f"haircut_{code}", "value": cut,
+                            "text": f"-{cut:.0%} haircut: {code.replace('_', ' ')}"})
+    if limit > params.field_cap_cny:
+        explanation.append({"step": "field_cap", "value": params.field_cap_cny, "unit": "CNY",
+                            "text": f"{limit:,.0f} CNY capped at the {params.field_cap_cny:,.0f} CNY per-field cap"})
+        limit = params.field_cap_cny
+    held = sorted(set(inp.reason_codes) & set(params.no_limit_reasons))
+    if held or inp.status not in ("verified", "partial"):
+        explanation.append({"step": "no_limit", "value": 0, "text": f"no limit while {', '.join(held) or inp.status}"})
+        limit = 0.0
+    limit = _round_down(limit, params)
+    explanation.append({"step": "limit", "value": limit, "unit": "CNY",
+                        "text": f"{value_low:,.0f} CNY (low) x {rate:.0%}"
+                                + "".join(f" x {1 - params.haircuts[c]:.0%}"
+                                          for c in sorted(set(inp.reason_codes) & set(params.haircuts)))
+                                + f", capped and rounded down to {params.round_down_to_cny:.0f} = {limit:,.0f} CNY"})
     return Valuation(
-        area_ha=v.verified_area_ha, area_mu=area_mu, crop=v.crop, crop_probability=v.crop_probability,
+        area_ha=inp.verified_area_ha, area_mu=area_mu, crop=inp.crop, crop_probability=inp.crop_probability,
         value_cny=value, yield_kg_per_mu=top.yield_kg_per_mu if top else None,
         price_cny_per_kg=top.price_cny_per_kg if top else None, limit_cny=limit, advance_rate=rate,
-        params_version=params.version, explanation=explanation,
+        params_version=params.version, explanation=explanation, value_low_cny=value_low, value_high_cny=value_high,
+        inputs=inp,
     )
 
 
@@ -158,4 +390,4 @@ def cap_borrower_limits(limits_cny: list[float], params: ValuationParams) -> lis
     if total <= params.borrower_cap_cny or total == 0:
         return limits_cny
     scale = params.borrower_cap_cny / total
-    return [math.floor(x * scale / params.round_down_to_cny) * params.round_down_to_cny for x in limits_cny]
+    return [_round_down(x * scale, params) for x in limits_cny]

@@ -1,0 +1,201 @@
+"""Named reads and writes of the decision log: point-in-time limits and their hash chain.
+
+Decisions are appended, never updated: each row carries the sha256 of the previous row
+(`prev_hash`) and its own (`row_hash`, over every other column), so a value, limit or input edited
+with plain SQL no longer matches its hash, and a deleted row breaks the link to the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Iterable, Mapping, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from assets.errors import NotFoundError
+from assets.store.db import append
+
+GENESIS = "0" * 64
+JSON_COLUMNS = ("tiles", "sensor_window", "inputs", "reasons", "explanation")
+# Hashed, in this order; row_hash itself is not.
+HASHED = ("decision_seq", "decision_id", "claim_id", "borrower_id", "run_id", "verification_id", "valuation_id",
+          "valid_from", "recorded_at", "status", "crop", "area_ha", "value_low_cny", "value_cny", "value_high_cny",
+          "limit_cny", "params_version", "params_sha256", "seg_model_version", "crop_model_version", *JSON_COLUMNS,
+          "prev_hash")
+
+
+def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def _canon(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in JSON_COLUMNS:
+        return json.loads(value) if isinstance(value, str) else value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def row_hash(row: Mapping[str, Any]) -> str:
+    """sha256 over the hashed columns of one decision row (canonical JSON, so storage formatting does not matter)."""
+    doc = [_canon(k, row.get(k)) for k in HASHED]
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def chain_head(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
+    """(last decision_seq, its row_hash); (0, GENESIS) for an empty log."""
+    row = con.execute("SELECT decision_seq, row_hash FROM decisions ORDER BY decision_seq DESC LIMIT 1").fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
+def record_params(con: duckdb.DuckDBPyConnection, sha256: str, version: str, text: str, now: datetime) -> None:
+    """Keep the parameter file a decision used (by content), so it can be recomputed later."""
+    append(con, "valuation_params", [{"params_sha256": sha256, "params_version": version, "params_toml": text,
+                                      "first_used_at": now}], on_conflict="ignore")
+
+
+def params_text(con: duckdb.DuckDBPyConnection, sha256: str) -> str:
+    row = con.execute("SELECT params_toml FROM valuation_params WHERE params_sha256 = ?", [sha256]).fetchone()
+    if row is None:
+        raise NotFoundError(f"parameters {sha256[:12]} are not stored; the decision cannot be recomputed")
+    return str(row[0])
+
+
+def append_decisions(con: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Chain and append decisions not yet recorded (same decision_id: kept once). Returns rows added.
+
+    Call inside the writer's transaction: the chain head read and the append are one unit.
+    """
+    if not rows:
+        return 0
+    ids = [r["decision_id"] for r in rows]
+    known = {r[0] for r in con.execute("SELECT decision_id FROM decisions WHERE list_contains(?, decision_id)",
+                                       [ids]).fetchall()}
+    seq, prev = chain_head(con)
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        if r["decision_id"] in known:
+            continue
+        known.add(r["decision_id"])
+        seq += 1
+        row = {**{k: r.get(k) for k in HASHED if k not in ("decision_seq", "prev_hash")},
+               "decision_seq": seq, "prev_hash": prev}
+        for k in JSON_COLUMNS:
+            if row[k] is not None and not isinstance(row[k], str):
+                row[k] = json.dumps(row[k], sort_keys=True, default=str)
+        row["row_hash"] = prev = row_hash(row)
+        out.append(row)
+    return append(con, "decisions", out)
+
+
+def append_decision_table(con: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
+    """Bulk path for many pre-chained rows (the revaluation benchmark): an Arrow table with every column."""
+    return append(con, "decisions", table)
+
+
+@dataclass
+class ChainCheck:
+    rows: int
+    head: str
+    broken: list[dict[str, Any]] = field(default_factory=list)  # {decision_seq, decision_id, problem}
+
+    @property
+    def ok(self) -> bool:
+        return not self.broken
+
+
+def verify_chain(con: duckdb.DuckDBPyConnection, batch: int = 50_000) -> ChainCheck:
+    """Recompute every row's hash and link, and compare the limit and value tables with the log."""
+    cols = ", ".join(HASHED + ("row_hash",))
+    cur = con.execute(f"SELECT {cols} FROM decisions ORDER BY decision_seq")
+    names = [d[0] for d in cur.description]
+    check, prev, expected_seq = ChainCheck(rows=0, head=GENESIS), GENESIS, 1
+    while chunk := cur.fetchmany(batch):
+        for values in chunk:
+            row = dict(zip(names, values))
+            check.rows += 1
+            problems = []
+            if row["decision_seq"] != expected_seq:
+                problems.append(f"sequence jumps from {expected_seq - 1} to {row['decision_seq']} (rows deleted)")
+            if row["prev_hash"] != prev:
+                problems.append("prev_hash does not match the previous row (a row was deleted, inserted or re-hashed)")
+            if row_hash(row) != row["row_hash"]:
+                problems.append("row content does not match its hash (edited after it was recorded)")
+            if problems:
+                check.broken.append({"decision_seq": row["decision_seq"], "decision_id": row["decision_id"],
+                                     "problem": "; ".join(problems)})
+            prev, expected_seq = row["row_hash"], row["decision_seq"] + 1
+    check.head = prev
+    for r in _records(con.execute(
+            "SELECT d.decision_seq, d.decision_id, 'credit_limits.limit_cny ' || l.limit_cny || ' differs from the "
+            "logged ' || d.limit_cny AS problem FROM decisions d JOIN credit_limits l ON l.limit_id = d.decision_id "
+            "WHERE l.limit_cny IS DISTINCT FROM d.limit_cny "
+            "UNION ALL SELECT d.decision_seq, d.decision_id, 'valuations.value_cny ' || a.value_cny || ' differs from "
+            "the logged ' || d.value_cny FROM decisions d JOIN valuations a ON a.valuation_id = d.valuation_id "
+            "WHERE a.value_cny IS DISTINCT FROM d.value_cny ORDER BY 1")):
+        check.broken.append(r)
+    return check
+
+
+def _parse(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        for k in JSON_COLUMNS:
+            if isinstance(r.get(k), str):
+                r[k] = json.loads(r[k])
+        out.append(r)
+    return out
+
+
+def borrower_exists(con: duckdb.DuckDBPyConnection, borrower_id: str) -> bool:
+    return con.execute("SELECT count(*) FROM borrowers WHERE borrower_id = ?", [borrower_id]).fetchone()[0] > 0
+
+
+def borrower_decisions(con: duckdb.DuckDBPyConnection, borrower_id: str,
+                       known_at: datetime | None = None) -> list[dict[str, Any]]:
+    """Every decision of a borrower recorded up to ``known_at`` (default: all), with valid_to, in chain order."""
+    return _parse(_records(con.execute(
+        "SELECT d.*, lead(valid_from) OVER (PARTITION BY claim_id ORDER BY valid_from, decision_seq) AS valid_to "
+        "FROM decisions d WHERE borrower_id = ? AND (CAST(? AS TIMESTAMP) IS NULL OR recorded_at <= ?) "
+        "ORDER BY decision_seq", [borrower_id, known_at, known_at])))
+
+
+def first_decision_date(con: duckdb.DuckDBPyConnection, borrower_id: str) -> date | None:
+    row = con.execute("SELECT min(valid_from) FROM decisions WHERE borrower_id = ?", [borrower_id]).fetchone()
+    return row[0] if row else None
+
+
+def run_decisions(con: duckdb.DuckDBPyConnection, run_id: str, borrower_id: str) -> list[dict[str, Any]]:
+    """A borrower's decisions made in one run: the group the per-borrower cap was applied over."""
+    return _parse(_records(con.execute("SELECT * FROM decisions WHERE run_id = ? AND borrower_id = ? "
+                                       "ORDER BY decision_seq", [run_id, borrower_id])))
+
+
+def borrower_history(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[dict[str, Any]]:
+    """Every decision of a borrower in time order, with its validity period and what changed."""
+    return _records(con.execute(
+        "SELECT valid_from, valid_to, recorded_at, claim_id, status, crop, area_ha, value_low_cny, value_cny, "
+        "value_high_cny, limit_cny, params_version, crop_model_version, seg_model_version, decision_id, "
+        "limit_cny - lag(limit_cny) OVER (PARTITION BY claim_id ORDER BY valid_from, decision_seq) AS limit_change_cny "
+        "FROM decision_timeline WHERE borrower_id = ? ORDER BY valid_from, decision_seq", [borrower_id]))
+
+
+def limit_changes_since(con: duckdb.DuckDBPyConnection, since: datetime | None) -> list[dict[str, Any]]:
+    """Current decisions recorded after ``since`` whose limit differs from the one they replaced."""
+    return _parse(_records(con.execute(
+        "SELECT * FROM (SELECT borrower_id, claim_id, valid_from, recorded_at, limit_cny, params_version, "
+        "crop_model_version, explanation, lag(limit_cny) OVER w AS previous_limit_cny, "
+        "lag(params_version) OVER w AS previous_params_version, lag(crop_model_version) OVER w AS previous_crop_model, "
+        "lead(valid_from) OVER w AS valid_to FROM decisions WINDOW w AS (PARTITION BY claim_id ORDER BY valid_from, "
+        "decision_seq)) WHERE valid_to IS NULL AND (CAST(? AS TIMESTAMP) IS NULL OR recorded_at > ?) "
+        "AND previous_limit_cny IS DISTINCT FROM limit_cny ORDER BY abs(limit_cny - coalesce(previous_limit_cny, 0)) "
+        "DESC LIMIT 200", [since, since])))

@@ -1,0 +1,91 @@
+"""Point in time (#14): decisions are appended, explained as of a date, recomputed from what was
+stored (across a parameter change and a model change), and hash-chained so silent edits show."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from assets.errors import InputError, NotFoundError
+from assets.explain import explain
+from assets.store import connect
+from assets.store.history import verify_chain
+from tests.fixtures_credit import RUN1, RUN2, assess, build_bank, params_v2
+
+
+@pytest.fixture
+def bank(tmp_path: Path) -> Path:
+    db = tmp_path / "bank.duckdb"
+    build_bank(db)
+    return db
+
+
+def test_explain_as_of_each_run_recomputes_the_stored_number(bank: Path) -> None:
+    with connect(bank) as con:
+        may = explain(con, "farmer-a", as_of=date(2026, 5, 20), recompute=True)
+        june = explain(con, "farmer-a", as_of=date(2026, 6, 20), recompute=True)
+        now = explain(con, "farmer-a")
+    assert {c["params_version"] for c in may["claims"]} == {"2026.12-2"}
+    assert {c["crop_model_version"] for c in may["claims"]} == {"crop-v1"}
+    assert {c["params_version"] for c in june["claims"]} == {"test-v2"}
+    assert {c["crop_model_version"] for c in june["claims"]} == {"crop-v2"}
+    assert may["limit_cny"] > june["limit_cny"] > 0  # cheaper wheat, fewer clear dates, less certain crop
+    for e in (may, june):
+        assert e["recompute_matches"] and e["recomputed_limit_cny"] == e["limit_cny"]
+        for c in e["claims"]:
+            assert c["value_low_cny"] <= c["value_cny"] <= c["value_high_cny"]
+            assert c["recomputed"]["value_cny"] == pytest.approx(c["value_cny"], rel=1e-12)
+            assert [s["step"] for s in c["explanation"]][-1] == "limit"
+            assert c["sensor_window"]["to"] == c["valid_from"].isoformat() and "inputs" in c
+    assert may["claims"][0]["valid_to"] == RUN2 and june["claims"][0]["valid_to"] is None
+    assert now["limit_cny"] == june["limit_cny"]
+
+
+def test_a_rejected_claim_is_a_decision_with_no_limit(bank: Path) -> None:
+    with connect(bank) as con:
+        e = explain(con, "farmer-b", as_of=RUN1, recompute=True)
+    rejected = [c for c in e["claims"] if c["claim_id"] == "c-b2"][0]
+    assert rejected["status"] == "rejected" and rejected["limit_cny"] == 0
+    assert any(r["code"] == "not_cropland" for r in rejected["reasons"]) and e["recompute_matches"]
+
+
+def test_bad_questions_are_named(bank: Path) -> None:
+    with connect(bank) as con:
+        with pytest.raises(InputError, match="before the first decision"):
+            explain(con, "farmer-a", as_of=date(2026, 1, 1))
+        with pytest.raises(NotFoundError, match="no borrower"):
+            explain(con, "farmer-zz")
+        with pytest.raises(NotFoundError, match="no borrower"):
+            explain(con, "x' OR '1'='1")
+
+
+def test_rerunning_adds_nothing_and_never_overwrites(bank: Path) -> None:
+    with connect(bank) as con:
+        before = con.execute("SELECT count(*), max(decision_seq) FROM decisions").fetchone()
+        limits = con.execute("SELECT count(*) FROM credit_limits").fetchone()[0]
+    assess(bank, RUN2, params_v2(), "crop-v2", {"wheat": 0.7, "maize": 0.2, "open_water": 0.1}, dates=4)
+    with connect(bank) as con:
+        assert con.execute("SELECT count(*), max(decision_seq) FROM decisions").fetchone() == before
+        assert con.execute("SELECT count(*) FROM credit_limits").fetchone()[0] == limits
+        assert verify_chain(con).ok
+
+
+@pytest.mark.parametrize("edit, problem", [
+    ("UPDATE decisions SET limit_cny = limit_cny + 10000 WHERE decision_seq = 2", "does not match its hash"),
+    ("UPDATE decisions SET inputs = replace(inputs::VARCHAR, '0.9', '0.99')::JSON WHERE decision_seq = 1",
+     "does not match its hash"),
+    ("DELETE FROM decisions WHERE decision_seq = 3", "rows deleted"),
+    ("UPDATE credit_limits SET limit_cny = limit_cny * 2 WHERE limit_id = (SELECT min(limit_id) FROM credit_limits)",
+     "differs from the logged"),
+    ("UPDATE valuations SET value_cny = 1 WHERE valuation_id = (SELECT min(valuation_id) FROM valuations)",
+     "differs from the logged"),
+])
+def test_audit_verify_detects_a_silent_sql_edit(bank: Path, edit: str, problem: str) -> None:
+    with connect(bank) as con:
+        clean = verify_chain(con)
+        assert clean.ok and clean.rows == 8
+        con.execute(edit)
+        check = verify_chain(con)
+    assert not check.ok and any(problem in b["problem"] for b in check.broken), check.broken
