@@ -1,49 +1,29 @@
-"""Backfill: assess every claim again at each past image date, e.g. after a model or parameter update.
+"""Entry point for the backfill flow (`assets.flows.backfill`); the same as `assets backfill`.
 
-Each acquisition date in [start, end] is a day the evidence changed, so assessing as of each one
-gives the credit team a limit history over the season (`assets query borrower` lists it). One
-assessment task per date, on tiles catalogued and segmented once. Runs are idempotent like the
-nightly one (ids are hashes of their inputs: nothing is duplicated), and a claim's current
-verdict stays the one with the latest as-of date.
-
-    assets backfill --from 2016-04-01 --to 2016-09-30
+    python -m flows.backfill --from 2016-04-01 --to 2016-09-30
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
 from datetime import date
-
-from prefect import flow
-
-from assets.errors import InputError
-from flows.nightly import assess, prepare_tiles
+from pathlib import Path
 
 
-@dataclass(frozen=True)
-class BackfillConfig:
-    start: date
-    end: date
-    db_path: str = "assets.duckdb"
-    tiles_dir: str = "sample_tiles"
-    models_dir: str | None = None
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m flows.backfill", description=__doc__.split("\n")[0])
+    p.add_argument("--from", dest="start", type=date.fromisoformat, required=True, help="first as-of date")
+    p.add_argument("--to", dest="end", type=date.fromisoformat, required=True, help="last as-of date")
+    p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: ASSETS_DB or assets.duckdb)")
+    p.add_argument("--tiles", type=Path, default=None, help="folder of GeoTIFF tiles (default: ASSETS_TILES)")
+    args = p.parse_args(argv)
+    from assets.config import settings
+    from assets.flows.backfill import BackfillConfig, backfill
 
-    def __post_init__(self) -> None:  # checked before any flow starts
-        if self.start > self.end:
-            raise InputError(f"backfill start {self.start} is after its end {self.end}; swap --from and --to")
+    s = settings(db_path=args.db, tiles_dir=args.tiles)
+    print(backfill(BackfillConfig(start=args.start, end=args.end, db_path=str(s.db_path), tiles_dir=str(s.tiles_dir),
+                                  models_dir=str(s.models_dir))))
 
 
-@flow(name="backfill", log_prints=True)
-def backfill(config: BackfillConfig) -> list[dict]:
-    tiles = prepare_tiles(config.db_path, config.tiles_dir, config.models_dir, config.end).tiles
-    dates = sorted({t.acquired_on for t in tiles if t.acquired_on >= config.start})
-    if not dates:
-        known = sorted({t.acquired_on.isoformat() for t in tiles}) or ["none up to the end date"]
-        raise InputError(
-            f"no tile in {config.tiles_dir} was acquired between {config.start} and {config.end} "
-            f"(tiles on or before {config.end}: {', '.join(known)}); widen the range"
-        )
-    summaries = [assess(config.db_path, as_of, config.models_dir, "backfill") for as_of in dates]
-    for summary in summaries:
-        print(f"backfill {summary}")
-    return summaries
+if __name__ == "__main__":
+    main()

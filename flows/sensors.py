@@ -1,49 +1,24 @@
-"""Sensor drain for the nightly flow: one Prefect task per drain, never one per message.
-
-The ingester's persistent MQTT session keeps everything published since the last run; the task
-connects with that session, stores and acknowledges it in batches, and stops once the broker has
-nothing more to send.
+"""Entry point for the sensor drain flow (`assets.flows.sensors`).
 
     python -m flows.sensors mqtt://ingester:PASSWORD@broker:1883 --db assets.duckdb
 """
 
 from __future__ import annotations
 
-import sys
-
-from prefect import flow, task
-
-from assets.sensors.ingest import Ingester
-
-DRAIN_CLIENT_ID = "assets-drain"
+import argparse
+from pathlib import Path
 
 
-@task(name="drain-sensors", retries=2, retry_delay_seconds=10)
-def drain_sensors(
-    db_path: str,
-    broker_url: str,
-    *,
-    client_id: str = DRAIN_CLIENT_ID,
-    idle_s: float = 2.0,
-    timeout_s: float = 900.0,
-) -> dict:
-    """Store what arrived since the last drain; returns the ingest counts (JSON-friendly).
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m flows.sensors", description=__doc__.split("\n")[0])
+    p.add_argument("broker", nargs="?", default="mqtt://127.0.0.1:1883", help="broker URL with the ingester's login")
+    p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: ASSETS_DB or assets.duckdb)")
+    args = p.parse_args(argv)
+    from assets.config import settings
+    from assets.flows.sensors import sensors_drain
 
-    Safe to retry: unacknowledged messages are redelivered and (device_id, seq) de-duplicates.
-    """
-    ingester = Ingester(db_path, broker_url, client_id=client_id)
-    stats = ingester.drain(idle_s=idle_s, timeout_s=timeout_s)
-    return stats.to_dict()
+    print(sensors_drain(db_path=str(settings(db_path=args.db).db_path), broker_url=args.broker))
 
 
-@flow(name="sensors-drain", log_prints=True)
-def sensors_drain(db_path: str = "assets.duckdb", broker_url: str = "mqtt://127.0.0.1:1883") -> dict:
-    result = drain_sensors(db_path, broker_url)
-    print(f"sensor drain: {result}")
-    return result
-
-
-if __name__ == "__main__":  # pragma: no cover
-    args = sys.argv[1:]
-    db = args[args.index("--db") + 1] if "--db" in args else "assets.duckdb"
-    print(sensors_drain(db_path=db, broker_url=args[0] if args else "mqtt://127.0.0.1:1883"))
+if __name__ == "__main__":
+    main()

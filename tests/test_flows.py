@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_nightly_uses_only_tiles_up_to_as_of_and_keeps_history(prefect_harness, repo: Path, db_path: Path) -> None:
-    from flows.nightly import NightlyConfig, nightly
+    from assets.flows.nightly import NightlyConfig, nightly
 
     register_claims(db_path, repo / "sample_tiles/claims/farmer-001.geojson", "farmer-001", Settings(db_path=db_path))
     tiles = str(repo / "sample_tiles")
@@ -38,14 +38,14 @@ def test_nightly_uses_only_tiles_up_to_as_of_and_keeps_history(prefect_harness, 
 
 
 def test_nightly_on_an_empty_folder_fails_clearly(prefect_harness, tmp_path: Path, db_path: Path) -> None:
-    from flows.nightly import NightlyConfig, nightly
+    from assets.flows.nightly import NightlyConfig, nightly
 
     with pytest.raises(ImageryError, match="no GeoTIFF tiles"):
         nightly(NightlyConfig(db_path=str(db_path), tiles_dir=str(tmp_path)))
 
 
 def test_nightly_deployment_runs_at_two_with_settings_from_the_environment(monkeypatch, tmp_path: Path) -> None:
-    from flows.nightly import deployment
+    from assets.flows.nightly import deployment
 
     monkeypatch.setenv("ASSETS_DB", str(tmp_path / "prod.duckdb"))
     monkeypatch.setenv("ASSETS_BROKER", "mqtt://ingester:secret@127.0.0.1:1883")
@@ -58,8 +58,8 @@ def test_nightly_deployment_runs_at_two_with_settings_from_the_environment(monke
 def test_backfill_assesses_each_image_date_once_and_keeps_the_current_verdict(
     prefect_harness, repo: Path, db_path: Path
 ) -> None:
-    from flows.backfill import BackfillConfig, backfill
-    from flows.nightly import NightlyConfig, nightly
+    from assets.flows.backfill import BackfillConfig, backfill
+    from assets.flows.nightly import NightlyConfig, nightly
 
     from assets.store.db import connect
     from assets.store.queries import borrower
@@ -88,7 +88,7 @@ def test_backfill_assesses_each_image_date_once_and_keeps_the_current_verdict(
 
 
 def test_backfill_rejects_a_reversed_or_empty_range(prefect_harness, repo: Path, db_path: Path) -> None:
-    from flows.backfill import BackfillConfig, backfill
+    from assets.flows.backfill import BackfillConfig, backfill
 
     from assets.errors import InputError
 

@@ -345,7 +345,7 @@ def test_tls_listener_by_configuration(tmp_path: Path, db: Path) -> None:
 
 
 def test_prefect_drain_task_takes_what_arrived_since_last_run(broker: MosquittoBroker, db: Path) -> None:
-    from flows.sensors import DRAIN_CLIENT_ID, drain_sensors
+    from assets.flows.sensors import DRAIN_CLIENT_ID, drain_sensors
 
     url = broker.url(INGESTER_USER)
     assert drain_sensors.fn(str(db), url, idle_s=0.3)["received"] == 0  # first run creates the session

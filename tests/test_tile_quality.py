@@ -148,7 +148,7 @@ def test_quarantined_tiles_are_stored_and_never_used(repo: Path, tmp_path: Path,
 @pytest.mark.slow
 def test_the_night_finishes_with_the_good_tiles_and_limits_are_not_zeroed(prefect_harness, repo: Path,
                                                                           tmp_path: Path) -> None:
-    from flows.nightly import NightlyConfig, nightly
+    from assets.flows.nightly import NightlyConfig, nightly
 
     from assets.pipeline import register_claims
     from assets.store import connect

@@ -8,27 +8,39 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_DIR = PACKAGE_DIR.parent.parent
+REPO_DIR = PACKAGE_DIR.parent.parent  # the checkout, when running from one (editable install, tests)
+# Data the wheel carries under assets/_data/<name> (setup.py copies them in), and where a checkout keeps them.
+BUNDLED = {"models": "models", "sample_tiles": "sample_tiles", "mosquitto": "deploy/mosquitto"}
 
 
-def _default_dir(name: str) -> Path:
-    """Repo-relative folder for a checkout; CWD-relative when installed elsewhere."""
-    candidate = REPO_DIR / name
-    return candidate if candidate.exists() else Path.cwd() / name
+def bundled_dir(name: str) -> Path:
+    """The package's own copy of a bundled folder: inside the installed wheel (found with
+    importlib.resources, so any working directory does), else the checkout's top-level folder
+    (editable installs read it in place). Never the current directory: that was a guess."""
+    packaged = Path(str(resources.files("assets").joinpath("_data", name)))
+    if packaged.is_dir():
+        return packaged
+    checkout = REPO_DIR / BUNDLED[name]
+    return checkout if checkout.is_dir() else packaged  # missing: errors then name the packaged path
+
+
+def _env_dir(var: str, name: str) -> Path:
+    value = os.environ.get(var)
+    return Path(value) if value else bundled_dir(name)
 
 
 @dataclass(frozen=True)
 class Settings:
     db_path: Path = field(default_factory=lambda: Path(os.environ.get("ASSETS_DB", "assets.duckdb")))
-    tiles_dir: Path = field(
-        default_factory=lambda: Path(os.environ.get("ASSETS_TILES", str(_default_dir("sample_tiles"))))
-    )
-    models_dir: Path = field(
-        default_factory=lambda: Path(os.environ.get("ASSETS_MODELS", str(_default_dir("models"))))
-    )
+    tiles_dir: Path = field(default_factory=lambda: _env_dir("ASSETS_TILES", "sample_tiles"))
+    models_dir: Path = field(default_factory=lambda: _env_dir("ASSETS_MODELS", "models"))
+    # The map page (static/) and the npm-installed Leaflet it loads (node_modules/leaflet/dist).
+    web_dir: Path = field(default_factory=lambda: Path(str(resources.files("assets").joinpath("web"))))
+    mosquitto_dir: Path = field(default_factory=lambda: bundled_dir("mosquitto"))  # mosquitto.conf, acl
     broker_url: str | None = field(default_factory=lambda: os.environ.get("ASSETS_BROKER") or None)
     # Verification thresholds (fractions of the claimed area).
     min_farmland_fraction: float = 0.5
@@ -46,6 +58,16 @@ class Settings:
     # One pledge per piece of land: a borrower's new drawing whose intersection-over-union with
     # one of their stored claims reaches this is the same field again (the stored claim is kept).
     same_field_min_iou: float = 0.9
+    # Boundary agreement (`boundary.py`): the drawing against the fields the imagery detects.
+    boundary_window_pad_m: float = 300.0  # fields are labelled this far around a drawing (whole neighbours)
+    boundary_season_edge: float = 0.05  # RMS NDVI step between neighbour pixels that splits two fields
+    boundary_min_seed_px: int = 3  # smaller field seeds are noise
+    boundary_whole_field_min: float = 0.8  # a detected field this much inside the drawing is wholly drawn
+    boundary_match_min: float = 0.8  # share of the drawing on one field (or whole fields) that matches
+    boundary_inflated_min: float = 0.4  # whole fields filling less than this: the boundary follows no field
+    boundary_cut_field_min: float = 0.1  # a partly covered field holding this share of the drawing is cut
+    boundary_season_rms: float = 0.1  # RMS NDVI from the main field's season beyond which a pixel is another crop
+    boundary_max_season_spread: float = 0.25  # share of such pixels above which a drawing spans several crops
     # Tile quality gate (`imagery/quality.py`), reflectance 0..1 after scaling.
     tile_min_valid_fraction: float = 0.05  # less clear pixels than this: nothing to judge by
     tile_max_reflectance: float = 1.5  # 99th percentile above this: raw digital numbers / wrong scale
@@ -70,7 +92,7 @@ class Settings:
 def settings(**overrides: object) -> Settings:
     """Defaults from the environment, with explicit overrides (CLI options) winning."""
     clean = {k: v for k, v in overrides.items() if v is not None}
-    for key in ("db_path", "tiles_dir", "models_dir"):
+    for key in ("db_path", "tiles_dir", "models_dir", "web_dir", "mosquitto_dir"):
         if key in clean:
             clean[key] = Path(clean[key])  # type: ignore[arg-type]
     return Settings(**clean)  # type: ignore[arg-type]

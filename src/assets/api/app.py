@@ -69,19 +69,19 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None) -> Fas
     for router in (routes.health, routes.auth, routes.me, routes.portfolio, routes.borrowers, routes.alerts,
                    routes.imagery, routes.docs):
         app.include_router(router)
-    _mount_map(app)
+    _mount_map(app, settings.web_dir)
     return app
 
 
-WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+WEB_DIR = Settings().web_dir  # the default; the app serves settings.web_dir
 
 
-def _mount_map(app: FastAPI) -> None:
-    """The farmer's map at /map; Leaflet comes from npm (`npm ci` in src/assets/web)."""
-    leaflet = WEB_DIR / "node_modules" / "leaflet" / "dist"
+def _mount_map(app: FastAPI, web_dir: Path) -> None:
+    """The farmer's map at /map; Leaflet comes from npm (`npm ci` in src/assets/web; the wheel ships it)."""
+    leaflet = web_dir / "node_modules" / "leaflet" / "dist"
     if leaflet.is_dir():
         app.mount("/vendor/leaflet", StaticFiles(directory=leaflet), name="leaflet")
-        app.mount("/map", StaticFiles(directory=WEB_DIR / "static", html=True), name="map")
+        app.mount("/map", StaticFiles(directory=web_dir / "static", html=True), name="map")
         return
     missing = APIRouter(dependencies=[Depends(public)], include_in_schema=False)
 

@@ -82,7 +82,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from flows.demo import demo
+    from assets.flows.demo import demo
 
     s = make_settings(db_path=args.db, broker_url=args.broker)
     result = demo(str(s.db_path), str(s.tiles_dir), s.broker_url)
@@ -93,7 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
-    from flows.nightly import NightlyConfig, nightly
+    from assets.flows.nightly import NightlyConfig, nightly
 
     s = make_settings(db_path=args.db, tiles_dir=args.tiles, broker_url=args.broker)
     summary = nightly(NightlyConfig(db_path=str(s.db_path), tiles_dir=str(s.tiles_dir), as_of=args.date,
@@ -103,7 +103,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from flows.backfill import BackfillConfig, backfill
+    from assets.flows.backfill import BackfillConfig, backfill
 
     s = make_settings(db_path=args.db, tiles_dir=args.tiles)
     summaries = backfill(BackfillConfig(start=args.start, end=args.end, db_path=str(s.db_path),

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from assets.config import REPO_DIR
+from assets.config import settings
 from assets.errors import AssetsError
 from assets.sensors.connection import BrokerError
 
-DEPLOY_DIR = REPO_DIR / "deploy" / "mosquitto"
 INGESTER_USER = "ingester"
 _REWRITTEN = ("listener", "password_file", "acl_file", "persistence_location", "user", "log_dest", "pid_file")
 
@@ -139,8 +138,8 @@ def write_password_file(path: str | Path, users: Mapping[str, str]) -> Path:
 def render_config(
     port: int, workdir: Path, *, password_file: Path, acl_file: Path, tls: "TlsFiles | None" = None
 ) -> str:
-    """The repo's mosquitto.conf with this instance's listener, files and user."""
-    source = (DEPLOY_DIR / "mosquitto.conf").read_text(encoding="utf-8")
+    """The shipped mosquitto.conf (Settings.mosquitto_dir) with this instance's listener, files and user."""
+    source = (settings().mosquitto_dir / "mosquitto.conf").read_text(encoding="utf-8")
     kept = [
         line
         for line in source.splitlines()
@@ -250,7 +249,7 @@ def start_mosquitto(
     passwd = Path(password_file) if password_file else write_password_file(workdir / "passwd", users)
     acl = Path(acl_file) if acl_file else workdir / "acl"
     if acl_file is None:
-        shutil.copyfile(DEPLOY_DIR / "acl", acl)
+        shutil.copyfile(settings().mosquitto_dir / "acl", acl)
     config = workdir / "mosquitto.conf"
     config.write_text(render_config(port, workdir, password_file=passwd, acl_file=acl, tls=tls), encoding="utf-8")
     os.chmod(config, 0o600)
