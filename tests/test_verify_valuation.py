@@ -32,10 +32,8 @@ def test_verified_claim_is_valued_by_expected_harvest() -> None:
     per_mu = 0.9 * wheat.value_cny_per_mu + 0.08 * barley.value_cny_per_mu  # water is worth nothing
     assert val.area_mu == pytest.approx(135.0)
     assert val.value_cny == pytest.approx(135.0 * per_mu)
-    # The limit lends against the LOW estimate (#14): area less its margin, least valuable likely crop at low
-    # yield and price; wheat alone holds 90 % of the probability.
-    low = 135.0 * (1 - PARAMS.uncertainty.area_margin) * min(wheat.low_cny_per_mu,
-                                                             0.9 * wheat.low_cny_per_mu + 0.08 * barley.low_cny_per_mu)
+    # The limit lends against the LOW estimate (#14): area less its margin, low yield x low price per crop.
+    low = 135.0 * (1 - PARAMS.uncertainty.area_margin) * (0.9 * wheat.low_cny_per_mu + 0.08 * barley.low_cny_per_mu)
     assert val.value_low_cny == pytest.approx(low) and val.value_low_cny < val.value_cny < val.value_high_cny
     expected_limit = (low * PARAMS.advance_rate * PARAMS.sensor_factor["no_devices"]) // 100 * 100
     assert val.limit_cny == expected_limit and val.params_version == PARAMS.version

@@ -58,7 +58,7 @@ class Uncertainty:
     area_margin: float = 0.05
     area_margin_per_missing_date: float = 0.04
     full_confidence_dates: int = 6
-    likely_crop_mass: float = 0.9
+    likely_crop_mass: float = 0.9  # for an uncertain crop call
     reason_area_margin: dict[str, float] = field(default_factory=dict)
 
 
@@ -206,13 +206,13 @@ def per_mu_value(crop_probs: dict[str, float], params: ValuationParams, uncertai
     return expected, unpriced
 
 
-def per_mu_range(crop_probs: dict[str, float], params: ValuationParams) -> tuple[float, float]:
+def per_mu_range(crop_probs: dict[str, float], params: ValuationParams, uncertain: bool) -> tuple[float, float]:
     """(low, high) CNY per mu over the crop probabilities.
 
-    Low: the least valuable of the likely crops (those holding ``likely_crop_mass`` of the
-    probability) at its low yield and low price, never above the probability-weighted low; high:
-    the probability-weighted high. A less certain crop call brings more candidates into the
-    likely set, so it can only lower the low estimate.
+    Low: the probability-weighted low yield x low price (mass on unpriced or non-crop classes
+    counts as 0, so a less certain call lowers it); for an uncertain (``unknown``) call, the
+    least valuable crop holding ``likely_crop_mass`` of the probability at its low yield and price,
+    as the expected value does. High: the probability-weighted high yield x high price.
     """
     def low(c: str) -> float:
         econ = params.crops.get(c)
@@ -224,14 +224,16 @@ def per_mu_range(crop_probs: dict[str, float], params: ValuationParams) -> tuple
 
     if not crop_probs:
         return 0.0, 0.0
-    likely, mass = [], 0.0
-    for c, p in sorted(crop_probs.items(), key=lambda kv: -kv[1]):
-        likely.append(c)
-        mass += p
-        if mass >= params.uncertainty.likely_crop_mass - 1e-9:  # 0.7 + 0.2 is 0.8999...
-            break
     weighted_low = sum(p * low(c) for c, p in crop_probs.items())
-    return min(weighted_low, min(low(c) for c in likely)), sum(p * high(c) for c, p in crop_probs.items())
+    if uncertain:
+        likely, mass = [], 0.0
+        for c, p in sorted(crop_probs.items(), key=lambda kv: -kv[1]):
+            likely.append(c)
+            mass += p
+            if mass >= params.uncertainty.likely_crop_mass - 1e-9:  # 0.7 + 0.2 is 0.8999...
+                break
+        weighted_low = min(weighted_low, min(low(c) for c in likely))
+    return weighted_low, sum(p * high(c) for c, p in crop_probs.items())
 
 
 def area_margin(inp: "ValuationInput", params: ValuationParams) -> tuple[float, list[str]]:
@@ -317,7 +319,7 @@ def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
     """The valuation of stored inputs: the pipeline and `--recompute` both call this."""
     area_mu = ha_to_mu(inp.verified_area_ha)
     expected_per_mu, unpriced = per_mu_value(inp.crop_probs, params, uncertain=inp.crop == legend.UNKNOWN)
-    low_per_mu, high_per_mu = per_mu_range(inp.crop_probs, params)
+    low_per_mu, high_per_mu = per_mu_range(inp.crop_probs, params, uncertain=inp.crop == legend.UNKNOWN)
     low_per_mu, high_per_mu = min(low_per_mu, expected_per_mu), max(high_per_mu, expected_per_mu)
     top = params.crops.get(inp.crop or "")
     failed = "crop_failure" in inp.reason_codes
@@ -346,8 +348,8 @@ def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
          "margin": round(margin, 4), "text": f"area {area_low_mu:.1f}-{area_high_mu:.1f} mu (+-{margin:.0%}: "
                                               + ", ".join(margin_why) + ")"},
         {"step": "value_per_mu_range", "value": [round(low_per_mu, 2), round(high_per_mu, 2)], "unit": "CNY/mu",
-         "text": f"{low_per_mu:.0f}-{high_per_mu:.0f} CNY/mu: the least valuable likely crop at low yield and price, "
-                 "up to the probability-weighted high yield and price"
+         "text": f"{low_per_mu:.0f}-{high_per_mu:.0f} CNY/mu: low and high yield x price over the crop "
+                 "probabilities" + (" (low: the least valuable likely crop)" if inp.crop == legend.UNKNOWN else "")
                  + (f" ({top.source})" if top and top.source else "")},
         {"step": "value_range", "value": [round(value_low, 2), round(value, 2), round(value_high, 2)], "unit": "CNY",
          "text": f"value low {value_low:,.0f} / expected {value:,.0f} / high {value_high:,.0f} CNY"},
