@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export GDAL_CACHEMAX ?= 64
 
-.PHONY: demo test install install-test system-deps web-deps bench wheel-check
+.PHONY: demo test lint install install-test system-deps web-deps bench wheel-check
 
 install: web-deps
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e .
@@ -26,6 +26,11 @@ demo: install
 
 test: install-test
 	$(PYTHON) -m pytest -q
+
+# ruff and mypy as configured in pyproject.toml (CI runs this before the tests).
+lint: install-test
+	$(PYTHON) -m ruff check src flows tests setup.py
+	$(PYTHON) -m mypy
 
 # The wheel, installed in a fresh venv, runs `assets demo` from an empty folder (CI, after `make test`).
 wheel-check: web-deps

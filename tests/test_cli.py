@@ -8,7 +8,8 @@ import pytest
 
 from assets.cli import main
 
-COMMANDS = [["demo"], ["nightly"], ["backfill"], ["claims", "submit"], ["query", "borrower"], ["query", "portfolio"], ["query", "alerts"], ["serve"],
+COMMANDS = [["demo"], ["nightly"], ["backfill"], ["claims", "submit"], ["query", "borrower"], ["query", "portfolio"],
+            ["query", "alerts"], ["serve"],
             ["crop", "train"], ["crop", "predict"], ["crop", "evaluate"], ["fields", "detect"], ["sensors"]]
 
 

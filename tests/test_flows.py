@@ -60,7 +60,6 @@ def test_backfill_assesses_each_image_date_once_and_keeps_the_current_verdict(
 ) -> None:
     from assets.flows.backfill import BackfillConfig, backfill
     from assets.flows.nightly import NightlyConfig, nightly
-
     from assets.store.db import connect
     from assets.store.queries import borrower
 
@@ -88,9 +87,8 @@ def test_backfill_assesses_each_image_date_once_and_keeps_the_current_verdict(
 
 
 def test_backfill_rejects_a_reversed_or_empty_range(prefect_harness, repo: Path, db_path: Path) -> None:
-    from assets.flows.backfill import BackfillConfig, backfill
-
     from assets.errors import InputError
+    from assets.flows.backfill import BackfillConfig, backfill
 
     tiles = str(repo / "sample_tiles")
     with pytest.raises(InputError, match="swap --from and --to"):

@@ -5,8 +5,17 @@ import pytest
 from shapely.geometry import box, mapping
 
 from assets.errors import InputError
-from assets.fields.geometry import (ClaimGeometryError, Drawing, area_ha, claim_id, ha_to_mu, read_drawings,
-                                    reproject, utm_crs, validate_drawing)
+from assets.fields.geometry import (
+    ClaimGeometryError,
+    Drawing,
+    area_ha,
+    claim_id,
+    ha_to_mu,
+    read_drawings,
+    reproject,
+    utm_crs,
+    validate_drawing,
+)
 
 LIMITS = dict(min_area_ha=0.05, max_area_ha=2000)
 

@@ -14,7 +14,14 @@ from assets.cli import main as cli_main
 from assets.errors import NotFoundError, SensorError
 from assets.sensors.evidence import alerts, field_evidence, store_alerts
 from assets.sensors.ingest import store_batch
-from assets.sensors.registry import Device, check_secret, list_devices, register_device, register_devices_file, retire_device
+from assets.sensors.registry import (
+    Device,
+    check_secret,
+    list_devices,
+    register_device,
+    register_devices_file,
+    retire_device,
+)
 from assets.sensors.replay import read_messages
 from assets.sensors.schema import (
     MAX_PAYLOAD_BYTES,

@@ -61,7 +61,8 @@ def test_locked_file_reports_other_writer(db_path: Path) -> None:
 
     with connect(db_path):
         pass
-    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(db_path)!r}); print('ok', flush=True); time.sleep(30)"],
+    hold = f"import duckdb,time; c=duckdb.connect({str(db_path)!r}); print('ok', flush=True); time.sleep(30)"
+    holder = subprocess.Popen([sys.executable, "-c", hold],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ok"

@@ -125,7 +125,7 @@ def test_reference_tile_prefers_clear_pixels_over_a_clean_tag(repo: Path) -> Non
 
 def test_quarantined_tiles_are_stored_and_never_used(repo: Path, tmp_path: Path, db_path: Path) -> None:
     from assets.pipeline import catalogue_tiles, stored_tiles
-    from assets.store import append, connect, transaction
+    from assets.store import connect, transaction
     from assets.store.tiles import quarantined_tiles, record_quarantine
 
     folder = tmp_path / "tiles"
@@ -149,7 +149,6 @@ def test_quarantined_tiles_are_stored_and_never_used(repo: Path, tmp_path: Path,
 def test_the_night_finishes_with_the_good_tiles_and_limits_are_not_zeroed(prefect_harness, repo: Path,
                                                                           tmp_path: Path) -> None:
     from assets.flows.nightly import NightlyConfig, nightly
-
     from assets.pipeline import register_claims
     from assets.store import connect
     from assets.store.queries import portfolio

@@ -11,6 +11,7 @@ from affine import Affine
 
 from assets.errors import ImageryError, InputError
 from assets.imagery.masks import cloud_mask
+from assets.imagery.tiles import open_tile
 from assets.imagery.windows import (
     blend_weights,
     iter_strips,
@@ -18,7 +19,6 @@ from assets.imagery.windows import (
     predict_raster_to_file,
     window_grid,
 )
-from assets.imagery.tiles import open_tile
 from assets.models.segment import Segmenter, load
 
 REPO = Path(__file__).resolve().parents[1]

@@ -105,7 +105,9 @@ def store_claims(con: duckdb.DuckDBPyConnection, claims: Sequence[Claim], drawin
     """
     min_iou = (settings or Settings()).same_field_min_iou
     with _STORE_LOCK, transaction(con):
-        resolved, rows, batch = [], [], []
+        resolved: list[str] = []
+        rows: list[dict[str, object]] = []
+        batch: list[Claim] = []
         for c, d in zip(claims, drawings, strict=True):
             if c.geometry is not None:
                 stored = [_claim(r) for r in borrower_claims_in_bbox(con, c.borrower_id, c.geometry.bounds)]
@@ -161,7 +163,8 @@ def overlaps_ha(claims: Sequence[Claim]) -> dict[str, float]:
         total = 0.0
         earlier = [usable[j] for j in tree.query(c.geometry) if j < i]
         if earlier:
-            shared = c.geometry.intersection(shapely.union_all([e.geometry for e in earlier]))
+            shared = c.geometry.intersection(  # type: ignore[union-attr]  # usable claims have geometry
+                shapely.union_all([e.geometry for e in earlier]))
             total = area_ha(shared) if not shared.is_empty else 0.0
         out[c.claim_id] = total
     return out

@@ -43,9 +43,9 @@ def crop_failure(borrower_id: str, crop: str | None, obs: ClaimObservation, para
              if econ.season_start_doy <= d.observed_on.timetuple().tm_yday < econ.harvest_doy]
     if len(dates) < 2:
         return None
-    peak = max(dates, key=lambda d: d.ndvi_mean)
+    peak = max(dates, key=lambda d: d.ndvi_mean)  # type: ignore[arg-type,return-value]  # usable: ndvi set
     last = dates[-1]
-    if last is peak or peak.ndvi_mean < MIN_PEAK_NDVI or peak.ndvi_mean - last.ndvi_mean < DROP_NDVI:
+    if last is peak or peak.ndvi_mean < MIN_PEAK_NDVI or peak.ndvi_mean - last.ndvi_mean < DROP_NDVI:  # type: ignore[operator]
         return None
     key = f"crop_failure|{obs.claim_id}|{last.observed_on}"
     return Alert(

@@ -12,7 +12,7 @@ IN_MEMORY_MAX_PX = 16_000_000
 _FORMATS = (".gpkg", ".geojson", ".json", ".parquet", ".geoparquet")
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `fields` command group to the parser."""
     fields = sub.add_parser("fields", help="detect farm fields in satellite imagery")
     fsub = fields.add_subparsers(dest="fields_command", metavar="SUBCOMMAND", required=True)

@@ -32,7 +32,7 @@ def _db_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: $ASSETS_DB or ./assets.duckdb)")
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `sensors` command group to the parser."""
     sensors = sub.add_parser("sensors", help="IoT devices: registry, MQTT ingest, replay")
     ssub = sensors.add_subparsers(dest="sensors_command", metavar="SUBCOMMAND", required=True)

@@ -16,7 +16,7 @@ def _db_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=None, help="DuckDB file (default: $ASSETS_DB or ./assets.duckdb)")
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     users = sub.add_parser("users", help="farmers, credit officers and operations staff who use the HTTP API")
     actions = users.add_subparsers(dest="users_cmd", metavar="ACTION", required=True)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from prefect import flow, task
 
 from assets.config import settings as make_settings
-from assets.pipeline import register_claims
 from assets.flows.nightly import NightlyConfig, nightly
+from assets.pipeline import register_claims
 
 SAMPLE_AS_OF = date(2016, 9, 30)  # end of the bundled 2016 season
 

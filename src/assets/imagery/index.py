@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
 
@@ -56,7 +56,7 @@ class TileRecord:
         }
 
 
-def tile_from_row(row: dict[str, object]) -> TileRecord:
+def tile_from_row(row: dict[str, Any]) -> TileRecord:
     """Inverse of `TileRecord.row`: a catalogued tile read back from the store."""
     return TileRecord(
         tile_id=row["tile_id"], scene_id=row["scene_id"], acquired_on=row["acquired_on"], path=Path(row["path"]),

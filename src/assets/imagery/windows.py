@@ -2,8 +2,9 @@
 
 Windows start on a grid of multiples of 16 (covering the U-Net's pooling factor), so every window
 sees the same pooling phase as a single whole-raster pass, and overlapping predictions are blended
-with weights that are ~0 at window edges (where zero padding makes the CNN least reliable). Rows are finished and handed on one window-row ("strip") at a time, so memory
-is O(window_px x raster width) whatever the raster height; `predict_raster_to_file` never holds
+with weights that are ~0 at window edges (where zero padding makes the CNN least reliable). Rows
+are finished and handed on one window-row ("strip") at a time, so memory is
+O(window_px x raster width) whatever the raster height; `predict_raster_to_file` never holds
 the whole tile.
 """
 

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from assets.config import settings
 from assets.errors import AssetsError
@@ -36,7 +36,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_port(port: int, timeout_s: float, alive: "callable[[], bool]") -> None:  # type: ignore[valid-type]
+def _wait_port(port: int, timeout_s: float, alive: Callable[[], bool]) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not alive():
@@ -55,7 +55,7 @@ class EmbeddedBroker:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._broker = None
+        self._broker: Any = None  # amqtt's Broker, made in the broker thread
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -86,7 +86,7 @@ class EmbeddedBroker:
         loop.run_forever()
         loop.close()
 
-    def start(self) -> "EmbeddedBroker":
+    def start(self) -> EmbeddedBroker:
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         self._thread = threading.Thread(target=self._run, name="amqtt-broker", daemon=True)
@@ -109,7 +109,7 @@ class EmbeddedBroker:
         self._thread.join(timeout=10)
         self._thread = None
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -136,7 +136,7 @@ def write_password_file(path: str | Path, users: Mapping[str, str]) -> Path:
 
 
 def render_config(
-    port: int, workdir: Path, *, password_file: Path, acl_file: Path, tls: "TlsFiles | None" = None
+    port: int, workdir: Path, *, password_file: Path, acl_file: Path, tls: TlsFiles | None = None
 ) -> str:
     """The shipped mosquitto.conf (Settings.mosquitto_dir) with this instance's listener, files and user."""
     source = (settings().mosquitto_dir / "mosquitto.conf").read_text(encoding="utf-8")
@@ -193,7 +193,7 @@ class MosquittoBroker:
             return f"mqtts://{auth}localhost:{self.tls.port}?ca={self.tls.ca_file}"
         return f"mqtt://{auth}127.0.0.1:{self.port}"
 
-    def start(self) -> "MosquittoBroker":
+    def start(self) -> MosquittoBroker:
         binary = shutil.which("mosquitto")
         if binary is None:
             raise AssetsError("mosquitto not found; install it (apt-get install mosquitto)")
@@ -225,7 +225,7 @@ class MosquittoBroker:
         path = self.workdir / "mosquitto.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def __enter__(self) -> "MosquittoBroker":
+    def __enter__(self) -> MosquittoBroker:
         return self
 
     def __exit__(self, *exc: object) -> None:

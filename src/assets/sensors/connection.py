@@ -32,7 +32,7 @@ class BrokerURL:
     insecure: bool = False  # skip hostname verification (self-signed test certificates)
 
     @classmethod
-    def parse(cls, url: str) -> "BrokerURL":
+    def parse(cls, url: str) -> BrokerURL:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
             raise InputError(
@@ -56,7 +56,7 @@ class BrokerURL:
             insecure=query.get("insecure", ["0"])[0] in ("1", "true", "yes"),
         )
 
-    def with_credentials(self, username: str | None, password: str | None) -> "BrokerURL":
+    def with_credentials(self, username: str | None, password: str | None) -> BrokerURL:
         return replace(self, username=username, password=password)
 
     def redacted(self) -> str:
@@ -226,7 +226,7 @@ def make_client(url: BrokerURL, client_id: str, *, persistent: bool, manual_ack:
         client.tls_set(ca_certs=url.ca_file)
         if url.insecure:
             client.tls_insecure_set(True)
-    client.reconnect_delay_set(min_delay=0.05, max_delay=2)
+    client.reconnect_delay_set(min_delay=0.05, max_delay=2)  # type: ignore[arg-type]  # paho takes float seconds
     return client
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from assets.sensors.broker import EmbeddedBroker
 from assets.sensors.connection import BrokerError
-from assets.sensors.ingest import IngestStats, Ingester
+from assets.sensors.ingest import Ingester, IngestStats
 from assets.sensors.registry import load_devices_file, register_devices_file
 from assets.sensors.replay import publish, read_messages
 from assets.store.db import connect

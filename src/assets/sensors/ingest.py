@@ -223,7 +223,7 @@ class Ingester:
                 self._db.close()
 
     # --- lifecycle ----------------------------------------------------------------------
-    def start(self) -> "Ingester":
+    def start(self) -> Ingester:
         # Open (and migrate) the store once before subscribing, so a bad path fails fast.
         with connect(self.db_path):
             pass

@@ -127,11 +127,12 @@ def register_device(
 def retire_device(con: duckdb.DuckDBPyConnection, device_id: str, at: datetime | None = None) -> Device:
     """Mark a device retired (readings at or after ``at`` are refused from then on)."""
     device = get_device(con, device_id)
+    assert device is not None  # for mypy: get_device raises NotFoundError unless missing_ok
     if device.retired_at is not None:
         raise SensorError(f"device {device_id!r} was already retired at {device.retired_at.isoformat()}")
     at = at or datetime.now(timezone.utc).replace(tzinfo=None)
     con.execute("UPDATE sensor_devices SET retired_at = ? WHERE device_id = ?", [at, device_id])
-    return get_device(con, device_id)
+    return get_device(con, device_id)  # type: ignore[return-value]  # raises rather than returning None
 
 
 def _row_to_device(row: tuple) -> Device:  # type: ignore[type-arg]

@@ -49,7 +49,7 @@ def get_user(con: duckdb.DuckDBPyConnection, user_name: str) -> UserRow | None:
 
 
 def count_users(con: duckdb.DuckDBPyConnection) -> int:
-    return int(con.execute("SELECT count(*) FROM users").fetchone()[0])
+    return int(con.execute("SELECT count(*) FROM users").fetchone()[0])  # type: ignore[index]  # count(*): one row
 
 
 def list_users(con: duckdb.DuckDBPyConnection, now: datetime) -> list[dict[str, Any]]:
