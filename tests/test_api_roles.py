@@ -36,6 +36,9 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/alerts"): frozenset({OFFICER, OPERATIONS}),
     ("GET", "/borrowers/{borrower_id}"): frozenset({FARMER, OFFICER}),
     ("POST", "/borrowers/{borrower_id}/claims"): frozenset({FARMER, OFFICER}),
+    ("GET", "/credit/borrowers/{borrower_id}/explain"): frozenset({OFFICER}),
+    ("GET", "/credit/borrowers/{borrower_id}/history"): frozenset({OFFICER}),
+    ("GET", "/credit/portfolio"): frozenset({OFFICER}),
     ("GET", "/openapi.json"): frozenset({OFFICER}),
     ("GET", "/docs"): frozenset({OFFICER}),
 }

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from assets import access
-from assets.api import routes
+from assets.api import credit, routes
 from assets.api.deps import public
 from assets.api.limits import BodyLimitMiddleware, Limits
 from assets.api.middleware import AuditMiddleware, SecurityHeadersMiddleware
@@ -69,6 +69,7 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None) -> Fas
     for router in (routes.health, routes.auth, routes.me, routes.portfolio, routes.borrowers, routes.alerts,
                    routes.imagery, routes.docs):
         app.include_router(router)
+    app.include_router(credit.credit)  # officers: explain, history, filtered portfolio (#14)
     _mount_map(app, settings.web_dir)
     return app
 

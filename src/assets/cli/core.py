@@ -70,10 +70,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     _db_option(p)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=cmd_query_borrower)
-    p = query.add_parser("portfolio", help="every borrower's verified area, value and limit")
-    _db_option(p)
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.set_defaults(handler=cmd_query_portfolio)
+    from assets.cli.credit import register_query
+
+    register_query(query)  # portfolio (filters, totals), explain, history: assets/cli/credit.py
     p = query.add_parser("alerts", help="crop-failure and sensor alerts raised by the nightly job")
     _db_option(p)
     p.add_argument("--kind", default=None, help="only this kind, e.g. crop_failure, sensor_silent, drought")
@@ -162,24 +161,6 @@ def cmd_query_borrower(args: argparse.Namespace) -> int:
         print(table(detail["limit_history"], ["as_of", "limit_cny", "claims_with_limit"], ["as of", "limit CNY", "claims"]))
     for alert in detail["alerts"]:
         print(f"ALERT {alert['kind']} ({alert['as_of']}): {alert['message']}")
-    return 0
-
-
-def cmd_query_portfolio(args: argparse.Namespace) -> int:
-    from assets.store import connect
-    from assets.store.queries import portfolio
-
-    s = make_settings(db_path=args.db)
-    with connect(s.db_path, read_only=True) as con:
-        rows = portfolio(con)
-    if args.format == "json":
-        print(to_json(rows))
-    elif args.format == "csv":
-        sys.stdout.write(to_csv(rows))
-    else:
-        print(table(rows, ["borrower_id", "claims", "claims_accepted", "claims_rejected", "verified_area_ha",
-                           "verified_area_mu", "value_cny", "limit_cny"],
-                    ["borrower", "claims", "accepted", "rejected", "area ha", "area mu", "value CNY", "limit CNY"]))
     return 0
 
 

@@ -199,3 +199,10 @@ def limit_changes_since(con: duckdb.DuckDBPyConnection, since: datetime | None) 
         "decision_seq)) WHERE valid_to IS NULL AND (CAST(? AS TIMESTAMP) IS NULL OR recorded_at > ?) "
         "AND previous_limit_cny IS DISTINCT FROM limit_cny ORDER BY abs(limit_cny - coalesce(previous_limit_cny, 0)) "
         "DESC LIMIT 200", [since, since])))
+
+
+def previous_run_started(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """When the assessment run before the newest one started: "changed since the last run" starts there."""
+    row = con.execute("SELECT started_at FROM ingest_runs WHERE status = 'ok' ORDER BY started_at DESC "
+                      "LIMIT 1 OFFSET 1").fetchone()
+    return row[0] if row else None

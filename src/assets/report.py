@@ -1,0 +1,152 @@
+"""`assets report portfolio`: one self-contained HTML file for the credit committee.
+
+Inline SVG only (no scripts, no external files, so it opens offline and from e-mail): a map of the
+fields coloured by status, distributions of value and limit, exposure by crop and region, the
+limits that changed since the previous assessment run and why, and open alerts. Every text from
+the database is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from assets.store import connect
+from assets.store.credit import exposure_by, field_rows, open_alerts, portfolio_summary
+from assets.store.history import limit_changes_since, previous_run_started
+
+COLOURS = {"verified": "#2e7d32", "partial": "#f9a825", "review": "#1565c0", "rejected": "#c62828",
+           "submitted": "#757575"}
+MAP_W, MAP_H = 720, 480
+
+
+def _e(x: Any) -> str:
+    return html.escape("-" if x is None else str(x))
+
+
+def _money(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def _map_svg(fields: Sequence[dict[str, Any]]) -> str:
+    """Fields as polygons in an equirectangular view of their bounding box (north up)."""
+    import shapely
+
+    shapes = [(f, shapely.from_wkb(bytes(f["geom_wkb"]))) for f in fields if f.get("geom_wkb") is not None]
+    if not shapes:
+        return "<p>No field has a usable drawing yet.</p>"
+    minx, miny, maxx, maxy = shapely.GeometryCollection([g for _, g in shapes]).bounds
+    kx = math.cos(math.radians((miny + maxy) / 2))  # degrees of longitude are shorter away from the equator
+    span = max((maxx - minx) * kx, maxy - miny, 1e-6)
+    scale = min(MAP_W, MAP_H) / span * 0.95
+
+    def pt(x: float, y: float) -> str:
+        return f"{(x - minx) * kx * scale + 10:.1f},{(maxy - y) * scale + 10:.1f}"
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="map of fields by status" '
+             f'width="{MAP_W + 20}" height="{MAP_H + 20}" class="map"><rect width="100%" height="100%" fill="#f4f1ea"/>']
+    for f, g in shapes:
+        for poly in getattr(g, "geoms", [g]):
+            if poly.geom_type != "Polygon":
+                continue
+            ring = " ".join(pt(x, y) for x, y in poly.exterior.coords)
+            colour = COLOURS.get(f["status"], "#757575")
+            parts.append(f'<polygon class="field status-{_e(f["status"])}" points="{ring}" fill="{colour}" '
+                         f'fill-opacity="0.7" stroke="#222" stroke-width="0.5"><title>{_e(f["name"])} '
+                         f'({_e(f["borrower_id"])}): {_e(f["status"])}, limit {_money(f["limit_cny"])} CNY</title></polygon>')
+    parts.append("</svg>")
+    legend = " ".join(f'<span class="key" style="background:{c}"></span>{s}' for s, c in COLOURS.items())
+    return "".join(parts) + f'<p class="legend">{legend}</p>'
+
+
+def _histogram_svg(values: Sequence[float], label: str, bins: int = 12) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return f"<p>No {label} yet.</p>"
+    lo, hi = min(values), max(values)
+    width = (hi - lo) / bins or 1.0
+    counts = [0] * bins
+    for v in values:
+        counts[min(int((v - lo) / width), bins - 1)] += 1
+    top, w, h = max(counts), 360, 160
+    bars = "".join(f'<rect x="{i * w / bins:.1f}" y="{h - c / top * h:.1f}" width="{w / bins - 2:.1f}" '
+                   f'height="{c / top * h:.1f}" fill="#455a64"><title>{_money(lo + i * width)}-'
+                   f'{_money(lo + (i + 1) * width)} CNY: {c}</title></rect>' for i, c in enumerate(counts))
+    return (f'<figure><svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{_e(label)} distribution" '
+            f'width="{w}" height="{h + 4}" class="hist">{bars}</svg><figcaption>{_e(label)}: {len(values)} fields, '
+            f'{_money(lo)} to {_money(hi)} CNY</figcaption></figure>')
+
+
+def _table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str]], money: set[str] = set()) -> str:
+    if not rows:
+        return "<p>None.</p>"
+    head = "".join(f"<th>{_e(h)}</th>" for _, h in cols)
+    body = "".join("<tr>" + "".join(f"<td>{_money(r[c]) if c in money else _e(r[c])}</td>" for c, _ in cols) + "</tr>"
+                   for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _why(change: dict[str, Any]) -> str:
+    reasons = []
+    if change["previous_limit_cny"] is None:
+        reasons.append("first decision")
+    if change["previous_params_version"] not in (None, change["params_version"]):
+        reasons.append(f"parameters {change['previous_params_version']} -> {change['params_version']}")
+    if change["previous_crop_model"] not in (None, change["crop_model_version"]):
+        reasons.append(f"crop model {change['previous_crop_model']} -> {change['crop_model_version']}")
+    steps = [s["text"] for s in change["explanation"] or [] if s.get("step", "").startswith(("haircut", "no_limit"))]
+    return "; ".join(reasons + steps) or "new imagery or sensor evidence"
+
+
+def render(con) -> str:
+    """The report's HTML from an open store connection."""
+    summary = portfolio_summary(con)
+    fields = field_rows(con)
+    since = previous_run_started(con)
+    changes = limit_changes_since(con, since)
+    for c in changes:
+        c["why"] = _why(c)
+        c["change_cny"] = c["limit_cny"] - (c["previous_limit_cny"] or 0)
+    css = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0}"
+           "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}td:first-child{text-align:left}"
+           ".key{display:inline-block;width:1em;height:1em;margin:0 .3em 0 1em;vertical-align:middle}"
+           ".cards span{display:inline-block;margin-right:2em}figure{display:inline-block;margin:0 2em 0 0}")
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Portfolio report</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<style>{css}</style></head><body>
+<h1>Portfolio report</h1><p>Generated {now}.</p>
+<p class="cards" id="summary"><span>Borrowers <b>{summary['borrowers'] or 0:,}</b></span>
+<span>Limit <b id="total-limit">{_money(summary['limit_cny'] or 0)}</b> CNY</span>
+<span>Value low / expected / high <b>{_money(summary['value_low_cny'] or 0)} / {_money(summary['value_cny'] or 0)} /
+{_money(summary['value_high_cny'] or 0)}</b> CNY</span><span>Rejected fields <b>{summary['rejected'] or 0:,}</b></span></p>
+<h2>Fields by status</h2>{_map_svg(fields)}
+<h2>Distributions</h2>{_histogram_svg([f['value_cny'] for f in fields if f['value_cny']], 'expected value')}
+{_histogram_svg([f['limit_cny'] for f in fields if f['limit_cny']], 'limit')}
+<h2>Exposure by crop</h2>{_table(exposure_by(con, 'crop'), [('crop', 'crop'), ('fields', 'fields'), ('area_ha', 'area ha'),
+                                                             ('value_cny', 'value CNY'), ('limit_cny', 'limit CNY')],
+                                 {'value_cny', 'limit_cny'})}
+<h2>Exposure by region</h2>{_table(exposure_by(con, 'region'), [('region', 'region'), ('fields', 'fields'),
+                                                                 ('value_cny', 'value CNY'), ('limit_cny', 'limit CNY')],
+                                   {'value_cny', 'limit_cny'})}
+<h2>Limits changed since the previous run{f' ({since:%Y-%m-%d %H:%M})' if since else ''}</h2>
+<div id="changes">{_table(changes, [('borrower_id', 'borrower'), ('claim_id', 'field'), ('previous_limit_cny', 'was'),
+                                   ('limit_cny', 'now'), ('change_cny', 'change'), ('why', 'why')],
+                          {'previous_limit_cny', 'limit_cny', 'change_cny'})}</div>
+<h2>Alerts</h2><div id="alerts">{_table(open_alerts(con), [('as_of', 'as of'), ('kind', 'kind'),
+                                                          ('borrower_id', 'borrower'), ('message', 'message')])}</div>
+</body></html>
+"""
+
+
+def portfolio_report(db_path: Path, out: Path) -> Path:
+    """Write the report for the store at ``db_path`` to ``out``; returns ``out``."""
+    with connect(db_path, read_only=True) as con:
+        text = render(con)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return out

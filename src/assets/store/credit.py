@@ -1,0 +1,118 @@
+"""The credit team's portfolio reads over the point-in-time views (`field_valuations`, `current_limits`).
+
+Every filter is a bound parameter and sorting is chosen from a fixed list of column names, so a
+filter value that looks like SQL is only ever compared as text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import duckdb
+
+from assets.errors import InputError
+
+SORTABLE = ("borrower_id", "claims", "verified_area_ha", "value_low_cny", "value_cny", "value_high_cny", "limit_cny",
+            "as_of")
+STATUSES = ("verified", "partial", "review", "rejected", "submitted")
+FIELD_COLUMNS = ("claim_id", "borrower_id", "name", "status", "reason", "region", "crop", "claimed_area_ha",
+                 "verified_area_ha", "value_low_cny", "value_cny", "value_high_cny", "limit_cny", "as_of",
+                 "params_version", "crop_model_version", "seg_model_version", "decision_id")
+
+
+def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+@dataclass(frozen=True)
+class PortfolioFilter:
+    """Which fields count (region, crop, status, as-of dates) and which borrowers show (limit range)."""
+
+    region: str | None = None
+    crop: str | None = None
+    status: str | None = None
+    min_limit_cny: float | None = None
+    max_limit_cny: float | None = None
+    as_of_from: date | None = None
+    as_of_to: date | None = None
+    sort: str = "borrower_id"
+    descending: bool = False
+    rows: int | None = None
+
+    def check(self) -> "PortfolioFilter":
+        if self.sort not in SORTABLE:
+            raise InputError(f"cannot sort by {self.sort!r}; choose one of {', '.join(SORTABLE)}")
+        if self.status is not None and self.status not in STATUSES:
+            raise InputError(f"unknown status {self.status!r}; choose one of {', '.join(STATUSES)}")
+        if None not in (self.min_limit_cny, self.max_limit_cny) and self.min_limit_cny > self.max_limit_cny:
+            raise InputError(f"--min-limit {self.min_limit_cny:,.0f} is above --max-limit {self.max_limit_cny:,.0f}")
+        if self.rows is not None and self.rows < 1:
+            raise InputError("--rows must be at least 1")
+        return self
+
+
+_FIELD_WHERE = ("(CAST(? AS VARCHAR) IS NULL OR region = ?) AND (CAST(? AS VARCHAR) IS NULL OR crop = ?) "
+                "AND (CAST(? AS VARCHAR) IS NULL OR status = ?) AND (CAST(? AS DATE) IS NULL OR as_of >= ?) "
+                "AND (CAST(? AS DATE) IS NULL OR as_of <= ?)")
+
+
+def _field_params(f: PortfolioFilter) -> list[Any]:
+    return [f.region, f.region, f.crop, f.crop, f.status, f.status, f.as_of_from, f.as_of_from, f.as_of_to, f.as_of_to]
+
+
+def portfolio(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFilter()) -> tuple[list[dict[str, Any]],
+                                                                                            dict[str, Any]]:
+    """(one row per borrower over the matching fields, totals over those rows)."""
+    f.check()
+    sql = (
+        "WITH b AS (SELECT borrower_id, count(*) AS claims, "
+        "count(*) FILTER (WHERE status IN ('verified', 'partial')) AS claims_accepted, "
+        "count(*) FILTER (WHERE status = 'rejected') AS claims_rejected, "
+        "coalesce(sum(verified_area_ha), 0) AS verified_area_ha, coalesce(sum(verified_area_ha), 0) * 15 AS "
+        "verified_area_mu, coalesce(sum(value_low_cny), 0) AS value_low_cny, coalesce(sum(value_cny), 0) AS value_cny, "
+        "coalesce(sum(value_high_cny), 0) AS value_high_cny, coalesce(sum(limit_cny), 0) AS limit_cny, "
+        f"max(as_of) AS as_of FROM field_valuations WHERE {_FIELD_WHERE} GROUP BY borrower_id) "
+        "SELECT * FROM b WHERE (CAST(? AS DOUBLE) IS NULL OR limit_cny >= ?) "
+        "AND (CAST(? AS DOUBLE) IS NULL OR limit_cny <= ?) "
+        f"ORDER BY {f.sort} {'DESC' if f.descending else 'ASC'} NULLS LAST, borrower_id")
+    params = _field_params(f) + [f.min_limit_cny, f.min_limit_cny, f.max_limit_cny, f.max_limit_cny]
+    rows = _records(con.execute(sql, params))
+    totals = {"borrowers": len(rows), **{k: sum(r[k] or 0 for r in rows) for k in (
+        "claims", "claims_accepted", "claims_rejected", "verified_area_ha", "verified_area_mu", "value_low_cny",
+        "value_cny", "value_high_cny", "limit_cny")}}
+    return (rows[: f.rows] if f.rows else rows), totals
+
+
+def portfolio_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """One row: the bank's exposure today (what the report and the benchmark time)."""
+    return _records(con.execute(
+        "SELECT count(DISTINCT borrower_id) AS borrowers, count(*) AS decisions, sum(limit_cny) AS limit_cny, "
+        "sum(value_low_cny) AS value_low_cny, sum(value_cny) AS value_cny, sum(value_high_cny) AS value_high_cny, "
+        "count(*) FILTER (WHERE status = 'rejected') AS rejected FROM current_limits"))[0]
+
+
+def exposure_by(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, Any]]:
+    """Fields, area, value and limit grouped by crop, region or status."""
+    if column not in ("crop", "region", "status"):
+        raise InputError(f"cannot group exposure by {column!r}; use crop, region or status")
+    return _records(con.execute(
+        f"SELECT coalesce({column}, '-') AS {column}, count(*) AS fields, coalesce(sum(verified_area_ha), 0) AS area_ha, "
+        "coalesce(sum(value_cny), 0) AS value_cny, coalesce(sum(limit_cny), 0) AS limit_cny FROM field_valuations "
+        f"GROUP BY 1 ORDER BY limit_cny DESC, 1"))
+
+
+def field_rows(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFilter(),
+               with_geometry: bool = True) -> list[dict[str, Any]]:
+    """Every matching field with its current verdict and values (geometry as GeoJSON text and WKB)."""
+    f.check()
+    cols = ", ".join(FIELD_COLUMNS + (("geojson", "geom_wkb") if with_geometry else ()))
+    return _records(con.execute(f"SELECT {cols} FROM field_valuations WHERE {_FIELD_WHERE} ORDER BY claim_id",
+                                _field_params(f)))
+
+
+def open_alerts(con: duckdb.DuckDBPyConnection, limit_rows: int = 100) -> list[dict[str, Any]]:
+    return _records(con.execute("SELECT as_of, kind, borrower_id, claim_id, message FROM alerts_open LIMIT ?",
+                                [limit_rows]))

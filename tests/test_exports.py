@@ -1,0 +1,176 @@
+"""The credit team's faces (#14): `assets query portfolio|explain|history`, `assets audit verify`,
+`assets export`, the SQL views, and filters that never inject SQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from assets.cli import main
+from assets.errors import InputError
+from assets.store import connect
+from assets.store.credit import PortfolioFilter, portfolio
+from tests.fixtures_credit import build_bank
+
+INJECTIONS = ["x' OR '1'='1", "maize'; DROP TABLE decisions; --", "1; DELETE FROM claims", "N56E009' --"]
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("credit") / "bank.duckdb"
+    build_bank(db)
+    return db
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_portfolio_filters_sorting_and_totals(bank: Path, capsys) -> None:
+    code, out, _ = run(capsys, "query", "portfolio", "--db", str(bank), "--format", "json", "--sort", "limit_cny",
+                       "--desc")
+    doc = json.loads(out)
+    rows, totals = doc["borrowers"], doc["totals"]
+    assert code == 0 and [r["limit_cny"] for r in rows] == sorted((r["limit_cny"] for r in rows), reverse=True)
+    assert totals["limit_cny"] == sum(r["limit_cny"] for r in rows) > 0 and totals["borrowers"] == 2
+    assert all(r["value_low_cny"] <= r["value_cny"] <= r["value_high_cny"] for r in rows)
+    with connect(bank, read_only=True) as con:
+        north = portfolio(con, PortfolioFilter(region="N56E009"))[0]
+        rejected = portfolio(con, PortfolioFilter(status="rejected"))[0]
+        big = portfolio(con, PortfolioFilter(min_limit_cny=rows[0]["limit_cny"]))[0]
+        wheat = portfolio(con, PortfolioFilter(crop="wheat"))[1]
+        none = portfolio(con, PortfolioFilter(crop="rice"))[1]
+        future = portfolio(con, PortfolioFilter(as_of_from=__import__("datetime").date(2030, 1, 1)))[1]
+    assert [r["borrower_id"] for r in north] == ["farmer-a"]
+    assert [(r["borrower_id"], r["claims"]) for r in rejected] == [("farmer-b", 1)]
+    assert [r["borrower_id"] for r in big] == [rows[0]["borrower_id"]]
+    assert wheat["limit_cny"] == totals["limit_cny"] and none["borrowers"] == 0 == future["borrowers"]
+    code, out, _ = run(capsys, "query", "portfolio", "--db", str(bank))
+    assert code == 0 and "TOTAL (2)" in out and "value low" in out
+
+
+@pytest.mark.parametrize("evil", INJECTIONS)
+def test_sql_looking_filters_match_nothing_and_change_nothing(bank: Path, evil: str, capsys) -> None:
+    with connect(bank, read_only=True) as con:
+        before = con.execute("SELECT count(*) FROM decisions").fetchone()[0]
+        for f in (PortfolioFilter(region=evil), PortfolioFilter(crop=evil)):
+            rows, totals = portfolio(con, f)
+            assert rows == [] and totals["limit_cny"] == 0
+        with pytest.raises(InputError):
+            portfolio(con, PortfolioFilter(sort=evil))
+        with pytest.raises(InputError):
+            portfolio(con, PortfolioFilter(status=evil))
+    for args in (("--region", evil), ("--crop", evil)):
+        code, out, _ = run(capsys, "query", "portfolio", "--db", str(bank), "--format", "json", *args)
+        assert code == 0 and json.loads(out)["borrowers"] == []
+    code, _, err = run(capsys, "query", "explain", evil, "--db", str(bank))
+    assert code == 2 and err.startswith("error:")
+    with connect(bank, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM decisions").fetchone()[0] == before
+
+
+def test_explain_and_history_commands(bank: Path, capsys) -> None:
+    code, out, _ = run(capsys, "query", "explain", "farmer-a", "--db", str(bank), "--as-of", "2026-05-15", "--recompute")
+    assert code == 0 and "the same number" in out and "2026.12-2" in out and "crop-v1" in out
+    assert "value low" in out and "(low)" in out and "sensors 2026-04-24..2026-05-01" in out
+    code, out, _ = run(capsys, "query", "explain", "farmer-a", "--db", str(bank), "--format", "json", "--recompute")
+    doc = json.loads(out)
+    assert code == 0 and doc["recompute_matches"] and {c["params_version"] for c in doc["claims"]} == {"test-v2"}
+    code, _, err = run(capsys, "query", "explain", "farmer-a", "--db", str(bank), "--as-of", "2020-01-01")
+    assert code == 2 and "before the first decision" in err
+    code, _, err = run(capsys, "query", "explain", "farmer-nobody", "--db", str(bank))
+    assert code == 2 and "no borrower" in err
+    code, out, _ = run(capsys, "query", "history", "farmer-a", "--db", str(bank), "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 4 and {r["params_version"] for r in rows} == {"2026.12-2", "test-v2"}
+    assert all(r["limit_change_cny"] is None for r in rows[:2]) and all(r["limit_change_cny"] < 0 for r in rows[2:])
+    code, _, err = run(capsys, "query", "history", "farmer-nobody", "--db", str(bank))
+    assert code == 2 and "no borrower" in err
+
+
+def test_audit_verify_command(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "bank.duckdb"
+    build_bank(db)
+    code, out, _ = run(capsys, "audit", "verify", "--db", str(db))
+    assert code == 0 and out.startswith("ok: 8 decisions")
+    with duckdb.connect(str(db)) as con:  # a silent edit with plain SQL, outside the package
+        con.execute("UPDATE decisions SET limit_cny = 999999 WHERE decision_seq = 5")
+    code, out, _ = run(capsys, "audit", "verify", "--db", str(db))
+    assert code == 1 and "TAMPERED" in out and "does not match its hash" in out
+
+
+def test_sql_views_answer_the_credit_teams_questions(bank: Path) -> None:
+    with duckdb.connect(str(bank), read_only=True) as con:
+        current = con.execute("SELECT count(*), sum(limit_cny) FROM current_limits").fetchone()
+        fields = con.execute("SELECT claim_id, region, geojson, geom_wkb IS NOT NULL FROM field_valuations "
+                             "ORDER BY claim_id").fetchall()
+        timeline = con.execute("SELECT count(*) FROM decision_timeline WHERE valid_to IS NOT NULL").fetchone()[0]
+        con.execute("SELECT * FROM alerts_open").fetchall()
+    assert current[0] == 4 and current[1] > 0 and timeline == 4
+    assert [f[1] for f in fields] == ["N56E009", "N56E009", "N55E010", "N55E010"]
+    assert all(json.loads(f[2])["type"] == "Polygon" and f[3] for f in fields)
+
+
+@pytest.mark.parametrize("fmt, name", [("geoparquet", "fields.parquet"), ("geojson", "fields.geojson"),
+                                       ("csv", "fields.csv")])
+def test_exports_open_in_geopandas(bank: Path, tmp_path: Path, fmt: str, name: str, capsys) -> None:
+    import geopandas as gpd
+    import pandas as pd
+
+    out = tmp_path / name
+    code, text, _ = run(capsys, "export", "--db", str(bank), "--format", fmt, "--out", str(out))
+    assert code == 0 and "4 fields" in text
+    if fmt == "csv":
+        df = pd.read_csv(out)
+        gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries.from_wkt(df["geometry_wkt"]), crs="EPSG:4326")
+    else:
+        gdf = gpd.read_parquet(out) if fmt == "geoparquet" else gpd.read_file(out)
+    assert gdf.crs.to_epsg() == 4326 and len(gdf) == 4
+    assert set(gdf["status"]) == {"verified", "rejected"}
+    assert gdf.loc[gdf["status"] == "verified", "limit_cny"].gt(0).all()
+    assert (gdf["value_low_cny"] <= gdf["value_cny"]).all() and gdf.geometry.is_valid.all()
+    minx, miny, maxx, maxy = gdf.total_bounds
+    assert 9.0 < minx < maxx < 11 and 55 < miny < maxy < 57  # lon/lat order, degrees
+    with pytest.raises(SystemExit) as bad:
+        main(["export", "--db", str(bank), "--format", fmt, "--out", str(out), "--status", "nonsense"])
+    assert bad.value.code == 2
+
+
+@pytest.mark.parametrize("cmd", [["query", "explain"], ["query", "history"], ["query", "portfolio"], ["audit", "verify"],
+                                 ["export"], ["report", "portfolio"]], ids=" ".join)
+def test_credit_commands_have_help(cmd: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*cmd, "--help"])
+    assert exit_info.value.code == 0 and "usage: assets" in capsys.readouterr().out
+
+
+def test_officer_routes_explain_history_and_portfolio(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from assets import access
+    from assets.api.app import create_app
+    from assets.config import Settings
+
+    db = tmp_path / "bank.duckdb"
+    build_bank(db)
+    with connect(db) as con:
+        access.add_user(con, "li", "officer")
+        officer = {"Authorization": f"Bearer {access.issue_token(con, 'li', days=1).secret}"}
+    with TestClient(create_app(Settings(db_path=db), api_keys=[])) as c:
+        r = c.get("/credit/borrowers/farmer-a/explain", params={"as_of": "2026-05-15", "recompute": "true"},
+                  headers=officer)
+        assert r.status_code == 200 and r.json()["recompute_matches"] and r.json()["limit_cny"] > 0
+        assert c.get("/credit/borrowers/farmer-a/explain", params={"as_of": "2020-01-01"},
+                     headers=officer).status_code == 422
+        assert c.get("/credit/borrowers/farmer-zz/history", headers=officer).status_code == 404
+        assert len(c.get("/credit/borrowers/farmer-a/history", headers=officer).json()) == 4
+        for evil in INJECTIONS:
+            r = c.get("/credit/portfolio", params={"crop": evil, "region": evil}, headers=officer)
+            assert r.status_code == 200 and r.json()["borrowers"] == []
+        assert c.get("/credit/portfolio", params={"sort": "limit_cny; DROP TABLE x"}, headers=officer).status_code == 422
+        assert c.get("/credit/portfolio", params={"status": "rejected"}, headers=officer).json()["totals"]["claims"] == 1

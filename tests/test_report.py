@@ -1,0 +1,56 @@
+"""`assets report portfolio` (#14): one self-contained HTML file, rendered in Chromium."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from assets.cli import main
+from tests.fixtures_credit import build_bank
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("report")
+    build_bank(work / "bank.duckdb")
+    assert main(["report", "portfolio", "--db", str(work / "bank.duckdb"), "--out", str(work / "report.html")]) == 0
+    return work / "report.html"
+
+
+def test_report_is_one_self_contained_file(report: Path) -> None:
+    text = report.read_text()
+    assert "<script" not in text and not re.search(r'(src|href)="(https?:|//|/)', text)
+    assert text.count('class="field status-verified"') == 3 and text.count('class="field status-rejected"') == 1
+    for section in ("Fields by status", "Distributions", "Exposure by crop", "Exposure by region",
+                    "Limits changed since the previous run", "Alerts"):
+        assert section in text
+    assert "parameters 2026.12-2 -&gt; test-v2" in text and "crop model crop-v1 -&gt; crop-v2" in text
+
+
+def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (scripts/install_system_deps.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(report.as_uri())
+        assert page.locator("svg.map polygon.field").count() == 4
+        box = page.locator("svg.map").bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 200
+        assert page.locator("svg.hist").count() == 2
+        assert page.locator("#changes tbody tr").count() == 3  # the three verified fields' limits fell
+        assert page.locator("#total-limit").inner_text().replace(",", "").isdigit()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert requests == [report.as_uri()] and not errors
+    assert (tmp_path / "report.png").stat().st_size > 10_000
