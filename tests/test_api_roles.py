@@ -39,6 +39,8 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/credit/borrowers/{borrower_id}/explain"): frozenset({OFFICER}),
     ("GET", "/credit/borrowers/{borrower_id}/history"): frozenset({OFFICER}),
     ("GET", "/credit/portfolio"): frozenset({OFFICER}),
+    ("GET", "/reviews"): frozenset({OFFICER}),
+    ("POST", "/reviews/{claim_id}"): frozenset({OFFICER}),
     ("GET", "/openapi.json"): frozenset({OFFICER}),
     ("GET", "/docs"): frozenset({OFFICER}),
 }

@@ -20,6 +20,8 @@ import shapely
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
 
+from assets import boundary as bnd
+from assets.config import Settings
 from assets.fields.geometry import reproject
 from assets.imagery.index import TileRecord
 from assets.imagery.tiles import TileHandle, open_tile, read_reflectance
@@ -53,6 +55,7 @@ class ClaimObservation:
     planted_fraction: float | None = None
     crop_probs: dict[str, float] = field(default_factory=dict)
     seg_tile_id: str | None = None
+    boundary: bnd.BoundaryAgreement | None = None  # the drawing against the detected fields
 
     @property
     def tile_ids(self) -> list[str]:
@@ -100,13 +103,16 @@ def observe_claims(
     tiles: Sequence[TileRecord],
     segmentations: dict[str, Path],
     crop_model: CropModel,
+    settings: Settings | None = None,
 ) -> dict[str, ClaimObservation]:
     """Observe each claim (EPSG:4326 geometry by claim id) on the tiles that cover it.
 
     ``segmentations`` maps the reference tile of each grid (see `reference_tile`) to its
     class-probability GeoTIFF (background, field, boundary), written once per tile and model.
-    Each tile is opened once, however many claims it holds.
+    Each tile is opened once, however many claims it holds. ``settings`` holds the boundary
+    thresholds (defaults when None).
     """
+    settings = settings or Settings()
     groups = group_by_grid(tiles)
     out: dict[str, ClaimObservation] = {}
     assigned: dict[int, list[tuple[str, shapely.Geometry, float]]] = defaultdict(list)
@@ -129,7 +135,7 @@ def observe_claims(
             seg = stack.enter_context(rasterio.open(segmentations[ref.tile_id]))
             handles = [stack.enter_context(open_tile(t.path)) for t in group]
             for cid, local, coverage in members:
-                obs, bands, mask, days = _observe_on_grid(cid, local, group, handles, seg)
+                obs, bands, mask, days = _observe_on_grid(cid, local, group, handles, seg, settings)
                 obs.coverage_fraction = coverage
                 obs.seg_tile_id = ref.tile_id
                 out[cid] = obs
@@ -161,11 +167,13 @@ def _classify(series: list[tuple[str, np.ndarray, np.ndarray, list[date]]], crop
 
 def _observe_on_grid(
     cid: str, local: shapely.Geometry, group: Sequence[TileRecord], handles: Sequence[TileHandle],
-    seg: rasterio.io.DatasetReader,
+    seg: rasterio.io.DatasetReader, settings: Settings,
 ) -> tuple[ClaimObservation, np.ndarray, np.ndarray, list[date]]:
     first = group[0]
-    window = rasterio.windows.from_bounds(*local.bounds, transform=seg.transform)
-    window = window.round_offsets().round_lengths().intersection(Window(0, 0, first.width, first.height))
+    window = rasterio.windows.from_bounds(*local.bounds, transform=seg.transform).round_offsets().round_lengths()
+    pad = int(np.ceil(settings.boundary_window_pad_m / abs(seg.transform.a)))  # whole neighbouring fields
+    window = Window(window.col_off - pad, window.row_off - pad, window.width + 2 * pad, window.height + 2 * pad)
+    window = window.intersection(Window(0, 0, first.width, first.height))
     field_prob = field_probability(seg, window)
     win_transform = rasterio.windows.transform(window, seg.transform)
     shape = (int(window.height), int(window.width))
@@ -176,7 +184,7 @@ def _observe_on_grid(
     n_inside = int(inside.sum())
     obs = ClaimObservation(claim_id=cid, coverage_fraction=1.0)
     season_max = np.full(shape, -1.0, np.float32)
-    band_means, mask_series, days = [], [], []
+    band_means, mask_series, days, ndvis = [], [], [], []
     # Crop evidence comes from farmland pixels when the claim has enough of them.
     zone = farmland if farmland.sum() >= max(4, 0.2 * n_inside) else inside
     for tile, handle in zip(group, handles):
@@ -186,6 +194,7 @@ def _observe_on_grid(
         red, nir = refl[2], refl[3]
         with np.errstate(divide="ignore", invalid="ignore"):
             ndvi = np.where(valid, (nir - red) / np.maximum(nir + red, 1e-6), np.nan)
+        ndvis.append(ndvi.astype(np.float32))
         clear = inside & valid
         valid_fraction = float(clear.sum() / n_inside) if n_inside else 0.0
         picked = zone & valid
@@ -202,8 +211,19 @@ def _observe_on_grid(
         days.append(tile.acquired_on)
     obs.farmland_fraction = float(farmland.sum() / n_inside) if n_inside else 0.0
     obs.planted_fraction = float((farmland & (season_max >= PLANTED_NDVI)).sum() / n_inside) if n_inside else 0.0
+    obs.boundary = _boundary(seg, window, inside, np.stack(ndvis) if ndvis else None, settings)
     means = np.array(band_means, np.float32).reshape(len(band_means), len(SEASON_BANDS))
     return obs, means, np.array(mask_series, bool), days
+
+
+def _boundary(seg: rasterio.io.DatasetReader, window: Window, inside: np.ndarray, ndvi: np.ndarray | None,
+              settings: Settings) -> bnd.BoundaryAgreement | None:
+    """The drawing against the field instances found in its (padded) window; None without the
+    three class bands (a single-band probability raster has no boundary class to split fields by)."""
+    if seg.count < 3:
+        return None
+    labels = bnd.field_instances(seg.read([1, 2, 3], window=window), ndvi, settings)
+    return bnd.measure(inside, labels, ndvi, settings)
 
 
 def field_probability(seg: rasterio.io.DatasetReader, window: Window) -> np.ndarray:

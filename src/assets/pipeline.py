@@ -23,9 +23,10 @@ from assets.imagery.quality import QuarantinedTile
 from assets.monitor import Alert, crop_failure
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, connect, transaction
+from assets.store.reviews import review_decisions
 from assets.store.tiles import record_quarantine, usable_tile_rows
 from assets.valuation import Valuation, ValuationParams, cap_borrower_limits, load_params, value_claim
-from assets.verify import Verification, verify_claim
+from assets.verify import ReviewDecision, Verification, verify_claim
 
 
 @dataclass(frozen=True)
@@ -152,11 +153,12 @@ def assess_claims(
         evidence = {c.claim_id: field_evidence(con, c.borrower_id, c.geometry, as_of).to_dict()
                     for c in targets if c.geometry is not None}
         device_alerts = sensor_alerts(con, as_of)
+        decisions = {cid: ReviewDecision(**row) for cid, row in review_decisions(con, [c.claim_id for c in targets]).items()}
     # 2. Compute, without holding the database.
     cache = segmentation_cache(db_path)
     seg_paths = {t.tile_id: segment_tile(t, models.segmenter, cache) for t in reference_tiles(tiles)}
     usable = {c.claim_id: c.geometry for c in targets if c.geometry is not None}
-    observations = observe_claims(usable, tiles, seg_paths, models.crop) if tiles and usable else {}
+    observations = observe_claims(usable, tiles, seg_paths, models.crop, settings) if tiles and usable else {}
     overlaps = overlaps_ha(every_claim)
     report = RunReport(run_id=run_id, as_of=as_of, tiles=len(tiles), params=params)
     crop_alerts: list[Alert] = []
@@ -167,10 +169,13 @@ def assess_claims(
         alert = crop_failure(c.borrower_id, obs.crop[0], obs, params, as_of)
         v = verify_claim(claim_id=c.claim_id, claimed_area_ha=c.claimed_area_ha or 0.0, observation=obs,
                          overlap_area_ha=overlaps.get(c.claim_id, 0.0), sensor_evidence=evidence.get(c.claim_id),
-                         settings=settings, crop_failure=alert.message if alert else None)
+                         settings=settings, crop_failure=alert.message if alert else None,
+                         review=decisions.get(c.claim_id))
         vid = _hash_id("v-", c.claim_id, sorted(obs.tile_ids), models.seg_version, models.crop_version, as_of,
-                       params.version, json.dumps(evidence.get(c.claim_id), sort_keys=True, default=str))
-        report.assessments.append(Assessment(c, v, vid, obs, value_claim(v, params, len(obs.usable_dates))))
+                       params.version, json.dumps(evidence.get(c.claim_id), sort_keys=True, default=str),
+                       *([decisions[c.claim_id].review_id] if c.claim_id in decisions else []))
+        valuation = None if v.status == "review" else value_claim(v, params, len(obs.usable_dates))  # no limit under review
+        report.assessments.append(Assessment(c, v, vid, obs, valuation))
         if alert and not v.rejected:
             crop_alerts.append(alert)
     _cap_per_borrower(report.assessments, params)
@@ -214,6 +219,7 @@ def _write(con, report: RunReport, tiles: Sequence[TileRecord], models: Models, 
             "tile_ids": a.observation.tile_ids if a.observation else [],
             "seg_model_version": models.seg_version, "crop_model_version": models.crop_version,
             "sensor_evidence": json.dumps(v.sensor_evidence, default=str),
+            "boundary": json.dumps(v.boundary),
         })
         if a.valuation is None:
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from assets import boundary as bnd
 from assets.config import Settings
 from assets.fields.geometry import MU_PER_HA
 from assets.models import legend
@@ -28,10 +29,20 @@ class Reason:
     blocking: bool = False  # a blocking reason rejects the claim
 
 
+@dataclass(frozen=True)
+class ReviewDecision:
+    """A credit officer's latest decision on a claim that was sent to review."""
+
+    review_id: str
+    decision: str  # approve | reject
+    decided_by: str
+    note: str
+
+
 @dataclass
 class Verification:
     claim_id: str
-    status: str  # verified | partial | rejected
+    status: str  # verified | partial | review (waits for a credit officer, no limit) | rejected
     reasons: list[Reason]
     claimed_area_ha: float
     farmland_area_ha: float = 0.0
@@ -43,6 +54,7 @@ class Verification:
     cropland_probability: float = 0.0
     crop_probs: dict[str, float] = field(default_factory=dict)
     sensor_evidence: dict[str, Any] | None = None
+    boundary: dict[str, Any] | None = None  # the drawing against the detected fields (`boundary.py`)
 
     @property
     def rejected(self) -> bool:
@@ -66,8 +78,14 @@ def verify_claim(
     sensor_evidence: dict[str, Any] | None,
     settings: Settings,
     crop_failure: str | None = None,
+    review: ReviewDecision | None = None,
 ) -> Verification:
-    """Decide whether the imagery, other claims and sensors support the claimed field."""
+    """Decide whether the imagery, other claims and sensors support the claimed field.
+
+    A drawing whose boundary follows no detected field waits in `review` for a credit officer
+    (``review`` is their latest decision on this claim: approved, it is valued like any other;
+    rejected, it stays rejected).
+    """
     v = Verification(claim_id=claim_id, status="verified", reasons=[], claimed_area_ha=claimed_area_ha,
                      overlap_area_ha=overlap_area_ha, sensor_evidence=sensor_evidence)
     if observation.coverage_fraction < 0.95:
@@ -104,14 +122,31 @@ def verify_claim(
         v.reasons.append(Reason("crop_failure", crop_failure))
     if sensor_evidence is not None and sensor_evidence.get("status") in ("silent", "implausible"):
         v.reasons.append(Reason(f"sensor_{sensor_evidence['status']}", str(sensor_evidence.get("message", ""))))
+    if review is not None and review.decision == "reject":
+        v.reasons.append(Reason("review_rejected", f"rejected by credit officer {review.decided_by}: {review.note}", True))
     if any(r.blocking for r in v.reasons):
         v.status = "rejected"
         return v
     v.verified_area_ha = max(0.0, min(v.planted_area_ha, claimed_area_ha) - overlap_area_ha)
+    judgement = bnd.judge(observation.boundary, settings)
+    if observation.boundary is not None:
+        v.boundary = {**observation.boundary.to_dict(), "verdict": judgement.kind, **judgement.details}
+    if judgement.kind == bnd.INFLATED:  # valued at the detected field, not at the drawing
+        v.verified_area_ha = min(v.verified_area_ha, max(0.0, judgement.field_fraction * claimed_area_ha - overlap_area_ha))
+        v.reasons.append(Reason(judgement.code, judgement.message))
+    elif judgement.kind == bnd.MISMATCH:
+        if review is None:
+            v.status = "review"
+            v.reasons.append(Reason(judgement.code, judgement.message))
+            return v
+        v.reasons.append(Reason("review_approved", f"approved by credit officer {review.decided_by} "
+                                f"({judgement.code.replace('_', ' ')}): {review.note}"))
     if v.verified_area_ha < PARTIAL_BELOW * claimed_area_ha:
         v.status = "partial"
-        v.reasons.append(Reason("partly_planted", f"{v.verified_area_ha:.2f} of {claimed_area_ha:.2f} ha "
-                                f"({v.verified_area_ha * MU_PER_HA:.0f} mu) is planted farmland; only that part is valued"))
+        if judgement.kind != bnd.INFLATED:  # an inflated drawing already says what is valued
+            v.reasons.append(Reason("partly_planted", f"{v.verified_area_ha:.2f} of {claimed_area_ha:.2f} ha "
+                                    f"({v.verified_area_ha * MU_PER_HA:.0f} mu) is planted farmland; only that part is "
+                                    "valued"))
     else:
         v.reasons.append(Reason("ok", f"{v.verified_area_ha:.2f} ha of {v.crop} confirmed by "
                                 f"{len(usable)} satellite dates"))

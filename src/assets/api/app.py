@@ -67,7 +67,7 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None) -> Fas
         return JSONResponse(status_code=_status(exc), content={"error": str(exc)}, headers=_headers(exc))
 
     for router in (routes.health, routes.auth, routes.me, routes.portfolio, routes.borrowers, routes.alerts,
-                   routes.imagery, routes.docs):
+                   routes.imagery, routes.reviews, routes.docs):
         app.include_router(router)
     app.include_router(credit.credit)  # officers: explain, history, filtered portfolio (#14)
     _mount_map(app, settings.web_dir)

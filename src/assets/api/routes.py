@@ -6,6 +6,7 @@
 | me          | any signed-in role       |
 | borrowers   | farmer (own borrower only, 404 otherwise), officer |
 | portfolio, alerts | officer, operations |
+| reviews     | officer (decides claims waiting for review) |
 | docs        | officer                  |
 | imagery     | anyone (public Copernicus data) |
 """
@@ -35,6 +36,7 @@ me = APIRouter(prefix="/me", tags=["sign-in"], dependencies=[Depends(ANY_ROLE)])
 portfolio = APIRouter(prefix="/portfolio", tags=["portfolio"], dependencies=[Depends(allow(Role.OFFICER, Role.OPERATIONS))])
 borrowers = APIRouter(prefix="/borrowers", tags=["borrowers"], dependencies=[Depends(allow(Role.FARMER, Role.OFFICER))])
 alerts = APIRouter(prefix="/alerts", tags=["alerts"], dependencies=[Depends(allow(Role.OFFICER, Role.OPERATIONS))])
+reviews = APIRouter(prefix="/reviews", tags=["reviews"], dependencies=[Depends(allow(Role.OFFICER))])
 docs = APIRouter(tags=["docs"], dependencies=[Depends(allow(Role.OFFICER))], include_in_schema=False)
 # Open satellite imagery (Copernicus): public, so the map's <img> overlay needs no header.
 imagery = APIRouter(prefix="/imagery", tags=["imagery"], dependencies=[Depends(public)])
@@ -114,6 +116,29 @@ async def submit_claims(
 def get_alerts(kind: str | None = None, con: duckdb.DuckDBPyConnection = Depends(read_db)) -> list[dict[str, Any]]:
     """Crop-failure and sensor alerts, newest first."""
     return queries.alerts(con, kind=kind)
+
+
+@reviews.get("")
+def get_reviews(settings: Settings = Depends(get_settings)) -> list[dict[str, Any]]:
+    """Claims whose boundary follows no detected field: no limit until an officer decides."""
+    from assets import reviews as review_queue
+
+    return review_queue.queue(settings)
+
+
+@reviews.post("/{claim_id}", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "required": ["decision", "note"], "properties": {
+        "decision": {"type": "string", "enum": ["approve", "reject"]}, "note": {"type": "string"}}}}}}})
+async def decide_review(claim_id: str, request: Request, identity: Identity = Depends(current_identity),
+                        settings: Settings = Depends(get_settings)) -> dict[str, Any]:
+    """Approve (valued at the verified area) or reject a claim in review; stored with who and why."""
+    from assets import reviews as review_queue
+
+    doc = parse_json(await request.body())
+    if not isinstance(doc, dict) or not isinstance(doc.get("decision"), str) or not isinstance(doc.get("note"), str):
+        raise InputError('send {"decision": "approve" | "reject", "note": "why"}')
+    decision = review_queue.Decision(claim_id, doc["decision"], doc["note"], identity.name, "api")
+    return await run_in_threadpool(review_queue.decide, settings, review_queue.check(decision))
 
 
 @docs.get("/openapi.json")

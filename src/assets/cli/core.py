@@ -10,6 +10,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from assets.cli import reviews
 from assets.cli.render import table, to_csv, to_json
 from assets.config import settings as make_settings
 
@@ -57,6 +58,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--date", type=_iso_date, default=None, help="as-of date for verification (default: today)")
     _db_option(p)
     p.set_defaults(handler=cmd_claims_submit)
+    reviews.register(claims)  # assets claims review
 
     p = sub.add_parser("serve", help="HTTP API for credit teams (FastAPI, OpenAPI docs at /docs)")
     _db_option(p)
@@ -159,6 +161,10 @@ def cmd_query_borrower(args: argparse.Namespace) -> int:
     if detail["limit_history"]:
         print("\nLimit history:")
         print(table(detail["limit_history"], ["as_of", "limit_cny", "claims_with_limit"], ["as of", "limit CNY", "claims"]))
+    if detail.get("reviews"):
+        print("\nReview decisions:")
+        print(table(detail["reviews"], ["decided_at", "name", "decision", "decided_by", "note"],
+                    ["decided", "claim", "decision", "by", "note"]))
     for alert in detail["alerts"]:
         print(f"ALERT {alert['kind']} ({alert['as_of']}): {alert['message']}")
     return 0

@@ -21,20 +21,21 @@ def portfolio(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]:
-    """A borrower's totals, each claim's current verdict with its explanation, and limit history."""
+    """A borrower's totals, each claim's current verdict with its explanation, limit history and
+    the credit officers' review decisions."""
     totals = _records(con.execute("SELECT * FROM borrower_limits WHERE borrower_id = ?", [borrower_id]))
     if not totals:
         raise NotFoundError(f"no borrower {borrower_id!r}; list borrowers with `assets query portfolio`")
     claims = _records(con.execute(
         "SELECT s.*, a.explanation AS valuation_explanation, l.explanation AS limit_explanation, v.reasons, "
-        "v.sensor_evidence, v.farmland_area_ha, v.planted_area_ha, v.overlap_area_ha, v.crop_probs "
+        "v.sensor_evidence, v.farmland_area_ha, v.planted_area_ha, v.overlap_area_ha, v.crop_probs, v.boundary "
         "FROM claim_status s "
         "LEFT JOIN valuations a ON a.valuation_id = s.valuation_id "
         "LEFT JOIN credit_limits l ON l.limit_id = s.limit_id "
         "LEFT JOIN verifications v ON v.verification_id = s.verification_id "
         "WHERE s.borrower_id = ? ORDER BY s.submitted_at, s.claim_id", [borrower_id]))
     for c in claims:
-        for key in ("valuation_explanation", "limit_explanation", "reasons", "sensor_evidence", "crop_probs"):
+        for key in ("valuation_explanation", "limit_explanation", "reasons", "sensor_evidence", "crop_probs", "boundary"):
             if isinstance(c.get(key), str):
                 c[key] = json.loads(c[key])
     history = _records(con.execute(
@@ -43,7 +44,10 @@ def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]
     alerts = _records(con.execute(
         "SELECT kind, as_of, claim_id, device_id, message FROM alerts WHERE borrower_id = ? ORDER BY raised_at",
         [borrower_id]))
-    return {"borrower": totals[0], "claims": claims, "limit_history": history, "alerts": alerts}
+    from assets.store.reviews import borrower_reviews
+
+    return {"borrower": totals[0], "claims": claims, "limit_history": history, "alerts": alerts,
+            "reviews": borrower_reviews(con, borrower_id)}  # officers' decisions: what, who, why
 
 
 def alerts(con: duckdb.DuckDBPyConnection, *, kind: str | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,201 @@
+"""Boundary agreement: does a drawing follow the fields the imagery shows?
+
+A farmer draws a polygon; the segmentation finds field instances. An honest drawing lies on one
+detected field (all of it, or a part such as half a field) or on a few whole neighbouring
+fields. A fraudulent one is *inflated* (a whole field plus the neighbours' land and the road:
+valued at the field's area) or follows no field at all (moved across several fields: sent to a
+credit officer, never to a limit).
+
+Instances come from the segmentation's interior seeds split wherever the per-pixel season
+changes: one field is one crop, so neighbouring fields the network merged still separate when
+their NDVI trajectories differ. Everything here is numpy on one window; no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from assets.config import Settings
+from assets.fields.polygonize import label_masks, seed_and_extent
+
+MATCH, INFLATED, MISMATCH, NO_FIELDS = "match", "inflated", "mismatch", "no_fields"
+
+
+def ndvi_stack(red_nir: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """(T, H, W) NDVI from per-date (red, nir, valid) arrays, NaN where a pixel is not clear."""
+    out = []
+    for red, nir, valid in red_nir:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append(np.where(valid, (nir - red) / np.maximum(nir + red, 1e-6), np.nan).astype(np.float32))
+    return np.stack(out) if out else np.zeros((0, 0, 0), np.float32)
+
+
+def season_edges(ndvi: np.ndarray) -> np.ndarray:
+    """Per pixel, the largest RMS NDVI difference (over dates both are clear) to a 4-neighbour.
+
+    Inside one field this is the texture (~0.02); between two crops it is the gap between
+    their seasons (0.1-0.7). Pixels with no common clear date count as 0 (no evidence)."""
+    if ndvi.ndim != 3 or ndvi.shape[0] == 0:
+        return np.zeros(ndvi.shape[1:] if ndvi.ndim == 3 else (0, 0), np.float32)
+    _, h, w = ndvi.shape
+    edge = np.zeros((h, w), np.float32)
+    for dy, dx in ((0, 1), (1, 0)):
+        a, b = ndvi[:, : h - dy, : w - dx], ndvi[:, dy:, dx:]
+        diff = (a - b) ** 2
+        n = np.sum(~np.isnan(diff), axis=0)
+        with np.errstate(invalid="ignore"):
+            d = np.sqrt(np.where(n > 0, np.nansum(diff, axis=0) / np.maximum(n, 1), 0.0)).astype(np.float32)
+        np.maximum(edge[: h - dy, : w - dx], d, out=edge[: h - dy, : w - dx])
+        np.maximum(edge[dy:, dx:], d, out=edge[dy:, dx:])
+    return edge
+
+
+def field_instances(probs: np.ndarray, ndvi: np.ndarray | None, settings: Settings) -> np.ndarray:
+    """(3, H, W) class probabilities (+ (T, H, W) NDVI) -> (H, W) int32 field labels, 0 = none.
+
+    Seeds are field-extent pixels that are neither the network's boundary class nor on a season
+    edge; their 4-connected components grow back into the extent (`label_masks`)."""
+    _, extent = seed_and_extent(probs, None)
+    p = probs.astype(np.float32) / (255.0 if probs.dtype == np.uint8 else 1.0)
+    seeds = extent & (p[2] < np.maximum(p[0], p[1]))
+    if ndvi is not None and ndvi.size:
+        seeds &= season_edges(ndvi) < settings.boundary_season_edge
+    return label_masks(seeds, extent, min_seed_px=settings.boundary_min_seed_px)
+
+
+@dataclass(frozen=True)
+class FieldCover:
+    """One detected field the drawing meets."""
+
+    field_px: int  # pixels of the detected field in the window
+    inside_px: int  # of them, inside the drawing
+
+    @property
+    def cover(self) -> float:
+        """Share of the field inside the drawing (1 = the drawing holds the whole field)."""
+        return self.inside_px / self.field_px if self.field_px else 0.0
+
+
+@dataclass(frozen=True)
+class BoundaryAgreement:
+    """How a drawing sits on the detected fields, in pixels of the imagery's grid."""
+
+    drawing_px: int
+    fields: tuple[FieldCover, ...] = ()  # largest share of the drawing first
+    season_spread: float = 0.0  # share of the drawing's field pixels off its main field's season
+    season_dates: int = 0  # dates the seasons were compared on
+
+    def share(self, f: FieldCover) -> float:
+        return f.inside_px / self.drawing_px if self.drawing_px else 0.0
+
+    @property
+    def off_field_fraction(self) -> float:
+        """Share of the drawing on no detected field: field edges, roads, buildings, woods, water."""
+        on = sum(f.inside_px for f in self.fields)
+        return 1.0 - on / self.drawing_px if self.drawing_px else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fields"] = [{"field_px": f.field_px, "inside_px": f.inside_px, "cover": round(f.cover, 3),
+                        "share": round(self.share(f), 3)} for f in self.fields[:8]]
+        d["off_field_fraction"] = round(self.off_field_fraction, 3)
+        d["season_spread"] = round(self.season_spread, 3)
+        return d
+
+
+def measure(inside: np.ndarray, labels: np.ndarray, ndvi: np.ndarray | None, settings: Settings) -> BoundaryAgreement:
+    """Which detected fields the drawing (``inside`` mask) covers, how much of each, and how many
+    seasons its field pixels follow."""
+    n = int(inside.sum())
+    if n == 0:
+        return BoundaryAgreement(drawing_px=0)
+    ids, inside_px = np.unique(labels[inside], return_counts=True)
+    keep = ids > 0
+    ids, inside_px = ids[keep], inside_px[keep]
+    totals = np.bincount(labels.ravel(), minlength=int(labels.max()) + 1)
+    order = np.argsort(-inside_px, kind="stable")
+    fields = tuple(FieldCover(int(totals[ids[i]]), int(inside_px[i])) for i in order)
+    spread, n_dates = 0.0, 0
+    if fields and ndvi is not None and ndvi.size:
+        spread, n_dates = _season_spread(inside & (labels > 0), inside & (labels == ids[order[0]]), ndvi, settings)
+    return BoundaryAgreement(drawing_px=n, fields=fields, season_spread=spread, season_dates=n_dates)
+
+
+def _season_spread(on_fields: np.ndarray, main: np.ndarray, ndvi: np.ndarray, settings: Settings,
+                   candidates: int = 48) -> tuple[float, int]:
+    """Share of ``on_fields`` pixels whose season is further than `boundary_season_rms` from the
+    drawing's commonest season (dates clear on most of the drawing only).
+
+    The commonest season is the candidate pixel of the ``main`` field with the most pixels near
+    it: a median would sit between two crops and call every pixel an outlier."""
+    pix = ndvi[:, on_fields]  # (T, n)
+    clear = np.mean(~np.isnan(pix), axis=1) >= 0.5
+    if clear.sum() < 3 or not main.any():
+        return 0.0, int(clear.sum())
+    pix = pix[clear]
+    main_pix = ndvi[clear][:, main]
+    picks = main_pix[:, np.linspace(0, main_pix.shape[1] - 1, min(candidates, main_pix.shape[1])).astype(int)]
+    best = None
+    with np.errstate(invalid="ignore"):
+        for ref in picks.T:
+            rms = np.sqrt(np.nanmean((pix - ref[:, None]) ** 2, axis=0))
+            far = float(np.mean(rms[~np.isnan(rms)] > settings.boundary_season_rms)) if (~np.isnan(rms)).any() else 0.0
+            best = far if best is None else min(best, far)
+    return float(best or 0.0), int(clear.sum())
+
+
+@dataclass(frozen=True)
+class BoundaryJudgement:
+    """What the agreement means for the claim: ``kind`` is match | inflated | mismatch | no_fields;
+    ``field_fraction`` is the share of the drawing on the field(s) it follows (an inflated claim is
+    valued at that share of its area); ``code``/``message`` become the claim's reason."""
+
+    kind: str
+    field_fraction: float = 1.0
+    code: str = "ok"
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def judge(b: BoundaryAgreement | None, settings: Settings) -> BoundaryJudgement:
+    """Decide match / inflated / mismatch from an agreement (thresholds in `Settings.boundary_*`)."""
+    if b is None or not b.fields:
+        return BoundaryJudgement(NO_FIELDS)
+    best = b.fields[0]
+    within = b.share(best)
+    whole = [f for f in b.fields if f.cover >= settings.boundary_whole_field_min]
+    whole_share = sum(b.share(f) for f in whole)
+    cut = [f for f in b.fields if f.cover < settings.boundary_whole_field_min
+           and b.share(f) >= settings.boundary_cut_field_min]
+    cut_share = sum(b.share(f) for f in cut)
+    details = {"within_field": round(within, 3), "whole_fields": len(whole), "whole_field_share": round(whole_share, 3),
+               "cut_fields": len(cut), "cut_field_share": round(cut_share, 3),
+               "off_field": round(b.off_field_fraction, 3), "season_spread": round(b.season_spread, 3)}
+    mixed = b.season_spread > settings.boundary_max_season_spread
+    if within >= settings.boundary_match_min and not mixed:
+        return BoundaryJudgement(MATCH, within, details=details)
+    if whole_share >= settings.boundary_match_min and (len(whole) > 1 or not mixed):
+        return BoundaryJudgement(MATCH, whole_share, details=details)  # a few whole neighbouring fields
+    if mixed and within >= settings.boundary_match_min:
+        return BoundaryJudgement(MISMATCH, within, "mixed_seasons",
+                                 f"the drawing lies on one detected field but {b.season_spread:.0%} of its pixels "
+                                 "follow another season than the rest (one field is one crop): it looks like parts "
+                                 "of several fields; a credit officer will check it before any credit", details)
+    if whole and whole_share >= settings.boundary_inflated_min and not cut:
+        return BoundaryJudgement(INFLATED, whole_share, "boundary_inflated",
+                                 f"the drawing is larger than the field the imagery shows: {len(whole)} detected "
+                                 f"field(s) fill {whole_share:.0%} of it, the rest is {b.off_field_fraction:.0%} "
+                                 f"field edges, roads or other land and {cut_share:.0%} neighbouring fields; only "
+                                 "the detected field is valued", details)
+    if whole and whole_share >= settings.boundary_inflated_min:
+        return BoundaryJudgement(INFLATED, whole_share, "boundary_inflated",
+                                 f"the drawing reaches beyond its field: {len(whole)} detected field(s) fill "
+                                 f"{whole_share:.0%} of it and {cut_share:.0%} lies on {len(cut)} neighbouring "
+                                 "field(s); only the detected field is valued", details)
+    return BoundaryJudgement(MISMATCH, max(within, whole_share), "boundary_mismatch",
+                             f"the boundary follows no field in the imagery: {cut_share:.0%} of the drawing lies on "
+                             f"{len(cut)} field(s) it only partly covers and {b.off_field_fraction:.0%} on field "
+                             "edges, roads or other land; a credit officer will check it before any credit", details)

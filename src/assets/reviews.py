@@ -1,0 +1,78 @@
+"""The review queue: claims whose boundary follows no detected field wait for a credit officer.
+
+A `review` verdict gets no limit. An officer approves or rejects it with a note; the decision is
+stored (who, why, when, and the reasons they saw) and the claim is assessed again at once with
+the same imagery: approved, it is valued at its verified area like any other claim; rejected, it
+stays rejected, also on every later night. CLI and API both call `decide`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+from assets.config import Settings
+from assets.errors import InputError, NotFoundError
+from assets.store import connect, transaction
+from assets.store import reviews as store
+
+DECISIONS = ("approve", "reject")
+NOTE_MAX_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Decision:
+    claim_id: str
+    decision: str  # approve | reject
+    note: str
+    decided_by: str
+    channel: str = "cli"  # cli | api
+
+
+def queue(settings: Settings) -> list[dict[str, Any]]:
+    """Claims waiting for a decision, oldest first."""
+    with connect(settings.db_path) as con:
+        return store.review_queue(con)
+
+
+def check(decision: Decision) -> Decision:
+    """The decision, or an `InputError` naming what to fix."""
+    if decision.decision not in DECISIONS:
+        raise InputError(f"decision {decision.decision!r} is not one of {', '.join(DECISIONS)}")
+    note = (decision.note or "").strip()
+    if not note:
+        raise InputError("a review decision needs a note saying why (--note \"...\"); it is shown to the borrower")
+    if len(note) > NOTE_MAX_CHARS:
+        raise InputError(f"the note has {len(note)} characters; keep it under {NOTE_MAX_CHARS}")
+    if not (decision.decided_by or "").strip():
+        raise InputError("say who decides (the officer's user name)")
+    return Decision(decision.claim_id, decision.decision, note, decision.decided_by.strip(), decision.channel)
+
+
+def decide(settings: Settings, decision: Decision, models: Any | None = None) -> dict[str, Any]:
+    """Store an officer's decision on a claim in review and assess the claim again; returns its
+    new `claim_status` row. Only a claim whose current verdict is `review` can be decided."""
+    from assets.pipeline import assess_claims, claim_rows, load_models
+
+    decision = check(decision)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    with connect(settings.db_path) as con, transaction(con):
+        current = store.claim_verdict(con, decision.claim_id)
+        if current is None:
+            raise NotFoundError(f"no claim {decision.claim_id!r}; list the claims waiting with `assets claims review`")
+        if current["status"] != "review":
+            raise InputError(f"claim {decision.claim_id} is {current['status']}, not waiting for review; only claims "
+                             "in `assets claims review` can be approved or rejected")
+        review_id = "rv-" + hashlib.sha256(f"{decision.claim_id}|{now.isoformat()}|{decision.decided_by}".encode()
+                                           ).hexdigest()[:16]
+        store.record_decision(con, {
+            "review_id": review_id, "claim_id": decision.claim_id, "borrower_id": current["borrower_id"],
+            "verification_id": current["verification_id"], "decision": decision.decision, "note": decision.note,
+            "decided_by": decision.decided_by, "channel": decision.channel, "decided_at": now,
+            "reasons": current.get("reasons") or []})
+    as_of = current["as_of"] if isinstance(current["as_of"], date) else date.today()
+    assess_claims(settings.db_path, as_of=as_of, settings=settings, models=models or load_models(settings),
+                  claim_ids=[decision.claim_id], kind="review")
+    return claim_rows(settings.db_path, [decision.claim_id])[0]

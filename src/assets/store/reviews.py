@@ -1,0 +1,64 @@
+"""Named reads and writes of the review queue (`claim_reviews`, migration 008)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+import duckdb
+
+from assets.store.db import append
+
+
+def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def _decode(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for r in rows:
+        for key in ("reasons", "boundary"):
+            if isinstance(r.get(key), str):
+                r[key] = json.loads(r[key])
+    return rows
+
+
+def review_queue(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Claims whose current verdict is `review`, oldest first, with the reasons and boundary figures."""
+    return _decode(_records(con.execute(
+        "SELECT s.claim_id, s.borrower_id, s.name, s.submitted_at, s.claimed_area_ha, s.as_of, s.verification_id, "
+        "s.reason, v.verified_area_ha AS area_if_approved_ha, v.crop, v.reasons, v.boundary "
+        "FROM claim_status s JOIN verifications v ON v.verification_id = s.verification_id "
+        "WHERE s.status = 'review' ORDER BY s.submitted_at, s.claim_id")))
+
+
+def claim_verdict(con: duckdb.DuckDBPyConnection, claim_id: str) -> dict[str, Any] | None:
+    """A claim's current status row (with its verdict's reasons), or None when there is no such claim."""
+    rows = _decode(_records(con.execute(
+        "SELECT s.claim_id, s.borrower_id, s.status, s.as_of, s.verification_id, v.reasons "
+        "FROM claim_status s LEFT JOIN verifications v ON v.verification_id = s.verification_id "
+        "WHERE s.claim_id = ?", [claim_id])))
+    return rows[0] if rows else None
+
+
+def record_decision(con: duckdb.DuckDBPyConnection, row: Mapping[str, Any]) -> None:
+    append(con, "claim_reviews", [{**row, "reasons": json.dumps(row.get("reasons") or [])}])
+
+
+def review_decisions(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The newest decision per claim: {claim_id: {review_id, decision, decided_by, note}}."""
+    if not claim_ids:
+        return {}
+    rows = con.execute(
+        "SELECT claim_id, review_id, decision, decided_by, note FROM ("
+        " SELECT *, row_number() OVER (PARTITION BY claim_id ORDER BY decided_at DESC, review_id) AS rn"
+        " FROM claim_reviews WHERE list_contains(?, claim_id)) WHERE rn = 1", [list(claim_ids)]).fetchall()
+    return {r[0]: {"review_id": r[1], "decision": r[2], "decided_by": r[3], "note": r[4]} for r in rows}
+
+
+def borrower_reviews(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[dict[str, Any]]:
+    """Every decision on a borrower's claims, oldest first: what was decided, by whom and why."""
+    return _decode(_records(con.execute(
+        "SELECT r.decided_at, r.claim_id, c.name, r.decision, r.decided_by, r.note, r.verification_id, r.reasons "
+        "FROM claim_reviews r LEFT JOIN claims c USING (claim_id) WHERE r.borrower_id = ? "
+        "ORDER BY r.decided_at, r.review_id", [borrower_id])))
