@@ -89,3 +89,24 @@ def test_audit_verify_detects_a_silent_sql_edit(bank: Path, edit: str, problem: 
         con.execute(edit)
         check = verify_chain(con)
     assert not check.ok and any(problem in b["problem"] for b in check.broken), check.broken
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_revaluing_every_field_after_a_price_change(bank: Path, workers: int) -> None:
+    from datetime import datetime
+
+    from assets.revalue import revalue_all
+    from assets.valuation import parse_params
+
+    cheaper = parse_params(params_v2().text.replace('version = "test-v2"', 'version = "test-v3"')
+                           .replace("advance_rate = 0.5 ", "advance_rate = 0.4 "), "v3")
+    with connect(bank) as con:
+        before = explain(con, "farmer-a")
+        n = revalue_all(con, cheaper, as_of=date(2026, 7, 1), recorded_at=datetime(2026, 7, 1, 4), run_id="r-reval",
+                        workers=workers, chunk_rows=1)
+        after = explain(con, "farmer-a", recompute=True)
+        check = verify_chain(con)
+    assert n == 3  # the valued fields; the rejected one has no inputs to revalue
+    assert {c["params_version"] for c in after["claims"]} == {"test-v3"}
+    assert 0 < after["limit_cny"] < before["limit_cny"] * 0.95 and after["recompute_matches"]
+    assert check.ok and check.rows == 11

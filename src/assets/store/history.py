@@ -33,22 +33,41 @@ def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
-def _canon(name: str, value: Any) -> Any:
+def _canon(value: Any) -> str:
     if value is None:
-        return None
-    if name in JSON_COLUMNS:
-        return json.loads(value) if isinstance(value, str) else value
+        return "\x00"
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, float):
         return repr(value)
-    return value
+    if not isinstance(value, str) and not isinstance(value, int):
+        return json.dumps(value, sort_keys=True, default=str)  # a JSON column offered as a Python object
+    return str(value)
+
+
+DOUBLES = ("area_ha", "value_low_cny", "value_cny", "value_high_cny", "limit_cny")
+
+
+def _num(key: str, value: Any) -> Any:
+    """DOUBLE columns read back as floats: hash 100 and 100.0 alike."""
+    return float(value) if key in DOUBLES and value is not None else value
+
+
+def content_digest(row: Mapping[str, Any]) -> str:
+    """sha256 over a decision's own columns, in `HASHED` order (JSON columns as the text stored,
+    which DuckDB keeps byte for byte). Independent of the previous row, so bulk writers can compute
+    it in parallel."""
+    text = "\x1e".join(f"{k}\x1f{_canon(_num(k, row.get(k)))}" for k in HASHED if k != "prev_hash")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def link(prev_hash: str, digest: str) -> str:
+    """The chain step: a row's hash binds the previous row's hash to its own content."""
+    return hashlib.sha256((prev_hash + digest).encode()).hexdigest()
 
 
 def row_hash(row: Mapping[str, Any]) -> str:
-    """sha256 over the hashed columns of one decision row (canonical JSON, so storage formatting does not matter)."""
-    doc = [_canon(k, row.get(k)) for k in HASHED]
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    return link(str(row.get("prev_hash")), content_digest(row))
 
 
 def chain_head(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
@@ -97,9 +116,26 @@ def append_decisions(con: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str,
     return append(con, "decisions", out)
 
 
-def append_decision_table(con: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
-    """Bulk path for many pre-chained rows (the revaluation benchmark): an Arrow table with every column."""
-    return append(con, "decisions", table)
+def append_prepared(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], digests: Sequence[str]) -> int:
+    """Bulk path: rows numbered from ``chain_head() + 1`` with JSON columns as text and their
+    `content_digest` already computed (in parallel); only the cheap link step runs here, in order."""
+    seq, prev = chain_head(con)
+    for i, (row, digest) in enumerate(zip(rows, digests)):
+        if row["decision_seq"] != seq + 1 + i:
+            raise ValueError(f"row {i} is numbered {row['decision_seq']}, the chain expects {seq + 1 + i}")
+        row["prev_hash"] = prev
+        row["row_hash"] = prev = link(prev, digest)
+    return append(con, "decisions", pa.Table.from_pylist(rows)) if rows else 0
+
+
+def current_inputs(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """The current decision of every valued field: ids, inputs (JSON text), parameter sha (for revaluation)."""
+    return con.sql(
+        "SELECT claim_id, borrower_id, verification_id, valuation_id, status, crop, area_ha, seg_model_version, "
+        "crop_model_version, tiles::VARCHAR AS tiles, sensor_window::VARCHAR AS sensor_window, inputs::VARCHAR AS "
+        "inputs, reasons::VARCHAR AS reasons FROM (SELECT *, row_number() OVER (PARTITION BY claim_id ORDER BY "
+        "valid_from DESC, decision_seq DESC) AS rn FROM decisions) WHERE rn = 1 AND inputs IS NOT NULL "
+        "ORDER BY claim_id").to_arrow_table()
 
 
 @dataclass
