@@ -23,8 +23,9 @@ from assets.imagery.quality import QuarantinedTile
 from assets.monitor import Alert, crop_failure
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, connect, transaction
+from assets.store.claims import claim_status_rows
 from assets.store.reviews import review_decisions
-from assets.store.tiles import record_quarantine, usable_tile_rows
+from assets.store.tiles import has_tiles_up_to, record_quarantine, usable_tile_rows
 from assets.valuation import Valuation, ValuationParams, cap_borrower_limits, load_params, value_claim
 from assets.verify import ReviewDecision, Verification, verify_claim
 
@@ -290,10 +291,7 @@ def claim_rows(db_path: Path, claim_ids: Sequence[str]) -> list[dict]:
     connections to the file, and DuckDB refuses to mix read-only and read-write in one process.
     """
     with connect(db_path) as con:
-        cur = con.execute("SELECT * FROM claim_status WHERE list_contains(?, claim_id) ORDER BY submitted_at, claim_id",
-                          [list(claim_ids)])
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
+        return claim_status_rows(con, claim_ids)
 
 
 def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: str, *, as_of: date,
@@ -306,7 +304,7 @@ def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: 
     drawings = read_drawings(path, max_features=settings.max_features_per_file)  # bad files fail before any write
     borrower_id = check_borrower_id(borrower_id)
     with connect(db_path) as con:
-        have_tiles = con.execute("SELECT count(*) FROM tiles WHERE acquired_on <= ?", [as_of]).fetchone()[0] > 0
+        have_tiles = has_tiles_up_to(con, as_of)
     if not have_tiles:  # catalogued first, so a drawing is checked against the imagery it will be judged on
         catalogue_tiles(db_path, settings.tiles_dir, until=as_of, settings=settings)
     claims = _store_drawings(db_path, drawings, borrower_id, settings, "api" if isinstance(path, dict) else str(path))

@@ -80,7 +80,7 @@ def _histogram_svg(values: Sequence[float], label: str, bins: int = 12) -> str:
             f'{_money(lo)} to {_money(hi)} CNY</figcaption></figure>')
 
 
-def _table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str]], money: set[str] = set()) -> str:
+def _table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str]], money: set[str] = set()) -> str:  # noqa: B006  (only read)
     if not rows:
         return "<p>None.</p>"
     head = "".join(f"<th>{_e(h)}</th>" for _, h in cols)

@@ -220,14 +220,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     from assets.store.db import connect
+    from assets.store.sensors import quarantine_counts, recent_quarantine
 
     with connect(_db(args)) as con:
-        counts = con.execute(
-            "SELECT reason_code, count(*) FROM sensor_quarantine GROUP BY 1 ORDER BY 2 DESC"
-        ).fetchall()
-        rows = con.execute(
-            "SELECT received_at, topic, reason FROM sensor_quarantine ORDER BY received_at DESC LIMIT ?", [args.limit]
-        ).fetchall()
+        counts = quarantine_counts(con)
+        rows = recent_quarantine(con, args.limit)
     print("rejected messages by reason: " + (", ".join(f"{c} {n}" for c, n in counts) or "none"))
     for received_at, topic, reason in rows:
         print(f"{received_at:%Y-%m-%d %H:%M:%S}  {topic}  {reason}")

@@ -20,6 +20,7 @@ import duckdb
 from shapely.geometry import MultiPolygon, Point, Polygon
 
 from assets.sensors.registry import Device, list_devices
+from assets.store import sensors as store_sensors
 from assets.store.db import append, transaction
 
 SILENCE_HOURS = 24.0
@@ -99,24 +100,11 @@ def _round(x: float | None, nd: int = 3) -> float | None:
 def device_evidence(con: duckdb.DuckDBPyConnection, device_id: str, as_of: date) -> DeviceEvidence:
     """Last seen, plausibility over the last week and the soil-moisture anomaly for one device."""
     end = _end_of(as_of)
-    last_seen = con.execute(
-        "SELECT max(ts) FROM sensor_readings WHERE device_id = ? AND ts < ?", [device_id, end]
-    ).fetchall()[0][0]
+    last_seen = store_sensors.last_reading_at(con, device_id, end)
     (lo_m, hi_m), (lo_t, hi_t) = PLAUSIBLE["soil_moisture_pct"], PLAUSIBLE["soil_temp_c"]
-    n, n_ok, sm_std = con.execute(
-        "SELECT count(*),"
-        " count(*) FILTER (WHERE (soil_moisture_pct IS NULL OR soil_moisture_pct BETWEEN ? AND ?)"
-        "                    AND (soil_temp_c IS NULL OR soil_temp_c BETWEEN ? AND ?)),"
-        " stddev_samp(soil_moisture_pct)"
-        " FROM sensor_readings WHERE device_id = ? AND ts >= ? AND ts < ?",
-        [lo_m, hi_m, lo_t, hi_t, device_id, end - timedelta(days=WINDOW_DAYS), end],
-    ).fetchall()[0]
-    daily = con.execute(
-        "SELECT CAST(ts AS DATE) AS d, avg(soil_moisture_pct) FROM sensor_readings"
-        " WHERE device_id = ? AND ts >= ? AND ts < ? AND soil_moisture_pct IS NOT NULL"
-        " GROUP BY d ORDER BY d",
-        [device_id, end - timedelta(days=HISTORY_DAYS + RECENT_DAYS), end],
-    ).fetchall()
+    n, n_ok, sm_std = store_sensors.reading_quality(con, device_id, end - timedelta(days=WINDOW_DAYS), end,
+                                                    (lo_m, hi_m), (lo_t, hi_t))
+    daily = store_sensors.daily_moisture(con, device_id, end - timedelta(days=HISTORY_DAYS + RECENT_DAYS), end)
     recent_start = (end - timedelta(days=RECENT_DAYS)).date()
     recent = [v for d, v in daily if d >= recent_start]
     history = [v for d, v in daily if d < recent_start]
@@ -274,7 +262,7 @@ def store_alerts(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> int:  # ty
     """Insert alert rows, ignoring ones already stored. Returns how many were new."""
     if not rows:
         return 0
-    before = con.execute("SELECT count(*) FROM alerts").fetchall()[0][0]
+    before = store_sensors.count_alerts(con)
     with transaction(con):
         append(con, "alerts", rows, on_conflict="ignore")
-    return int(con.execute("SELECT count(*) FROM alerts").fetchall()[0][0] - before)
+    return store_sensors.count_alerts(con) - before

@@ -30,6 +30,7 @@ import paho.mqtt.client as mqtt
 from assets.sensors.connection import BrokerError, BrokerURL, FastClient, RawPublish, connect_and_wait, make_client
 from assets.sensors.schema import TOPIC_FILTER
 from assets.sensors.writer import BatchResult, BatchWriter, ProcessWriter, _utcnow, store_batch
+from assets.store import sensors as store_sensors
 from assets.store.db import append, connect, transaction
 
 __all__ = ["BatchResult", "IngestStats", "Ingester", "last_drain", "record_drain", "store_batch"]
@@ -340,13 +341,6 @@ def record_drain(db_path: str | Path, url: BrokerURL, client_id: str, started_at
 
 
 def last_drain(con: duckdb.DuckDBPyConnection) -> dict[str, object] | None:
-    rows = con.execute(
-        "SELECT drain_id, broker, client_id, started_at, finished_at, received, stored, duplicates, quarantined "
-        "FROM sensor_drains ORDER BY finished_at DESC LIMIT 1"
-    ).fetchall()
-    if not rows:
-        return None
-    row = rows[0]
-    keys = ("drain_id", "broker", "client_id", "started_at", "finished_at", "received", "stored", "duplicates", "quarantined")
-    return dict(zip(keys, row))
+    """The most recent drain's counts (None before the first): `store.sensors.last_drain`."""
+    return store_sensors.last_drain(con)
 

@@ -18,6 +18,7 @@ import duckdb
 
 from assets.errors import NotFoundError, SensorError
 from assets.sensors.schema import DeviceStatus, check_device_id
+from assets.store import sensors as store_sensors
 from assets.store.db import append, transaction
 
 KINDS = ("soil_probe", "weather_station", "soil_weather")  # examples; any word is accepted
@@ -131,7 +132,7 @@ def retire_device(con: duckdb.DuckDBPyConnection, device_id: str, at: datetime |
     if device.retired_at is not None:
         raise SensorError(f"device {device_id!r} was already retired at {device.retired_at.isoformat()}")
     at = at or datetime.now(timezone.utc).replace(tzinfo=None)
-    con.execute("UPDATE sensor_devices SET retired_at = ? WHERE device_id = ?", [at, device_id])
+    store_sensors.set_device_retired(con, device_id, at)
     return get_device(con, device_id)  # type: ignore[return-value]  # raises rather than returning None
 
 
@@ -139,12 +140,8 @@ def _row_to_device(row: tuple) -> Device:  # type: ignore[type-arg]
     return Device(*row)
 
 
-_SELECT = "SELECT device_id, borrower_id, kind, lon, lat, installed_at, retired_at FROM sensor_devices"
-
-
 def get_device(con: duckdb.DuckDBPyConnection, device_id: str, *, missing_ok: bool = False) -> Device | None:
-    rows = con.execute(f"{_SELECT} WHERE device_id = ?", [device_id]).fetchall()
-    row = rows[0] if rows else None
+    row = store_sensors.device_row(con, device_id)
     if row is None:
         if missing_ok:
             return None
@@ -153,18 +150,14 @@ def get_device(con: duckdb.DuckDBPyConnection, device_id: str, *, missing_ok: bo
 
 
 def list_devices(con: duckdb.DuckDBPyConnection, *, borrower_id: str | None = None) -> list[Device]:
-    if borrower_id is None:
-        rows = con.execute(f"{_SELECT} ORDER BY device_id").fetchall()
-    else:
-        rows = con.execute(f"{_SELECT} WHERE borrower_id = ? ORDER BY device_id", [borrower_id]).fetchall()
-    return [_row_to_device(r) for r in rows]
+    return [_row_to_device(r) for r in store_sensors.device_rows(con, borrower_id)]
 
 
 def device_statuses(con: duckdb.DuckDBPyConnection) -> dict[str, DeviceStatus]:
     """What the validator needs: registered ids and when each was retired."""
     return {
         device_id: DeviceStatus(retired_at=retired)
-        for device_id, retired in con.execute("SELECT device_id, retired_at FROM sensor_devices").fetchall()
+        for device_id, retired in store_sensors.device_retirements(con)
     }
 
 

@@ -24,6 +24,7 @@ import pyarrow as pa
 from assets.errors import StoreError, StoreLockedError
 from assets.sensors.registry import device_statuses
 from assets.sensors.schema import READING_COLUMNS, DeviceStatus, Reading, Reject, validate
+from assets.store import sensors as store_sensors
 from assets.store.db import append, connect, transaction
 
 log = logging.getLogger(__name__)
@@ -110,9 +111,9 @@ def store_batch(
             rejects.append(_reject_row(topic, payload, result, now))  # type: ignore[arg-type]
     table = _readings_table(readings, now)
     with transaction(con):
-        before = con.execute("SELECT count(*) FROM sensor_readings").fetchall()[0][0]
+        before = store_sensors.count_readings(con)
         append(con, "sensor_readings", table, on_conflict="ignore")
-        after = con.execute("SELECT count(*) FROM sensor_readings").fetchall()[0][0]
+        after = store_sensors.count_readings(con)
         if rejects:
             append(con, "sensor_quarantine", rejects, on_conflict="ignore")
     stored = int(after - before)

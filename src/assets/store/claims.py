@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import duckdb
 
@@ -25,3 +25,11 @@ def borrower_claims_in_bbox(con: duckdb.DuckDBPyConnection, borrower_id: str,
         f"SELECT {CLAIM_COLUMNS} FROM claims WHERE borrower_id = ? AND geom_wkb IS NOT NULL "
         "AND min_lon <= ? AND max_lon >= ? AND min_lat <= ? AND max_lat >= ? ORDER BY submitted_at, claim_id",
         [borrower_id, maxx, minx, maxy, miny]).fetchall()
+
+
+def claim_status_rows(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The `claim_status` view (current verdict, value and limit) of the given claims, as dicts."""
+    cur = con.execute("SELECT * FROM claim_status WHERE list_contains(?, claim_id) ORDER BY submitted_at, claim_id",
+                      [list(claim_ids)])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]

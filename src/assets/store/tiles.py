@@ -38,3 +38,8 @@ def tile_footprints(con: duckdb.DuckDBPyConnection) -> list[tuple[float, float, 
     return [tuple(r) for r in con.execute(  # type: ignore[misc]
         "SELECT DISTINCT min_lon, min_lat, max_lon, max_lat FROM tiles "
         "WHERE tile_id NOT IN (SELECT tile_id FROM tile_quarantine)").fetchall()]
+
+
+def has_tiles_up_to(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
+    """Whether any tile acquired on or before ``as_of`` is catalogued (quarantined ones included)."""
+    return bool(con.execute("SELECT count(*) FROM tiles WHERE acquired_on <= ?", [as_of]).fetchall()[0][0] > 0)
