@@ -6,6 +6,8 @@ credential handling (amqtt, the demo broker, only speaks 3.1.1).
 
 from __future__ import annotations
 
+import functools
+import logging
 import struct
 import threading
 import time
@@ -13,9 +15,19 @@ from dataclasses import dataclass, replace
 from typing import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
 
 from assets.errors import BrokerError, InputError
+
+log = logging.getLogger(__name__)
+
+# The paho release FastClient was written and tested against (pyproject pins it exactly). Another
+# version makes `fast_reader_problem` fall back to stock paho rather than trust private internals.
+PAHO_TESTED = "2.2.0"
+# paho internals FastClient uses: methods on the class, attributes set by Client.__init__.
+_PAHO_METHODS = ("_create_socket", "_packet_read", "_packet_queue", "loop_read", "ack")
+_PAHO_ATTRIBUTES = ("_sock", "_in_packet", "_protocol", "_msgtime_mutex", "_last_bytes_received")
 
 # (topic, payload, message id, QoS) of one PUBLISH, as it came off the wire.
 RawPublish = tuple[bytes, bytes, int, int]
@@ -117,9 +129,13 @@ class FastClient(mqtt.Client):
     reads, MQTT 5 - goes through paho's own code, and ``on_message`` still works as usual when
     ``on_message_batch`` is None.
 
-    Relies on paho 2.x internals (``_create_socket``, ``_packet_read``, ``_in_packet``,
-    ``_msgtime_mutex``, ``_last_bytes_received``, ``_packet_queue``); paho is pinned below 3, and
-    tests/test_sensors_wire.py plus the MQTT suite must pass before moving that pin.
+    Relies on paho internals (``_create_socket``, ``_packet_read``, ``_in_packet``,
+    ``_msgtime_mutex``, ``_last_bytes_received``, ``_packet_queue``): paho is pinned exactly
+    (`PAHO_TESTED`), `make_client` checks them at start-up (`fast_reader_problem`) and falls back
+    to stock paho with a logged reason, and tests/test_sensors_wire.py, tests/test_mqtt_reader.py
+    and the MQTT suite must pass before moving the pin. ``_last_bytes_received`` is what paho
+    2.2's ``_check_keepalive`` reads: batches cut here must refresh it, or an ingester busy on
+    the fast path would look silent to its own keepalive.
     """
 
     on_message_batch: Callable[[list[RawPublish]], None] | None = None
@@ -211,9 +227,42 @@ def _split_publishes(buf: bytes, pos: int) -> tuple[list[RawPublish], int]:
     return out, pos
 
 
-def make_client(url: BrokerURL, client_id: str, *, persistent: bool, manual_ack: bool = False) -> mqtt.Client:
-    """A paho 2.x client (callback API v2, MQTT 3.1.1); ``persistent`` keeps the broker session."""
-    client = FastClient(
+@functools.cache
+def fast_reader_problem() -> str | None:
+    """Why `FastClient` cannot be trusted with the installed paho (None: it can).
+
+    Checked once per process: the paho version, the private methods and attributes FastClient
+    touches, and one PUBLISH cut by `_split_publishes` (the wire format it assumes)."""
+    version = getattr(paho.mqtt, "__version__", "unknown")
+    if version != PAHO_TESTED:
+        return f"paho-mqtt {version} is installed, FastClient is tested with {PAHO_TESTED}"
+    missing = [m for m in _PAHO_METHODS if not callable(getattr(mqtt.Client, m, None))]
+    if missing or not hasattr(mqtt, "PUBACK") or not hasattr(mqtt.MQTTErrorCode, "MQTT_ERR_SUCCESS"):
+        return f"paho-mqtt {version} lacks {', '.join(missing) or 'PUBACK/MQTTErrorCode'}"
+    try:
+        probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="assets-self-check", protocol=mqtt.MQTTv311)
+    except Exception as exc:  # noqa: BLE001 - any failure here means: do not use the fast path
+        return f"paho-mqtt {version} client could not be built for the check: {exc}"
+    missing = [a for a in _PAHO_ATTRIBUTES if not hasattr(probe, a)]
+    in_packet = getattr(probe, "_in_packet", None)
+    if missing or not isinstance(in_packet, dict) or "command" not in in_packet:
+        return f"paho-mqtt {version} client lacks {', '.join(missing) or '_in_packet[command]'}"
+    wire = b"\x32\x0b\x00\x03a/b\x00\x07ping"  # PUBLISH QoS 1, topic a/b, mid 7, payload "ping"
+    if _split_publishes(wire, 0) != ([(b"a/b", b"ping", 7, 1)], len(wire)):
+        return "the MQTT 3.1.1 PUBLISH cutter failed its self-check"
+    return None
+
+
+def make_client(url: BrokerURL, client_id: str, *, persistent: bool, manual_ack: bool = False,
+                fast: bool = True) -> mqtt.Client:
+    """A paho 2.x client (callback API v2, MQTT 3.1.1); ``persistent`` keeps the broker session.
+
+    `FastClient` when ``fast`` and the start-up self-check passes; otherwise stock paho (half the
+    receive rate here, same behaviour), with the reason logged once."""
+    problem = fast_reader_problem() if fast else "not asked for"
+    if problem is not None and fast:
+        _warn_fallback(problem)
+    client = (FastClient if problem is None else mqtt.Client)(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=not persistent,
@@ -228,6 +277,11 @@ def make_client(url: BrokerURL, client_id: str, *, persistent: bool, manual_ack:
             client.tls_insecure_set(True)
     client.reconnect_delay_set(min_delay=0.05, max_delay=2)  # type: ignore[arg-type]  # paho takes float seconds
     return client
+
+
+@functools.cache
+def _warn_fallback(problem: str) -> None:
+    log.warning("fast MQTT reader off, using stock paho: %s", problem)
 
 
 def connect_and_wait(client: mqtt.Client, url: BrokerURL, *, timeout_s: float = 10.0) -> None:
