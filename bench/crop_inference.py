@@ -39,7 +39,8 @@ def multiband(rows: int) -> Season:
     if f is not None and f.is_file():
         z = np.load(f)
         idx = [list(z["bands"]).index(b) for b in ("B02", "B03", "B04", "B08")]
-        x = np.resize(z["X"][:, :, idx], (rows, z["X"].shape[1], 4))
+        x = z["X"][:, :, idx][z["mask"].any(axis=1)]  # rows with at least one clear date
+        x = np.resize(x, (rows, *x.shape[1:]))
         return make_season(x, ["B02", "B03", "B04", "B08"], z["dates"])
     rng = np.random.default_rng(0)
     x = rng.uniform(0.02, 0.4, (rows, 36, 4)).astype(np.float32)

@@ -36,7 +36,9 @@ SEED = 2016
 DATES = [date(2016, 2, 10), date(2016, 3, 13), date(2016, 4, 14), date(2016, 5, 16),
          date(2016, 6, 25), date(2016, 8, 12), date(2016, 9, 21)]
 CLOUDY_DATE = date(2016, 6, 25)
-BANDS = ("B04", "B03", "B02", "B08")  # file order of the tiles
+# File order of the tiles: the four 10 m bands, then red edge and SWIR (20 m in Sentinel-2 L2A,
+# here on the 10 m grid as resampled products deliver them).
+BANDS = ("B04", "B03", "B02", "B08", "B05", "B06", "B07", "B11", "B12")
 PREFERRED = ("fra2023_westfrance_dekad.npz", "bel2021_flanders_monthly.npz")
 OTHERS = ("fra2022_corsica_monthly.npz", "eastafrica2017_monthly.npz")
 # Legend crops with no real series of their own borrow the nearest phenology.
@@ -46,7 +48,7 @@ FALLBACK = {"spring_wheat": "spring_barley", "spring_cereals": "spring_barley", 
 
 
 def real_series() -> dict[str, list[np.ndarray]]:
-    """Legend crop -> real (len(DATES), 4) reflectance curves in tile band order, on the tile dates."""
+    """Legend crop -> real (len(DATES), len(BANDS)) reflectance curves in tile band order, on the tile dates."""
     target = season_days(np.array([d.isoformat() for d in DATES]), 2016)[0]
     pools: dict[str, list[np.ndarray]] = {}
     for files, tag in ((PREFERRED, "preferred"), (OTHERS, "other")):
@@ -111,32 +113,34 @@ def main() -> None:
 
     # Texture: each pixel keeps its real brightness relative to its parcel (or background class).
     region = np.where(label > 0, label, -1 - bg)
-    tex = np.ones((4, h, w), np.float32)
+    tex = np.ones((len(BANDS), h, w), np.float32)
     for b in range(3):
         band = rgb[b]  # the scene's order B04, B03, B02 is the tiles' order
         ids, inverse = np.unique(region, return_inverse=True)
         means = np.bincount(inverse.ravel(), weights=band.ravel()) / np.bincount(inverse.ravel())
         tex[b] = np.clip(band / np.maximum(means[inverse].reshape(h, w), 1e-4), 0.8, 1.2)
-    tex[3] = tex[:3].mean(axis=0)
+    tex[3:] = tex[:3].mean(axis=0)
 
     OUT.mkdir(exist_ok=True)
     yy, xx = np.mgrid[0:h, 0:w]
     inside = label > 0
     for t, d in enumerate(DATES):
-        refl = np.empty((4, h, w), np.float32)
+        refl = np.empty((len(BANDS), h, w), np.float32)
         refl[:, inside] = curves[label[inside] - 1, t].T
         for k, curve in bg_curves.items():
             refl[:, (bg == k) & ~inside] = curve[t][:, None]
         town = (bg == 0) & ~inside
         refl[:3, town] = rgb[:, town] * rng.uniform(0.95, 1.05)
         refl[3, town] = rgb[0, town] * 1.2  # NDVI about 0.1: roofs and roads
+        for b, factor in zip(range(4, len(BANDS)), (1.05, 1.1, 1.15, 1.3, 1.2)):
+            refl[b, town] = rgb[0, town] * factor  # flat red-edge, bright SWIR: no canopy
         refl = refl * tex * (1 + rng.normal(0, 0.02, refl.shape)).astype(np.float32)
         dn = np.clip(np.round(refl * 10000), 1, 65535).astype(np.uint16)
         cloud = np.zeros((h, w), bool)
         if d == CLOUDY_DATE:  # an opaque cloud over the north-east, masked as nodata
             cloud = (xx - 0.75 * w) ** 2 + (yy - 0.25 * h) ** 2 < (0.22 * min(h, w)) ** 2
             dn[:, cloud] = 0
-        prof = {**profile, "count": 4, "dtype": "uint16", "nodata": 0, "compress": "deflate",
+        prof = {**profile, "count": len(BANDS), "dtype": "uint16", "nodata": 0, "compress": "deflate",
                 "predictor": 2, "tiled": True, "blockxsize": 256, "blockysize": 256}
         path = OUT / f"S2_DK_{d:%Y%m%d}.tif"
         with rasterio.open(path, "w", **prof) as dst:

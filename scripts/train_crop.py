@@ -2,6 +2,7 @@
 
     python scripts/train_crop.py card  --out /tmp/crop_card   # spatial-block CV: pooled, per file, forest, plots
     python scripts/train_crop.py curve --out /tmp/crop_card   # learning curve on France 2023 (fields per block fold)
+    python scripts/train_crop.py cropmask --out /tmp/crop_card  # Digital Earth Africa crop / non-crop, leave one region out
     python scripts/train_crop.py final                        # models/crop.pt from every row (temperature from card)
 
 Data: the four WorldCereal files of ../shared/data/s2-crops (France 2023 ten-day, East Africa
@@ -38,7 +39,8 @@ MAIN = {
                                      "rapeseed_rape", "soy_soybeans", "barley"],
     "eastafrica2017_monthly.npz": ["sorghum", "maize", "other_oilseeds", "trees_mixed", "dry_pulses_legumes"],
 }  # fmt: skip
-EPOCHS = 100
+EPOCHS = 200
+CHANNELS, OPTIONAL = ct.FULL_CHANNELS, ct.DEFAULT_OPTIONAL  # red edge / SWIR optional: 4-band tiles work too
 
 
 def per_file(ts: ct.TrainingSet, classes: list[str], proba: np.ndarray, name: str) -> dict:
@@ -59,15 +61,18 @@ def per_file(ts: ct.TrainingSet, classes: list[str], proba: np.ndarray, name: st
 def run_cv(files: list[str], seed: int = 0, forest: bool = True) -> dict:
     sets = [read_seasons(DATA / f) for f in files]
     recipe = ct.Recipe(epochs=EPOCHS, seed=seed)
-    ts = ct.prepare(sets, ct.DEFAULT_CHANNELS, recipe.min_count)
+    ts = ct.prepare(sets, CHANNELS, recipe.min_count, optional=OPTIONAL)
     classes = sorted(set(ts.labels.tolist()))
     start = time.perf_counter()
-    logits, folds = ct.cross_validate(ts, recipe, classes, 5, seed)
+    logits, folds, core = ct.cross_validate(ts, recipe, classes, 5, seed)
     y = ct.encode(ts.labels, classes)
     temperature = ct.fit_temperature(logits, y)
     proba = ct.proba_from_logits(logits, temperature)
+    four = ct.proba_from_logits(core, temperature)
     result = {"files": files, "classes": classes, "temperature": temperature, "cv_s": round(time.perf_counter() - start),
-              "scores": ct.score(proba, y, len(classes)), "per_file": {f: per_file(ts, classes, proba, f) for f in files}}
+              "scores": ct.score(proba, y, len(classes)), "scores_4band": ct.score(four, y, len(classes)),
+              "per_file": {f: per_file(ts, classes, proba, f) for f in files},
+              "per_file_4band": {f: per_file(ts, classes, four, f) for f in files}}
     if forest:
         fp = ct.forest_cv(ts, classes, folds, seed)
         result["forest_per_file"] = {f: per_file(ts, classes, fp, f) for f in files}
@@ -81,13 +86,16 @@ def cmd_card(args: argparse.Namespace) -> None:
     report: dict = {"machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}"}
     pooled = run_cv(FILES)
     s = pooled.pop("scores")
-    report["pooled"] = {**pooled, "accuracy": s.accuracy, "macro_f1": s.macro_f1, "ece": s.ece}
+    s4 = pooled.pop("scores_4band")
+    report["pooled"] = {**pooled, "accuracy": s.accuracy, "macro_f1": s.macro_f1, "ece": s.ece,
+                        "accuracy_4band": s4.accuracy, "macro_f1_4band": s4.macro_f1, "ece_4band": s4.ece}
     confusion_plot(s, pooled["classes"], out / "crop_confusion.png", "Pooled, out-of-block (row-normalised)")
     reliability_plot({"pooled out-of-block": s}, out / "crop_reliability.png")
     (out / "class_table.md").write_text(class_table(s, pooled["classes"]))
     for f in MAIN:  # each main file retrained alone: what `assets crop train FILE` gives
         alone = run_cv([f])
         sa = alone.pop("scores")
+        alone.pop("scores_4band")
         report[f"alone:{f}"] = {**alone, "accuracy": sa.accuracy, "macro_f1": sa.macro_f1, "ece": sa.ece}
     (out / "card.json").write_text(json.dumps(report, indent=1, default=float))
     print(json.dumps({k: v.get("per_file") for k, v in report.items() if isinstance(v, dict) and "per_file" in v},
@@ -100,7 +108,7 @@ def cmd_curve(args: argparse.Namespace) -> None:
     name = FILES[0]
     data = read_seasons(DATA / name)
     recipe = ct.Recipe(epochs=EPOCHS)
-    ts = ct.prepare([data], ct.DEFAULT_CHANNELS, recipe.min_count)
+    ts = ct.prepare([data], CHANNELS, recipe.min_count, optional=OPTIONAL)
     classes = sorted(set(ts.labels.tolist()))
     y = ct.encode(ts.labels, classes)
     folds = ct.block_folds(ts.blocks, 5, 0)
@@ -111,8 +119,10 @@ def cmd_curve(args: argparse.Namespace) -> None:
         for f in range(5):
             tr = np.flatnonzero(folds != f)
             tr = np.sort(rng.choice(tr, max(10, int(share * len(tr))), replace=False))
-            net = ct.train_net(ts.values[tr], ts.valid[tr], y[tr], len(classes), recipe, seed=f)
-            pred[folds == f] = np.array(classes)[ct.net_logits(net, ts.values[folds == f], ts.valid[folds == f]).argmax(1)]
+            net = ct.train_net(ts.values[tr], ts.valid[tr], y[tr], len(classes), recipe, seed=f,
+                               present=ts.present[tr], optional=ct.optional_flags(ts))  # fmt: skip
+            te = folds == f
+            pred[te] = np.array(classes)[ct.net_logits(net, ts.values[te], ts.valid[te], ts.present[te]).argmax(1)]
         sel = np.isin(ts.raw_crops, MAIN[name])
         rows.append({"train_fields": int(share * np.mean([np.sum(folds != f) for f in range(5)])),
                      "accuracy_main": float((pred[sel] == ts.raw_crops[sel]).mean())})
@@ -121,12 +131,33 @@ def cmd_curve(args: argparse.Namespace) -> None:
     (Path(args.out) / "curve.json").write_text(json.dumps(rows))
 
 
+def cmd_cropmask(args: argparse.Namespace) -> None:
+    """Cropland vs not on Digital Earth Africa's 30,065 points: leave one of 8 regions out."""
+    torch.set_num_threads(1)
+    data = read_seasons(DATA / "deafrica_cropmask.npz")
+    recipe = ct.Recipe(epochs=30, batch=256)
+    ts = ct.prepare([data], CHANNELS, 1, optional=OPTIONAL)
+    classes = sorted(set(ts.labels.tolist()))
+    y = ct.encode(ts.labels, classes)
+    k = len(set(ts.blocks.tolist()))
+    logits, folds, _ = ct.cross_validate(ts, recipe, classes, k)
+    forest = ct.forest_cv(ts, classes, folds, trees=300)
+    regions = {b.split(":", 1)[1]: int(folds[ts.blocks == b][0]) for b in sorted(set(ts.blocks.tolist()))}
+    per_region = {r: {"cnn": float((logits[folds == f].argmax(1) == y[folds == f]).mean()),
+                      "forest": float((forest[folds == f].argmax(1) == y[folds == f]).mean())} for r, f in regions.items()}
+    out = {"n": len(y), "dropped_bands": data.dropped_bands, "cnn_accuracy": float((logits.argmax(1) == y).mean()),
+           "forest_accuracy": float((forest.argmax(1) == y).mean()), "per_region": per_region}  # fmt: skip
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "cropmask.json").write_text(json.dumps(out, indent=1))
+    print(json.dumps(out))
+
+
 def cmd_final(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     card = json.loads((Path(args.card) / "card.json").read_text())
     sets = [read_seasons(DATA / f) for f in FILES]
     recipe = ct.Recipe(epochs=EPOCHS)
-    ts = ct.prepare(sets, ct.DEFAULT_CHANNELS, recipe.min_count)
+    ts = ct.prepare(sets, CHANNELS, recipe.min_count, optional=OPTIONAL)
     meta = {"data": FILES, "cv": {k: card["pooled"][k] for k in ("accuracy", "macro_f1", "ece")},
             "split": "5 folds of whole spatial blocks"}  # fmt: skip
     model = ct.train_model(ts, recipe, version=args.version, temperature=card["pooled"]["temperature"], meta=meta)
@@ -137,7 +168,7 @@ def cmd_final(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name, fn in (("card", cmd_card), ("curve", cmd_curve), ("final", cmd_final)):
+    for name, fn in (("card", cmd_card), ("curve", cmd_curve), ("cropmask", cmd_cropmask), ("final", cmd_final)):
         p = sub.add_parser(name)
         p.add_argument("--out", default="/tmp/crop_card")
         p.add_argument("--card", default="/tmp/crop_card")

@@ -200,10 +200,10 @@ def test_folded_network_gives_the_same_logits(tiny_model: crop.CropModel) -> Non
     import torch
 
     x, iso, _ = synthetic(8, seed=2)
-    values, valid = tiny_model.slots(make_season(x, BANDS, iso))
+    values, valid, present = tiny_model.slots(make_season(x, BANDS, iso))
     with torch.inference_mode():
         plain = crop.logits_of(tiny_model.net, torch.from_numpy(values), torch.from_numpy(valid)).numpy()
-    assert np.allclose(plain, tiny_model.logits_slotted(values, valid), atol=1e-4)
+    assert present.all() and np.allclose(plain, tiny_model.logits_slotted(values, valid), atol=1e-4)
 
 
 def test_block_folds_keep_blocks_whole() -> None:
@@ -273,7 +273,7 @@ def test_committed_model_on_real_sentinel2(shared_data: Path) -> None:
     """The production model reads every shared s2-crops file and names real crops (not a score:
     the card's held-out figures come from spatial-block cross-validation)."""
     model = crop.load()
-    assert model.channels == ["B02", "B03", "B04", "B08", "ndvi"]
+    assert model.channels == ct.FULL_CHANNELS and model.optional == ct.DEFAULT_OPTIONAL
     data = read_seasons(shared_data / "s2-crops" / "fra2023_westfrance_dekad.npz")
     seen = data.season.observed
     from dataclasses import replace
@@ -282,3 +282,35 @@ def test_committed_model_on_real_sentinel2(shared_data: Path) -> None:
     names = model.predict(s)
     assert set(names) <= set(model.classes) | {legend.UNKNOWN}
     assert {"maize", "wheat", "grasslands"} <= set(model.classes)
+
+
+def test_optional_bands_are_used_when_present_and_done_without_otherwise(tmp_path: Path) -> None:
+    """One model for 4-band tiles and full Sentinel-2: red edge / SWIR change the answer when
+    present, and their absence is a flag, not an error (but a missing core band still is)."""
+    x, iso, labels = synthetic(120, seed=4)
+    extra = np.stack([x[:, :, 2] * 1.5, x[:, :, 3] * 0.6, x[:, :, 3] * 0.9, x[:, :, 2] * 2.0, x[:, :, 2] * 1.6], axis=2)
+    full_bands = [*BANDS, "B05", "B06", "B07", "B11", "B12"]
+    data = LabelledSeasons(make_season(np.concatenate([x, extra], axis=2), full_bands, iso),
+                           np.array(legend.to_crops(list(labels))), None, np.arange(120).astype(str), "full.npz")
+    ts = ct.prepare([data], ct.FULL_CHANNELS, 1, optional=ct.DEFAULT_OPTIONAL)
+    assert ts.optional == ct.DEFAULT_OPTIONAL and ts.present.all()
+    model = ct.train_model(ts, ct.Recipe(epochs=15, width=8, hidden=16), version="opt")
+    assert model.bands == ["B02", "B03", "B04", "B08"] and model.net.n_optional == 5
+    four = model.predict_proba(make_season(x, BANDS, iso))
+    nine = model.predict_proba(make_season(np.concatenate([x, extra], axis=2), full_bands, iso))
+    assert four.shape == nine.shape and not np.allclose(four, nine, atol=1e-4)
+    again = crop.load(crop.save(model, tmp_path / "opt.pt"))
+    assert again.optional == model.optional and np.allclose(again.predict_proba(make_season(x, BANDS, iso)), four, atol=1e-6)
+    with pytest.raises(InputError, match=r"missing \['B08'"):
+        model.predict_proba(make_season(x[:, :, :3], BANDS[:3], iso))
+
+
+def test_pipeline_reads_extended_bands_only_when_every_tile_has_them() -> None:
+    from types import SimpleNamespace
+
+    from assets.observe import season_bands
+
+    core = SimpleNamespace(bands={"red": 1, "green": 2, "blue": 3, "nir": 4})
+    full = SimpleNamespace(bands={**core.bands, "re1": 5, "re2": 6, "re3": 7, "swir1": 8, "swir2": 9})
+    assert list(season_bands([full, full]).values()) == ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B11", "B12"]
+    assert list(season_bands([full, core]).values()) == ["B02", "B03", "B04", "B08"]

@@ -146,23 +146,38 @@ def observe_claims(
     return out
 
 
-# Tile band names -> Sentinel-2 names, in the order the season arrays carry them.
+# Tile band names -> Sentinel-2 names, in the order the season arrays carry them: the four bands
+# every tile has, then red edge and SWIR, read when every tile of a grid has them.
 SEASON_BANDS: dict[str, str] = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+EXTENDED_BANDS: dict[str, str] = {"re1": "B05", "re2": "B06", "re3": "B07", "swir1": "B11", "swir2": "B12"}
+
+
+def season_bands(handles: Sequence[TileHandle]) -> dict[str, str]:
+    """The bands a grid's season is read with: the extended set only when every tile has it."""
+    if all(set(EXTENDED_BANDS) <= set(h.bands) for h in handles):
+        return {**SEASON_BANDS, **EXTENDED_BANDS}
+    return dict(SEASON_BANDS)
 
 
 def _classify(series: list[tuple[str, np.ndarray, np.ndarray, list[date]]], crop_model: CropModel,
               out: dict[str, ClaimObservation]) -> None:
-    """One batched crop-model call on each field's per-date band means at their real dates."""
-    t_max = max(len(r[1]) for r in series)
-    x = np.full((len(series), t_max, len(SEASON_BANDS)), np.nan, np.float32)
-    dates = np.full((len(series), t_max), "", dtype=object)
-    for i, (_, bands, usable, days) in enumerate(series):
-        x[i, : len(bands)][usable] = bands[usable]
-        dates[i, : len(days)] = [d.isoformat() for d in days]
-    season = make_season(x, list(SEASON_BANDS.values()), dates)
-    probs = crop_model.predict_proba(season)
-    for (cid, *_), p in zip(series, probs):
-        out[cid].crop_probs = {c: float(v) for c, v in zip(crop_model.classes, p)}
+    """Batched crop-model calls on each field's per-date band means at their real dates.
+
+    Fields read with the extended bands and those read with the four core bands go in separate
+    batches, so a 4-band grid never marks a 9-band one's dates as incomplete.
+    """
+    for n_bands in sorted({r[1].shape[1] for r in series}):
+        batch = [r for r in series if r[1].shape[1] == n_bands]
+        names = list({**SEASON_BANDS, **EXTENDED_BANDS}.values())[:n_bands]
+        t_max = max(len(r[1]) for r in batch)
+        x = np.full((len(batch), t_max, n_bands), np.nan, np.float32)
+        dates = np.full((len(batch), t_max), "", dtype=object)
+        for i, (_, bands, usable, days) in enumerate(batch):
+            x[i, : len(bands)][usable] = bands[usable]
+            dates[i, : len(days)] = [d.isoformat() for d in days]
+        probs = crop_model.predict_proba(make_season(x, names, dates))
+        for (cid, *_), p in zip(batch, probs):
+            out[cid].crop_probs = {c: float(v) for c, v in zip(crop_model.classes, p)}
 
 
 def _observe_on_grid(
@@ -185,12 +200,13 @@ def _observe_on_grid(
     obs = ClaimObservation(claim_id=cid, coverage_fraction=1.0)
     season_max = np.full(shape, -1.0, np.float32)
     band_means, mask_series, days, ndvis = [], [], [], []
+    wanted = season_bands(handles)
     # Crop evidence comes from farmland pixels when the claim has enough of them.
     zone = farmland if farmland.sum() >= max(4, 0.2 * n_inside) else inside
     for tile, handle in zip(group, handles):
         if not set(SEASON_BANDS) <= set(handle.bands):
             continue  # an RGB-only tile says nothing about the canopy
-        refl, valid = read_reflectance(handle, list(SEASON_BANDS), window=window)
+        refl, valid = read_reflectance(handle, list(wanted), window=window)
         red, nir = refl[2], refl[3]
         with np.errstate(divide="ignore", invalid="ignore"):
             ndvi = np.where(valid, (nir - red) / np.maximum(nir + red, 1e-6), np.nan)
@@ -206,13 +222,13 @@ def _observe_on_grid(
         else:
             obs.dates.append(DateObservation(tile.tile_id, tile.acquired_on, valid_fraction, None, None, None))
         usable = valid_fraction >= MIN_VALID_FRACTION and vals.size > 0
-        band_means.append(refl[:, picked].mean(axis=1) if usable else np.full(len(SEASON_BANDS), np.nan))
+        band_means.append(refl[:, picked].mean(axis=1) if usable else np.full(len(wanted), np.nan))
         mask_series.append(usable)
         days.append(tile.acquired_on)
     obs.farmland_fraction = float(farmland.sum() / n_inside) if n_inside else 0.0
     obs.planted_fraction = float((farmland & (season_max >= PLANTED_NDVI)).sum() / n_inside) if n_inside else 0.0
     obs.boundary = _boundary(seg, window, inside, np.stack(ndvis) if ndvis else None, settings)
-    means = np.array(band_means, np.float32).reshape(len(band_means), len(SEASON_BANDS))
+    means = np.array(band_means, np.float32).reshape(len(band_means), len(wanted))
     return obs, means, np.array(mask_series, bool), days
 
 

@@ -20,9 +20,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     train = cmds.add_parser("train", help="train a crop model from labelled seasons (.npz, or UCR-style tables)")
     train.add_argument("data", type=Path, nargs="+", help="labelled files, merged through the crop legend")
     train.add_argument("--out", type=Path, required=True, help="where to write the checkpoint (.pt)")
-    train.add_argument("--bands", default="B02,B03,B04,B08,ndvi",
-                       help="model channels, comma-separated (default B02,B03,B04,B08,ndvi: what every tile has)")
-    train.add_argument("--epochs", type=int, default=120, help="training epochs (default 120)")
+    train.add_argument("--bands", default="B02,B03,B04,B05,B06,B07,B08,B11,B12,ndvi",
+                       help="model channels, comma-separated (default: B02-B08, B11, B12 and NDVI)")
+    train.add_argument("--optional", default="B05,B06,B07,B11,B12",
+                       help="channels the model learns to do without, for tiles that lack them (default: red edge "
+                            "and SWIR, so 4-band B02/B03/B04/B08 tiles work); '' for none")
+    train.add_argument("--epochs", type=int, default=200, help="training epochs (default 200)")
+    train.add_argument("--batch", type=int, default=32, help="rows per training step (default 32; larger for big files)")
     train.add_argument("--folds", type=int, default=5,
                        help="spatial-block folds scored and used to fit the temperature; 0 skips (default 5)")
     train.add_argument("--no-forest", action="store_true", help="skip the random-forest baseline on the same folds")
@@ -61,25 +65,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     from assets.models.crop_report import summary
     from assets.models.seasons import canonical_bands
 
-    if args.epochs < 1 or args.folds < 0 or args.folds == 1:
-        raise InputError("--epochs must be at least 1 and --folds 0 (none) or at least 2")
+    if args.epochs < 1 or args.batch < 2 or args.folds < 0 or args.folds == 1:
+        raise InputError("--epochs must be at least 1, --batch at least 2 and --folds 0 (none) or at least 2")
     torch.set_num_threads(max(1, args.threads))
     wanted = canonical_bands([b for b in args.bands.split(",") if b.strip()])
+    optional = canonical_bands([b for b in args.optional.split(",") if b.strip()])
     sets = [read_seasons(p, labelled=True) for p in args.data]
-    recipe = ct.Recipe(epochs=args.epochs, seed=args.seed)
-    ts = ct.prepare(sets, wanted, recipe.min_count)
+    for s in sets:
+        for note in filter(None, [s.season.scale_note, s.dropped_bands and f"layers that are not bands were left out: {s.dropped_bands}"]):
+            print(f"{s.source}: {note}")
+    recipe = ct.Recipe(epochs=args.epochs, batch=args.batch, seed=args.seed)
+    ts = ct.prepare(sets, wanted, recipe.min_count, optional=optional)
     classes = sorted(set(ts.labels.tolist()))
     meta: dict = {"data": [str(p) for p in args.data], "seed": args.seed}
     temperature = 1.0
     if args.folds:
         with _progress(args.folds * args.epochs, "spatial-block folds") as bar:
-            logits, folds = ct.cross_validate(ts, recipe, classes, args.folds, args.seed, progress=bar.update)
+            logits, folds, core = ct.cross_validate(ts, recipe, classes, args.folds, args.seed, progress=bar.update)
         y = ct.encode(ts.labels, classes)
         temperature = ct.fit_temperature(logits, y)
         scores = ct.score(ct.proba_from_logits(logits, temperature), y, len(classes))
         meta["cv"] = {"folds": args.folds, "split": "spatial_block", "accuracy": scores.accuracy,
                       "macro_f1": scores.macro_f1, "ece": scores.ece, "n": len(y)}
         print(f"out-of-block ({args.folds} folds, temperature {temperature:.3f}): {summary(scores)}")
+        if core is not None:
+            four = ct.score(ct.proba_from_logits(core, temperature), y, len(classes))
+            meta["cv"]["accuracy_without_optional"] = four.accuracy
+            print(f"the same rows without {ts.optional} (a 4-band tile): {summary(four)}")
         if not args.no_forest:
             forest = ct.score(ct.forest_cv(ts, classes, folds, args.seed), y, len(classes))
             meta["cv"]["forest_accuracy"] = forest.accuracy
@@ -156,10 +168,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.split_by:
         if data.blocks is None:
             raise InputError(f"{args.data} has no spatial_block (or region) array to split by")
-        recipe = ct.Recipe(epochs=int(model.meta.get("recipe", {}).get("epochs", 120)))
-        ts = ct.prepare([data], model.channels, recipe.min_count)
+        stored = model.meta.get("recipe") or {}
+        recipe = ct.Recipe(**{k: v for k, v in stored.items() if k in ct.Recipe.__dataclass_fields__})  # the model's own
+        ts = ct.prepare([data], model.channels, recipe.min_count, optional=model.optional)
         own = sorted(set(ts.labels.tolist()))
-        logits, _ = ct.cross_validate(ts, recipe, own)
+        logits, _, _ = ct.cross_validate(ts, recipe, own)
         yy = ct.encode(ts.labels, own)
         cv = ct.score(ct.proba_from_logits(logits, ct.fit_temperature(logits, yy)), yy, len(own))
         print(f"retrained on this file, 5 folds of whole spatial blocks: {summary(cv)}")

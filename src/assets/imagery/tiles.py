@@ -33,6 +33,8 @@ _DESCRIPTION_ALIASES = {
     "b03": "green", "b3": "green", "green": "green",
     "b02": "blue", "b2": "blue", "blue": "blue",
     "b08": "nir", "b8": "nir", "nir": "nir",
+    # Red edge and SWIR (10 or 20 m bands resampled to the tile grid): read by the crop model when present.
+    "b05": "re1", "b06": "re2", "b07": "re3", "b8a": "nir08", "b11": "swir1", "b12": "swir2",
 }
 REFLECTANCE_SCALE = 10000.0  # Sentinel-2 L2A digital numbers -> reflectance
 

@@ -14,14 +14,14 @@ Labels from any source the legend knows are mapped to legend crops (`legend.to_c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from assets.errors import InputError
 from assets.models import legend
-from assets.models.seasons import Season, make_season
+from assets.models.seasons import Season, known_bands, make_season
 
 UCR_CLASSES: tuple[str, ...] = (
     "corn", "wheat", "dense building", "industrial building", "diffuse building",
@@ -41,6 +41,7 @@ class LabelledSeasons:
     raw_labels: np.ndarray | None  # (n,) labels as the file gave them
     blocks: np.ndarray | None  # (n,) spatial block / region ids for splits
     source: str = ""
+    dropped_bands: list[str] = field(default_factory=list)  # layers in the file that are not bands
 
     def __len__(self) -> int:
         return len(self.season)
@@ -102,6 +103,11 @@ def read_npz(path: Path, season_year: int | None = None) -> LabelledSeasons:
         bands = ["ndvi"]
     else:
         bands = [str(b) for b in data["bands"].tolist()]
+    keep, dropped = known_bands(bands)
+    if not keep:
+        raise InputError(f"{path}: none of the bands {bands} is a Sentinel-2 band; name them B02..B12 or blue, red, nir ...")
+    if dropped and len(bands) == x.shape[2]:
+        x, bands = x[:, :, keep], [bands[i] for i in keep]
     if "dates" not in data:
         raise InputError(f"{path} has no 'dates'; give the ISO date of each column (dates=['2023-04-01', ...])")
     if season_year is None and "season_year" in data:
@@ -114,7 +120,7 @@ def read_npz(path: Path, season_year: int | None = None) -> LabelledSeasons:
             raise InputError(f"{path}: labels must be (n,) = ({n},), got {raw.shape}")
         labels = np.array(legend.to_crops(list(raw)))
     blocks = next((data[k].astype(str) for k in BLOCK_KEYS if k in data and data[k].shape == (n,)), None)
-    return LabelledSeasons(season, labels, raw, blocks, str(path))
+    return LabelledSeasons(season, labels, raw, blocks, str(path), dropped)
 
 
 def read_seasons(path: str | Path, labelled: bool | None = None, season_year: int | None = None) -> LabelledSeasons:

@@ -122,6 +122,8 @@ FREE_TEXT: dict[str, str] = {
     "葡萄": "grapes", "orchard": "fruits", "果园": "fruits", "olive": "olive", "tea": "other_permanent_crops",
     "茶": "other_permanent_crops", "forest": "trees_unspecified", "woodland": "trees_unspecified", "森林": "trees_unspecified",
     "water": "open_water", "水体": "open_water", "buildings": "built_up", "village": "built_up", "建筑": "built_up",
+    # Digital Earth Africa's crop mask labels: cropland vs not, no crop type.
+    "crop": "cropland_unspecified", "noncrop": "non_cropland_mixed", "non crop": "non_cropland_mixed",
 }  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from assets.errors import InputError
 
 CANONICAL_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 CORE_BANDS = ("B02", "B03", "B04", "B08")  # what every tile of the platform has
+EXTENDED_BANDS = ("B05", "B06", "B07", "B11", "B12")  # red edge and SWIR: used when a tile has them
 INDEX_BANDS = ("ndvi",)  # derived from B04 and B08 when both are present
 
 _ALIASES = {
@@ -51,6 +52,19 @@ def canonical_band(name: str) -> str:
         f"band {name!r} is not a Sentinel-2 band we know; use B02..B12/B8A or blue, green, red, nir, "
         "red_edge_1..3, swir_1, swir_2"
     )
+
+
+def known_bands(names: list[str] | tuple[str, ...]) -> tuple[list[int], list[str]]:
+    """Indices of the names that are Sentinel-2 bands (or NDVI) and the names that are not.
+
+    Files such as Digital Earth Africa's carry derived layers (LAI, MNDWI, deviations) beside the
+    bands; readers keep the bands, drop the rest and say which (`LabelledSeasons.dropped_bands`).
+    """
+    keep, dropped = [], []
+    for i, name in enumerate(names):
+        key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
+        (keep.append(i) if key in _ALIASES else dropped.append(str(name)))
+    return keep, dropped
 
 
 def canonical_bands(names: list[str] | tuple[str, ...]) -> list[str]:
@@ -195,24 +209,30 @@ def _unordered(days: np.ndarray) -> bool:
     return bool((np.isfinite(days[:, 1:]) & (days[:, 1:] <= before)).any())
 
 
-def channels(season: Season, wanted: list[str]) -> np.ndarray:
-    """(n, t, len(wanted)) values of the model's channels; NDVI from B04/B08 when asked for.
+def channels(season: Season, wanted: list[str], optional: tuple[str, ...] | list[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(n, t, len(wanted)) values of the model's channels and which of them the data has.
 
-    A band the model needs but the data lacks is an error naming the missing bands.
+    NDVI is derived from B04/B08. A channel in ``optional`` that the data lacks is returned as NaN
+    with ``present`` False (the model was trained to do without it); any other missing band is an
+    error naming the missing bands.
     """
-    missing = [w for w in wanted if w not in season.bands and not (w == "ndvi" and {"B04", "B08"} <= set(season.bands))]
+    have = set(season.bands) | ({"ndvi"} if {"B04", "B08"} <= set(season.bands) else set())
+    missing = [w for w in wanted if w not in have and w not in optional]
     if missing:
         raise InputError(f"the data has bands {season.bands} but the model needs {wanted}: missing {missing}; "
                          "use a model trained on these bands (`assets crop train --bands ...`)")
-    cols = []
+    n, t, _ = season.x.shape
+    cols, present = [], np.array([w in have for w in wanted])
     for w in wanted:
         if w in season.bands:
             cols.append(season.x[:, :, season.bands.index(w)])
-        else:
+        elif w == "ndvi" and w in have:
             red, nir = season.x[:, :, season.bands.index("B04")], season.x[:, :, season.bands.index("B08")]
             with np.errstate(divide="ignore", invalid="ignore"):
                 cols.append((nir - red) / np.maximum(nir + red, 1e-6))
-    return np.stack(cols, axis=2).astype(np.float32)
+        else:
+            cols.append(np.full((n, t), np.nan, np.float32))
+    return np.stack(cols, axis=2).astype(np.float32), present
 
 
 def to_slots(values: np.ndarray, days: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,6 +246,9 @@ def to_slots(values: np.ndarray, days: np.ndarray, mask: np.ndarray) -> tuple[np
     counts = np.bincount(flat, minlength=n * N_SLOTS).reshape(n, N_SLOTS)
     out = np.zeros((n, N_SLOTS, c), dtype=np.float32)
     for k in range(c):
-        sums = np.bincount(flat, weights=values[:, :, k][mask], minlength=n * N_SLOTS).reshape(n, N_SLOTS)
+        column = values[:, :, k][mask]
+        if not np.isfinite(column).all():  # an absent optional channel: left at 0, flagged by the caller
+            continue
+        sums = np.bincount(flat, weights=column, minlength=n * N_SLOTS).reshape(n, N_SLOTS)
         out[:, :, k] = sums / np.maximum(counts, 1)
     return out, counts > 0
