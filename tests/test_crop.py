@@ -275,11 +275,7 @@ def test_committed_model_on_real_sentinel2(shared_data: Path) -> None:
     model = crop.load()
     assert model.channels == ct.FULL_CHANNELS and model.optional == ct.DEFAULT_OPTIONAL
     data = read_seasons(shared_data / "s2-crops" / "fra2023_westfrance_dekad.npz")
-    seen = data.season.observed
-    from dataclasses import replace
-
-    s = replace(data.season, x=data.season.x[seen], days=data.season.days[seen], mask=data.season.mask[seen])
-    names = model.predict(s)
+    names = model.predict(data.season.rows(data.season.observed))
     assert set(names) <= set(model.classes) | {legend.UNKNOWN}
     assert {"maize", "wheat", "grasslands"} <= set(model.classes)
 

@@ -118,7 +118,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     seen = data.season.observed
     proba = np.zeros((len(data), len(model.classes)))
     if seen.any():
-        proba[seen] = model.predict_proba(_rows(data.season, seen))
+        proba[seen] = model.predict_proba(data.season.rows(seen))
     names = model.labels(proba)
     farm = model.farmland_probability(proba)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -137,12 +137,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rows(season, keep: np.ndarray):  # noqa: ANN001, ANN202 - Season subset
-    from dataclasses import replace
-
-    return replace(season, x=season.x[keep], days=season.days[keep], mask=season.mask[keep])
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from assets.models import crop_train as ct
     from assets.models.crop_data import read_seasons
@@ -156,7 +150,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     labels = data.labels[seen]
     classes = list(model.classes)
     extra = sorted(set(labels.tolist()) - set(classes))  # crops the model cannot name: always wrong
-    proba = model.predict_proba(_rows(data.season, seen))
+    proba = model.predict_proba(data.season.rows(seen))
     proba = np.concatenate([proba, np.zeros((len(proba), len(extra)))], axis=1)
     y = ct.encode(labels, classes + extra)
     scores = ct.score(proba, y, len(classes) + len(extra))

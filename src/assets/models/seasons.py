@@ -15,7 +15,7 @@ saturated reflectance, unordered dates, rows with no clear date.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -93,6 +93,10 @@ class Season:
     def observed(self) -> np.ndarray:
         """(n,) True for series with at least one clear date (the others cannot be classified)."""
         return self.mask.any(axis=1)
+
+    def rows(self, keep: np.ndarray) -> Season:
+        """The same season restricted to the rows ``keep`` selects."""
+        return replace(self, x=self.x[keep], days=self.days[keep], mask=self.mask[keep])
 
 
 def parse_date(text: object) -> dt.date | None:
