@@ -141,3 +141,15 @@ def test_bad_valuation_parameters_are_named(tmp_path, crop_block: str, match: st
     path.write_text(base + "[sensor_factor]\nno_devices = 0.9\n" + crop_block)
     with pytest.raises(InputError, match=match):
         load_params(str(path))
+
+
+def test_an_uncertain_call_with_an_unpriced_candidate_keeps_the_least_valuable_priced_crop() -> None:
+    """Unpriced candidates lower the value by their probability, not to a 0 floor."""
+    probs = {"maize": 0.40, "fibre_crops": 0.30, "wheat": 0.30}
+    v = check(observation(probs=probs))
+    val = value_claim(v, PARAMS)
+    assert v.crop == "unknown" and "fibre_crops" not in PARAMS.crops
+    per_mu = val.value_cny / ha_to_mu(v.verified_area_ha)
+    floor = min(PARAMS.crops[c].value_cny_per_mu for c in ("maize", "wheat"))
+    mixture = sum(p * PARAMS.crops[c].value_cny_per_mu for c, p in probs.items() if c in PARAMS.crops)
+    assert 0 < per_mu == pytest.approx(min(floor, mixture))

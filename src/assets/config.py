@@ -68,16 +68,6 @@ class Settings:
     boundary_cut_field_min: float = 0.1  # a partly covered field holding this share of the drawing is cut
     boundary_season_rms: float = 0.1  # RMS NDVI from the main field's season beyond which a pixel is another crop
     boundary_max_season_spread: float = 0.25  # share of such pixels above which a drawing spans several crops
-    # Boundary agreement (`boundary.py`): the drawing against the fields the imagery detects.
-    boundary_window_pad_m: float = 300.0  # fields are labelled this far around a drawing (whole neighbours)
-    boundary_season_edge: float = 0.05  # RMS NDVI step between neighbour pixels that splits two fields
-    boundary_min_seed_px: int = 3  # smaller field seeds are noise
-    boundary_whole_field_min: float = 0.8  # a detected field this much inside the drawing is wholly drawn
-    boundary_match_min: float = 0.8  # share of the drawing on one field (or whole fields) that matches
-    boundary_inflated_min: float = 0.4  # whole fields filling less than this: the boundary follows no field
-    boundary_cut_field_min: float = 0.1  # a partly covered field holding this share of the drawing is cut
-    boundary_season_rms: float = 0.1  # RMS NDVI from the main field's season beyond which a pixel is another crop
-    boundary_max_season_spread: float = 0.25  # share of such pixels above which a drawing spans several crops
     # Tile quality gate (`imagery/quality.py`), reflectance 0..1 after scaling.
     tile_min_valid_fraction: float = 0.05  # less clear pixels than this: nothing to judge by
     tile_max_reflectance: float = 1.5  # 99th percentile above this: raw digital numbers / wrong scale

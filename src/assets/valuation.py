@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -181,13 +182,35 @@ def parse_params(text: str, name: str = "valuation parameters") -> ValuationPara
     return params
 
 
+def likely_crops(crop_probs: dict[str, float], params: ValuationParams) -> list[str]:
+    """The most probable crops that together hold ``likely_crop_mass`` of the probability."""
+    likely, mass = [], 0.0
+    for c, p in sorted(crop_probs.items(), key=lambda kv: -kv[1]):
+        likely.append(c)
+        mass += p
+        if mass >= params.uncertainty.likely_crop_mass - 1e-9:  # 0.7 + 0.2 is 0.8999...
+            break
+    return likely
+
+
+def _floor_for_uncertain(crop_probs: dict[str, float], params: ValuationParams, per_mu: Callable[[str], float]) -> float:
+    """Per-mu value of the least valuable *priced* likely crop (0 when none is priced).
+
+    Unpriced or non-crop classes already pull the probability-weighted value down by their
+    share; counting them again as a 0 floor would zero every uncertain call that has any
+    unpriced candidate.
+    """
+    priced = [per_mu(c) for c in likely_crops(crop_probs, params) if c in params.crops]
+    return min(priced, default=0.0)
+
+
 def per_mu_value(crop_probs: dict[str, float], params: ValuationParams, uncertain: bool) -> tuple[float, list[str]]:
     """Expected CNY per mu over the crop probabilities, and the likely crops that have no price.
 
     Crops the legend knows but the parameters do not price count as 0 and are named, so the
     explanation shows why they add nothing. For an uncertain (``unknown``) crop call the value is
-    the lowest per-mu value among the crops that hold 90 % of the probability: a doubtful call
-    never borrows the value of the most valuable candidate.
+    at most that of the least valuable priced crop among those holding 90 % of the probability:
+    a doubtful call never borrows the value of the most valuable candidate.
     """
     def value(c: str) -> float:
         econ = params.crops.get(c)
@@ -196,13 +219,7 @@ def per_mu_value(crop_probs: dict[str, float], params: ValuationParams, uncertai
     expected = sum(p * value(c) for c, p in crop_probs.items())
     unpriced = sorted(c for c, p in crop_probs.items() if p >= 0.05 and c not in params.crops)
     if uncertain and crop_probs:
-        likely, mass = [], 0.0
-        for c, p in sorted(crop_probs.items(), key=lambda kv: -kv[1]):
-            likely.append(c)
-            mass += p
-            if mass >= 0.9:
-                break
-        expected = min(expected, min(value(c) for c in likely))
+        expected = min(expected, _floor_for_uncertain(crop_probs, params, value))
     return expected, unpriced
 
 
@@ -210,9 +227,9 @@ def per_mu_range(crop_probs: dict[str, float], params: ValuationParams, uncertai
     """(low, high) CNY per mu over the crop probabilities.
 
     Low: the probability-weighted low yield x low price (mass on unpriced or non-crop classes
-    counts as 0, so a less certain call lowers it); for an uncertain (``unknown``) call, the
-    least valuable crop holding ``likely_crop_mass`` of the probability at its low yield and price,
-    as the expected value does. High: the probability-weighted high yield x high price.
+    counts as 0, so a less certain call lowers it); for an uncertain (``unknown``) call, at most
+    the least valuable priced likely crop at its low yield and price, as the expected value does.
+    High: the probability-weighted high yield x high price.
     """
     def low(c: str) -> float:
         econ = params.crops.get(c)
@@ -226,13 +243,7 @@ def per_mu_range(crop_probs: dict[str, float], params: ValuationParams, uncertai
         return 0.0, 0.0
     weighted_low = sum(p * low(c) for c, p in crop_probs.items())
     if uncertain:
-        likely, mass = [], 0.0
-        for c, p in sorted(crop_probs.items(), key=lambda kv: -kv[1]):
-            likely.append(c)
-            mass += p
-            if mass >= params.uncertainty.likely_crop_mass - 1e-9:  # 0.7 + 0.2 is 0.8999...
-                break
-        weighted_low = min(weighted_low, min(low(c) for c in likely))
+        weighted_low = min(weighted_low, _floor_for_uncertain(crop_probs, params, low))
     return weighted_low, sum(p * high(c) for c, p in crop_probs.items())
 
 
