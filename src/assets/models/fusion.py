@@ -1,6 +1,7 @@
 """Eval-only copies of networks with BatchNorm folded into the layer before it.
 
-Shared by the segmentation and crop models: at inference a BatchNorm is a fixed per-channel
+Used by the segmentation model (the crop model's `ServedTempCNN` folds its own while it rebuilds
+its 1-D convolutions as channels-last 2-D ones): at inference a BatchNorm is a fixed per-channel
 affine map, so folding it into the preceding convolution or linear layer gives the same outputs
 (to float rounding) without a separate pass over memory, which on a CPU is a large share of a
 small network's time.
