@@ -68,7 +68,7 @@ def test_each_bad_tile_is_quarantined_with_a_reason(repo: Path, tmp_path: Path) 
     (lambda dn: dn.astype(np.float32) / 1e8, "scale", "scaled twice"),
     (lambda dn: (dn * 4).astype(np.uint16), "scale", "not reflectance x 10000"),
     (lambda dn: dn.astype(np.float32) / 1e4 - 0.3, "range", "cannot be negative"),
-    (lambda dn: np.where(np.arange(4)[:, None, None] == 0, 900, dn).astype(np.uint16), "band_stats", "band red"),
+    (lambda dn: np.where(np.arange(len(dn))[:, None, None] == 0, 900, dn).astype(np.uint16), "band_stats", "band red"),
 ])
 def test_scale_range_and_band_statistics(repo: Path, tmp_path: Path, make, code, fragment) -> None:
     dn = _pixels(repo)

@@ -105,7 +105,7 @@ def test_bundled_sample_season_is_valid(repo: Path) -> None:
     tiles = scan_tiles(repo / "sample_tiles")
     assert len(tiles) >= 6
     assert len({(t.crs, t.bounds) for t in tiles}) == 1  # one grid: a per-pixel season
-    assert all(t.bands == ("red", "green", "blue", "nir") for t in tiles)
+    assert all(t.bands == ("red", "green", "blue", "nir", "re1", "re2", "re3", "swir1", "swir2") for t in tiles)
     assert max(t.cloud_fraction for t in tiles) > 0.05  # one date is partly cloudy on purpose
 
 

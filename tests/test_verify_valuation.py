@@ -153,3 +153,16 @@ def test_an_uncertain_call_with_an_unpriced_candidate_keeps_the_least_valuable_p
     floor = min(PARAMS.crops[c].value_cny_per_mu for c in ("maize", "wheat"))
     mixture = sum(p * PARAMS.crops[c].value_cny_per_mu for c, p in probs.items() if c in PARAMS.crops)
     assert 0 < per_mu == pytest.approx(min(floor, mixture))
+
+
+def test_a_long_tail_of_unlikely_crops_does_not_zero_an_uncertain_call() -> None:
+    """A diffuse call (maize 40 %, grass 15 %, then many crops under 10 %, one of them fallow at 0)
+    is floored at its least valuable *plausible* crop, grass, not at the 3 % fallow."""
+    probs = {"maize": 0.40, "grasslands": 0.15, "sorghum": 0.08, "cereals": 0.08, "dry_pulses_legumes": 0.08,
+             "wheat": 0.08, "not_cultivated_fallow": 0.03, "open_water": 0.10}
+    v = check(observation(probs=probs))
+    val = value_claim(v, PARAMS)
+    per_mu = val.value_cny / ha_to_mu(v.verified_area_ha)
+    mixture = sum(p * PARAMS.crops[c].value_cny_per_mu for c, p in probs.items() if c in PARAMS.crops)
+    floor = min(PARAMS.crops[c].value_cny_per_mu for c in ("maize", "grasslands"))
+    assert v.crop == "unknown" and per_mu == pytest.approx(min(mixture, floor)) and per_mu > 0

@@ -60,6 +60,7 @@ class Uncertainty:
     area_margin_per_missing_date: float = 0.04
     full_confidence_dates: int = 6
     likely_crop_mass: float = 0.9  # for an uncertain crop call
+    likely_crop_min_probability: float = 0.1  # candidates less probable than this never set the floor
     reason_area_margin: dict[str, float] = field(default_factory=dict)
 
 
@@ -160,6 +161,7 @@ def parse_params(text: str, name: str = "valuation parameters") -> ValuationPara
                 area_margin_per_missing_date=float(unc.get("area_margin_per_missing_date", 0.04)),
                 full_confidence_dates=int(unc.get("full_confidence_dates", 6)),
                 likely_crop_mass=float(unc.get("likely_crop_mass", 0.9)),
+                likely_crop_min_probability=float(unc.get("likely_crop_min_probability", 0.1)),
                 reason_area_margin={k: float(x) for k, x in unc.get("reason_area_margin", {}).items()}),
             haircuts={k: float(x) for k, x in raw.get("haircuts", {}).items()},
             no_limit_reasons=tuple(str(x) for x in raw.get("no_limit_reasons", ())), text=text)
@@ -183,12 +185,18 @@ def parse_params(text: str, name: str = "valuation parameters") -> ValuationPara
 
 
 def likely_crops(crop_probs: dict[str, float], params: ValuationParams) -> list[str]:
-    """The most probable crops that together hold ``likely_crop_mass`` of the probability."""
+    """The plausible crops of an uncertain call: the most probable ones that together hold
+    ``likely_crop_mass`` of the probability, less the long tail under ``likely_crop_min_probability``
+    (with a diffuse call a 3 % fallow would otherwise value every uncertain field at 0; the tail
+    already lowers the probability-weighted value by its share). The top crop always counts."""
+    u = params.uncertainty
     likely, mass = [], 0.0
     for c, p in sorted(crop_probs.items(), key=lambda kv: -kv[1]):
+        if likely and p < u.likely_crop_min_probability:
+            break
         likely.append(c)
         mass += p
-        if mass >= params.uncertainty.likely_crop_mass - 1e-9:  # 0.7 + 0.2 is 0.8999...
+        if mass >= u.likely_crop_mass - 1e-9:  # 0.7 + 0.2 is 0.8999...
             break
     return likely
 

@@ -181,7 +181,7 @@ class CropModel:
 
     def logits(self, season: Season) -> np.ndarray:
         values, valid, present = self.slots(season)
-        return self.logits_slotted(values, valid, np.broadcast_to(present, (len(values), len(present))))
+        return self.logits_slotted(values, valid, np.repeat(present[None, :], len(values), axis=0))
 
     def logits_slotted(self, values: np.ndarray, valid: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
         if not valid.any(axis=1).all():
