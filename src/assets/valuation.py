@@ -190,7 +190,8 @@ def likely_crops(crop_probs: dict[str, float], params: ValuationParams) -> list[
     (with a diffuse call a 3 % fallow would otherwise value every uncertain field at 0; the tail
     already lowers the probability-weighted value by its share). The top crop always counts."""
     u = params.uncertainty
-    likely, mass = [], 0.0
+    likely: list[str] = []
+    mass = 0.0
     for c, p in sorted(crop_probs.items(), key=lambda kv: -kv[1]):
         if likely and p < u.likely_crop_min_probability:
             break
