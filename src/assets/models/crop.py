@@ -13,6 +13,7 @@ probability under ``unknown_below`` is reported as ``unknown`` instead of a conf
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,7 @@ class ServedTempCNN(nn.Module):
         w, b = _folded(lin.weight, lin.bias, bn)
         self.hidden = nn.Linear(lin.in_features, lin.out_features)
         self.hidden.weight.data, self.hidden.bias.data = w, b
-        self.out = out
+        self.out = copy.deepcopy(out)  # a copy: training `net` further never changes a served model
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
