@@ -21,9 +21,9 @@ import torch.nn.functional as F
 
 from assets.errors import InputError
 from assets.models import legend
-from assets.models.crop import CropModel, TempCNN, logits_of, softmax
+from assets.models.crop import CropModel, TempCNN, interpolate, logits_of, softmax
 from assets.models.crop_data import LabelledSeasons
-from assets.models.seasons import CORE_BANDS, EXTENDED_BANDS, N_SLOTS, channels, to_slots
+from assets.models.seasons import CORE_BANDS, EXTENDED_BANDS, channels, to_slots
 
 DEFAULT_CHANNELS = [*CORE_BANDS, "ndvi"]
 FULL_CHANNELS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B11", "B12", "ndvi"]
@@ -56,8 +56,8 @@ class Recipe:
 
 @dataclass
 class TrainingSet:
-    values: np.ndarray  # (n, N_SLOTS, c) float32
-    valid: np.ndarray  # (n, N_SLOTS) bool
+    values: np.ndarray  # (n, seasons.N_SLOTS, c) float32
+    valid: np.ndarray  # (n, seasons.N_SLOTS) bool
     labels: np.ndarray  # (n,) legend crops, rare ones folded into their group
     blocks: np.ndarray  # (n,) spatial block ids, prefixed by source
     sources: np.ndarray  # (n,) file of each row
@@ -259,8 +259,6 @@ def forest_features(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     m = torch.from_numpy(valid)
     obs = v[m]
     z = torch.where(m.unsqueeze(-1), (v - obs.mean(0)) / obs.std(0).clamp(min=1e-3), torch.zeros_like(v))
-    from assets.models.crop import interpolate
-
     return interpolate(z, m).reshape(len(v), -1).numpy()
 
 
@@ -334,6 +332,3 @@ def score(proba: np.ndarray, y: np.ndarray, n_classes: int, bins: int = 15) -> S
 def proba_from_logits(logits: np.ndarray, temperature: float) -> np.ndarray:
     return softmax(logits / temperature)
 
-
-__all__ = ["Recipe", "TrainingSet", "prepare", "train_net", "cross_validate", "forest_cv", "train_model",
-           "block_folds", "fit_temperature", "score", "Scores", "encode", "DEFAULT_CHANNELS", "N_SLOTS"]
