@@ -139,3 +139,31 @@ def test_verdicts_for_each_kind() -> None:
 def test_no_boundary_evidence_changes_nothing() -> None:
     v = _verify(None)  # type: ignore[arg-type]
     assert v.status == "verified" and v.boundary is None
+
+
+def test_edge_contrast_follows_field_edges() -> None:
+    probs, ndvi = world()
+    labels = bnd.field_instances(probs, ndvi, S)
+    assert bnd.edge_contrast(mask(5, 25, 5, 25), labels) > 0.8  # field A as registered
+    assert 0.5 < bnd.edge_contrast(mask(5, 25, 5, 15), labels) < 0.9  # half of A: three sides on edges
+    assert bnd.edge_contrast(mask(35, 48, 15, 35), labels) < 0.2  # a patch in the middle of C
+    assert bnd.edge_contrast(mask(10, 12, 10, 12), labels) is None  # no interior to compare with
+
+
+def test_drawing_inside_a_field_but_on_no_edge_goes_to_review() -> None:
+    """A rectangle moved into the middle of a large field lies wholly on it (like half a field),
+    but its rim follows no edge: the officer checks it instead of a limit on someone's land."""
+    j = judge(mask(35, 48, 15, 35))
+    assert j.kind == bnd.MISMATCH and j.code == "boundary_unaligned"
+    assert "does not follow the field edges" in j.message
+    assert judge(mask(5, 25, 5, 15)).kind == bnd.MATCH  # half of A still matches
+
+
+def test_inflated_drawing_is_not_valued_for_swallowed_slivers() -> None:
+    """Whole fields holding under `boundary_cut_field_min` of an inflated drawing (hedges, corners
+    of neighbours) are not added to the valued area."""
+    b = bnd.BoundaryAgreement(drawing_px=700, fields=(bnd.FieldCover(400, 400), bnd.FieldCover(30, 30)),
+                              edge_contrast=0.1)
+    j = bnd.judge(b, S)
+    assert j.kind == bnd.INFLATED and j.field_fraction == pytest.approx(400 / 700)
+    assert "1 detected field(s)" in j.message

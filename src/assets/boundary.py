@@ -53,6 +53,48 @@ def season_edges(ndvi: np.ndarray) -> np.ndarray:
     return edge
 
 
+def _near(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by one pixel in all 8 directions (within one pixel of a True pixel)."""
+    p = np.pad(mask, 1)
+    h, w = mask.shape
+    out = mask.copy()
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            out |= p[dy:dy + h, dx:dx + w]
+    return out
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    """Pixels of ``mask`` whose four neighbours are all in it."""
+    p = np.pad(mask, 1)
+    return mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+
+
+def edge_contrast(inside: np.ndarray, labels: np.ndarray, interior_px: int = 3) -> float | None:
+    """How much more the drawing's rim runs along detected field edges than its interior does.
+
+    An edge pixel is one whose label differs from a 4-neighbour's (field against field, road or
+    wood). Over-segmented fields have edges inside too, so the score is a contrast: the share of
+    rim pixels within one pixel of an edge minus the same share over the interior (pixels at
+    least ``interior_px`` inside the rim). A drawing of a field, or of half of one, keeps most of
+    its rim on edges (0.5-1); one moved across fields cuts through them (about 0-0.3). None when
+    the drawing has no interior to compare with (a few pixels wide)."""
+    edge = np.zeros(labels.shape, bool)
+    for dy, dx in ((0, 1), (1, 0)):
+        h, w = labels.shape[0] - dy, labels.shape[1] - dx
+        d = labels[:h, :w] != labels[dy:, dx:]
+        edge[:h, :w] |= d
+        edge[dy:, dx:] |= d
+    near = _near(edge)
+    rim = inside & ~_erode(inside)
+    interior = inside
+    for _ in range(interior_px):
+        interior = _erode(interior)
+    if not rim.any() or not interior.any():
+        return None
+    return float(near[rim].mean() - near[interior].mean())
+
+
 def field_instances(probs: np.ndarray, ndvi: np.ndarray | None, settings: Settings) -> np.ndarray:
     """(3, H, W) class probabilities (+ (T, H, W) NDVI) -> (H, W) int32 field labels, 0 = none.
 
@@ -87,6 +129,7 @@ class BoundaryAgreement:
     fields: tuple[FieldCover, ...] = ()  # largest share of the drawing first
     season_spread: float = 0.0  # share of the drawing's field pixels off its main field's season
     season_dates: int = 0  # dates the seasons were compared on
+    edge_contrast: float | None = None  # rim on detected edges minus interior on them (`edge_contrast`)
 
     def share(self, f: FieldCover) -> float:
         return f.inside_px / self.drawing_px if self.drawing_px else 0.0
@@ -103,12 +146,13 @@ class BoundaryAgreement:
                         "share": round(self.share(f), 3)} for f in self.fields[:8]]
         d["off_field_fraction"] = round(self.off_field_fraction, 3)
         d["season_spread"] = round(self.season_spread, 3)
+        d["edge_contrast"] = None if self.edge_contrast is None else round(self.edge_contrast, 3)
         return d
 
 
 def measure(inside: np.ndarray, labels: np.ndarray, ndvi: np.ndarray | None, settings: Settings) -> BoundaryAgreement:
-    """Which detected fields the drawing (``inside`` mask) covers, how much of each, and how many
-    seasons its field pixels follow."""
+    """Which detected fields the drawing (``inside`` mask) covers, how much of each, how many
+    seasons its field pixels follow and whether its rim runs along field edges."""
     n = int(inside.sum())
     if n == 0:
         return BoundaryAgreement(drawing_px=0)
@@ -121,7 +165,8 @@ def measure(inside: np.ndarray, labels: np.ndarray, ndvi: np.ndarray | None, set
     spread, n_dates = 0.0, 0
     if fields and ndvi is not None and ndvi.size:
         spread, n_dates = _season_spread(inside & (labels > 0), inside & (labels == ids[order[0]]), ndvi, settings)
-    return BoundaryAgreement(drawing_px=n, fields=fields, season_spread=spread, season_dates=n_dates)
+    return BoundaryAgreement(drawing_px=n, fields=fields, season_spread=spread, season_dates=n_dates,
+                             edge_contrast=edge_contrast(inside, labels))
 
 
 def _season_spread(on_fields: np.ndarray, main: np.ndarray, ndvi: np.ndarray, settings: Settings,
@@ -173,26 +218,41 @@ def judge(b: BoundaryAgreement | None, settings: Settings) -> BoundaryJudgement:
     cut_share = sum(b.share(f) for f in cut)
     details = {"within_field": round(within, 3), "whole_fields": len(whole), "whole_field_share": round(whole_share, 3),
                "cut_fields": len(cut), "cut_field_share": round(cut_share, 3),
-               "off_field": round(b.off_field_fraction, 3), "season_spread": round(b.season_spread, 3)}
+               "off_field": round(b.off_field_fraction, 3), "season_spread": round(b.season_spread, 3),
+               "edge_contrast": None if b.edge_contrast is None else round(b.edge_contrast, 3)}
     mixed = b.season_spread > settings.boundary_max_season_spread
+    unaligned = b.edge_contrast is not None and b.edge_contrast < settings.boundary_min_edge_contrast
+    match = None
     if within >= settings.boundary_match_min and not mixed:
-        return BoundaryJudgement(MATCH, within, details=details)
-    if whole_share >= settings.boundary_match_min and (len(whole) > 1 or not mixed):
-        return BoundaryJudgement(MATCH, whole_share, details=details)  # a few whole neighbouring fields
+        match = BoundaryJudgement(MATCH, within, details=details)
+    elif whole_share >= settings.boundary_match_min and (len(whole) > 1 or not mixed):
+        match = BoundaryJudgement(MATCH, whole_share, details=details)  # a few whole neighbouring fields
+    if match is not None and not unaligned:
+        return match
+    if match is not None:
+        return BoundaryJudgement(MISMATCH, match.field_fraction, "boundary_unaligned",
+                                 f"the drawing lies on farmland but its edge does not follow the field edges the "
+                                 f"imagery shows (edge agreement {b.edge_contrast:.2f}, honest drawings score over "
+                                 f"{settings.boundary_min_edge_contrast:.1f}): it may be drawn across other fields; "
+                                 "a credit officer will check it before any credit", details)
     if mixed and within >= settings.boundary_match_min:
         return BoundaryJudgement(MISMATCH, within, "mixed_seasons",
                                  f"the drawing lies on one detected field but {b.season_spread:.0%} of its pixels "
                                  "follow another season than the rest (one field is one crop): it looks like parts "
                                  "of several fields; a credit officer will check it before any credit", details)
+    # An inflated drawing is valued at the whole fields that hold a real share of it: slivers it
+    # swallows on the way (hedges, field corners, fragments of neighbours) are not the farmer's field.
+    valued = [f for f in whole if b.share(f) >= settings.boundary_cut_field_min] or whole[:1]
+    whole_share = sum(b.share(f) for f in valued)
     if whole and whole_share >= settings.boundary_inflated_min and not cut:
         return BoundaryJudgement(INFLATED, whole_share, "boundary_inflated",
-                                 f"the drawing is larger than the field the imagery shows: {len(whole)} detected "
+                                 f"the drawing is larger than the field the imagery shows: {len(valued)} detected "
                                  f"field(s) fill {whole_share:.0%} of it, the rest is {b.off_field_fraction:.0%} "
                                  f"field edges, roads or other land and {cut_share:.0%} neighbouring fields; only "
                                  "the detected field is valued", details)
     if whole and whole_share >= settings.boundary_inflated_min:
         return BoundaryJudgement(INFLATED, whole_share, "boundary_inflated",
-                                 f"the drawing reaches beyond its field: {len(whole)} detected field(s) fill "
+                                 f"the drawing reaches beyond its field: {len(valued)} detected field(s) fill "
                                  f"{whole_share:.0%} of it and {cut_share:.0%} lies on {len(cut)} neighbouring "
                                  "field(s); only the detected field is valued", details)
     return BoundaryJudgement(MISMATCH, max(within, whole_share), "boundary_mismatch",

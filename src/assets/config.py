@@ -68,6 +68,10 @@ class Settings:
     boundary_cut_field_min: float = 0.1  # a partly covered field holding this share of the drawing is cut
     boundary_season_rms: float = 0.1  # RMS NDVI from the main field's season beyond which a pixel is another crop
     boundary_max_season_spread: float = 0.25  # share of such pixels above which a drawing spans several crops
+    # A matching drawing whose rim follows detected field edges less than this (rim minus interior
+    # share within a pixel of an edge, `boundary.edge_contrast`) goes to review: moved drawings
+    # score about 0-0.3, honest whole and half fields 0.5-1 (bench/claim_fraud.py, seed 12).
+    boundary_min_edge_contrast: float = 0.4
     # Tile quality gate (`imagery/quality.py`), reflectance 0..1 after scaling.
     tile_min_valid_fraction: float = 0.05  # less clear pixels than this: nothing to judge by
     tile_max_reflectance: float = 1.5  # 99th percentile above this: raw digital numbers / wrong scale
