@@ -22,6 +22,8 @@ from assets.store import history
 from assets.valuation import (ValuationInput, ValuationParams, cap_borrower_limits, parse_params,
                               value_inputs)
 
+REVALUED_STEP = "revalued"  # first step of a decision written by `revalue.revalue_all`: its steps are rendered on read
+
 
 @dataclass(frozen=True)
 class DecisionContext:
@@ -88,6 +90,23 @@ def _in_force(rows: list[dict[str, Any]], as_of: date | None) -> list[dict[str, 
     return sorted(best.values(), key=lambda r: r["claim_id"])
 
 
+def _stored_params(con: duckdb.DuckDBPyConnection, sha: str, version: str,
+                   cache: dict[str, ValuationParams]) -> ValuationParams:
+    if sha not in cache:
+        cache[sha] = parse_params(history.params_text(con, sha), f"stored parameters {version}")
+    return cache[sha]
+
+
+def render_steps(con: duckdb.DuckDBPyConnection, d: dict[str, Any], cache: dict[str, ValuationParams]) -> list[Any]:
+    """A decision's explanation; a revalued one's steps are `value_inputs` of its stored inputs and
+    parameters (the numbers it stores), between its `revalued` and any `borrower_cap` step."""
+    steps = d["explanation"] or []
+    if not steps or steps[0].get("step") != REVALUED_STEP or d["inputs"] is None:
+        return steps
+    params = _stored_params(con, d["params_sha256"], d["params_version"], cache)
+    return [steps[0], *value_inputs(ValuationInput.from_json(d["inputs"]), params).explanation, *steps[1:]]
+
+
 def recompute_decisions(con: duckdb.DuckDBPyConnection, decisions: list[dict[str, Any]]) -> dict[str, float]:
     """decision_id -> limit recomputed from the stored inputs and parameter text (cap over the same run)."""
     out: dict[str, float] = {}
@@ -99,10 +118,8 @@ def recompute_decisions(con: duckdb.DuckDBPyConnection, decisions: list[dict[str
         group = [g for g in history.run_decisions(con, d["run_id"], d["borrower_id"]) if g["inputs"] is not None]
         limits = []
         for g in group:
-            sha = g["params_sha256"]
-            if sha not in cache:
-                cache[sha] = parse_params(history.params_text(con, sha), f"stored parameters {g['params_version']}")
-            val = value_inputs(ValuationInput.from_json(g["inputs"]), cache[sha])
+            val = value_inputs(ValuationInput.from_json(g["inputs"]),
+                               _stored_params(con, g["params_sha256"], g["params_version"], cache))
             limits.append(val.limit_cny)
             if g["decision_id"] == d["decision_id"]:
                 d["recomputed"] = {"value_low_cny": val.value_low_cny, "value_cny": val.value_cny,
@@ -125,6 +142,9 @@ def explain(con: duckdb.DuckDBPyConnection, borrower_id: str, *, as_of: date | N
         raise InputError(f"--as-of {as_of} is before the first decision for {borrower_id} ({first}); "
                          f"use a date on or after {first}")
     claims = _in_force(rows, as_of)
+    cache: dict[str, ValuationParams] = {}
+    for c in claims:
+        c["explanation"] = render_steps(con, c, cache)
     result: dict[str, Any] = {
         "borrower_id": borrower_id, "as_of": as_of, "known_at": known_at,
         "limit_cny": sum(c["limit_cny"] for c in claims),

@@ -128,6 +128,61 @@ def append_prepared(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], 
     return append(con, "decisions", pa.Table.from_pylist(rows)) if rows else 0
 
 
+def _canon_column(key: str, col: Any) -> list[str]:
+    """`_canon(_num(key, v))` of every value of an Arrow column, without a Python object per step."""
+    values = col.to_pylist() if hasattr(col, "to_pylist") else list(col)
+    if key in DOUBLES:
+        return ["\x00" if v is None else repr(float(v)) for v in values]
+    if key == "decision_seq":
+        return [str(int(v)) for v in values]
+    if all(v is None or isinstance(v, str) for v in values):
+        return ["\x00" if v is None else v for v in values]
+    return [_canon(_num(key, v)) for v in values]
+
+
+def content_digests(columns: Mapping[str, Any], constants: Mapping[str, Any], n: int) -> list[str]:
+    """`content_digest` of ``n`` rows given as columns (Arrow arrays or lists) plus columns that
+    hold one value for every row; the same digest, row for row, at a few microseconds a row."""
+    fmt, per_row = [], []
+    for k in HASHED:
+        if k == "prev_hash":
+            continue
+        if k in constants:
+            fmt.append(f"{k}\x1f" + _canon(_num(k, constants[k])).replace("{", "{{").replace("}", "}}"))
+        else:
+            fmt.append(f"{k}\x1f{{}}")
+            per_row.append(_canon_column(k, columns[k]))
+    template = "\x1e".join(fmt)
+    sha = hashlib.sha256
+    return [sha(template.format(*row).encode()).hexdigest() for row in zip(*per_row)] if per_row else \
+        [sha(template.format().encode()).hexdigest()] * n
+
+
+def chain_links(prev_hash: str, digests: Sequence[str]) -> list[str]:
+    """Each row's hash in turn (`link`), starting after ``prev_hash``."""
+    out, sha = [], hashlib.sha256
+    for d in digests:
+        prev_hash = sha((prev_hash + d).encode()).hexdigest()
+        out.append(prev_hash)
+    return out
+
+
+def append_columns(con: duckdb.DuckDBPyConnection, columns: Mapping[str, Any], constants: Mapping[str, Any], n: int,
+                   prev_hash: str) -> int:
+    """Bulk path: ``n`` decisions numbered from ``chain_head() + 1`` (their `decision_seq` column),
+    given as Arrow columns plus per-run constants (JSON columns as text), hashed and chained here.
+    Call inside the writer's transaction, right after reading ``chain_head``."""
+    seq, head = chain_head(con)
+    first = columns["decision_seq"][0].as_py() if n else seq + 1
+    if head != prev_hash or first != seq + 1:
+        raise ValueError(f"the rows start at {first} after {prev_hash[:12]}, the chain is at {seq} {head[:12]}")
+    hashes = chain_links(prev_hash, content_digests(columns, constants, n))
+    types = {"valid_from": pa.date32(), "recorded_at": pa.timestamp("us")}
+    table = pa.table({**columns, **{k: pa.array([v] * n, types.get(k)) for k, v in constants.items()},
+                      "prev_hash": pa.array([prev_hash, *hashes[:-1]]), "row_hash": pa.array(hashes)})
+    return append(con, "decisions", table)
+
+
 def current_inputs(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """The current decision of every valued field: ids, inputs (JSON text), parameter sha (for revaluation)."""
     return con.sql(
@@ -136,6 +191,27 @@ def current_inputs(con: duckdb.DuckDBPyConnection) -> pa.Table:
         "inputs, reasons::VARCHAR AS reasons FROM (SELECT *, row_number() OVER (PARTITION BY claim_id ORDER BY "
         "valid_from DESC, decision_seq DESC) AS rn FROM decisions) WHERE rn = 1 AND inputs IS NOT NULL "
         "ORDER BY claim_id").to_arrow_table()
+
+
+def current_input_columns(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """`current_inputs` ordered by borrower then claim, with the stored valuation inputs also parsed
+    into columns (``in_*``) for column-wise revaluation: DuckDB reads the JSON numbers exactly as
+    Python's ``json`` does, and ``in_crop_probs`` keeps each object's key order."""
+    return con.sql(
+        "SELECT claim_id, borrower_id, verification_id, valuation_id, status, crop, area_ha, seg_model_version, "
+        "crop_model_version, tiles::VARCHAR AS tiles, sensor_window::VARCHAR AS sensor_window, "
+        "inputs::VARCHAR AS inputs, reasons::VARCHAR AS reasons, "
+        "inputs->>'status' AS in_status, (inputs->>'verified_area_ha')::DOUBLE AS in_verified_area_ha, "
+        "(inputs->>'claimed_area_ha')::DOUBLE AS in_claimed_area_ha, inputs->>'crop' AS in_crop, "
+        "json_transform(inputs->'crop_probs', '\"MAP(VARCHAR, DOUBLE)\"') AS in_crop_probs, "
+        "inputs->>'sensor_status' AS in_sensor_status, "
+        "json_transform(inputs->'reason_codes', '[\"VARCHAR\"]') AS in_reason_codes, "
+        "(inputs->>'usable_dates')::INTEGER AS in_usable_dates, (inputs->>'centre_lon')::DOUBLE AS in_centre_lon, "
+        "(inputs->>'centre_lat')::DOUBLE AS in_centre_lat, "
+        "json_extract_string(inputs, '$.ndvi_season[*][0]')::DATE[] AS in_ndvi_dates, "
+        "json_extract(inputs, '$.ndvi_season[*][1]')::DOUBLE[] AS in_ndvi "
+        "FROM (SELECT *, row_number() OVER (PARTITION BY claim_id ORDER BY valid_from DESC, decision_seq DESC) AS rn "
+        "FROM decisions) WHERE rn = 1 AND inputs IS NOT NULL ORDER BY borrower_id, claim_id").to_arrow_table()
 
 
 @dataclass
@@ -177,6 +253,8 @@ def verify_chain(con: duckdb.DuckDBPyConnection, batch: int = 50_000) -> ChainCh
             "WHERE l.limit_cny IS DISTINCT FROM d.limit_cny "
             "UNION ALL SELECT d.decision_seq, d.decision_id, 'valuations.value_cny ' || a.value_cny || ' differs from "
             "the logged ' || d.value_cny FROM decisions d JOIN valuations a ON a.valuation_id = d.valuation_id "
+            # the valuation's own decision (lim-X for val-X); a revaluation reuses the id with a new value
+            "AND d.decision_id = 'lim-' || substr(a.valuation_id, 5) "
             "WHERE a.value_cny IS DISTINCT FROM d.value_cny ORDER BY 1")):
         check.broken.append(r)
     return check
