@@ -14,7 +14,7 @@ import pytest
 from assets.explain import REVALUED_STEP, explain
 from assets.revalue import revalue_all
 from assets.store import connect, transaction
-from assets.store.history import append_decisions, current_input_columns, record_params, verify_chain
+from assets.store.history import append_decisions, record_params, stage_current_inputs, verify_chain
 from assets.valuation import (ValuationInput, ValuationParams, cap_borrower_limits, load_params, parse_params,
                               value_inputs)
 from assets.valuation_columns import cap_borrowers, value_columns
@@ -81,11 +81,11 @@ def test_columns_equal_the_per_field_function(tmp_path: Path, params: ValuationP
     db = tmp_path / "cols.duckdb"
     _store(db, inputs, borrowers=120)
     with connect(db) as con:
-        table = current_input_columns(con)
+        table = stage_current_inputs(con, "|test")
+        stored = dict(con.execute("SELECT claim_id, inputs::VARCHAR FROM decisions").fetchall())
     cols = value_columns(table, params)
     # the reference: the per-field function on the inputs as stored (the log keeps JSON with sorted keys)
-    by_claim = {cid: ValuationInput.from_json(json.loads(doc)) for cid, doc in
-                zip(table.column("claim_id").to_pylist(), table.column("inputs").to_pylist())}
+    by_claim = {cid: ValuationInput.from_json(json.loads(doc)) for cid, doc in stored.items()}
     claims = table.column("claim_id").to_pylist()
     seen = {"unknown": 0, "region": 0, "health_lowered": 0, "field_cap": 0, "held": 0, "unpriced": 0}
     for j, cid in enumerate(claims):

@@ -14,13 +14,13 @@ formatted on every price change. Both the inputs and the parameter file are cove
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.explain import REVALUED_STEP
 from assets.store import history, transaction
@@ -46,39 +46,33 @@ def revalue_all(con: Any, params: ValuationParams, *, as_of: date, recorded_at: 
 
     ``workers`` and ``chunk_rows`` are accepted for callers of the former per-field version and ignored."""
     del workers, chunk_rows
-    table = history.current_input_columns(con)  # ordered by borrower, then claim: the cap's order
-    n = table.num_rows
-    if n == 0:
-        return 0
-    vals = value_columns(table, params)
-    borrower = np.asarray(pa.compute.dictionary_encode(table.column("borrower_id")).combine_chunks().indices
-                          .to_numpy(zero_copy_only=False), dtype=np.int64)
-    limits = cap_borrowers(borrower, vals.limit_cny, params)
-    plain = revalued_explanation(params)
-    capped = np.flatnonzero(limits != vals.limit_cny)
-    explanation = [plain] * n
-    for i in capped.tolist():
-        explanation[i] = revalued_explanation(params, float(limits[i]))
-    claims = table.column("claim_id").to_pylist()
-    suffix = f"|{params.sha256}|{as_of}"
     with transaction(con):
+        table = history.stage_current_inputs(con, f"|{params.sha256}|{as_of}")  # borrower, then claim order
+        n = table.num_rows
+        if n == 0:
+            history.drop_stage(con)
+            return 0
         history.record_params(con, params.sha256, params.version, params.text, recorded_at)
-        seq0, prev = history.chain_head(con)
-        cols: dict[str, Any] = {
-            "decision_seq": pa.array(np.arange(seq0 + 1, seq0 + n + 1, dtype=np.int64)),
-            "decision_id": pa.array(["rv-" + hashlib.sha256((c + suffix).encode()).hexdigest()[:20] for c in claims]),
-            "claim_id": table.column("claim_id"), "borrower_id": table.column("borrower_id"),
-            "verification_id": table.column("verification_id"), "valuation_id": table.column("valuation_id"),
-            "status": table.column("status"),
-            "crop": table.column("crop"), "area_ha": table.column("area_ha"),
-            "value_low_cny": pa.array(vals.value_low_cny), "value_cny": pa.array(vals.value_cny),
-            "value_high_cny": pa.array(vals.value_high_cny), "limit_cny": pa.array(limits),
-            "seg_model_version": table.column("seg_model_version"),
-            "crop_model_version": table.column("crop_model_version"), "tiles": table.column("tiles"),
-            "sensor_window": table.column("sensor_window"), "inputs": table.column("inputs"),
-            "reasons": table.column("reasons"), "explanation": pa.array(explanation),
-        }
+        vals = value_columns(table, params)
+        borrower = np.asarray(pc.dictionary_encode(table.column("borrower_id")).combine_chunks().indices
+                              .to_numpy(zero_copy_only=False), dtype=np.int64)
+        limits = cap_borrowers(borrower, vals.limit_cny, params)
+        explanation: list[str | None] = [None] * n  # None: the run's common explanation
+        for i in np.flatnonzero(limits != vals.limit_cny).tolist():
+            explanation[i] = revalued_explanation(params, float(limits[i]))
+        area = table.column("area_ha").to_pylist()
+        values = pa.table({
+            "i": table.column("i"), "value_low_cny": vals.value_low_cny, "value_cny": vals.value_cny,
+            "value_high_cny": vals.value_high_cny, "limit_cny": limits,
+            "explanation": pa.array(explanation, pa.string()),
+            **{f"{k}_repr": _reprs(x) for k, x in (("value_low_cny", vals.value_low_cny), ("value_cny", vals.value_cny),
+                                                   ("value_high_cny", vals.value_high_cny), ("limit_cny", limits))},
+            "area_ha_repr": ["\x00" if a is None else repr(float(a)) for a in area]})
         same = {"run_id": run_id, "valid_from": as_of, "recorded_at": recorded_at, "params_version": params.version,
                 "params_sha256": params.sha256}
-        history.append_columns(con, cols, same, n, prev)
-    return n
+        return history.append_staged(con, values, same, revalued_explanation(params))
+
+
+def _reprs(x: np.ndarray) -> list[str]:
+    """Python's repr of each float: the text `store.history.content_digest` hashes."""
+    return [repr(v) for v in x.tolist()]

@@ -64,7 +64,7 @@ def _rows_with(codes_row: np.ndarray, codes: list[str | None], code_idx: np.ndar
 
 
 def value_columns(t: pa.Table, params: ValuationParams) -> ValueColumns:
-    """Value every row of ``history.current_input_columns`` under ``params`` (see the module docstring)."""
+    """Value every row of ``store.history.stage_current_inputs`` under ``params`` (see the module docstring)."""
     n = t.num_rows
     u = params.uncertainty
     area_mu = _f64(t.column("in_verified_area_ha")) * MU_PER_HA

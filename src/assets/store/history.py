@@ -128,34 +128,9 @@ def append_prepared(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], 
     return append(con, "decisions", pa.Table.from_pylist(rows)) if rows else 0
 
 
-def _canon_column(key: str, col: Any) -> list[str]:
-    """`_canon(_num(key, v))` of every value of an Arrow column, without a Python object per step."""
-    values = col.to_pylist() if hasattr(col, "to_pylist") else list(col)
-    if key in DOUBLES:
-        return ["\x00" if v is None else repr(float(v)) for v in values]
-    if key == "decision_seq":
-        return [str(int(v)) for v in values]
-    if all(v is None or isinstance(v, str) for v in values):
-        return ["\x00" if v is None else v for v in values]
-    return [_canon(_num(key, v)) for v in values]
-
-
-def content_digests(columns: Mapping[str, Any], constants: Mapping[str, Any], n: int) -> list[str]:
-    """`content_digest` of ``n`` rows given as columns (Arrow arrays or lists) plus columns that
-    hold one value for every row; the same digest, row for row, at a few microseconds a row."""
-    fmt, per_row = [], []
-    for k in HASHED:
-        if k == "prev_hash":
-            continue
-        if k in constants:
-            fmt.append(f"{k}\x1f" + _canon(_num(k, constants[k])).replace("{", "{{").replace("}", "}}"))
-        else:
-            fmt.append(f"{k}\x1f{{}}")
-            per_row.append(_canon_column(k, columns[k]))
-    template = "\x1e".join(fmt)
-    sha = hashlib.sha256
-    return [sha(template.format(*row).encode()).hexdigest() for row in zip(*per_row)] if per_row else \
-        [sha(template.format().encode()).hexdigest()] * n
+def content_digests(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """`content_digest` of each row (tests compare the SQL digest of `append_staged` with it)."""
+    return [content_digest(r) for r in rows]
 
 
 def chain_links(prev_hash: str, digests: Sequence[str]) -> list[str]:
@@ -165,22 +140,6 @@ def chain_links(prev_hash: str, digests: Sequence[str]) -> list[str]:
         prev_hash = sha((prev_hash + d).encode()).hexdigest()
         out.append(prev_hash)
     return out
-
-
-def append_columns(con: duckdb.DuckDBPyConnection, columns: Mapping[str, Any], constants: Mapping[str, Any], n: int,
-                   prev_hash: str) -> int:
-    """Bulk path: ``n`` decisions numbered from ``chain_head() + 1`` (their `decision_seq` column),
-    given as Arrow columns plus per-run constants (JSON columns as text), hashed and chained here.
-    Call inside the writer's transaction, right after reading ``chain_head``."""
-    seq, head = chain_head(con)
-    first = columns["decision_seq"][0].as_py() if n else seq + 1
-    if head != prev_hash or first != seq + 1:
-        raise ValueError(f"the rows start at {first} after {prev_hash[:12]}, the chain is at {seq} {head[:12]}")
-    hashes = chain_links(prev_hash, content_digests(columns, constants, n))
-    types = {"valid_from": pa.date32(), "recorded_at": pa.timestamp("us")}
-    table = pa.table({**columns, **{k: pa.array([v] * n, types.get(k)) for k, v in constants.items()},
-                      "prev_hash": pa.array([prev_hash, *hashes[:-1]]), "row_hash": pa.array(hashes)})
-    return append(con, "decisions", table)
 
 
 def current_inputs(con: duckdb.DuckDBPyConnection) -> pa.Table:
@@ -193,25 +152,98 @@ def current_inputs(con: duckdb.DuckDBPyConnection) -> pa.Table:
         "ORDER BY claim_id").to_arrow_table()
 
 
-def current_input_columns(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """`current_inputs` ordered by borrower then claim, with the stored valuation inputs also parsed
-    into columns (``in_*``) for column-wise revaluation: DuckDB reads the JSON numbers exactly as
-    Python's ``json`` does, and ``in_crop_probs`` keeps each object's key order."""
+_INPUT_SPEC = json.dumps({"status": "VARCHAR", "verified_area_ha": "DOUBLE", "claimed_area_ha": "DOUBLE",
+                          "crop": "VARCHAR", "sensor_status": "VARCHAR", "reason_codes": ["VARCHAR"],
+                          "usable_dates": "INTEGER", "centre_lon": "DOUBLE", "centre_lat": "DOUBLE",
+                          "crop_probs": "MAP(VARCHAR, DOUBLE)", "ndvi_season": [["VARCHAR"]]})  # one parse per input
+# The columns a revaluation copies from the decision it replaces (`d`, joined by decision_seq).
+_CARRIED = ("claim_id", "borrower_id", "verification_id", "valuation_id", "status", "crop", "area_ha",
+            "seg_model_version", "crop_model_version", "tiles", "sensor_window", "inputs", "reasons")
+
+
+def stage_current_inputs(con: duckdb.DuckDBPyConnection, decision_id_suffix: str) -> pa.Table:
+    """Stage every valued field's current decision in a temporary table (``rv_stage``: row ``i`` in
+    borrower then claim order, the per-borrower cap's order; ``src_seq`` the decision) and return its valuation inputs parsed
+    into columns (``in_*``). DuckDB reads the JSON numbers exactly as Python's ``json`` does and
+    ``in_crop_probs`` keeps each object's key order. The new decision id is ``rv-`` + the first 20
+    hex digits of sha256(claim_id + suffix)."""
+    con.execute(  # narrow: the window sorts ids only; the wide columns are joined by decision_seq when used
+        "CREATE OR REPLACE TEMP TABLE rv_stage AS SELECT (row_number() OVER (ORDER BY borrower_id, claim_id)) - 1 AS i, "
+        "src_seq, 'rv-' || left(sha256(claim_id || ?), 20) AS decision_id FROM (SELECT decision_seq AS src_seq, "
+        "claim_id, borrower_id, inputs IS NOT NULL AS valued, row_number() OVER (PARTITION BY claim_id ORDER BY "
+        "valid_from DESC, decision_seq DESC) AS rn FROM decisions) WHERE rn = 1 AND valued", [decision_id_suffix])
     return con.sql(
-        "SELECT claim_id, borrower_id, verification_id, valuation_id, status, crop, area_ha, seg_model_version, "
-        "crop_model_version, tiles::VARCHAR AS tiles, sensor_window::VARCHAR AS sensor_window, "
-        "inputs::VARCHAR AS inputs, reasons::VARCHAR AS reasons, "
-        "inputs->>'status' AS in_status, (inputs->>'verified_area_ha')::DOUBLE AS in_verified_area_ha, "
-        "(inputs->>'claimed_area_ha')::DOUBLE AS in_claimed_area_ha, inputs->>'crop' AS in_crop, "
-        "json_transform(inputs->'crop_probs', '\"MAP(VARCHAR, DOUBLE)\"') AS in_crop_probs, "
-        "inputs->>'sensor_status' AS in_sensor_status, "
-        "json_transform(inputs->'reason_codes', '[\"VARCHAR\"]') AS in_reason_codes, "
-        "(inputs->>'usable_dates')::INTEGER AS in_usable_dates, (inputs->>'centre_lon')::DOUBLE AS in_centre_lon, "
-        "(inputs->>'centre_lat')::DOUBLE AS in_centre_lat, "
-        "json_extract_string(inputs, '$.ndvi_season[*][0]')::DATE[] AS in_ndvi_dates, "
-        "json_extract(inputs, '$.ndvi_season[*][1]')::DOUBLE[] AS in_ndvi "
-        "FROM (SELECT *, row_number() OVER (PARTITION BY claim_id ORDER BY valid_from DESC, decision_seq DESC) AS rn "
-        "FROM decisions) WHERE rn = 1 AND inputs IS NOT NULL ORDER BY borrower_id, claim_id").to_arrow_table()
+        "SELECT i, claim_id, borrower_id, area_ha, j.status AS in_status, j.verified_area_ha AS in_verified_area_ha, "
+        "j.claimed_area_ha AS in_claimed_area_ha, j.crop AS in_crop, j.sensor_status AS in_sensor_status, "
+        "j.reason_codes AS in_reason_codes, j.usable_dates AS in_usable_dates, j.centre_lon AS in_centre_lon, "
+        "j.centre_lat AS in_centre_lat, j.crop_probs AS in_crop_probs, "
+        "list_transform(coalesce(j.ndvi_season, []), lambda x: x[1]::DATE) AS in_ndvi_dates, "
+        "list_transform(coalesce(j.ndvi_season, []), lambda x: x[2]::DOUBLE) AS in_ndvi "
+        f"FROM (SELECT s.i, d.claim_id, d.borrower_id, d.area_ha, json_transform(d.inputs, '{_INPUT_SPEC}') AS j "
+        "FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq) ORDER BY i").to_arrow_table()
+
+
+def drop_stage(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP TABLE IF EXISTS rv_stage")
+
+
+def _canon_sql(constants: Mapping[str, Any], first_seq: int, constants_explanation: str) -> tuple[str, list[Any]]:
+    """SQL for `content_digest`'s text over ``rv_stage s``, the decision it replaces ``d`` and the new
+    values ``v``: the same bytes Python hashes (floats arrive as Python ``repr`` text in
+    ``v.<column>_repr``). One flat ``concat``: a chain of ``||`` copies the growing string each time."""
+    items: list[str] = []
+    params: list[Any] = []
+    for n, k in enumerate(k for k in HASHED if k != "prev_hash"):
+        sep = "\x1e" if n else ""
+        if k in constants:
+            items.append("?")
+            params.append(f"{sep}{k}\x1f" + _canon(_num(k, constants[k])))
+            continue
+        items.append("?")
+        params.append(f"{sep}{k}\x1f")
+        if k == "decision_seq":
+            items.append("CAST(s.i + ? AS VARCHAR)")
+            params.append(first_seq)
+        else:
+            items.append(f"v.{k}_repr" if k in DOUBLES else "coalesce(v.explanation, ?)" if k == "explanation"
+                         else "s.decision_id" if k == "decision_id" else f"coalesce(CAST(d.{k} AS VARCHAR), chr(0))")
+            if k == "explanation":
+                params.append(constants_explanation)
+    return f"concat({', '.join(items)})", params
+
+
+def append_staged(con: duckdb.DuckDBPyConnection, values: pa.Table, constants: Mapping[str, Any],
+                  explanation: str) -> int:
+    """Append one decision per ``rv_stage`` row with the new ``values`` (columns i, value_low_cny,
+    value_cny, value_high_cny, limit_cny, explanation (NULL: ``explanation``, the run's common one) and
+    ``<double>_repr`` for every DOUBLE column),
+    numbered and chained after the current head: DuckDB computes each row's content digest, Python
+    links them in order. Call inside the writer's transaction; drops ``rv_stage``."""
+    seq0, prev = chain_head(con)
+    text, params = _canon_sql(constants, seq0 + 1, explanation)  # decision_seq = seq0 + 1 + i
+    _rv_values = values  # noqa: F841  (a replacement scan finds the Arrow table by name)
+    # DuckDB joins the text, Python hashes it (hashlib is several times faster than DuckDB's sha256 here)
+    texts = con.execute(f"SELECT encode({text}) AS t FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq "
+                        "JOIN _rv_values v USING (i) ORDER BY i", params).fetchnumpy()["t"].tolist()
+    sha = hashlib.sha256
+    digests = [sha(t).hexdigest() for t in texts]
+    del texts
+    hashes = chain_links(prev, digests)
+    _rv_hashes = pa.table({"i": values.column("i"), "prev_hash": pa.array([prev, *hashes[:-1]]),  # noqa: F841
+                           "row_hash": pa.array(hashes)})
+    carried = ", ".join(f"d.{c}" for c in _CARRIED if c != "area_ha")
+    consts = list(constants)
+    con.execute(
+        f"INSERT INTO decisions (decision_seq, decision_id, {', '.join(c for c in _CARRIED if c != 'area_ha')}, "
+        f"area_ha, value_low_cny, value_cny, value_high_cny, limit_cny, explanation, {', '.join(consts)}, prev_hash, "
+        f"row_hash) SELECT s.i + ?, s.decision_id, {carried}, d.area_ha, v.value_low_cny, v.value_cny, "
+        f"v.value_high_cny, v.limit_cny, coalesce(v.explanation, ?), {', '.join('?' for _ in consts)}, h.prev_hash, "
+        "h.row_hash "
+        "FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq JOIN _rv_values v USING (i) "
+        "JOIN _rv_hashes h USING (i)",  # decision_seq is explicit: no need to sort the wide rows
+        [seq0 + 1, explanation, *constants.values()])
+    con.execute("DROP TABLE rv_stage")
+    return len(hashes)
 
 
 @dataclass
