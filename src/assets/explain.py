@@ -19,7 +19,8 @@ import duckdb
 
 from assets.errors import InputError, NotFoundError
 from assets.store import history
-from assets.valuation import (ValuationInput, ValuationParams, cap_borrower_limits, parse_params,
+from assets.store import queries
+from assets.valuation import (VALUE_STEPS, ValuationInput, ValuationParams, cap_borrower_limits, parse_params,
                               value_inputs)
 
 REVALUED_STEP = "revalued"  # first step of a decision written by `revalue.revalue_all`: its steps are rendered on read
@@ -166,3 +167,18 @@ def explain(con: duckdb.DuckDBPyConnection, borrower_id: str, *, as_of: date | N
         result["recomputed_limit_cny"] = sum(again[d["decision_id"]] for d in claims)
         result["recompute_matches"] = all(c["recompute_matches"] for c in result["claims"])
     return result
+
+
+def borrower_detail(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]:
+    """`assets query borrower` and `GET /borrowers/{id}`: totals, each claim's current decision with
+    its steps (split into valuation and limit steps), limit history, alerts and reviews; the numbers
+    of `borrower_limits`, `current_limits` and `explain` (one query layer)."""
+    detail = queries.borrower(con, borrower_id)
+    cache: dict[str, ValuationParams] = {}
+    for c in detail["claims"]:
+        steps = render_steps(con, c, cache) if c.get("decision_id") else []
+        c["valuation_explanation"] = [s for s in steps if s["step"] in VALUE_STEPS or s["step"] == REVALUED_STEP]
+        c["limit_explanation"] = [s for s in steps if s["step"] not in VALUE_STEPS and s["step"] != REVALUED_STEP]
+        for key in ("explanation", "inputs", "params_sha256"):
+            c.pop(key, None)
+    return detail
