@@ -179,7 +179,8 @@ def main() -> None:
         "borrower_explain_ms": round(explain_ms, 1), "portfolio_summary_ms": round(summary_ms, 1),
         "portfolio_filtered_ms": round(filtered_ms, 1), "revalue_all_s": round(revalue_s, 1),
         "revalued_fields": revalued, "explain_as_of_ms": round(as_of_ms, 1),
-        "recompute_matches_after_revalue": after["recompute_matches"], "revalue_matches_per_field_2000": same, "limit_cny_total": summary["limit_cny"],
+        "recompute_matches_after_revalue": after["recompute_matches"], "revalue_matches_per_field_2000": same,
+        "limit_cny_total": summary["limit_cny"],
         "cpus": os.cpu_count(), "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     print(json.dumps(result))

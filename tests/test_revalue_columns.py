@@ -15,8 +15,14 @@ from assets.explain import REVALUED_STEP, explain
 from assets.revalue import revalue_all
 from assets.store import connect, transaction
 from assets.store.history import append_decisions, record_params, stage_current_inputs, verify_chain
-from assets.valuation import (ValuationInput, ValuationParams, cap_borrower_limits, load_params, parse_params,
-                              value_inputs)
+from assets.valuation import (
+    ValuationInput,
+    ValuationParams,
+    cap_borrower_limits,
+    load_params,
+    parse_params,
+    value_inputs,
+)
 from assets.valuation_columns import cap_borrowers, value_columns
 
 CROPS = ["maize", "wheat", "rice", "soy_soybeans", "potatoes", "grasslands", "barley", "rapeseed_rape",
@@ -28,7 +34,7 @@ CENTRES = [None, (125.0, 45.0), (116.0, 36.0), (115.0, 28.0), (90.0, 40.0), (9.1
 
 def sample_inputs(rng: random.Random, n: int) -> list[ValuationInput]:
     out = []
-    for i in range(n):
+    for _ in range(n):
         k = rng.choice([0, 1, 1, 2, 3, 4, 6])
         names = rng.sample(CROPS, k)
         raw = [rng.choice([rng.random(), 0.3, 0.05]) for _ in names]

@@ -26,8 +26,15 @@ from assets.store import append, connect, transaction
 from assets.store.claims import claim_status_rows
 from assets.store.reviews import review_decisions
 from assets.store.tiles import has_tiles_up_to, record_quarantine, usable_tile_rows
-from assets.valuation import (Valuation, ValuationParams, bbox_centre, cap_borrower_limits, load_params, season_ndvi,
-                              value_claim)
+from assets.valuation import (
+    Valuation,
+    ValuationParams,
+    bbox_centre,
+    cap_borrower_limits,
+    load_params,
+    season_ndvi,
+    value_claim,
+)
 from assets.verify import ReviewDecision, Verification, verify_claim
 
 

@@ -144,9 +144,9 @@ def value_columns(t: pa.Table, params: ValuationParams) -> ValueColumns:
         first = rank == 0
         top[s_row[first]] = s_k[first]
         keys = sorted(ch.curves)
-        curve_of_key = np.array([keys.index(k) if (k := ch.curve_key(str(c))) else -1 for c in knames] + [-1],
+        curve_of_key = np.array([keys.index(ck) if (ck := ch.curve_key(str(c))) else -1 for c in knames] + [-1],
                                 dtype=np.int64)
-        curve_of_crop = np.array([keys.index(k) if (k := ch.curve_key(c)) else -1 for c in crop_names] + [-1],
+        curve_of_crop = np.array([keys.index(ck) if (ck := ch.curve_key(c)) else -1 for c in crop_names] + [-1],
                                  dtype=np.int64)
         in_legend = np.array([c in legend.CROPS for c in crop_names] + [False], dtype=bool)
         called = np.where(crop_codes >= 0, crop_codes, len(crop_names))
