@@ -116,23 +116,6 @@ def append_decisions(con: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str,
     return append(con, "decisions", out)
 
 
-def append_prepared(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], digests: Sequence[str]) -> int:
-    """Bulk path: rows numbered from ``chain_head() + 1`` with JSON columns as text and their
-    `content_digest` already computed (in parallel); only the cheap link step runs here, in order."""
-    seq, prev = chain_head(con)
-    for i, (row, digest) in enumerate(zip(rows, digests)):
-        if row["decision_seq"] != seq + 1 + i:
-            raise ValueError(f"row {i} is numbered {row['decision_seq']}, the chain expects {seq + 1 + i}")
-        row["prev_hash"] = prev
-        row["row_hash"] = prev = link(prev, digest)
-    return append(con, "decisions", pa.Table.from_pylist(rows)) if rows else 0
-
-
-def content_digests(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    """`content_digest` of each row (tests compare the SQL digest of `append_staged` with it)."""
-    return [content_digest(r) for r in rows]
-
-
 def chain_links(prev_hash: str, digests: Sequence[str]) -> list[str]:
     """Each row's hash in turn (`link`), starting after ``prev_hash``."""
     out, sha = [], hashlib.sha256
@@ -140,16 +123,6 @@ def chain_links(prev_hash: str, digests: Sequence[str]) -> list[str]:
         prev_hash = sha((prev_hash + d).encode()).hexdigest()
         out.append(prev_hash)
     return out
-
-
-def current_inputs(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """The current decision of every valued field: ids, inputs (JSON text), parameter sha (for revaluation)."""
-    return con.sql(
-        "SELECT claim_id, borrower_id, verification_id, valuation_id, status, crop, area_ha, seg_model_version, "
-        "crop_model_version, tiles::VARCHAR AS tiles, sensor_window::VARCHAR AS sensor_window, inputs::VARCHAR AS "
-        "inputs, reasons::VARCHAR AS reasons FROM (SELECT *, row_number() OVER (PARTITION BY claim_id ORDER BY "
-        "valid_from DESC, decision_seq DESC) AS rn FROM decisions) WHERE rn = 1 AND inputs IS NOT NULL "
-        "ORDER BY claim_id").to_arrow_table()
 
 
 _INPUT_SPEC = json.dumps({"status": "VARCHAR", "verified_area_ha": "DOUBLE", "claimed_area_ha": "DOUBLE",
