@@ -14,7 +14,7 @@ from assets.config import Settings
 from assets.observe import ClaimObservation, DateObservation
 from assets.pipeline import Assessment, Models, RunReport, _cap_per_borrower, _write
 from assets.store import connect, transaction
-from assets.valuation import ValuationParams, load_params, parse_params, value_claim
+from assets.valuation import ValuationParams, load_params, parse_params, season_ndvi, value_claim
 from assets.verify import verify_claim
 
 FIELDS = {  # claim_id: borrower, lon, lat, claimed ha
@@ -32,6 +32,8 @@ def params_v2() -> ValuationParams:
     old = "[crops.wheat]\nyield_kg_per_mu = 400\nprice_cny_per_kg = 2.4\nyield_kg_per_mu_range = [320, 460]\n" \
           "price_cny_per_kg_range = [2.04, 2.69]\n"
     text = text.replace(old, old.replace("= 2.4", "= 1.7").replace("[2.04, 2.69]", "[1.45, 1.9]"))
+    for band in ("[2.10, 2.69]", "[2.04, 2.60]"):  # the regional wheat bands must hold the new price too
+        text = text.replace(f"price_cny_per_kg_range = {band}", "price_cny_per_kg_range = [1.45, 1.9]")
     assert "price_cny_per_kg = 1.7" in text
     return parse_params(text, "test v2")
 
@@ -68,14 +70,15 @@ def build_bank(db: Path) -> None:
 def assess(db: Path, as_of: date, params: ValuationParams, crop_version: str, probs: dict[str, float],
            dates: int = 6) -> RunReport:
     report = RunReport(run_id=f"r-{as_of}-{crop_version}-{uuid.uuid4().hex[:6]}", as_of=as_of, tiles=dates, params=params)
-    for cid, (b, _, _, ha) in FIELDS.items():
+    for cid, (b, lon, lat, ha) in FIELDS.items():
         p = {"grasslands": 0.1, "trees_unspecified": 0.9} if cid == "c-b2" else probs
         obs = _observation(cid, p, dates)
         v = verify_claim(claim_id=cid, claimed_area_ha=ha, observation=obs, overlap_area_ha=0.0,
                          sensor_evidence=None, settings=Settings())
         claim = Claim(cid, b, f"field {cid}", datetime(2026, 4, 1), None, ha, "submitted")
         report.assessments.append(Assessment(claim, v, f"v-{cid}-{as_of}-{crop_version}", obs,
-                                             value_claim(v, params, len(obs.usable_dates))))
+                                             value_claim(v, params, len(obs.usable_dates),
+                                                         centre=(lon, lat), ndvi_season=season_ndvi(obs))))
     _cap_per_borrower(report.assessments, params)
     models = Models(segmenter=SimpleNamespace(version="seg-v1"), crop=SimpleNamespace(version=crop_version))
     with connect(db) as con, transaction(con):

@@ -31,7 +31,8 @@ def test_low_expected_high_and_the_limit_on_the_low_estimate() -> None:
     assert 0 < val.value_low_cny < val.value_cny < val.value_high_cny
     assert val.limit_cny == (val.value_low_cny * PARAMS.advance_rate * PARAMS.sensor_factor["no_devices"]) // 100 * 100
     names = [s["step"] for s in val.explanation]
-    assert names[:4] == ["area", "crop", "value_per_mu", "value"] and "value_range" in names and names[-1] == "limit"
+    assert names[:5] == ["area", "crop", "crop_health", "value_per_mu", "value"] and "value_range" in names
+    assert names[-1] == "limit"
     rng = next(s for s in val.explanation if s["step"] == "value_range")
     assert rng["value"][0] == pytest.approx(val.value_low_cny, abs=0.01)
     assert "illustrative" in next(s for s in val.explanation if s["step"] == "value_per_mu_range")["text"]

@@ -19,8 +19,11 @@ import duckdb
 
 from assets.errors import InputError, NotFoundError
 from assets.store import history
-from assets.valuation import (ValuationInput, ValuationParams, cap_borrower_limits, parse_params,
+from assets.store import queries
+from assets.valuation import (VALUE_STEPS, ValuationInput, ValuationParams, cap_borrower_limits, parse_params,
                               value_inputs)
+
+REVALUED_STEP = "revalued"  # first step of a decision written by `revalue.revalue_all`: its steps are rendered on read
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,23 @@ def _in_force(rows: list[dict[str, Any]], as_of: date | None) -> list[dict[str, 
     return sorted(best.values(), key=lambda r: r["claim_id"])
 
 
+def _stored_params(con: duckdb.DuckDBPyConnection, sha: str, version: str,
+                   cache: dict[str, ValuationParams]) -> ValuationParams:
+    if sha not in cache:
+        cache[sha] = parse_params(history.params_text(con, sha), f"stored parameters {version}")
+    return cache[sha]
+
+
+def render_steps(con: duckdb.DuckDBPyConnection, d: dict[str, Any], cache: dict[str, ValuationParams]) -> list[Any]:
+    """A decision's explanation; a revalued one's steps are `value_inputs` of its stored inputs and
+    parameters (the numbers it stores), between its `revalued` and any `borrower_cap` step."""
+    steps = d["explanation"] or []
+    if not steps or steps[0].get("step") != REVALUED_STEP or d["inputs"] is None:
+        return steps
+    params = _stored_params(con, d["params_sha256"], d["params_version"], cache)
+    return [steps[0], *value_inputs(ValuationInput.from_json(d["inputs"]), params).explanation, *steps[1:]]
+
+
 def recompute_decisions(con: duckdb.DuckDBPyConnection, decisions: list[dict[str, Any]]) -> dict[str, float]:
     """decision_id -> limit recomputed from the stored inputs and parameter text (cap over the same run)."""
     out: dict[str, float] = {}
@@ -99,10 +119,8 @@ def recompute_decisions(con: duckdb.DuckDBPyConnection, decisions: list[dict[str
         group = [g for g in history.run_decisions(con, d["run_id"], d["borrower_id"]) if g["inputs"] is not None]
         limits = []
         for g in group:
-            sha = g["params_sha256"]
-            if sha not in cache:
-                cache[sha] = parse_params(history.params_text(con, sha), f"stored parameters {g['params_version']}")
-            val = value_inputs(ValuationInput.from_json(g["inputs"]), cache[sha])
+            val = value_inputs(ValuationInput.from_json(g["inputs"]),
+                               _stored_params(con, g["params_sha256"], g["params_version"], cache))
             limits.append(val.limit_cny)
             if g["decision_id"] == d["decision_id"]:
                 d["recomputed"] = {"value_low_cny": val.value_low_cny, "value_cny": val.value_cny,
@@ -125,6 +143,9 @@ def explain(con: duckdb.DuckDBPyConnection, borrower_id: str, *, as_of: date | N
         raise InputError(f"--as-of {as_of} is before the first decision for {borrower_id} ({first}); "
                          f"use a date on or after {first}")
     claims = _in_force(rows, as_of)
+    cache: dict[str, ValuationParams] = {}
+    for c in claims:
+        c["explanation"] = render_steps(con, c, cache)
     result: dict[str, Any] = {
         "borrower_id": borrower_id, "as_of": as_of, "known_at": known_at,
         "limit_cny": sum(c["limit_cny"] for c in claims),
@@ -146,3 +167,18 @@ def explain(con: duckdb.DuckDBPyConnection, borrower_id: str, *, as_of: date | N
         result["recomputed_limit_cny"] = sum(again[d["decision_id"]] for d in claims)
         result["recompute_matches"] = all(c["recompute_matches"] for c in result["claims"])
     return result
+
+
+def borrower_detail(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]:
+    """`assets query borrower` and `GET /borrowers/{id}`: totals, each claim's current decision with
+    its steps (split into valuation and limit steps), limit history, alerts and reviews; the numbers
+    of `borrower_limits`, `current_limits` and `explain` (one query layer)."""
+    detail = queries.borrower(con, borrower_id)
+    cache: dict[str, ValuationParams] = {}
+    for c in detail["claims"]:
+        steps = render_steps(con, c, cache) if c.get("decision_id") else []
+        c["valuation_explanation"] = [s for s in steps if s["step"] in VALUE_STEPS or s["step"] == REVALUED_STEP]
+        c["limit_explanation"] = [s for s in steps if s["step"] not in VALUE_STEPS and s["step"] != REVALUED_STEP]
+        for key in ("explanation", "inputs", "params_sha256"):
+            c.pop(key, None)
+    return detail

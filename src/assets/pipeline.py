@@ -26,7 +26,15 @@ from assets.store import append, connect, transaction
 from assets.store.claims import claim_status_rows
 from assets.store.reviews import review_decisions
 from assets.store.tiles import has_tiles_up_to, record_quarantine, usable_tile_rows
-from assets.valuation import Valuation, ValuationParams, cap_borrower_limits, load_params, value_claim
+from assets.valuation import (
+    Valuation,
+    ValuationParams,
+    bbox_centre,
+    cap_borrower_limits,
+    load_params,
+    season_ndvi,
+    value_claim,
+)
 from assets.verify import ReviewDecision, Verification, verify_claim
 
 
@@ -175,7 +183,8 @@ def assess_claims(
         vid = _hash_id("v-", c.claim_id, sorted(obs.tile_ids), models.seg_version, models.crop_version, as_of,
                        params.version, json.dumps(evidence.get(c.claim_id), sort_keys=True, default=str),
                        *([decisions[c.claim_id].review_id] if c.claim_id in decisions else []))
-        valuation = None if v.status == "review" else value_claim(v, params, len(obs.usable_dates))  # no limit under review
+        valuation = None if v.status == "review" else value_claim(  # no limit under review
+            v, params, len(obs.usable_dates), centre=bbox_centre(c.geometry), ndvi_season=season_ndvi(obs))
         report.assessments.append(Assessment(c, v, vid, obs, valuation))
         if alert and not v.rejected:
             crop_alerts.append(alert)

@@ -1,89 +1,78 @@
 """Revalue every field's current decision under new parameters (a price change), at bank scale.
 
 No imagery or model is needed: each current decision stores its valuation inputs, so the new
-value is `valuation.value_inputs` of those inputs under the new parameters, the function the
-pipeline and `--recompute` use. Fields are split by borrower across worker processes (the
-per-borrower cap needs all of a borrower's fields); each worker builds its rows and their content
-digests, and the parent only links the hash chain and appends, in one transaction.
+value is `valuation.value_inputs` of those inputs under the new parameters. Here it runs over whole
+columns (`valuation_columns.value_columns`, bit-for-bit the per-field function): DuckDB parses
+the stored JSON inputs into columns, numpy values them, the per-borrower cap is applied per
+borrower, and the rows are hashed and chained onto the decision log in one transaction.
+
+A revalued decision stores its numbers and a one-step explanation (``revalued``: which parameters,
+from which inputs); its full steps are `value_inputs(inputs, params)`, rendered when it is read
+(`explain.explain`), so they are exactly the numbers stored and a million explanations are not
+formatted on every price change. Both the inputs and the parameter file are covered by the hash.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime
 from typing import Any
 
-import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from assets.explain import REVALUED_STEP
 from assets.store import history, transaction
-from assets.valuation import ValuationInput, ValuationParams, cap_borrower_limits, value_inputs
-
-_JOB: dict[str, Any] = {}  # the inputs table, shared with forked workers without pickling it
-
-
-def _chunk(start: int, stop: int, seq0: int) -> tuple[list[dict[str, Any]], list[str]]:
-    cols, params, meta = _JOB["cols"], _JOB["params"], _JOB["meta"]
-    rows, digests = [], []
-    i = start
-    while i < stop:  # one borrower at a time: the cap applies over their fields
-        j = i
-        while j < stop and cols["borrower_id"][j] == cols["borrower_id"][i]:
-            j += 1
-        vals = [value_inputs(ValuationInput.from_json(json.loads(cols["inputs"][k])), params) for k in range(i, j)]
-        capped = cap_borrower_limits([v.limit_cny for v in vals], params)
-        for k, v, limit in zip(range(i, j), vals, capped):
-            if limit != v.limit_cny:
-                v.explanation.append({"step": "borrower_cap", "value": limit, "unit": "CNY",
-                                      "text": f"scaled to respect the {params.borrower_cap_cny:,.0f} CNY borrower cap"})
-            claim = cols["claim_id"][k]
-            row = {
-                "decision_seq": seq0 + k + 1,
-                "decision_id": "rv-" + hashlib.sha256(f"{claim}|{params.sha256}|{meta['as_of']}".encode()).hexdigest()[:20],
-                "claim_id": claim, "borrower_id": cols["borrower_id"][k], "run_id": meta["run_id"],
-                "verification_id": cols["verification_id"][k], "valuation_id": cols["valuation_id"][k],
-                "valid_from": meta["as_of"], "recorded_at": meta["recorded_at"], "status": cols["status"][k],
-                "crop": cols["crop"][k], "area_ha": cols["area_ha"][k], "value_low_cny": v.value_low_cny,
-                "value_cny": v.value_cny, "value_high_cny": v.value_high_cny, "limit_cny": limit,
-                "params_version": params.version, "params_sha256": params.sha256,
-                "seg_model_version": cols["seg_model_version"][k], "crop_model_version": cols["crop_model_version"][k],
-                "tiles": cols["tiles"][k], "sensor_window": cols["sensor_window"][k], "inputs": cols["inputs"][k],
-                "reasons": cols["reasons"][k], "explanation": json.dumps(v.explanation),
-            }
-            rows.append(row)
-            digests.append(history.content_digest(row))
-        i = j
-    return rows, digests
+from assets.valuation import ValuationParams
+from assets.valuation_columns import cap_borrowers, value_columns
 
 
-def revalue_all(con: duckdb.DuckDBPyConnection, params: ValuationParams, *, as_of: date, recorded_at: datetime,
-                run_id: str, workers: int = 2, chunk_rows: int = 5_000) -> int:
-    """Append one new decision per valued field under ``params``; returns the number of fields revalued."""
-    table = history.current_inputs(con).sort_by([("borrower_id", "ascending"), ("claim_id", "ascending")])
-    cols = {name: table.column(name).to_pylist() for name in table.column_names}
-    n = table.num_rows
-    bounds, start = [], 0
-    while start < n:  # chunk edges fall between borrowers
-        stop = min(start + chunk_rows, n)
-        while 0 < stop < n and cols["borrower_id"][stop] == cols["borrower_id"][stop - 1]:
-            stop += 1
-        bounds.append((start, stop))
-        start = stop
+def revalued_explanation(params: ValuationParams, borrower_cap_cny: float | None = None) -> str:
+    """The stored explanation of a revalued decision (JSON text): the steps are rendered on read."""
+    steps: list[dict[str, Any]] = [{
+        "step": REVALUED_STEP, "params_version": params.version, "params_sha256": params.sha256,
+        "text": f"revalued from the stored inputs under parameters {params.version}; the steps below are "
+                "valuation.value_inputs of those inputs and parameters"}]
+    if borrower_cap_cny is not None:
+        steps.append({"step": "borrower_cap", "value": borrower_cap_cny, "unit": "CNY",
+                      "text": f"scaled to respect the {params.borrower_cap_cny:,.0f} CNY borrower cap"})
+    return json.dumps(steps)
+
+
+def revalue_all(con: Any, params: ValuationParams, *, as_of: date, recorded_at: datetime, run_id: str,
+                workers: int = 1, chunk_rows: int = 0) -> int:
+    """Append one new decision per valued field under ``params``; returns the number of fields revalued.
+
+    ``workers`` and ``chunk_rows`` are accepted for callers of the former per-field version and ignored."""
+    del workers, chunk_rows
     with transaction(con):
+        table = history.stage_current_inputs(con, f"|{params.sha256}|{as_of}")  # borrower, then claim order
+        n = table.num_rows
+        if n == 0:
+            history.drop_stage(con)
+            return 0
         history.record_params(con, params.sha256, params.version, params.text, recorded_at)
-        seq0, _ = history.chain_head(con)
-        _JOB.update(cols=cols, params=params, meta={"as_of": as_of, "recorded_at": recorded_at, "run_id": run_id})
-        try:
-            if workers > 1 and len(bounds) > 1:
-                with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-                    parts = pool.map(_chunk, [b[0] for b in bounds], [b[1] for b in bounds], [seq0] * len(bounds))
-                    for rows, digests in parts:
-                        history.append_prepared(con, rows, digests)
-            else:
-                for a, b in bounds:
-                    history.append_prepared(con, *_chunk(a, b, seq0))
-        finally:
-            _JOB.clear()
-    return n
+        vals = value_columns(table, params)
+        borrower = np.asarray(pc.dictionary_encode(table.column("borrower_id")).combine_chunks().indices
+                              .to_numpy(zero_copy_only=False), dtype=np.int64)
+        limits = cap_borrowers(borrower, vals.limit_cny, params)
+        explanation: list[str | None] = [None] * n  # None: the run's common explanation
+        for i in np.flatnonzero(limits != vals.limit_cny).tolist():
+            explanation[i] = revalued_explanation(params, float(limits[i]))
+        area = table.column("area_ha").to_pylist()
+        values = pa.table({
+            "i": table.column("i"), "value_low_cny": vals.value_low_cny, "value_cny": vals.value_cny,
+            "value_high_cny": vals.value_high_cny, "limit_cny": limits,
+            "explanation": pa.array(explanation, pa.string()),
+            **{f"{k}_repr": _reprs(x) for k, x in (("value_low_cny", vals.value_low_cny), ("value_cny", vals.value_cny),
+                                                   ("value_high_cny", vals.value_high_cny), ("limit_cny", limits))},
+            "area_ha_repr": ["\x00" if a is None else repr(float(a)) for a in area]})
+        same = {"run_id": run_id, "valid_from": as_of, "recorded_at": recorded_at, "params_version": params.version,
+                "params_sha256": params.sha256}
+        return history.append_staged(con, values, same, revalued_explanation(params))
+
+
+def _reprs(x: np.ndarray) -> list[str]:
+    """Python's repr of each float: the text `store.history.content_digest` hashes."""
+    return [repr(v) for v in x.tolist()]

@@ -81,7 +81,7 @@ def get_me(identity: Identity = Depends(current_identity)) -> dict[str, Any]:
 
 @portfolio.get("")
 def get_portfolio(con: duckdb.DuckDBPyConnection = Depends(read_db)) -> list[dict[str, Any]]:
-    """Every borrower's verified area, value and credit limit."""
+    """Every borrower's verified area, value range and credit limit in force now (`borrower_limits`)."""
     return queries.portfolio(con)
 
 
@@ -89,7 +89,9 @@ def get_portfolio(con: duckdb.DuckDBPyConnection = Depends(read_db)) -> list[dic
 def get_borrower(borrower_id: str = Depends(visible_borrower),
                  con: duckdb.DuckDBPyConnection = Depends(read_db)) -> dict[str, Any]:
     """A borrower's claims with verdicts, the explanation of each value and limit, history and alerts."""
-    return queries.borrower(con, borrower_id)
+    from assets.explain import borrower_detail
+
+    return borrower_detail(con, borrower_id)
 
 
 @borrowers.post("/{borrower_id}/claims", status_code=201, openapi_extra=_CLAIMS_BODY)

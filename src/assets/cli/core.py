@@ -124,12 +124,13 @@ def cmd_claims_submit(args: argparse.Namespace) -> int:
 
 
 def print_borrowers(db_path: Path) -> None:
+    from assets.explain import borrower_detail
     from assets.store import connect
-    from assets.store.queries import borrower, portfolio
+    from assets.store.queries import portfolio
 
     with connect(db_path, read_only=True) as con:
         for b in portfolio(con):
-            detail = borrower(con, b["borrower_id"])
+            detail = borrower_detail(con, b["borrower_id"])
             print(f"Borrower {b['borrower_id']}: limit {b['limit_cny']:,.0f} CNY on {b['verified_area_ha']:.2f} ha "
                   f"({b['verified_area_mu']:.0f} mu), value {b['value_cny']:,.0f} CNY")
             print(table(detail["claims"], CLAIM_COLUMNS, CLAIM_HEADERS))
@@ -139,12 +140,12 @@ def print_borrowers(db_path: Path) -> None:
 
 
 def cmd_query_borrower(args: argparse.Namespace) -> int:
+    from assets.explain import borrower_detail
     from assets.store import connect
-    from assets.store.queries import borrower
 
     s = make_settings(db_path=args.db)
     with connect(s.db_path, read_only=True) as con:
-        detail = borrower(con, args.borrower_id)
+        detail = borrower_detail(con, args.borrower_id)
     if args.format == "json":
         print(to_json(detail))
         return 0

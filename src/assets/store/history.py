@@ -116,26 +116,107 @@ def append_decisions(con: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str,
     return append(con, "decisions", out)
 
 
-def append_prepared(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], digests: Sequence[str]) -> int:
-    """Bulk path: rows numbered from ``chain_head() + 1`` with JSON columns as text and their
-    `content_digest` already computed (in parallel); only the cheap link step runs here, in order."""
-    seq, prev = chain_head(con)
-    for i, (row, digest) in enumerate(zip(rows, digests)):
-        if row["decision_seq"] != seq + 1 + i:
-            raise ValueError(f"row {i} is numbered {row['decision_seq']}, the chain expects {seq + 1 + i}")
-        row["prev_hash"] = prev
-        row["row_hash"] = prev = link(prev, digest)
-    return append(con, "decisions", pa.Table.from_pylist(rows)) if rows else 0
+def chain_links(prev_hash: str, digests: Sequence[str]) -> list[str]:
+    """Each row's hash in turn (`link`), starting after ``prev_hash``."""
+    out, sha = [], hashlib.sha256
+    for d in digests:
+        prev_hash = sha((prev_hash + d).encode()).hexdigest()
+        out.append(prev_hash)
+    return out
 
 
-def current_inputs(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """The current decision of every valued field: ids, inputs (JSON text), parameter sha (for revaluation)."""
+_INPUT_SPEC = json.dumps({"status": "VARCHAR", "verified_area_ha": "DOUBLE", "claimed_area_ha": "DOUBLE",
+                          "crop": "VARCHAR", "sensor_status": "VARCHAR", "reason_codes": ["VARCHAR"],
+                          "usable_dates": "INTEGER", "centre_lon": "DOUBLE", "centre_lat": "DOUBLE",
+                          "crop_probs": "MAP(VARCHAR, DOUBLE)", "ndvi_season": [["VARCHAR"]]})  # one parse per input
+# The columns a revaluation copies from the decision it replaces (`d`, joined by decision_seq).
+_CARRIED = ("claim_id", "borrower_id", "verification_id", "valuation_id", "status", "crop", "area_ha",
+            "seg_model_version", "crop_model_version", "tiles", "sensor_window", "inputs", "reasons")
+
+
+def stage_current_inputs(con: duckdb.DuckDBPyConnection, decision_id_suffix: str) -> pa.Table:
+    """Stage every valued field's current decision in a temporary table (``rv_stage``: row ``i`` in
+    borrower then claim order, the per-borrower cap's order; ``src_seq`` the decision) and return its valuation inputs parsed
+    into columns (``in_*``). DuckDB reads the JSON numbers exactly as Python's ``json`` does and
+    ``in_crop_probs`` keeps each object's key order. The new decision id is ``rv-`` + the first 20
+    hex digits of sha256(claim_id + suffix)."""
+    con.execute(  # narrow: the window sorts ids only; the wide columns are joined by decision_seq when used
+        "CREATE OR REPLACE TEMP TABLE rv_stage AS SELECT (row_number() OVER (ORDER BY borrower_id, claim_id)) - 1 AS i, "
+        "src_seq, 'rv-' || left(sha256(claim_id || ?), 20) AS decision_id FROM (SELECT decision_seq AS src_seq, "
+        "claim_id, borrower_id, inputs IS NOT NULL AS valued, row_number() OVER (PARTITION BY claim_id ORDER BY "
+        "valid_from DESC, decision_seq DESC) AS rn FROM decisions) WHERE rn = 1 AND valued", [decision_id_suffix])
     return con.sql(
-        "SELECT claim_id, borrower_id, verification_id, valuation_id, status, crop, area_ha, seg_model_version, "
-        "crop_model_version, tiles::VARCHAR AS tiles, sensor_window::VARCHAR AS sensor_window, inputs::VARCHAR AS "
-        "inputs, reasons::VARCHAR AS reasons FROM (SELECT *, row_number() OVER (PARTITION BY claim_id ORDER BY "
-        "valid_from DESC, decision_seq DESC) AS rn FROM decisions) WHERE rn = 1 AND inputs IS NOT NULL "
-        "ORDER BY claim_id").to_arrow_table()
+        "SELECT i, claim_id, borrower_id, area_ha, j.status AS in_status, j.verified_area_ha AS in_verified_area_ha, "
+        "j.claimed_area_ha AS in_claimed_area_ha, j.crop AS in_crop, j.sensor_status AS in_sensor_status, "
+        "j.reason_codes AS in_reason_codes, j.usable_dates AS in_usable_dates, j.centre_lon AS in_centre_lon, "
+        "j.centre_lat AS in_centre_lat, j.crop_probs AS in_crop_probs, "
+        "list_transform(coalesce(j.ndvi_season, []), lambda x: x[1]::DATE) AS in_ndvi_dates, "
+        "list_transform(coalesce(j.ndvi_season, []), lambda x: x[2]::DOUBLE) AS in_ndvi "
+        f"FROM (SELECT s.i, d.claim_id, d.borrower_id, d.area_ha, json_transform(d.inputs, '{_INPUT_SPEC}') AS j "
+        "FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq) ORDER BY i").to_arrow_table()
+
+
+def drop_stage(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP TABLE IF EXISTS rv_stage")
+
+
+def _canon_sql(constants: Mapping[str, Any], first_seq: int, constants_explanation: str) -> tuple[str, list[Any]]:
+    """SQL for `content_digest`'s text over ``rv_stage s``, the decision it replaces ``d`` and the new
+    values ``v``: the same bytes Python hashes (floats arrive as Python ``repr`` text in
+    ``v.<column>_repr``). One flat ``concat``: a chain of ``||`` copies the growing string each time."""
+    items: list[str] = []
+    params: list[Any] = []
+    for n, k in enumerate(k for k in HASHED if k != "prev_hash"):
+        sep = "\x1e" if n else ""
+        if k in constants:
+            items.append("?")
+            params.append(f"{sep}{k}\x1f" + _canon(_num(k, constants[k])))
+            continue
+        items.append("?")
+        params.append(f"{sep}{k}\x1f")
+        if k == "decision_seq":
+            items.append("CAST(s.i + ? AS VARCHAR)")
+            params.append(first_seq)
+        else:
+            items.append(f"v.{k}_repr" if k in DOUBLES else "coalesce(v.explanation, ?)" if k == "explanation"
+                         else "s.decision_id" if k == "decision_id" else f"coalesce(CAST(d.{k} AS VARCHAR), chr(0))")
+            if k == "explanation":
+                params.append(constants_explanation)
+    return f"concat({', '.join(items)})", params
+
+
+def append_staged(con: duckdb.DuckDBPyConnection, values: pa.Table, constants: Mapping[str, Any],
+                  explanation: str) -> int:
+    """Append one decision per ``rv_stage`` row with the new ``values`` (columns i, value_low_cny,
+    value_cny, value_high_cny, limit_cny, explanation (NULL: ``explanation``, the run's common one) and
+    ``<double>_repr`` for every DOUBLE column),
+    numbered and chained after the current head: DuckDB computes each row's content digest, Python
+    links them in order. Call inside the writer's transaction; drops ``rv_stage``."""
+    seq0, prev = chain_head(con)
+    text, params = _canon_sql(constants, seq0 + 1, explanation)  # decision_seq = seq0 + 1 + i
+    _rv_values = values  # noqa: F841  (a replacement scan finds the Arrow table by name)
+    # DuckDB joins the text, Python hashes it (hashlib is several times faster than DuckDB's sha256 here)
+    texts = con.execute(f"SELECT encode({text}) AS t FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq "
+                        "JOIN _rv_values v USING (i) ORDER BY i", params).fetchnumpy()["t"].tolist()
+    sha = hashlib.sha256
+    digests = [sha(t).hexdigest() for t in texts]
+    del texts
+    hashes = chain_links(prev, digests)
+    _rv_hashes = pa.table({"i": values.column("i"), "prev_hash": pa.array([prev, *hashes[:-1]]),  # noqa: F841
+                           "row_hash": pa.array(hashes)})
+    carried = ", ".join(f"d.{c}" for c in _CARRIED if c != "area_ha")
+    consts = list(constants)
+    con.execute(
+        f"INSERT INTO decisions (decision_seq, decision_id, {', '.join(c for c in _CARRIED if c != 'area_ha')}, "
+        f"area_ha, value_low_cny, value_cny, value_high_cny, limit_cny, explanation, {', '.join(consts)}, prev_hash, "
+        f"row_hash) SELECT s.i + ?, s.decision_id, {carried}, d.area_ha, v.value_low_cny, v.value_cny, "
+        f"v.value_high_cny, v.limit_cny, coalesce(v.explanation, ?), {', '.join('?' for _ in consts)}, h.prev_hash, "
+        "h.row_hash "
+        "FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq JOIN _rv_values v USING (i) "
+        "JOIN _rv_hashes h USING (i)",  # decision_seq is explicit: no need to sort the wide rows
+        [seq0 + 1, explanation, *constants.values()])
+    con.execute("DROP TABLE rv_stage")
+    return len(hashes)
 
 
 @dataclass
@@ -177,6 +258,8 @@ def verify_chain(con: duckdb.DuckDBPyConnection, batch: int = 50_000) -> ChainCh
             "WHERE l.limit_cny IS DISTINCT FROM d.limit_cny "
             "UNION ALL SELECT d.decision_seq, d.decision_id, 'valuations.value_cny ' || a.value_cny || ' differs from "
             "the logged ' || d.value_cny FROM decisions d JOIN valuations a ON a.valuation_id = d.valuation_id "
+            # the valuation's own decision (lim-X for val-X); a revaluation reuses the id with a new value
+            "AND d.decision_id = 'lim-' || substr(a.valuation_id, 5) "
             "WHERE a.value_cny IS DISTINCT FROM d.value_cny ORDER BY 1")):
         check.broken.append(r)
     return check

@@ -16,31 +16,38 @@ def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def portfolio(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """One row per borrower: claims, verified area, value and limit."""
+    """One row per borrower: claims, verified area, value range and limit in force now (`borrower_limits`)."""
     return _records(con.execute("SELECT * FROM borrower_limits ORDER BY borrower_id"))
 
 
 def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]:
-    """A borrower's totals, each claim's current verdict with its explanation, limit history and
-    the credit officers' review decisions."""
+    """A borrower's totals (`borrower_limits`), each claim's current decision (`field_valuations`)
+    with its stored explanation and verification evidence, the limit in force at each decision date,
+    alerts and the credit officers' review decisions. A revalued decision's steps are rendered by
+    `explain.borrower_detail`, the function the faces call."""
     totals = _records(con.execute("SELECT * FROM borrower_limits WHERE borrower_id = ?", [borrower_id]))
     if not totals:
         raise NotFoundError(f"no borrower {borrower_id!r}; list borrowers with `assets query portfolio`")
     claims = _records(con.execute(
-        "SELECT s.*, a.explanation AS valuation_explanation, l.explanation AS limit_explanation, v.reasons, "
-        "v.sensor_evidence, v.farmland_area_ha, v.planted_area_ha, v.overlap_area_ha, v.crop_probs, v.boundary "
-        "FROM claim_status s "
-        "LEFT JOIN valuations a ON a.valuation_id = s.valuation_id "
-        "LEFT JOIN credit_limits l ON l.limit_id = s.limit_id "
-        "LEFT JOIN verifications v ON v.verification_id = s.verification_id "
-        "WHERE s.borrower_id = ? ORDER BY s.submitted_at, s.claim_id", [borrower_id]))
+        "SELECT f.claim_id, f.borrower_id, f.name, f.submitted_at, f.claimed_area_ha, f.status, f.reason, "
+        "d.verification_id, f.as_of, f.verified_area_ha, f.verified_area_ha * 15 AS verified_area_mu, f.crop, "
+        "v.crop_probability, v.tile_ids, f.seg_model_version, f.crop_model_version, d.valuation_id, f.value_low_cny, "
+        "f.value_cny, f.value_high_cny, f.decision_id, f.limit_cny, f.params_version, d.params_sha256, "
+        "d.explanation, d.inputs, v.reasons, v.sensor_evidence, v.farmland_area_ha, v.planted_area_ha, "
+        "v.overlap_area_ha, v.crop_probs, v.boundary "
+        "FROM field_valuations f LEFT JOIN decisions d ON d.decision_id = f.decision_id "
+        "LEFT JOIN verifications v ON v.verification_id = d.verification_id "
+        "WHERE f.borrower_id = ? ORDER BY f.submitted_at, f.claim_id", [borrower_id]))
     for c in claims:
-        for key in ("valuation_explanation", "limit_explanation", "reasons", "sensor_evidence", "crop_probs", "boundary"):
+        for key in ("explanation", "inputs", "reasons", "sensor_evidence", "crop_probs", "boundary"):
             if isinstance(c.get(key), str):
                 c[key] = json.loads(c[key])
-    history = _records(con.execute(
-        "SELECT as_of, sum(limit_cny) AS limit_cny, count(*) AS claims_with_limit FROM credit_limits "
-        "WHERE borrower_id = ? GROUP BY as_of ORDER BY as_of", [borrower_id]))
+    history = _records(con.execute(  # the limit in force on each date the borrower's decisions changed
+        "WITH dates AS (SELECT DISTINCT valid_from AS as_of FROM decisions WHERE borrower_id = ?) "
+        "SELECT dt.as_of, sum(t.limit_cny) AS limit_cny, count(t.valuation_id) AS claims_with_limit FROM dates dt "
+        "JOIN decision_timeline t ON t.borrower_id = ? AND t.valid_from <= dt.as_of "
+        "AND (t.valid_to IS NULL OR t.valid_to > dt.as_of) GROUP BY dt.as_of ORDER BY dt.as_of",
+        [borrower_id, borrower_id]))
     alerts = _records(con.execute(
         "SELECT kind, as_of, claim_id, device_id, message FROM alerts WHERE borrower_id = ? ORDER BY raised_at",
         [borrower_id]))

@@ -1,0 +1,143 @@
+"""Crop health (#14): this season's NDVI against the crop's expected curve at the same dates, a
+named step that lowers the value when the field lags, never raises it on weaker evidence; and the
+regional yield and price ranges, each with its source, falling back to the national range."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+
+from assets.crop_health import health, health_columns
+from assets.errors import InputError
+from assets.valuation import ValuationInput, load_params, parse_params, value_inputs
+
+PARAMS = load_params()
+CURVE = PARAMS.crop_health.curves["cereals"]  # type: ignore[union-attr]
+
+
+def season(scale: float, days: tuple[int, ...] = (100, 115, 130, 145)) -> tuple[tuple[str, float], ...]:
+    """Wheat NDVI at ``scale`` x the cereal curve on the given days of 2026."""
+    return tuple(((date(2026, 1, 1) + timedelta(days=d - 1)).isoformat(),
+                  round(scale * float(np.interp(d, CURVE.doy, CURVE.ndvi)), 4)) for d in days)
+
+
+def field(**kw) -> ValuationInput:
+    base = dict(status="verified", verified_area_ha=10.0, claimed_area_ha=10.0, crop="wheat", crop_probability=0.9,
+                crop_probs={"wheat": 0.9, "barley": 0.1}, sensor_status="no_devices", reason_codes=("ok",),
+                usable_dates=6, ndvi_season=season(1.0))
+    return ValuationInput(**{**base, **kw})
+
+
+def step(v, name: str) -> dict:
+    return next(s for s in v.explanation if s["step"] == name)
+
+
+def test_a_field_on_its_curve_is_not_adjusted() -> None:
+    v = value_inputs(field(ndvi_season=season(1.05)), PARAMS)
+    s = step(v, "crop_health")
+    assert s["value"] == 1.0 and s["curve"] == "cereals" and "on track" in s["text"] and "illustrative" in s["text"]
+    assert v.value_cny == pytest.approx(150 * 0.9 * 960 + 150 * 0.1 * 798)  # area_mu x sum P x yield x price
+
+
+def test_a_lagging_field_is_valued_lower_and_the_step_says_why() -> None:
+    on, lag, bad = (value_inputs(field(ndvi_season=season(x)), PARAMS) for x in (1.0, 0.6, 0.2))
+    s = step(lag, "crop_health")
+    assert s["ratio"] == pytest.approx(0.6, abs=0.01) and s["value"] == pytest.approx(0.6 / 0.85, abs=0.01)
+    assert "60% of the expected cereals curve" in s["text"]
+    assert bad.value_cny < lag.value_cny < on.value_cny and lag.limit_cny < on.limit_cny
+    assert step(bad, "crop_health")["value"] == PARAMS.crop_health.min_factor  # type: ignore[union-attr]
+    assert "crop health below its curve" in step(lag, "value")["text"]
+
+
+@pytest.mark.parametrize("weaker", [
+    dict(ndvi_season=None),                      # recorded before crop health was kept
+    dict(ndvi_season=()),                        # no cloud-free date this season
+    dict(ndvi_season=season(1.0, (230, 250))),   # only after harvest: the curve is too low to compare
+    dict(crop="fibre_crops", crop_probs={"fibre_crops": 0.9, "wheat": 0.1}),  # no curve for the crop
+])
+def test_less_evidence_never_gives_a_higher_value_than_a_healthy_field(weaker: dict) -> None:
+    healthy, weak = value_inputs(field(ndvi_season=season(1.1)), PARAMS), value_inputs(field(**weaker), PARAMS)
+    s = step(weak, "crop_health")
+    assert s["ratio"] is None and "not judged" in s["text"] and s["value"] <= 1.0
+    if weak.crop == healthy.crop:
+        assert weak.value_cny <= healthy.value_cny and weak.limit_cny <= healthy.limit_cny
+
+
+def test_the_factor_never_exceeds_one_and_only_the_recent_window_counts() -> None:
+    p = PARAMS.crop_health
+    assert p is not None
+    for scale in (0.1, 0.5, 0.85, 1.0, 3.0):
+        assert 0 < health("wheat", season(scale), p).factor <= 1.0
+    old_bad_new_good = season(0.3, (100, 110)) + season(1.0, (150, 160))  # recovered: only the last 30 days count
+    assert health("wheat", old_bad_new_good, p).factor == 1.0
+
+
+def test_a_crop_failure_and_a_lagging_curve_are_not_counted_twice() -> None:
+    failed = value_inputs(field(reason_codes=("crop_failure",), ndvi_season=season(0.5)), PARAMS)
+    assert "the lower one applies" in step(failed, "crop_health")["text"]
+    healthy = value_inputs(field(), PARAMS)
+    assert failed.value_cny == pytest.approx(healthy.value_cny * PARAMS.crop_failure_factor)
+
+
+def test_columns_and_the_per_field_step_agree() -> None:
+    p = PARAMS.crop_health
+    assert p is not None
+    seasons = [season(x) for x in (0.3, 0.7, 0.9, 1.2)] + [(), season(1.0, (230, 250))]
+    rows, days, doy, ndvi = [], [], [], []
+    for i, s in enumerate(seasons):
+        for on, v in s:
+            d = date.fromisoformat(on)
+            rows.append(i), days.append(d.toordinal()), doy.append(d.timetuple().tm_yday), ndvi.append(v)
+    keys = sorted(p.curves)
+    got = health_columns(np.full(len(seasons), keys.index("cereals")), np.array(rows), np.array(days),
+                         np.array(doy), np.array(ndvi), keys, p)
+    assert got.tolist() == [health("wheat", s, p).factor for s in seasons]
+
+
+# Regional yield and price ranges.
+
+def test_a_field_in_a_region_uses_its_regional_range_and_names_it() -> None:
+    north_china = value_inputs(field(crop="maize", crop_probs={"maize": 1.0}, centre_lon=116.0, centre_lat=36.0,
+                                     ndvi_season=None), PARAMS)
+    national = value_inputs(field(crop="maize", crop_probs={"maize": 1.0}, centre_lon=9.1, centre_lat=56.1,
+                                  ndvi_season=None), PARAMS)
+    text = step(north_china, "value_per_mu_range")["text"]
+    assert "maize in region north_china_plain" in text and "NBS" in text
+    assert "national range" in step(national, "value_per_mu_range")["text"]
+    regional = PARAMS.regional["north_china_plain"]["maize"]
+    assert step(north_china, "value_per_mu_range")["value"][0] == pytest.approx(regional.low_cny_per_mu, abs=0.01)
+    assert north_china.value_low_cny > national.value_low_cny  # a better-known, higher floor in the wheat-maize belt
+    assert north_china.value_cny == national.value_cny  # the expected value stays national unless the region sets it
+
+
+def test_a_crop_without_a_table_for_its_region_falls_back_to_its_national_range() -> None:
+    potatoes = field(crop="potatoes", crop_probs={"potatoes": 1.0}, centre_lon=116.0, centre_lat=36.0, ndvi_season=None)
+    elsewhere = field(crop="potatoes", crop_probs={"potatoes": 1.0}, ndvi_season=None)
+    assert value_inputs(potatoes, PARAMS).value_low_cny == value_inputs(elsewhere, PARAMS).value_low_cny
+
+
+BASE = PARAMS.text
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda t: t.replace("[crops.maize.regions.northeast]", "[crops.maize.regions.atlantis]"), "unknown region 'atlantis'"),
+    (lambda t: t.replace("bbox = [118.0, 38.5, 135.5, 53.6]", "bbox = [110.0, 30.0, 135.5, 53.6]"), "overlap"),
+    (lambda t: t.replace("bbox = [118.0, 38.5, 135.5, 53.6]", "bbox = [135.5, 38.5, 118.0, 53.6]"), "lon_min < lon_max"),
+    (lambda t: t.replace("yield_kg_per_mu_range = [400, 580]", "yield_kg_per_mu_range = [580, 400]"), "low > high"),
+    (lambda t: t.replace("yield_kg_per_mu_range = [400, 580]", "yield_kg_per_mu_range = [-4, 580]"), "negative"),
+    (lambda t: t.replace("price_cny_per_kg_range = [1.95, 2.50]", "price_cny_per_kg_range = [2.4, 2.50]"),
+     "keeps the national expected value"),
+    (lambda t: t.replace('source = "Heilongjiang', 'nosource = "Heilongjiang'), "region 'northeast' has no source"),
+    (lambda t: t.replace("[crop_health.curves.maize]", "[crop_health.curves.maize_x]"), "neither a crop nor a crop group"),
+    (lambda t: t.replace("ndvi = [0.20, 0.22, 0.35, 0.65, 0.82, 0.78, 0.55, 0.30, 0.20]", "ndvi = [0.2, 0.3]"),
+     "one ndvi per doy"),
+    (lambda t: t.replace("tolerance = 0.85", "tolerance = 1.5"), "0 < tolerance <= 1"),
+    (lambda t: t.replace('currency = "CNY"', 'currency = "USD"'), "currency 'USD'"),
+])
+def test_bad_regional_and_crop_health_parameters_are_refused_by_name(change, match: str) -> None:
+    text = change(BASE)
+    assert text != BASE
+    with pytest.raises(InputError, match=match):
+        parse_params(text, "p.toml")
