@@ -194,9 +194,15 @@ def test_farmer_edits_a_corner_and_undoes_it(bank, browser) -> None:
     expect(page.locator("#proposal-text")).to_contain_text("ha", timeout=60_000)
     before = page.locator("#area").text_content()
     corners_before = page.evaluate("corners().length")
-    marker = page.locator(".leaflet-marker-icon.marker-icon:not(.marker-icon-middle)").first
-    box = marker.bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    # The corner furthest from its neighbours, so the press lands on it and not on a middle marker.
+    pt = page.evaluate("""(() => { const ring = corners().map((c) => map.latLngToContainerPoint(c));
+        let best = null, gap = -1;
+        ring.forEach((p, i) => { const d = Math.min(p.distanceTo(ring[(i + 1) % ring.length]),
+                                                   p.distanceTo(ring[(i + ring.length - 1) % ring.length]));
+                                 if (d > gap) { gap = d; best = p; } });
+        return [best.x, best.y]; })()""")
+    box = page.locator("#map").bounding_box()
+    x, y = box["x"] + pt[0], box["y"] + pt[1]
     page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x + 30, y + 25, steps=8)
