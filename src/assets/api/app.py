@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Sequence
@@ -54,6 +55,7 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None) -> Fas
         app.state.settings = settings
         app.state.static_keys = access.static_keys(keys)
         app.state.limits = Limits(settings)
+        app.state.assess_lock = threading.Lock()  # claim assessments append to the decision log one at a time
         app.state.map_tiles = maptiles.TileCache(settings.map_tile_cache_tiles)  # rendered PNGs, LRU
         app.state.empty_tile = maptiles.transparent_png()
         app.state.tile_identities = {}  # sha256(token) -> (identity, trusted until), see deps.tile_identity
