@@ -30,6 +30,8 @@ for name in ("models_dir", "tiles_dir", "web_dir", "mosquitto_dir"):
     assert venv in path.parents and path.is_dir(), f"{name} = {path}: not the wheel's own data"
 assert (s.models_dir / "crop.pt").is_file() and (s.models_dir / "segment.pt").is_file()
 assert (s.web_dir / "node_modules/leaflet/dist/leaflet.js").is_file(), "the map's Leaflet is not in the wheel"
+assert (s.web_dir / "node_modules/@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.min.js").is_file(), \
+    "the map's Leaflet-Geoman is not in the wheel"
 import assets.cli, assets.flows.nightly  # noqa: E401  (the CLI and flows import without the checkout)
 assert "flows" not in sys.modules, "the installed package imported a top-level `flows` module"
 from fastapi.testclient import TestClient
@@ -38,6 +40,8 @@ with TestClient(create_app(Settings(db_path=Path("map.duckdb")))) as client:
     page = client.get("/map/")
     assert page.status_code == 200 and "leaflet" in page.text, f"/map answered {page.status_code}"
     assert client.get("/vendor/leaflet/leaflet.js").status_code == 200
+    assert client.get("/vendor/leaflet-geoman/leaflet-geoman.min.js").status_code == 200
+    assert client.get("/map/i18n.json").status_code == 200
 print(f"wheel: assets from {where.parent}, data and map found")
 PY
 rm -f map.duckdb

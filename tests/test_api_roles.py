@@ -43,8 +43,12 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/reviews/{claim_id}"): frozenset({OFFICER}),
     ("GET", "/openapi.json"): frozenset({OFFICER}),
     ("GET", "/docs"): frozenset({OFFICER}),
+    ("GET", "/map/imagery"): frozenset({FARMER, OFFICER, OPERATIONS}),
+    ("GET", "/map/tiles/{z}/{x}/{y}.png"): frozenset({FARMER, OFFICER, OPERATIONS}),
+    ("GET", "/borrowers/{borrower_id}/fields"): frozenset({FARMER, OFFICER}),
+    ("GET", "/fields/proposal"): frozenset({FARMER, OFFICER}),
 }
-STATIC_MOUNTS = {"/map", "/vendor/leaflet"}  # the map page and Leaflet: static files, public
+STATIC_MOUNTS = {"/map", "/vendor/leaflet", "/vendor/leaflet-geoman"}  # the map page, Leaflet, Geoman: public
 EMPTY = {"type": "FeatureCollection", "features": []}  # reaches the claim reader, never the models
 
 
@@ -85,7 +89,8 @@ def client(world, tmp_path: Path) -> Iterator[TestClient]:
 
 
 def _call(c: TestClient, method: str, path: str, headers: dict[str, str]):
-    url = path.replace("{borrower_id}", "farmer-001").replace("{tile_id}", "no-such-tile")
+    url = (path.replace("{borrower_id}", "farmer-001").replace("{tile_id}", "no-such-tile")
+           .replace("{z}/{x}/{y}", "12/2150/1260").replace("/fields/proposal", "/fields/proposal?lon=9.1&lat=56.1"))
     if path == "/auth/exchange":  # a fresh one-time code each time
         with connect(c.app.state.settings.db_path) as con:
             link, _ = access.issue_link(con, "wang", c.app.state.settings)

@@ -91,6 +91,17 @@ class Settings:
     max_claim_features: int = 50  # fields per submission
     max_claim_vertices: int = 20_000  # corners over all fields of one submission
     max_field_name_chars: int = 120
+    # The map (#13): XYZ tiles rendered from the catalogue (`imagery/maptiles.py`), field proposals (`propose.py`).
+    map_max_zoom: int = 19  # 0.3 m map pixels: beyond this a 10 m Sentinel-2 pixel is only blown up
+    map_cloud_free_max: float = 0.1  # a tile with at most this cloud (or nodata) fraction is clean / cloud-free
+    map_gain: float = 3.5  # reflectance x gain = true colour (Sentinel-2 fields are dark)
+    map_tile_cache_tiles: int = 2048  # rendered PNGs kept per server process (~40-80 kB each)
+    map_tiles_per_token_per_min: int = 1200  # a map view loads 20-40 tiles; its own budget, not the API's
+    map_token_cache_s: float = 30.0  # a token verified for tiles is trusted this long without the database
+    map_catalogue_cache_s: float = 30.0  # the tiles the map draws are re-read from the catalogue this often
+    proposal_search_m: float = 1500.0  # a tapped field is looked for this far around the point (a 2,000 ha field is ~5 km)
+    proposal_snap_px: int = 2  # a tap this close to a detected field (on its edge) still finds it
+    proposal_simplify_px: float = 1.0  # the pixel staircase of a detected field simplified to this, in pixels
 
 
 def settings(**overrides: object) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Sequence
@@ -12,11 +13,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from assets import access
-from assets.api import credit, routes
+from assets.api import credit, maps, routes
 from assets.api.deps import public
 from assets.api.limits import BodyLimitMiddleware, Limits
 from assets.api.middleware import AuditMiddleware, SecurityHeadersMiddleware
 from assets.config import Settings
+from assets.imagery import maptiles
 from assets.errors import (AssetsError, AuthenticationError, InputError, NotFoundError, PermissionDeniedError,
                            RateLimitError, StoreLockedError, TooLargeError)
 
@@ -53,6 +55,14 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None) -> Fas
         app.state.settings = settings
         app.state.static_keys = access.static_keys(keys)
         app.state.limits = Limits(settings)
+        app.state.assess_lock = threading.Lock()  # claim assessments append to the decision log one at a time
+        app.state.map_tiles = maptiles.TileCache(settings.map_tile_cache_tiles)  # rendered PNGs, LRU
+        app.state.empty_tile = maptiles.transparent_png()
+        app.state.tile_identities = {}  # sha256(token) -> (identity, trusted until), see deps.tile_identity
+        app.state.map_catalogue = maptiles.CatalogueCache(settings.map_catalogue_cache_s)
+        from assets.propose import Segmentations
+
+        app.state.segmentations = Segmentations(settings)  # field proposals: model loaded on first tap
         yield
 
     # /docs and /openapi.json are served by routes.docs, for officers only.
@@ -70,6 +80,8 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None) -> Fas
                    routes.imagery, routes.reviews, routes.docs):
         app.include_router(router)
     app.include_router(credit.credit)  # officers: explain, history, filtered portfolio (#14)
+    for router in (maps.map_api, maps.borrower_fields, maps.fields):  # the map (#13); before the /map mount
+        app.include_router(router)
     _mount_map(app, settings.web_dir)
     return app
 
@@ -78,10 +90,13 @@ WEB_DIR = Settings().web_dir  # the default; the app serves settings.web_dir
 
 
 def _mount_map(app: FastAPI, web_dir: Path) -> None:
-    """The farmer's map at /map; Leaflet comes from npm (`npm ci` in src/assets/web; the wheel ships it)."""
+    """The farmer's map at /map; Leaflet and Leaflet-Geoman come from npm (`npm ci` in src/assets/web;
+    the wheel ships them)."""
     leaflet = web_dir / "node_modules" / "leaflet" / "dist"
-    if leaflet.is_dir():
+    geoman = web_dir / "node_modules" / "@geoman-io" / "leaflet-geoman-free" / "dist"
+    if leaflet.is_dir() and geoman.is_dir():
         app.mount("/vendor/leaflet", StaticFiles(directory=leaflet), name="leaflet")
+        app.mount("/vendor/leaflet-geoman", StaticFiles(directory=geoman), name="leaflet-geoman")
         app.mount("/map", StaticFiles(directory=web_dir / "static", html=True), name="map")
         return
     missing = APIRouter(dependencies=[Depends(public)], include_in_schema=False)

@@ -7,6 +7,8 @@ route that declares neither.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -50,6 +52,41 @@ def current_identity(
     api_key: str | None = Security(_api_key),
 ) -> Identity:
     """The caller, from `Authorization: Bearer` (or X-API-Key); throttled per address and token."""
+    identity = _identify(request, con, bearer, api_key)
+    request.app.state.limits.check_token(identity.token_id or identity.name)
+    return identity
+
+
+def tile_identity(
+    request: Request,
+    settings: Settings = Depends(get_settings),
+    bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
+    api_key: str | None = Security(_api_key),
+) -> Identity:
+    """`current_identity` for map tiles: a map view loads dozens at once, so they count against
+    their own budget (`map_tiles_per_token_per_min`), and a verified token is remembered for
+    `map_token_cache_s` (tiles are public imagery, no borrower's data) so a tile opens no
+    database connection; a revoked token may fetch tiles for that long, nothing else."""
+    presented = bearer.credentials if bearer is not None else api_key
+    remembered: dict[str, tuple[Identity, float]] = request.app.state.tile_identities
+    key = hashlib.sha256(presented.encode("utf-8", "replace")).hexdigest() if presented else ""
+    hit = remembered.get(key)
+    now = time.monotonic()
+    if hit is not None and hit[1] > now and (hit[0].expires_at is None or hit[0].expires_at > access.utcnow()):
+        request.app.state.limits.check_signin(client_address(request))
+        identity = request.state.identity = hit[0]
+    else:
+        with connect(settings.db_path) as con:
+            identity = _identify(request, con, bearer, api_key)
+        if len(remembered) > 10_000:
+            remembered.clear()
+        remembered[key] = (identity, now + settings.map_token_cache_s)
+    request.app.state.limits.check_tiles(identity.token_id or identity.name)
+    return identity
+
+
+def _identify(request: Request, con: duckdb.DuckDBPyConnection, bearer: HTTPAuthorizationCredentials | None,
+              api_key: str | None) -> Identity:
     limits: Limits = request.app.state.limits
     address = client_address(request)
     limits.check_signin(address)
@@ -62,7 +99,6 @@ def current_identity(
     except AuthenticationError:
         limits.signin_failed(address)
         raise
-    limits.check_token(identity.token_id or identity.name)
     request.state.identity = identity  # read by the audit middleware
     return identity
 
@@ -74,11 +110,11 @@ def public() -> None:
 public.roles = None  # type: ignore[attr-defined]
 
 
-def allow(*roles: Role) -> Callable[..., Identity]:
+def allow(*roles: Role, identify: Callable[..., Identity] = current_identity) -> Callable[..., Identity]:
     """A router dependency admitting only ``roles``; others get 403, callers without a token 401."""
     names = ", ".join(r.value for r in roles)
 
-    def dependency(identity: Identity = Depends(current_identity)) -> Identity:
+    def dependency(identity: Identity = Depends(identify)) -> Identity:
         if identity.role not in roles:
             raise PermissionDeniedError(f"this resource is for {names}; you are signed in as a {identity.role.value}")
         return identity
@@ -88,6 +124,11 @@ def allow(*roles: Role) -> Callable[..., Identity]:
 
 
 ANY_ROLE = allow(*Role)
+
+
+def allow_tiles(*roles: Role) -> Callable[..., Identity]:
+    """`allow` for map tiles, counted against the tile budget (`tile_identity`)."""
+    return allow(*roles, identify=tile_identity)
 
 
 def visible_borrower(borrower_id: str, identity: Identity = Depends(current_identity)) -> str:

@@ -72,11 +72,12 @@ class SlidingWindow:
 
 
 class Limits:
-    """The app's throttles: failed sign-ins per client address, requests per token."""
+    """The app's throttles: failed sign-ins per client address, requests and map tiles per token."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.failures = SlidingWindow(settings.signin_failures_max, settings.signin_failure_window_s, clock=clock)
         self.requests = SlidingWindow(settings.requests_per_token_per_min, 60.0, clock=clock)
+        self.tiles = SlidingWindow(settings.map_tiles_per_token_per_min, 60.0, clock=clock)  # the map's own budget
         self.settings = settings
 
     def check_signin(self, address: str) -> None:
@@ -96,6 +97,12 @@ class Limits:
         if wait:
             raise RateLimitError(f"too many requests with this token ({self.settings.requests_per_token_per_min} "
                                  f"per minute, requests_per_token_per_min); try again in {wait} s", wait)
+
+    def check_tiles(self, key: str) -> None:
+        wait = self.tiles.take(key)
+        if wait:
+            raise RateLimitError(f"too many map tiles with this token ({self.settings.map_tiles_per_token_per_min} "
+                                 f"per minute, map_tiles_per_token_per_min); try again in {wait} s", wait)
 
 
 def client_address(request: Request) -> str:

@@ -74,7 +74,9 @@ class AuditMiddleware:
             await self.app(scope, receive, send_recording)
         finally:
             identity: Identity | None = state.get("identity")
-            if identity is not None and identity.role is Role.OFFICER:
+            # Map tiles are imagery, not a borrower's data: a map view would write dozens of rows.
+            if identity is not None and identity.role is Role.OFFICER and not scope.get("path", "").startswith(
+                    "/map/tiles/"):
                 route = scope.get("route")
                 params = scope.get("path_params") or {}
                 row = {"at": utcnow(), "user_name": identity.name, "role": identity.role.value,

@@ -43,3 +43,11 @@ def tile_footprints(con: duckdb.DuckDBPyConnection) -> list[tuple[float, float, 
 def has_tiles_up_to(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
     """Whether any tile acquired on or before ``as_of`` is catalogued (quarantined ones included)."""
     return bool(con.execute("SELECT count(*) FROM tiles WHERE acquired_on <= ?", [as_of]).fetchall()[0][0] > 0)
+
+
+def map_tile_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every catalogued, not quarantined tile with its footprint and clouds: what the map can draw."""
+    return _records(con.execute(
+        "SELECT tile_id, path, acquired_on, cloud_fraction, nodata_fraction, crs, width, height, minx, miny, "
+        "min_lon, min_lat, max_lon, max_lat FROM tiles WHERE tile_id NOT IN (SELECT tile_id FROM tile_quarantine) "
+        "ORDER BY acquired_on, tile_id"))

@@ -1,22 +1,84 @@
-// The farmer's map: sign in with the bank's one-time link, tap corners over the satellite image,
-// submit, read the verdict. The farmer's borrower comes from their token (GET /me), never typed.
+// The farmer's map (#13). A farmer signs in with the bank's one-time link, sees their fields over
+// the service's own satellite tiles, taps inside a field to get the boundary the segmentation
+// detected, accepts or adjusts it (Leaflet-Geoman: move, add and delete corners, snapping, undo),
+// submits and reads the verdict. A credit officer sees the portfolio, a borrower's fields coloured
+// by status, and decides the review queue. Every string comes from i18n.json (English, Chinese).
 "use strict";
 
 const TOKEN_KEY = "assets.token";
-let me = null; // {name, role, borrower_id} once signed in
-
-const map = L.map("map", { zoomControl: true, zoomSnap: 0.25 });
-const corners = [];
-const outline = L.polygon([], { color: "#ffeb3b", weight: 3, fillOpacity: 0.15 }).addTo(map);
-const markers = L.layerGroup().addTo(map);
+const LANG_KEY = "assets.lang";
+const STATUS_COLOURS = { verified: "#2e7d32", partial: "#f9a825", rejected: "#c62828", review: "#1565c0", pending: "#757575" };
 const $ = (id) => document.getElementById(id);
+
+let catalogue = {}; // {en: {...}, zh: {...}}
+let lang = "en";
+let me = null; // {name, role, borrower_id} once signed in
+let imagery = null; // GET /map/imagery
+let field = null; // the polygon being drawn or proposed (editable)
+let accepted = false; // a proposal becomes submittable once accepted or adjusted
+let edits = []; // earlier corner lists of `field`, for undo
+let working = null; // geoman's layer while drawing by hand
+let lastProposal = null; // {feature} | {error}
+let lastVerdicts = null;
+
+// --- strings ---------------------------------------------------------------------------------
+function t(key, vars = {}) {
+  const text = (catalogue[lang] && catalogue[lang][key]) ?? (catalogue.en && catalogue.en[key]) ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => (vars[name] ?? `{${name}}`));
+}
+
+function pickLanguage() {
+  const saved = localStorage.getItem(LANG_KEY);
+  if (saved && catalogue[saved]) return saved;
+  const wanted = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"];
+  for (const code of wanted) {
+    const base = String(code).toLowerCase().split("-")[0];
+    if (catalogue[base]) return base;
+  }
+  return "en";
+}
+
+function applyStrings() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
+  document.title = t(me && me.role !== "farmer" ? "title.officer" : "title");
+  $("title").textContent = document.title;
+  if (!$("field-name").dataset.touched) $("field-name").value = t("field.default_name");
+  if (map.pm && map.pm.setLang) map.pm.setLang(lang === "zh" ? "zh" : "en");
+  $("legend").innerHTML = `<b>${escapeHtml(t("legend.title"))}</b> ` + Object.entries(STATUS_COLOURS).map(([s, c]) =>
+    `<span><i style="background:${c}"></i>${escapeHtml(t(`status.${s}`))}</span>`).join("");
+}
 
 function escapeHtml(text) {
   return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
-// Area on the sphere (m^2) of a lon/lat ring: good to well under 1 % for fields.
-function ringAreaM2(latlngs) {
+// --- the map -----------------------------------------------------------------------------------
+const map = L.map("map", { zoomControl: true, zoomSnap: 0.25, maxZoom: 19 });
+const fieldsLayer = L.featureGroup().addTo(map); // stored fields, coloured by status (snapping targets)
+map.pm.setGlobalOptions({ snappable: true, snapDistance: 20, allowSelfIntersection: false, removeVertexOn: "contextmenu",
+  pathOptions: { color: "#ffeb3b", weight: 3, fillOpacity: 0.15 } });
+
+// XYZ tiles served by the service itself, fetched with the token (an <img src> cannot send one).
+const AuthTiles = L.GridLayer.extend({
+  createTile(coords, done) {
+    const img = document.createElement("img");
+    img.alt = "";
+    const url = imagery.tiles_url.replace("{z}", coords.z).replace("{x}", coords.x).replace("{y}", coords.y);
+    fetch(url, { headers: { Authorization: `Bearer ${token()}` } })
+      .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(`tile ${r.status}`))))
+      .then((blob) => {
+        img.onload = () => { URL.revokeObjectURL(img.src); done(null, img); };
+        img.src = URL.createObjectURL(blob);
+      })
+      .catch((err) => done(err, img));
+    return img;
+  },
+});
+let imageryLayer = null;
+
+function ringAreaM2(latlngs) { // area on the sphere of a lon/lat ring: well under 1 % off for fields
   const R = 6378137, rad = Math.PI / 180;
   let sum = 0;
   for (let i = 0; i < latlngs.length; i++) {
@@ -26,18 +88,106 @@ function ringAreaM2(latlngs) {
   return Math.abs(sum * R * R / 2);
 }
 
-function redraw() {
-  outline.setLatLngs(corners);
-  markers.clearLayers();
-  corners.forEach((c) => L.circleMarker(c, { radius: 6, color: "#ffeb3b" }).addTo(markers));
-  const ha = corners.length >= 3 ? ringAreaM2(corners) / 10000 : 0;
-  $("area").textContent = corners.length < 3
-    ? `${corners.length} corner${corners.length === 1 ? "" : "s"} (at least 3 needed)`
-    : `${corners.length} corners, about ${ha.toFixed(2)} ha (${(ha * 15).toFixed(1)} mu)`;
-  $("submit").disabled = corners.length < 3 || !me;
+function corners() {
+  if (field) return field.getLatLngs()[0] || [];
+  if (working) return working.getLatLngs() || [];
+  return [];
 }
 
-// --- sign-in ---------------------------------------------------------------------------------
+function updateArea() {
+  const ring = corners();
+  const n = ring.length;
+  const ha = n >= 3 ? ringAreaM2(ring) / 10000 : 0;
+  $("area").textContent = n === 0 ? t("area.none") : n < 3 ? t("area.corners", { n })
+    : t("area.value", { n, ha: ha.toFixed(2), mu: (ha * 15).toFixed(1) });
+  $("submit").disabled = !me || !field || n < 3 || !accepted;
+  $("undo").disabled = !(working || edits.length > 1);
+  $("accept").hidden = !field || accepted;
+}
+
+function snapshot() { edits.push(field.getLatLngs()[0].map((p) => L.latLng(p.lat, p.lng))); }
+
+function setField(layer, { proposal = false } = {}) {
+  clearField();
+  field = layer.addTo(map);
+  accepted = !proposal;
+  field.setStyle(proposal ? { color: "#ff9800", dashArray: "6 6", weight: 3, fillOpacity: 0.1 }
+    : { color: "#ffeb3b", dashArray: null, weight: 3, fillOpacity: 0.15 });
+  field.pm.enable({ snappable: true, allowSelfIntersection: false, removeVertexOn: "contextmenu" });
+  field.on("pm:markerdrag", updateArea); // live area while a corner moves
+  field.on("pm:edit", () => { accept(); snapshot(); updateArea(); }); // a move, an added or a deleted corner
+  edits = [];
+  snapshot();
+  updateArea();
+}
+
+function accept() {
+  if (!field || accepted) return;
+  accepted = true;
+  field.setStyle({ color: "#ffeb3b", dashArray: null, fillOpacity: 0.15 });
+  updateArea();
+}
+
+function clearField() {
+  if (working) map.pm.disableDraw();
+  working = null;
+  if (field) { field.pm.disable(); field.remove(); }
+  field = null;
+  accepted = false;
+  edits = [];
+}
+
+function undo() {
+  if (working) { map.pm.Draw.Polygon._removeLastVertex(); updateArea(); return; }
+  if (!field || edits.length < 2) return;
+  edits.pop();
+  field.pm.disable();
+  field.setLatLngs(edits[edits.length - 1]);
+  field.pm.enable({ snappable: true, allowSelfIntersection: false, removeVertexOn: "contextmenu" });
+  updateArea();
+}
+
+map.on("pm:drawstart", ({ workingLayer }) => {
+  working = workingLayer;
+  workingLayer.on("pm:vertexadded pm:vertexremoved", updateArea);
+  updateArea();
+});
+map.on("pm:drawend", () => { working = null; updateArea(); });
+map.on("pm:create", ({ layer }) => { map.removeLayer(layer); working = null; setField(L.polygon(layer.getLatLngs())); });
+
+// A tap inside a field, when nothing is being drawn: the detected field is proposed.
+map.on("click", async (e) => {
+  if (!me || working || map.pm.globalDrawModeEnabled() || field) return;
+  $("proposal").hidden = false;
+  $("proposal-text").className = "muted";
+  $("proposal-text").textContent = t("proposal.finding");
+  try {
+    const feature = await api(`/fields/proposal?lon=${e.latlng.lng.toFixed(7)}&lat=${e.latlng.lat.toFixed(7)}`);
+    lastProposal = { feature };
+    const ring = feature.geometry.coordinates[0].slice(0, -1).map(([lng, lat]) => L.latLng(lat, lng));
+    setField(L.polygon(ring), { proposal: true });
+    showProposal();
+  } catch (err) {
+    lastProposal = { error: err.message };
+    showProposal();
+  }
+});
+
+function showProposal() {
+  if (!lastProposal) return;
+  const el = $("proposal-text");
+  if (lastProposal.error) {
+    el.className = "error";
+    el.textContent = t("proposal.failed", { error: lastProposal.error });
+    return;
+  }
+  const p = lastProposal.feature.properties;
+  el.className = "";
+  el.textContent = t("proposal.found", { ha: p.area_ha.toFixed(2), mu: p.area_mu.toFixed(1), date: p.acquired_on })
+    + (p.cut_by_search_window ? ` ${t("proposal.cut")}` : "");
+}
+
+// --- sign-in -----------------------------------------------------------------------------------
 const token = () => localStorage.getItem(TOKEN_KEY);
 
 async function api(path, options = {}) {
@@ -46,7 +196,8 @@ async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const err = new Error(data.error || data.detail || `request failed (${response.status})`);
+    const detail = Array.isArray(data.detail) ? data.detail.map((d) => d.msg).join("; ") : data.detail;
+    const err = new Error(data.error || detail || t("error.request", { status: response.status }));
     err.status = response.status;
     throw err;
   }
@@ -59,27 +210,27 @@ async function exchange(code) {
   localStorage.setItem(TOKEN_KEY, data.token);
 }
 
-function showSignedOut(message) {
-  me = null;
-  $("who").textContent = "Sign in to submit your fields.";
-  $("signin-form").hidden = false;
-  $("signout").hidden = true;
-  $("borrower-row").hidden = true;
-  $("my-fields").innerHTML = "";
-  $("signin-error").textContent = message || "";
-  redraw();
+function showWho() {
+  if (!me) { $("who").textContent = t("signin.prompt"); return; }
+  $("who").textContent = me.borrower_id ? t("signin.as_farmer", { name: me.name, borrower: me.borrower_id })
+    : t("signin.as_role", { name: me.name, role: me.role });
 }
 
-async function showMyFields() {
-  if (!me || !me.borrower_id) return;
-  try {
-    const detail = await api(`/borrowers/${encodeURIComponent(me.borrower_id)}`);
-    $("my-fields").innerHTML = detail.claims.map((c) => `<li class="${escapeHtml(c.status)}">${escapeHtml(c.name)}:
-      ${escapeHtml(c.status)}${c.limit_cny ? `, limit ${Math.round(c.limit_cny).toLocaleString()} CNY` : ""}</li>`).join("");
-  } catch (err) {
-    $("my-fields").innerHTML = err.status === 404 ? '<li class="muted">No fields submitted yet.</li>'
-      : `<li class="error">${escapeHtml(err.message)}</li>`;
-  }
+function showSignedOut(message) {
+  me = null;
+  clearField();
+  fieldsLayer.clearLayers();
+  if (imageryLayer) { imageryLayer.remove(); imageryLayer = null; }
+  $("signin-form").hidden = false;
+  $("signout").hidden = true;
+  $("drawing").hidden = true;
+  $("officer").hidden = true;
+  $("my-fields").innerHTML = "";
+  $("signin-error").textContent = message || "";
+  $("imagery-date").textContent = t("imagery.signin");
+  $("cloud-free").textContent = "";
+  showWho();
+  updateArea();
 }
 
 async function signIn(code) {
@@ -92,15 +243,174 @@ async function signIn(code) {
     if (err.status === 401) localStorage.removeItem(TOKEN_KEY);
     return showSignedOut(err.message);
   }
-  $("who").textContent = me.borrower_id ? `Signed in as ${me.name} (borrower ${me.borrower_id})`
-    : `Signed in as ${me.name} (${me.role})`;
+  showWho();
+  applyStrings();
   $("signin-form").hidden = true;
   $("signout").hidden = false;
+  $("drawing").hidden = me.role === "operations";
   $("borrower-row").hidden = Boolean(me.borrower_id); // officers choose the borrower they file for
-  redraw();
-  showMyFields();
+  $("officer").hidden = me.role !== "officer";
+  updateArea();
+  await loadImagery();
+  if (me.borrower_id) showFields(me.borrower_id, { fit: false });
+  if (me.role === "officer") { showPortfolio(); showReviews(); }
 }
 
+async function loadImagery() {
+  try {
+    imagery = await api("/map/imagery");
+    if (!imagery.bounds) throw new Error(t("error.request", { status: 404 }));
+    if (imageryLayer) imageryLayer.remove();
+    imageryLayer = new AuthTiles({ maxZoom: 19, maxNativeZoom: imagery.max_zoom, bounds: L.latLngBounds(imagery.bounds),
+      className: "imagery" }).addTo(map);
+    imageryLayer.bringToBack();
+    map.fitBounds(imagery.bounds);
+    showImageryDates();
+  } catch (err) {
+    map.setView([0, 0], 2);
+    $("imagery-date").textContent = t("imagery.none", { error: err.message });
+  }
+}
+
+function showImageryDates() {
+  if (!imagery) return;
+  $("imagery-date").textContent = t("imagery.latest", { date: imagery.latest_date });
+  $("cloud-free").textContent = t("imagery.cloud_free", { dates: imagery.cloud_free_dates.join(", ") });
+}
+
+// A borrower's stored fields on the map, coloured by status, and as a list.
+async function showFields(borrower, { fit = true, list = "my-fields" } = {}) {
+  let shapes;
+  try {
+    shapes = await api(`/borrowers/${encodeURIComponent(borrower)}/fields`);
+  } catch (err) {
+    $(list).innerHTML = err.status === 404 ? `<li class="muted">${escapeHtml(t("fields.none"))}</li>`
+      : `<li class="error">${escapeHtml(err.message)}</li>`;
+    return;
+  }
+  fieldsLayer.clearLayers();
+  L.geoJSON(shapes, {
+    style: (f) => ({ color: STATUS_COLOURS[f.properties.status] || STATUS_COLOURS.pending, weight: 2, fillOpacity: 0.25 }),
+    onEachFeature: (f, layer) => layer.bindTooltip(`${f.properties.name}: ${t(`status.${f.properties.status}`)}`),
+  }).eachLayer((layer) => layer.addTo(fieldsLayer));
+  $("my-fields-title").hidden = list !== "my-fields";
+  $(list).innerHTML = shapes.features.length ? shapes.features.map(({ properties: c }) =>
+    `<li class="${escapeHtml(c.status)}" data-claim="${escapeHtml(c.claim_id)}">${escapeHtml(c.name)}: ${escapeHtml(t(`status.${c.status}`))}${
+      c.limit_cny ? `, ${escapeHtml(t("fields.limit", { limit: Math.round(c.limit_cny).toLocaleString() }))}` : ""}</li>`).join("")
+    : `<li class="muted">${escapeHtml(t("fields.none"))}</li>`;
+  if (fit && fieldsLayer.getLayers().length) map.fitBounds(fieldsLayer.getBounds(), { maxZoom: 16 });
+}
+
+// --- submit and the verdict ----------------------------------------------------------------------
+function verdictCard(claim) {
+  const status = claim.status || "pending";
+  const mu = claim.verified_area_ha == null ? "-" : (claim.verified_area_ha * 15).toFixed(1);
+  const money = (v) => (v == null ? "-" : `${Math.round(v).toLocaleString()} CNY`);
+  const reasons = claim.reason ? String(claim.reason).split("; ") : [t("verdict.ok")];
+  return `<div class="verdict ${escapeHtml(status)}" data-status="${escapeHtml(status)}">
+    <h2>${escapeHtml(claim.name)}: <span class="status">${escapeHtml(t(`status.${status}`))}</span></h2>
+    <dl>
+      <dt>${escapeHtml(t("verdict.area"))}</dt><dd>${claim.verified_area_ha == null ? "-" : claim.verified_area_ha.toFixed(2)} ha (${mu} mu)</dd>
+      <dt>${escapeHtml(t("verdict.crop"))}</dt><dd>${escapeHtml(claim.crop ?? "-")}</dd>
+      <dt>${escapeHtml(t("verdict.value"))}</dt><dd>${money(claim.value_cny)}</dd>
+      <dt>${escapeHtml(t("verdict.limit"))}</dt><dd>${money(claim.limit_cny)}</dd>
+      <dt>${escapeHtml(t("verdict.why"))}</dt><dd><ul class="reasons">${reasons.map((r) => `<li>${escapeHtml(r)}</li>`).join("")}</ul></dd>
+      <dt>${escapeHtml(t("verdict.next"))}</dt><dd class="next">${escapeHtml(t(`next.${status}`))}</dd>
+    </dl></div>`;
+}
+
+$("claim-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!field) return;
+  const borrower = me.borrower_id || $("borrower").value.trim();
+  const ring = field.getLatLngs()[0].map((c) => [Number(c.lng.toFixed(7)), Number(c.lat.toFixed(7))]);
+  ring.push(ring[0]);
+  const body = { type: "FeatureCollection", features: [{ type: "Feature",
+    properties: { name: $("field-name").value.trim() || t("field.default_name") },
+    geometry: { type: "Polygon", coordinates: [ring] } }] };
+  $("submit").disabled = true;
+  $("result").innerHTML = `<p class="muted">${escapeHtml(t("submit.checking"))}</p>`;
+  try {
+    lastVerdicts = await api(`/borrowers/${encodeURIComponent(borrower)}/claims`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    $("result").innerHTML = lastVerdicts.map(verdictCard).join("");
+    clearField();
+    $("proposal").hidden = true;
+    showFields(borrower, { fit: false, list: me.borrower_id ? "my-fields" : "borrower-fields" });
+    if (me.role === "officer") { showPortfolio(); showReviews(); }
+  } catch (err) {
+    $("result").innerHTML = `<p class="error">${escapeHtml(err.message)}</p>`;
+    if (err.status === 401) { localStorage.removeItem(TOKEN_KEY); showSignedOut(err.message); }
+  } finally {
+    updateArea();
+  }
+});
+
+// --- the officer's view ----------------------------------------------------------------------------
+async function showPortfolio() {
+  try {
+    const rows = await api("/portfolio");
+    $("portfolio").innerHTML = `<thead><tr><th>${escapeHtml(t("officer.borrower"))}</th><th>${escapeHtml(t("officer.fields"))}</th>
+      <th>${escapeHtml(t("officer.area"))}</th><th>${escapeHtml(t("officer.limit"))}</th><th></th></tr></thead><tbody>` +
+      rows.map((r) => `<tr data-borrower="${escapeHtml(r.borrower_id)}"><td>${escapeHtml(r.borrower_id)}</td><td>${r.claims}</td>
+        <td>${Number(r.verified_area_mu || 0).toFixed(1)}</td><td>${Math.round(r.limit_cny || 0).toLocaleString()}</td>
+        <td><button type="button" class="show-borrower" data-borrower="${escapeHtml(r.borrower_id)}">${escapeHtml(t("officer.show"))}</button></td></tr>`).join("")
+      + "</tbody>";
+  } catch (err) {
+    $("portfolio").innerHTML = `<tr><td class="error">${escapeHtml(err.message)}</td></tr>`;
+  }
+}
+
+$("portfolio").addEventListener("click", (event) => {
+  const button = event.target.closest("button.show-borrower");
+  if (!button) return;
+  const borrower = button.dataset.borrower;
+  $("showing").textContent = t("officer.showing", { borrower });
+  $("borrower").value = borrower;
+  showFields(borrower, { fit: true, list: "borrower-fields" });
+});
+
+async function showReviews() {
+  try {
+    const queue = await api("/reviews");
+    $("reviews").innerHTML = queue.length ? queue.map((c) => `<li class="review" data-claim="${escapeHtml(c.claim_id)}">
+        <b>${escapeHtml(c.borrower_id)} · ${escapeHtml(c.name)}</b> (${Number(c.claimed_area_ha || 0).toFixed(2)} ha)
+        <p class="muted">${escapeHtml(c.reason || "")}</p>
+        <input class="note" maxlength="500" placeholder="${escapeHtml(t("officer.note"))}" aria-label="${escapeHtml(t("officer.note"))}">
+        <div class="buttons"><button type="button" data-decision="approve">${escapeHtml(t("officer.approve"))}</button>
+        <button type="button" data-decision="reject">${escapeHtml(t("officer.reject"))}</button>
+        <button type="button" class="show-borrower-fields" data-borrower="${escapeHtml(c.borrower_id)}">${escapeHtml(t("officer.show"))}</button></div></li>`).join("")
+      : `<li class="muted">${escapeHtml(t("officer.no_reviews"))}</li>`;
+  } catch (err) {
+    $("reviews").innerHTML = `<li class="error">${escapeHtml(err.message)}</li>`;
+  }
+}
+
+$("reviews").addEventListener("click", async (event) => {
+  const show = event.target.closest("button.show-borrower-fields");
+  if (show) { showFields(show.dataset.borrower, { fit: true, list: "borrower-fields" }); return; }
+  const button = event.target.closest("button[data-decision]");
+  if (!button) return;
+  const item = button.closest("li.review");
+  const note = item.querySelector("input.note").value.trim();
+  if (!note) { $("review-result").className = "error"; $("review-result").textContent = t("officer.note_needed"); return; }
+  item.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+  try {
+    const row = await api(`/reviews/${encodeURIComponent(item.dataset.claim)}`, { method: "POST",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ decision: button.dataset.decision, note }) });
+    $("review-result").className = "";
+    $("review-result").textContent = t("officer.decided", { claim: item.dataset.claim,
+      decision: t(`officer.${button.dataset.decision}`), status: t(`status.${row.status}`) });
+    showReviews();
+    showPortfolio();
+  } catch (err) {
+    $("review-result").className = "error";
+    $("review-result").textContent = err.message;
+    item.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+  }
+});
+
+// --- buttons -----------------------------------------------------------------------------------------
 $("signin-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const value = $("signin-code").value.trim();
@@ -110,60 +420,65 @@ $("signin-form").addEventListener("submit", (event) => {
   return signIn();
 });
 $("signout").addEventListener("click", () => { localStorage.removeItem(TOKEN_KEY); showSignedOut(); });
+$("draw").addEventListener("click", () => {
+  clearField();
+  $("proposal").hidden = true;
+  $("hint").textContent = t("draw.help");
+  map.pm.enableDraw("Polygon", { snappable: true, snapDistance: 20, allowSelfIntersection: false, finishOn: null });
+});
+$("undo").addEventListener("click", undo);
+$("accept").addEventListener("click", () => { accept(); $("hint").textContent = t("edit.help"); });
+$("clear").addEventListener("click", () => {
+  clearField();
+  $("proposal").hidden = true;
+  $("result").innerHTML = "";
+  $("hint").textContent = t("hint.tap");
+  updateArea();
+});
+$("field-name").addEventListener("input", (e) => { e.target.dataset.touched = "1"; });
+$("lang").addEventListener("click", () => {
+  lang = lang === "zh" ? "en" : "zh";
+  localStorage.setItem(LANG_KEY, lang);
+  rerender();
+});
 
-map.on("click", (e) => { corners.push(e.latlng); redraw(); });
-$("undo").addEventListener("click", () => { corners.pop(); redraw(); });
-$("clear").addEventListener("click", () => { corners.length = 0; redraw(); $("result").innerHTML = ""; });
-
-function showVerdict(claim) {
-  const mu = claim.verified_area_ha == null ? "-" : (claim.verified_area_ha * 15).toFixed(1);
-  const money = (v) => (v == null ? "-" : `${Math.round(v).toLocaleString()} CNY`);
-  return `<div class="verdict ${escapeHtml(claim.status)}">
-    <h2>${escapeHtml(claim.name)}: ${escapeHtml(claim.status)}</h2>
-    <dl>
-      <dt>Verified area</dt><dd>${claim.verified_area_ha == null ? "-" : claim.verified_area_ha.toFixed(2)} ha (${mu} mu)</dd>
-      <dt>Crop</dt><dd>${escapeHtml(claim.crop ?? "-")}</dd>
-      <dt>Value</dt><dd>${money(claim.value_cny)}</dd>
-      <dt>Credit limit</dt><dd>${money(claim.limit_cny)}</dd>
-      <dt>Why</dt><dd>${escapeHtml(claim.reason ?? "verified against the satellite images")}</dd>
-    </dl></div>`;
+function rerender() {
+  applyStrings();
+  showWho();
+  updateArea();
+  showProposal();
+  showImageryDates();
+  if (!me) $("imagery-date").textContent = t("imagery.signin");
+  if (lastVerdicts) $("result").innerHTML = lastVerdicts.map(verdictCard).join("");
+  if (me && me.borrower_id) showFields(me.borrower_id, { fit: false });
+  if (me && me.role === "officer") { showPortfolio(); showReviews(); }
 }
 
-$("claim-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const borrower = me.borrower_id || $("borrower").value.trim();
-  const ring = corners.map((c) => [Number(c.lng.toFixed(7)), Number(c.lat.toFixed(7))]);
-  ring.push(ring[0]);
-  const body = { type: "FeatureCollection", features: [{ type: "Feature",
-    properties: { name: $("field-name").value.trim() || "My field" },
-    geometry: { type: "Polygon", coordinates: [ring] } }] };
-  $("submit").disabled = true;
-  $("result").innerHTML = '<p class="muted">Checking your field against the satellite images…</p>';
+// --- start -------------------------------------------------------------------------------------------
+async function start() {
   try {
-    const data = await api(`/borrowers/${encodeURIComponent(borrower)}/claims`, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-    $("result").innerHTML = data.map(showVerdict).join("");
-    showMyFields();
+    catalogue = await (await fetch("i18n.json")).json();
   } catch (err) {
-    $("result").innerHTML = `<p class="error">${escapeHtml(err.message)}</p>`;
-    if (err.status === 401) { localStorage.removeItem(TOKEN_KEY); showSignedOut(err.message); }
-  } finally {
-    $("submit").disabled = corners.length < 3 || !me;
+    catalogue = {};
   }
-});
+  lang = pickLanguage();
+  applyStrings();
+  $("who").textContent = t("signin.signing");
+  $("imagery-date").textContent = t("imagery.loading");
+  updateArea();
+  // Before sign-in the public footprint of the imagery frames the map (the tiles need a token).
+  fetch("/imagery/latest").then((r) => (r.ok ? r.json() : null)).then((data) => {
+    if (data && !imagery) map.fitBounds(data.bounds);
+  }).catch(() => {});
+  map.setView([30, 110], 4);
+  // A sign-in link carries its one-time code after '#', which never reaches a server log; drop it
+  // from the address bar at once so it is not bookmarked or shared.
+  const linkCode = new URLSearchParams(location.hash.slice(1)).get("code");
+  if (linkCode) history_replace();
+  await signIn(linkCode);
+  document.body.dataset.ready = "1";
+}
 
-fetch("/imagery/latest").then((r) => r.json().then((data) => ({ ok: r.ok, data }))).then(({ ok, data }) => {
-  if (!ok) throw new Error(data.error || "no imagery");
-  L.imageOverlay(data.url, data.bounds).addTo(map);
-  map.fitBounds(data.bounds);
-  $("imagery-date").textContent = `Sentinel-2 image of ${data.acquired_on}`;
-}).catch((err) => {
-  map.setView([0, 0], 2);
-  $("imagery-date").textContent = `No satellite image available: ${err.message}`;
-});
-redraw();
-// A sign-in link carries its one-time code after '#', which never reaches a server log; drop it
-// from the address bar at once so it is not bookmarked or shared.
-const linkCode = new URLSearchParams(location.hash.slice(1)).get("code");
-if (linkCode) history.replaceState(null, "", location.pathname + location.search);
-signIn(linkCode);
+function history_replace() { window.history.replaceState(null, "", location.pathname + location.search); }
+
+start();
