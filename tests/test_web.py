@@ -132,10 +132,18 @@ def _tap(page: Any, lon: float, lat: float) -> None:
     page.mouse.click(box["x"] + pt[0], box["y"] + pt[1])
 
 
-def _wait_for_tiles(page: Any) -> None:
-    page.wait_for_function("document.querySelectorAll('.imagery img').length > 0 && "
-                           "[...document.querySelectorAll('.imagery img')].some((i) => i.complete && i.naturalWidth === 256)",
-                           timeout=60_000)
+def _wait_for_tiles(page: Any, timeout_s: float = 60.0) -> None:
+    """Polls from Python: `wait_for_function` evaluates its predicate with eval inside the page,
+    which the page's own Content-Security-Policy (script-src 'self') rightly refuses."""
+    import time
+
+    probe = ("[...document.querySelectorAll('.imagery img')]"
+             ".some((i) => i.complete && i.naturalWidth === 256)")
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(probe):
+        if time.monotonic() > deadline:
+            raise AssertionError("no map tile of the service's imagery loaded")
+        page.wait_for_timeout(200)
 
 
 def test_farmer_taps_a_field_accepts_the_proposal_and_reads_the_verdict(bank, browser) -> None:
