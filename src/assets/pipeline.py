@@ -18,7 +18,7 @@ from typing import Sequence
 
 from assets.claims import Claim, load_claims, overlaps_ha
 from assets.config import Settings
-from assets.imagery.index import TileRecord, survey_tiles, tile_from_row
+from assets.imagery.index import TileRecord, tile_from_row
 from assets.imagery.quality import QuarantinedTile
 from assets.monitor import Alert, crop_failure
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
@@ -63,13 +63,17 @@ def _hash_id(prefix: str, *parts: object) -> str:
     return prefix + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
-def catalogue_tiles(db_path: Path, tiles_dir: Path, until: date | None = None,
+def catalogue_tiles(db_path: Path, tiles_dir: Path | str, until: date | None = None,
                     settings: Settings | None = None) -> list[TileRecord]:
-    """Gate every tile in ``tiles_dir``, record the usable ones (known checksums are skipped) and
-    quarantine the rest; returns the usable ones."""
-    survey = survey_tiles(tiles_dir, until=until, settings=settings)
-    record_tiles(db_path, survey.tiles, survey.quarantined)
-    return survey.tiles
+    """Catalogue every tile at ``tiles_dir`` (a folder or fsspec URL) in this process, as the nightly
+    flow does: gated, COG + STAC item, known checksums skipped, the rest quarantined; returns the
+    usable ones."""
+    from dataclasses import replace
+
+    from assets.imagery.catalog import ingest
+
+    s = replace(settings or Settings(), db_path=Path(db_path))
+    return ingest(tiles_dir, s, until).survey.tiles
 
 
 def record_tiles(db_path: Path, tiles: Sequence[TileRecord], quarantined: Sequence[QuarantinedTile] = ()) -> None:
@@ -306,7 +310,7 @@ def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: 
     with connect(db_path) as con:
         have_tiles = has_tiles_up_to(con, as_of)
     if not have_tiles:  # catalogued first, so a drawing is checked against the imagery it will be judged on
-        catalogue_tiles(db_path, settings.tiles_dir, until=as_of, settings=settings)
+        catalogue_tiles(db_path, settings.tiles_source, until=as_of, settings=settings)
     claims = _store_drawings(db_path, drawings, borrower_id, settings, "api" if isinstance(path, dict) else str(path))
     usable = [c.claim_id for c in claims if c.geometry is not None]
     if usable:
