@@ -97,7 +97,8 @@ def ingest_tiles(settings: Settings, tiles: str, until: date) -> Ingested:
     only a delivery without one usable tile stops the run."""
     sources = tile_sources(tiles)  # raises the clear "no tiles" error
     futures = catalogue_tile.map(sources, settings)
-    deliveries, failed = [], []
+    deliveries: list[Delivery] = []
+    failed: list[dict[str, str]] = []
     for source, future in zip(sources, futures):
         outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, Delivery):

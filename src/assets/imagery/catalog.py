@@ -223,7 +223,7 @@ def collection(items: Sequence[dict[str, Any]], settings: Settings) -> dict[str,
         boxes = [i["bbox"] for i in items]
         bbox = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
         days = sorted(i["properties"]["datetime"] for i in items)
-        interval = [datetime.fromisoformat(days[0].replace("Z", "+00:00")),
+        interval: list[datetime | None] = [datetime.fromisoformat(days[0].replace("Z", "+00:00")),
                     datetime.fromisoformat(days[-1].replace("Z", "+00:00"))]
     else:
         bbox, interval = [-180.0, -90.0, 180.0, 90.0], [None, None]
@@ -250,8 +250,8 @@ def record_deliveries(deliveries: Sequence[Delivery], settings: Settings, until:
     The first source of some bytes (in sorted order within a batch) owns the item; every other
     name is recorded as a `duplicate` delivery of it. Returns the batch's usable tiles up to
     ``until`` (tiles an operator quarantined are left out) and its quarantined files."""
-    from assets.store import connect, transaction
     from assets.store import catalog as store
+    from assets.store import connect, transaction
 
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     batch = sorted(deliveries, key=lambda d: d.source)
@@ -259,7 +259,11 @@ def record_deliveries(deliveries: Sequence[Delivery], settings: Settings, until:
     with connect(settings.db_path) as con:
         first_source = store.catalogued_sources(con, [d.tile_id for d in batch if d.tile is not None])
     result = CatalogueResult(survey=TileSurvey([], []), deliveries=list(batch))
-    tiles, items, rows, quarantined, usable = [], [], [], [], {}
+    tiles: list[dict[str, object]] = []
+    items: list[dict[str, object]] = []
+    rows: list[dict[str, object]] = []
+    quarantined: list[QuarantinedTile] = []
+    usable: dict[str, TileRecord] = {}
     for d in batch:
         delivery = {"delivery_id": "d-" + hashlib.sha256(f"{d.source}|{d.checksum}".encode()).hexdigest()[:16],
                     "source": d.source, "checksum": d.checksum, "tile_id": d.tile_id, "delivered_at": now,
@@ -298,7 +302,7 @@ def record_deliveries(deliveries: Sequence[Delivery], settings: Settings, until:
         held = store.quarantined_ids(con)
     _write_json(catalogue / "collection.json", document)
     kept: list[TileRecord | QuarantinedTile] = [t for t in usable.values() if t.tile_id not in held]
-    result.survey = split_survey(kept + quarantined, until)
+    result.survey = split_survey([*kept, *quarantined], until)
     return result
 
 
