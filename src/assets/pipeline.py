@@ -20,7 +20,7 @@ from assets.claims import Claim, load_claims, overlaps_ha
 from assets.config import Settings
 from assets.imagery.index import TileRecord, tile_from_row
 from assets.imagery.quality import QuarantinedTile
-from assets.monitor import Alert, crop_failure
+from assets.monitor import Alert, crop_failure, post_loan_alerts
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, connect, transaction
 from assets.store.claims import claim_status_rows
@@ -181,8 +181,8 @@ def assess_claims(
                        *([decisions[c.claim_id].review_id] if c.claim_id in decisions else []))
         valuation = None if v.status == "review" else value_claim(v, params, len(obs.usable_dates))  # no limit under review
         report.assessments.append(Assessment(c, v, vid, obs, valuation))
-        if alert and not v.rejected:
-            crop_alerts.append(alert)
+        if not v.rejected:  # post-loan monitoring of a field the bank may lend against
+            crop_alerts.extend(([alert] if alert else []) + post_loan_alerts(c.borrower_id, obs.crop[0], obs, params, as_of))
     _cap_per_borrower(report.assessments, params)
     report.alerts = [a.row(started) for a in crop_alerts] + list(device_alerts)
     # 3. Write, all or nothing.
