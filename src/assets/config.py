@@ -102,12 +102,37 @@ class Settings:
     proposal_search_m: float = 1500.0  # a tapped field is looked for this far around the point (a 2,000 ha field is ~5 km)
     proposal_snap_px: int = 2  # a tap this close to a detected field (on its edge) still finds it
     proposal_simplify_px: float = 1.0  # the pixel staircase of a detected field simplified to this, in pixels
+    # Imagery catalogue (`imagery/catalog.py`): COGs + STAC items; None = `<db>.catalog/` beside the database.
+    catalog_dir: Path | None = field(default_factory=lambda: Path(os.environ["ASSETS_CATALOG"])
+                                     if os.environ.get("ASSETS_CATALOG") else None)
+    stac_collection_id: str = "assets-sentinel-2-l2a"
+    cog_compress: str = "DEFLATE"  # lossless: the COG holds exactly the delivered pixels
+    cog_blocksize: int = 512
+    # Scale-out (`flows/runners.py`): None = Prefect's default runner; "local:N" = a local N-worker Dask
+    # cluster; "tcp://scheduler:8786" = an existing Dask cluster (prefect-dask's DaskTaskRunner).
+    dask_cluster: str | None = field(default_factory=lambda: os.environ.get("ASSETS_DASK") or None)
+    dask_processes: bool = field(default_factory=lambda: os.environ.get("ASSETS_DASK_PROCESSES", "1") != "0")
+
+    tiles_url: str | None = field(default_factory=lambda: os.environ.get("ASSETS_TILES")
+                                  if "://" in os.environ.get("ASSETS_TILES", "") else None)
+
+    @property
+    def tiles_source(self) -> str:
+        """Where tiles are delivered: an fsspec URL (ASSETS_TILES=s3://...) or the tile folder."""
+        return self.tiles_url or str(self.tiles_dir)
+
+    @property
+    def catalogue_dir(self) -> Path:
+        """Where the COGs, their STAC items and the collection are written."""
+        if self.catalog_dir is not None:
+            return self.catalog_dir
+        return self.db_path.parent / f"{self.db_path.stem}.catalog"
 
 
 def settings(**overrides: object) -> Settings:
     """Defaults from the environment, with explicit overrides (CLI options) winning."""
     clean = {k: v for k, v in overrides.items() if v is not None}
-    for key in ("db_path", "tiles_dir", "models_dir", "web_dir", "mosquitto_dir"):
+    for key in ("db_path", "tiles_dir", "models_dir", "web_dir", "mosquitto_dir", "catalog_dir"):
         if key in clean:
             clean[key] = Path(clean[key])  # type: ignore[arg-type]
     return Settings(**clean)  # type: ignore[arg-type]

@@ -1,21 +1,79 @@
-"""Crop-failure alerts from the season's NDVI: the canopy collapsed before the crop's harvest.
+"""Post-loan monitoring from the season's NDVI: crop failure, not planted by the expected date,
+harvest reached (repayment due).
 
 A healthy crop greens up, peaks, and senesces around harvest; a failed one (drought, flood,
-pests) loses its canopy weeks early. The rule compares the newest clear observation inside the
-crop's own season (``season_start_doy`` to ``harvest_doy``) with the season's peak so far.
+pests) loses its canopy weeks early. `crop_failure` compares the newest clear observation inside
+the crop's own season (``season_start_doy`` to ``harvest_doy``) with the season's peak so far.
+`not_planted` raises when the crop's season is well under way (``planted_within_days`` after its
+start) and no clear date since then shows a green canopy; `harvest_reached` raises once the
+crop's harvest day has passed on a field that was planted, saying whether the imagery already
+shows the canopy gone. Thresholds come from the ``[monitoring]`` table of the versioned valuation
+parameters (`valuation_params.toml`), so every alert can be traced to the parameter version that
+raised it; each alert's details name the dates, tiles and NDVI it was raised on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import tomllib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from functools import lru_cache
 
-from assets.observe import ClaimObservation
+from assets.errors import InputError
+from assets.observe import ClaimObservation, DateObservation
 from assets.valuation import ValuationParams
 
-MIN_PEAK_NDVI = 0.55  # the crop must have established before a collapse means anything
-DROP_NDVI = 0.35  # fall from the peak that counts as a collapse
+MIN_PEAK_NDVI = 0.55  # defaults when a parameter file has no [monitoring] table (older versions)
+DROP_NDVI = 0.35
+
+
+@dataclass(frozen=True)
+class MonitoringParams:
+    """The ``[monitoring]`` thresholds of one parameter version."""
+
+    version: str
+    crop_failure_min_peak_ndvi: float = MIN_PEAK_NDVI  # the crop must have established before a collapse means anything
+    crop_failure_drop_ndvi: float = DROP_NDVI  # fall from the peak that counts as a collapse
+    planted_ndvi: float = 0.5  # a date's top-decile NDVI at or above this: the field is green (planted)
+    planted_within_days: int = 90  # days after the crop's season start by which it must be green
+    harvest_due_after_days: int = 0  # days after the crop's harvest day that repayment falls due
+    harvested_ndvi: float = 0.4  # a mean NDVI under this after the peak: the imagery shows the harvest
+    enabled: bool = False  # False: the parameters carry no [monitoring] table (no planting/harvest alerts)
+
+
+@lru_cache(maxsize=16)
+def _parse(text: str, version: str) -> MonitoringParams:
+    raw = tomllib.loads(text).get("monitoring")
+    if raw is None:
+        return MonitoringParams(version=version)
+    known = set(MonitoringParams.__dataclass_fields__) - {"version", "enabled"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InputError(f"valuation parameters {version}: [monitoring] has unknown keys {unknown}; "
+                         f"use {sorted(known)}")
+    values: dict[str, float | int] = {}
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InputError(f"valuation parameters {version}: [monitoring] {key} = {value!r} must be a number >= 0")
+        if key.endswith("_ndvi") and value > 1:
+            raise InputError(f"valuation parameters {version}: [monitoring] {key} = {value} is an NDVI; "
+                             "it must lie between 0 and 1")
+        values[key] = int(value) if key.endswith("_days") else float(value)
+    return MonitoringParams(version=version, enabled=True, **values)  # type: ignore[arg-type]
+
+
+def monitoring_params(params: ValuationParams) -> MonitoringParams:
+    """The monitoring thresholds stored in the same versioned file as the valuation parameters."""
+    return _parse(params.text, params.version)
+
+
+def _alert_id(*parts: object) -> str:
+    return "a-" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def _green(d: DateObservation) -> float:
+    return float(d.ndvi_p90 if d.ndvi_p90 is not None else d.ndvi_mean or 0.0)
 
 
 @dataclass(frozen=True)
@@ -45,7 +103,9 @@ def crop_failure(borrower_id: str, crop: str | None, obs: ClaimObservation, para
         return None
     peak = max(dates, key=lambda d: d.ndvi_mean)  # type: ignore[arg-type,return-value]  # usable: ndvi set
     last = dates[-1]
-    if last is peak or peak.ndvi_mean < MIN_PEAK_NDVI or peak.ndvi_mean - last.ndvi_mean < DROP_NDVI:  # type: ignore[operator]
+    m = monitoring_params(params)
+    if (last is peak or peak.ndvi_mean < m.crop_failure_min_peak_ndvi  # type: ignore[operator]
+            or peak.ndvi_mean - last.ndvi_mean < m.crop_failure_drop_ndvi):  # type: ignore[operator]
         return None
     key = f"crop_failure|{obs.claim_id}|{last.observed_on}"
     return Alert(
@@ -54,5 +114,49 @@ def crop_failure(borrower_id: str, crop: str | None, obs: ClaimObservation, para
         message=(f"{crop} canopy fell from NDVI {peak.ndvi_mean:.2f} on {peak.observed_on} to {last.ndvi_mean:.2f} "
                  f"on {last.observed_on}, before the usual harvest (day {econ.harvest_doy}); inspect the field"),
         details={"peak_ndvi": peak.ndvi_mean, "peak_on": str(peak.observed_on), "last_ndvi": last.ndvi_mean,
-                 "last_on": str(last.observed_on), "harvest_doy": econ.harvest_doy},
+                 "last_on": str(last.observed_on), "harvest_doy": econ.harvest_doy,
+                 "tiles": [peak.tile_id, last.tile_id], "params_version": params.version},
     )
+
+
+def post_loan_alerts(borrower_id: str, crop: str | None, obs: ClaimObservation, params: ValuationParams,
+                     as_of: date) -> list[Alert]:
+    """`not_planted` and `harvest_reached` for one field in the season of ``as_of`` (at most one each
+    per field and season: the alert id is the same every night, so it is stored once)."""
+    m = monitoring_params(params)
+    econ = params.crops.get(crop or "")
+    if not m.enabled or econ is None or crop is None:
+        return []
+    year = as_of.year
+    season_start = date(year, 1, 1) + timedelta(days=max(econ.season_start_doy - 1, 0))
+    harvest_on = date(year, 1, 1) + timedelta(days=econ.harvest_doy - 1)
+    planted_by = min(season_start + timedelta(days=m.planted_within_days), harvest_on)
+    season = [d for d in obs.usable_dates if season_start <= d.observed_on <= as_of]
+    evidence = {"crop": crop, "params_version": params.version, "tiles": [d.tile_id for d in season],
+                "dates": [str(d.observed_on) for d in season],
+                "ndvi_p90": [round(_green(d), 3) for d in season]}
+    green = [d for d in season if _green(d) >= m.planted_ndvi]
+    alerts: list[Alert] = []
+    if not green and as_of >= planted_by and season:
+        best = max(season, key=_green)
+        alerts.append(Alert(
+            alert_id=_alert_id("not_planted", obs.claim_id, year), kind="not_planted", borrower_id=borrower_id,
+            claim_id=obs.claim_id, as_of=as_of,
+            message=(f"{crop} not planted by {planted_by}: no clear date since {season_start} shows a green canopy "
+                     f"(best NDVI {_green(best):.2f} on {best.observed_on}, {m.planted_ndvi:.2f} needed); "
+                     "visit the field before the next drawdown"),
+            details={**evidence, "planted_by": str(planted_by), "planted_ndvi": m.planted_ndvi}))
+    due_on = harvest_on + timedelta(days=m.harvest_due_after_days)
+    if green and as_of >= due_on:
+        peak = max(green, key=_green)
+        after = [d for d in obs.usable_dates if peak.observed_on < d.observed_on <= as_of]
+        seen = bool(after) and (after[-1].ndvi_mean or 0.0) < m.harvested_ndvi
+        what = (f"the imagery shows it harvested (NDVI {after[-1].ndvi_mean:.2f} on {after[-1].observed_on})" if seen
+                else "the imagery does not show the harvest yet")
+        alerts.append(Alert(
+            alert_id=_alert_id("harvest_reached", obs.claim_id, year), kind="harvest_reached",
+            borrower_id=borrower_id, claim_id=obs.claim_id, as_of=as_of,
+            message=f"{crop} harvest day {harvest_on} reached: repayment due from {due_on}; {what}",
+            details={**evidence, "harvest_on": str(harvest_on), "due_on": str(due_on), "harvest_observed": seen,
+                     "peak_on": str(peak.observed_on), "peak_ndvi_p90": round(_green(peak), 3)}))
+    return alerts

@@ -18,9 +18,9 @@ from typing import Sequence
 
 from assets.claims import Claim, load_claims, overlaps_ha
 from assets.config import Settings
-from assets.imagery.index import TileRecord, survey_tiles, tile_from_row
+from assets.imagery.index import TileRecord, tile_from_row
 from assets.imagery.quality import QuarantinedTile
-from assets.monitor import Alert, crop_failure
+from assets.monitor import Alert, crop_failure, post_loan_alerts
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, connect, transaction
 from assets.store.claims import claim_status_rows
@@ -71,13 +71,17 @@ def _hash_id(prefix: str, *parts: object) -> str:
     return prefix + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
-def catalogue_tiles(db_path: Path, tiles_dir: Path, until: date | None = None,
+def catalogue_tiles(db_path: Path, tiles_dir: Path | str, until: date | None = None,
                     settings: Settings | None = None) -> list[TileRecord]:
-    """Gate every tile in ``tiles_dir``, record the usable ones (known checksums are skipped) and
-    quarantine the rest; returns the usable ones."""
-    survey = survey_tiles(tiles_dir, until=until, settings=settings)
-    record_tiles(db_path, survey.tiles, survey.quarantined)
-    return survey.tiles
+    """Catalogue every tile at ``tiles_dir`` (a folder or fsspec URL) in this process, as the nightly
+    flow does: gated, COG + STAC item, known checksums skipped, the rest quarantined; returns the
+    usable ones."""
+    from dataclasses import replace
+
+    from assets.imagery.catalog import ingest
+
+    s = replace(settings or Settings(), db_path=Path(db_path))
+    return ingest(tiles_dir, s, until).survey.tiles
 
 
 def record_tiles(db_path: Path, tiles: Sequence[TileRecord], quarantined: Sequence[QuarantinedTile] = ()) -> None:
@@ -186,8 +190,8 @@ def assess_claims(
         valuation = None if v.status == "review" else value_claim(  # no limit under review
             v, params, len(obs.usable_dates), centre=bbox_centre(c.geometry), ndvi_season=season_ndvi(obs))
         report.assessments.append(Assessment(c, v, vid, obs, valuation))
-        if alert and not v.rejected:
-            crop_alerts.append(alert)
+        if not v.rejected:  # post-loan monitoring of a field the bank may lend against
+            crop_alerts.extend(([alert] if alert else []) + post_loan_alerts(c.borrower_id, obs.crop[0], obs, params, as_of))
     _cap_per_borrower(report.assessments, params)
     report.alerts = [a.row(started) for a in crop_alerts] + list(device_alerts)
     # 3. Write, all or nothing.
@@ -315,7 +319,7 @@ def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: 
     with connect(db_path) as con:
         have_tiles = has_tiles_up_to(con, as_of)
     if not have_tiles:  # catalogued first, so a drawing is checked against the imagery it will be judged on
-        catalogue_tiles(db_path, settings.tiles_dir, until=as_of, settings=settings)
+        catalogue_tiles(db_path, settings.tiles_source, until=as_of, settings=settings)
     claims = _store_drawings(db_path, drawings, borrower_id, settings, "api" if isinstance(path, dict) else str(path))
     usable = [c.claim_id for c in claims if c.geometry is not None]
     if usable:

@@ -39,9 +39,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
     p = sub.add_parser("nightly", help="one run of the nightly Prefect flow over a tile folder")
     _db_option(p)
-    p.add_argument("--tiles", type=Path, default=None, help="folder of GeoTIFF tiles (default: sample_tiles/)")
+    p.add_argument("--tiles", default=None, help="inbox of GeoTIFF tiles: a folder or an fsspec URL such as "
+                   "s3://bucket/inbox (default: $ASSETS_TILES or sample_tiles/)")
     p.add_argument("--date", type=_iso_date, default=None, help="as-of date YYYY-MM-DD (default: today)")
     p.add_argument("--broker", default=None, help="drain sensor messages from this mqtt:// broker first")
+    p.add_argument("--dask", default=None, help="run the per-tile work on Dask: local:N or tcp://scheduler:8786 "
+                   "(default: $ASSETS_DASK, else Prefect's default runner)")
     p.set_defaults(handler=cmd_nightly)
 
     p = sub.add_parser("backfill", help="assess every claim again as of each image date in a range (limit history)")
@@ -94,12 +97,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
-    from assets.flows.nightly import NightlyConfig, nightly
+    from assets.flows.nightly import NightlyConfig, run_nightly
+    from assets.runs import render, run_report
 
-    s = make_settings(db_path=args.db, tiles_dir=args.tiles, broker_url=args.broker)
-    summary = nightly(NightlyConfig(db_path=str(s.db_path), tiles_dir=str(s.tiles_dir), as_of=args.date,
-                                    broker_url=s.broker_url, models_dir=str(s.models_dir)))
+    url = args.tiles if args.tiles and "://" in args.tiles else None  # a Path would mangle s3://...
+    s = make_settings(db_path=args.db, tiles_dir=None if url else args.tiles, broker_url=args.broker,
+                      dask_cluster=args.dask)
+    summary = run_nightly(NightlyConfig(
+        db_path=str(s.db_path), tiles_dir=url or s.tiles_source, as_of=args.date, broker_url=s.broker_url,
+        models_dir=str(s.models_dir), catalog_dir=str(s.catalog_dir) if s.catalog_dir else None,
+        dask_cluster=s.dask_cluster, dask_processes=s.dask_processes))
     print(to_json(summary))
+    print(render(run_report(s.db_path, summary["report"]["run_id"])))  # the night's report, last
     return 0
 
 

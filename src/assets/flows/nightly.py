@@ -1,7 +1,10 @@
 """Nightly ingestion: new tiles and sensor messages become verified, valued claims in DuckDB.
 
-One task per tile (catalogue, segmentation) and one per side effect (sensor drain, assessment);
-tasks exchange paths and ids, never arrays. Deploy with a cron schedule:
+One task per delivered tile (catalogue: fetch, gate, COG, STAC item) and per reference tile
+(segmentation), one per side effect (sensor drain, catalogue record, assessment); tasks exchange
+paths and ids, never arrays. The per-tile tasks run on Prefect's default runner, or on a Dask
+cluster when `Settings.dask_cluster` (ASSETS_DASK) names one (`run_nightly`, `flows/runners.py`).
+Every night leaves a report (`assets.runs`: tiles, fields, limits, alerts, time per stage).
 
     prefect server start &            # cron schedules need a server
     python -m flows.nightly --serve   # (entry point in the checkout) registers `nightly` at 02:00
@@ -15,20 +18,29 @@ from pathlib import Path
 
 from prefect import flow, task
 
+from assets import runs
+from assets.config import Settings
 from assets.config import settings as make_settings
-from assets.errors import InputError
-from assets.imagery.index import TileRecord, TileSurvey, inspect_tile, no_usable_tiles, split_survey, tile_paths
-from assets.imagery.quality import QuarantinedTile
-from assets.pipeline import assess_claims, load_models, record_tiles, reference_tiles, segment_tile, segmentation_cache
+from assets.errors import BrokerError, InputError
+from assets.flows.runners import describe, task_runner
+from assets.imagery.catalog import CatalogueResult, Delivery, ingest_tile, record_deliveries, tile_sources
+from assets.imagery.index import TileRecord, TileSurvey, no_usable_tiles
+from assets.pipeline import assess_claims, load_models, reference_tiles, segment_tile, segmentation_cache
 
 
 @dataclass(frozen=True)
 class NightlyConfig:
     db_path: str = "assets.duckdb"
-    tiles_dir: str = "sample_tiles"
+    tiles_dir: str = "sample_tiles"  # an inbox folder or any fsspec URL (file://, memory://, s3://...)
     as_of: date | None = None  # None: today
     broker_url: str | None = None  # drain MQTT sensor messages first when given
     models_dir: str | None = None
+    catalog_dir: str | None = None  # COGs + STAC items; None: <db>.catalog/ beside the database
+    dask_cluster: str | None = None  # None: Prefect's default runner; "local:N" or "tcp://scheduler:8786"
+    dask_processes: bool = True  # local:N workers as processes (False: threads, for tests)
+
+    def settings(self) -> Settings:
+        return make_settings(db_path=self.db_path, models_dir=self.models_dir, catalog_dir=self.catalog_dir)
 
 
 def _transient(task, task_run, state) -> bool:
@@ -42,10 +54,15 @@ def _transient(task, task_run, state) -> bool:
     return False
 
 
-@task(retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
-def catalogue_tile(path: str) -> TileRecord | QuarantinedTile:
-    """The tile's catalogue record, or its quarantine record when it fails the quality gate."""
-    return inspect_tile(path)
+@task(name="ingest-tile", retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
+def catalogue_tile(source: str, settings: Settings) -> Delivery:
+    """Fetch, gate, convert to COG and describe one delivered tile (a bad tile becomes a quarantine)."""
+    return ingest_tile(source, settings)
+
+
+@task(name="record-catalogue")
+def record_catalogue(deliveries: list[Delivery], settings: Settings, until: date) -> CatalogueResult:
+    return record_deliveries(deliveries, settings, until)
 
 
 @task(retries=1, retry_condition_fn=_transient)
@@ -64,40 +81,129 @@ def assess(db_path: str, as_of: date, models_dir: str | None, kind: str) -> dict
             "rejected": statuses.count("rejected"), "alerts": len(report.alerts)}
 
 
-def prepare_tiles(db_path: str, tiles_dir: str, models_dir: str | None, until: date) -> TileSurvey:
-    """Gate and catalogue the tiles acquired up to ``until`` (one task each), record them and the
-    quarantined ones, and segment each reference tile once (cached). A bad tile is reported and
-    left out; only a folder without one usable tile stops the run. Nightly and backfill share it."""
-    paths = [str(p) for p in tile_paths(tiles_dir)]  # raises the clear "no tiles" error
-    survey = split_survey(catalogue_tile.map(paths).result(), until)
-    record_tiles(Path(db_path), survey.tiles, survey.quarantined)
-    for q in survey.quarantined:
+@dataclass
+class Ingested:
+    catalogue: CatalogueResult
+    failed: list[dict[str, str]]  # deliveries that could not be fetched or written (retried next night)
+
+    @property
+    def survey(self) -> TileSurvey:
+        return self.catalogue.survey
+
+
+def ingest_tiles(settings: Settings, tiles: str, until: date) -> Ingested:
+    """Catalogue every tile delivered at ``tiles`` (one task each) and record the batch. A bad tile
+    is quarantined, one that cannot be fetched or written is reported and left for the next night;
+    only a delivery without one usable tile stops the run."""
+    sources = tile_sources(tiles)  # raises the clear "no tiles" error
+    futures = catalogue_tile.map(sources, settings)
+    deliveries: list[Delivery] = []
+    failed: list[dict[str, str]] = []
+    for source, future in zip(sources, futures):
+        outcome = future.result(raise_on_failure=False)
+        if isinstance(outcome, Delivery):
+            deliveries.append(outcome)
+        else:
+            failed.append({"source": source, "error": str(outcome)})
+    result = record_catalogue(deliveries, settings, until)
+    for q in result.survey.quarantined:
         print(f"quarantined tile {q.path.name} ({q.code}): {q.reason}")
-    if survey.quarantined and len(survey.quarantined) == len(paths):
-        raise no_usable_tiles(tiles_dir, survey.quarantined)
-    for ref in reference_tiles(survey.tiles):
-        segment(ref, db_path, models_dir)
+    if not any(d.tile is not None for d in deliveries):
+        if failed and not result.survey.quarantined:
+            raise InputError(f"no tile at {tiles} could be catalogued: " + "; ".join(f["error"] for f in failed[:3]))
+        raise no_usable_tiles(tiles, result.survey.quarantined)
+    return Ingested(result, failed)
+
+
+def segment_references(survey: TileSurvey, db_path: str, models_dir: str | None) -> None:
+    """Segment each reference tile once (cached), one task per tile on the flow's runner."""
+    refs = reference_tiles(survey.tiles)
+    if refs:
+        segment.map(refs, db_path, models_dir).result()
+
+
+def prepare_tiles(db_path: str, tiles_dir: str, models_dir: str | None, until: date,
+                  catalog_dir: str | None = None) -> TileSurvey:
+    """Catalogue the tiles acquired up to ``until`` and segment the references (nightly and backfill)."""
+    s = make_settings(db_path=db_path, models_dir=models_dir, catalog_dir=catalog_dir)
+    survey = ingest_tiles(s, tiles_dir, until).survey
+    segment_references(survey, db_path, models_dir)
     return survey
 
 
 @flow(name="nightly", log_prints=True)
 def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> dict:
     as_of = config.as_of or date.today()
-    if config.broker_url:
-        from assets.flows.sensors import drain_sensors
+    s = config.settings()
+    db = Path(config.db_path)
+    report = runs.NightReport(kind=kind, as_of=as_of, task_runner=describe(config.dask_cluster))
+    runs.save(db, report)  # visible as `running` at once: a night killed mid-way is not silent
+    before = runs.snapshot(db)
+    summary: dict = {}
+    try:
+        if config.broker_url:
+            with report.stage("sensors") as st:
+                try:
+                    from assets.flows.sensors import drain_sensors
 
-        drain_sensors(config.db_path, config.broker_url)
-    survey = prepare_tiles(config.db_path, config.tiles_dir, config.models_dir, as_of)
-    summary = assess(config.db_path, as_of, config.models_dir, kind)
-    summary["quarantined"] = [q.summary() for q in survey.quarantined]
-    print(f"nightly {summary}")
+                    summary["sensors"] = drain_sensors(config.db_path, config.broker_url)
+                except BrokerError as exc:  # the night goes on with the readings already stored
+                    st.status, st.message = "failed", str(exc)
+        with report.stage("ingest"):
+            ingested = ingest_tiles(s, config.tiles_dir, as_of)
+        _count_tiles(report, ingested)
+        with report.stage("segment"):
+            segment_references(ingested.survey, config.db_path, config.models_dir)
+        with report.stage("assess"):
+            summary.update(assess(config.db_path, as_of, config.models_dir, kind))
+    except BaseException as exc:
+        report.status, report.message, report.finished_at = "failed", str(exc) or type(exc).__name__, runs._now()
+        runs.save(db, report)
+        raise
+    after = runs.snapshot(db)
+    changes = runs.limit_changes(before, after)
+    report.fields_refreshed = summary["claims"]
+    report.limits_changed = len(changes)
+    report.alerts_raised = after.alerts - before.alerts
+    report.assessment_run_id = summary["run_id"]
+    report.details["limit_changes"] = changes
+    report.status = "partial" if ingested.failed or any(st.status != "ok" for st in report.stages) else "ok"
+    report.finished_at = runs._now()
+    runs.save(db, report)
+    summary["quarantined"] = [q.summary() for q in ingested.survey.quarantined]
+    summary["report"] = report.summary()
+    print(runs.rendered(report))
     return summary
+
+
+def _count_tiles(report: runs.NightReport, ingested: Ingested) -> None:
+    cat = ingested.catalogue
+    report.tiles_ingested = len(cat.ingested)
+    report.tiles_duplicate = len(cat.duplicates)
+    report.tiles_quarantined = len(cat.survey.quarantined)
+    report.tiles_known = len(cat.known)
+    report.tiles_failed = len(ingested.failed)
+    report.details.update({
+        "quarantined": [q.summary() for q in cat.survey.quarantined], "duplicates": cat.duplicates,
+        "failed": ingested.failed, "workers": sorted({d.worker for d in cat.deliveries}),
+        "tile_s": {d.source: round(d.seconds, 3) for d in cat.deliveries}})
+
+
+def run_nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> dict:
+    """The nightly flow on the runner the config names (Prefect's default, or Dask via prefect-dask)."""
+    runner = task_runner(config.dask_cluster, processes=config.dask_processes)
+    flow_ = nightly if runner is None else nightly.with_options(task_runner=runner)
+    return flow_(config, kind)
 
 
 def deployment(cron: str = "0 2 * * *"):
     """The nightly deployment: the flow on a cron schedule, configured from the environment
-    (ASSETS_DB, ASSETS_TILES, ASSETS_BROKER, ASSETS_MODELS)."""
+    (ASSETS_DB, ASSETS_TILES, ASSETS_BROKER, ASSETS_MODELS, ASSETS_CATALOG, ASSETS_DASK)."""
     s = make_settings()
-    config = NightlyConfig(db_path=str(s.db_path), tiles_dir=str(s.tiles_dir), broker_url=s.broker_url,
-                           models_dir=str(s.models_dir))
-    return nightly.to_deployment(name="nightly", cron=cron, parameters={"config": asdict(config)})
+    config = NightlyConfig(db_path=str(s.db_path), tiles_dir=s.tiles_source, broker_url=s.broker_url,
+                           models_dir=str(s.models_dir),
+                           catalog_dir=str(s.catalog_dir) if s.catalog_dir else None,
+                           dask_cluster=s.dask_cluster, dask_processes=s.dask_processes)
+    runner = task_runner(s.dask_cluster, processes=s.dask_processes)
+    flow_ = nightly if runner is None else nightly.with_options(task_runner=runner)
+    return flow_.to_deployment(name="nightly", cron=cron, parameters={"config": asdict(config)})
