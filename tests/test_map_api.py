@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from datetime import date
 from pathlib import Path
 from typing import Iterator
 
@@ -157,3 +158,43 @@ def test_map_tiles_have_their_own_budget(world) -> None:
         codes = [c.get("/map/tiles/3/0/0.png", headers=headers["wang"]).status_code for _ in range(6)]
         assert codes == [200] * 5 + [429]
         assert c.get("/me", headers=headers["wang"]).status_code == 200  # the API budget is untouched
+
+
+def test_tiles_sampled_from_the_mercator_picture_match_a_direct_warp(world) -> None:
+    """The fast path (one warp per scene, sampled per tile) draws what a per-tile warp draws."""
+    settings = world[0]
+    with connect(settings.db_path) as con:
+        from assets.store.tiles import usable_tile_rows
+
+        rows = usable_tile_rows(con, date.today())
+    sources = maptiles.choose_imagery(rows, settings.map_cloud_free_max).sources
+    images = maptiles.MercatorImages(max_pixels=50_000_000, max_zoom=settings.map_max_zoom)
+    lon, lat = _field("farmer-001", 1).representative_point().coords[0]
+    for z in (12, 14, 16, 18):
+        x, y = _xyz(lon, lat, z)
+        fast = _rgba(maptiles.render_xyz(sources, z, x, y, images=images))
+        slow = _rgba(maptiles.render_xyz(sources, z, x, y))
+        both = (fast[..., 3] > 0) & (slow[..., 3] > 0)
+        assert both.mean() > 0.3 and abs((fast[..., 3] > 0).mean() - (slow[..., 3] > 0).mean()) < 0.05
+        diff = np.abs(fast[..., :3].astype(int) - slow[..., :3].astype(int))[both]
+        assert np.median(diff) <= 12, f"zoom {z}: the picture differs from the warp by {np.median(diff)}"
+    picture = images.get(sources[0], 3.5)
+    assert picture is not None and picture.max_zoom == settings.map_max_zoom  # scene resolution: all zooms
+
+
+def test_a_scene_over_the_picture_budget_falls_back_to_warping_each_tile(world) -> None:
+    settings = world[0]
+    with connect(settings.db_path) as con:
+        from assets.store.tiles import usable_tile_rows
+
+        rows = usable_tile_rows(con, date.today())
+    source = maptiles.choose_imagery(rows, settings.map_cloud_free_max).sources[0]
+    small = maptiles.mercator_picture(source, 3.5, max_pixels=20_000, max_zoom=19)
+    assert small is not None and small.rgba.shape[0] * small.rgba.shape[1] <= 20_000
+    assert small.max_zoom == small.zoom < 14  # coarsened: deeper zooms are warped per tile
+    assert maptiles.mercator_picture(source, 3.5, max_pixels=0, max_zoom=19) is None
+    lon, lat = _field("farmer-001", 1).representative_point().coords[0]
+    x, y = _xyz(lon, lat, 16)
+    images = maptiles.MercatorImages(max_pixels=20_000, max_zoom=19)
+    tile = _rgba(maptiles.render_xyz([source], 16, x, y, images=images))
+    assert (tile[..., 3] == 255).all() and tile[..., :3].std() > 3

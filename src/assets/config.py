@@ -96,6 +96,10 @@ class Settings:
     map_cloud_free_max: float = 0.1  # a tile with at most this cloud (or nodata) fraction is clean / cloud-free
     map_gain: float = 3.5  # reflectance x gain = true colour (Sentinel-2 fields are dark)
     map_tile_cache_tiles: int = 2048  # rendered PNGs kept per server process (~40-80 kB each)
+    # Scenes warped once to Web Mercator and sampled per tile (4 bytes a pixel): 64 Mpx = 256 MB per server.
+    map_picture_max_pixels: int = 64_000_000
+    # Decoded tile pixels kept per process for claim windows (`imagery/blockcache.py`); 0 turns it off.
+    tile_cache_bytes: int = 512 * 1024 * 1024
     map_tiles_per_token_per_min: int = 1200  # a map view loads 20-40 tiles; its own budget, not the API's
     map_token_cache_s: float = 30.0  # a token verified for tiles is trusted this long without the database
     map_catalogue_cache_s: float = 30.0  # the tiles the map draws are re-read from the catalogue this often

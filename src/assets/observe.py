@@ -24,6 +24,7 @@ from assets import boundary as bnd
 from assets.config import Settings
 from assets.fields.geometry import reproject
 from assets.imagery.index import TileRecord
+from assets.imagery.blockcache import shared_cache
 from assets.imagery.tiles import TileHandle, open_tile, read_reflectance
 from assets.models import legend
 from assets.models.crop import CropModel
@@ -206,7 +207,8 @@ def _observe_on_grid(
     for tile, handle in zip(group, handles):
         if not set(SEASON_BANDS) <= set(handle.bands):
             continue  # an RGB-only tile says nothing about the canopy
-        refl, valid = read_reflectance(handle, list(wanted), window=window)
+        refl, valid = read_reflectance(handle, list(wanted), window=window,
+                                       cache=shared_cache(settings.tile_cache_bytes))
         red, nir = refl[2], refl[3]
         with np.errstate(divide="ignore", invalid="ignore"):
             ndvi = np.where(valid, (nir - red) / np.maximum(nir + red, 1e-6), np.nan)

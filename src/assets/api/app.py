@@ -57,6 +57,7 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None) -> Fas
         app.state.limits = Limits(settings)
         app.state.assess_lock = threading.Lock()  # claim assessments append to the decision log one at a time
         app.state.map_tiles = maptiles.TileCache(settings.map_tile_cache_tiles)  # rendered PNGs, LRU
+        app.state.map_pictures = maptiles.MercatorImages(settings.map_picture_max_pixels, settings.map_max_zoom)
         app.state.empty_tile = maptiles.transparent_png()
         app.state.tile_identities = {}  # sha256(token) -> (identity, trusted until), see deps.tile_identity
         app.state.map_catalogue = maptiles.CatalogueCache(settings.map_catalogue_cache_s)

@@ -63,7 +63,8 @@ def map_tile(z: int, x: int, y: int, request: Request, settings: Settings = Depe
     key = (tuple(s.tile_id for s in sources), z, x, y)
     png = cache.get(key)
     if png is None:
-        png = maptiles.render_xyz(sources, z, x, y, gain=settings.map_gain) or request.app.state.empty_tile
+        png = maptiles.render_xyz(sources, z, x, y, gain=settings.map_gain,
+                                     images=request.app.state.map_pictures) or request.app.state.empty_tile
         cache.put(key, png)
     # Private: only signed-in users may fetch it. Tile ids are content checksums, so an hour is safe.
     return Response(content=png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

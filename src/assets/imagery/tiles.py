@@ -20,6 +20,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from assets.errors import ImageryError
+from assets.imagery.blockcache import BlockCache
 
 # Documented band orders. "s2" is what the bundled tiles and the Danish scene use.
 BAND_ORDERS: dict[str, tuple[str, ...]] = {
@@ -66,6 +67,7 @@ class TileHandle:
     src: rasterio.io.DatasetReader
     bands: dict[str, int]  # name -> 1-based band index
     info: TileInfo
+    identity: tuple[str, int, int] | None = None  # (path, size, mtime_ns): the file these pixels came from
 
 
 def resolve_band_order(src: rasterio.io.DatasetReader, band_order: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -111,7 +113,10 @@ def open_tile(path: str | Path, band_order: str | Sequence[str] | None = None) -
     except RasterioError as exc:
         raise ImageryError(f"{path} is not a readable GeoTIFF ({exc}); re-download or re-export it") from exc
     try:
-        yield _validated(src, path, band_order)
+        handle = _validated(src, path, band_order)
+        stat = path.stat()
+        handle.identity = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        yield handle
     finally:
         src.close()
 
@@ -143,9 +148,11 @@ def _validated(src: rasterio.io.DatasetReader, path: Path, band_order: str | Seq
 
 
 def read_reflectance(
-    handle: TileHandle, names: Sequence[str], window: Window | None = None
+    handle: TileHandle, names: Sequence[str], window: Window | None = None, cache: BlockCache | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reflectance (0..1, float32) for ``names`` and a mask that is False on nodata/cloud.
+
+    With ``cache`` (a server's or flow's `BlockCache`), the decoded pixels are kept for the next read.
 
     Integer tiles are taken as reflectance x 10000 (Sentinel-2 L2A); float tiles as reflectance.
     A pixel is invalid when any requested band equals the nodata value (0 when unset, the
@@ -156,8 +163,14 @@ def read_reflectance(
         raise ImageryError(
             f"{handle.info.path} has no band(s) {unknown}; it has {list(handle.bands)} (use --band-order)"
         )
+    indexes = [handle.bands[n] for n in names]
     try:
-        raw = handle.src.read([handle.bands[n] for n in names], window=window)
+        raw = None
+        if cache is not None and window is not None and handle.identity is not None:
+            raw = cache.read((*handle.identity, tuple(indexes)), (handle.info.height, handle.info.width), window,
+                             lambda w: handle.src.read(indexes, window=w))
+        if raw is None:
+            raw = handle.src.read(indexes, window=window)
     except RasterioError as exc:
         raise ImageryError(f"{handle.info.path} is corrupt or truncated ({exc}); re-download it") from exc
     nodata = handle.info.nodata if handle.info.nodata is not None else 0
