@@ -54,6 +54,11 @@ def test_farmer_submits_a_drawing(client: TestClient, repo: Path) -> None:
     assert r.status_code == 201, r.text
     (verdict,) = r.json()
     assert verdict["status"] == "rejected" and "already claimed" in verdict["reason"]
+    assert "overlap" in {r["code"] for r in verdict["reasons"]}  # by code too, for the map's Chinese wording
+    ring = doc["features"][0]["geometry"]["coordinates"][0]
+    doc["features"][0]["geometry"]["coordinates"] = [ring[:-1]]  # the ring left open
+    (unclosed,) = client.post("/borrowers/farmer-new/claims", json=doc, headers=KEY).json()
+    assert unclosed["status"] == "rejected" and [r["code"] for r in unclosed["reasons"]] == ["unclosed_ring"]
     bad = client.post("/borrowers/farmer-new/claims", json={"type": "FeatureCollection", "features": []}, headers=KEY)
     assert bad.status_code == 422 and "no features" in bad.json()["error"]
 

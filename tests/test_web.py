@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -184,6 +185,9 @@ def test_farmer_taps_a_field_accepts_the_proposal_and_reads_the_verdict(bank, br
     page.click("#lang")  # the same page in Chinese, no reload
     expect(page.locator("#result")).to_contain_text("下一步")
     expect(page.locator("#title")).to_have_text("画出您的地块")
+    reasons = page.locator("#result .reasons li").all_text_contents()
+    assert reasons and all(re.search("[\u4e00-\u9fff]", r) for r in reasons), reasons  # the reasons too
+    assert page.locator("#result .reasons li").first.get_attribute("title")  # the English detail, with figures
     _shot(page, "3-verdict-zh")
     page.reload()  # the token and the language stay for the next visit
     expect(page.locator("#who")).to_contain_text("已登录", timeout=30_000)
@@ -221,6 +225,15 @@ def test_farmer_edits_a_corner_and_undoes_it(bank, browser) -> None:
     _shot(page, "4-edited")
     page.click("#undo")
     expect(page.locator("#area")).to_have_text(before)
+    # Delete that corner (right-click; a long press on a phone), then undo the deletion.
+    page.locator("#map").scroll_into_view_if_needed()  # the undo button may have scrolled the phone's page
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + pt[0], box["y"] + pt[1], button="right")
+    expect(page.locator("#area")).not_to_have_text(before)
+    assert page.evaluate("corners().length") == corners_before - 1
+    page.click("#undo")
+    expect(page.locator("#area")).to_have_text(before)
+    assert page.evaluate("corners().length") == corners_before
     # Draw by hand: three taps, then the first again to close; snapping is on.
     page.click("#clear")
     page.click("#draw")

@@ -322,7 +322,11 @@ def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: 
         catalogue_tiles(db_path, settings.tiles_source, until=as_of, settings=settings)
     claims = _store_drawings(db_path, drawings, borrower_id, settings, "api" if isinstance(path, dict) else str(path))
     usable = [c.claim_id for c in claims if c.geometry is not None]
+    reasons: dict[str, list[dict]] = {c.claim_id: [{"code": c.reason_code, "message": c.reason, "blocking": True}]
+                                      for c in claims if c.geometry is None}
     if usable:
-        assess_claims(db_path, as_of=as_of, settings=settings, models=models or load_models(settings),
-                      claim_ids=usable, kind="claims")
-    return claim_rows(db_path, [c.claim_id for c in claims])
+        report = assess_claims(db_path, as_of=as_of, settings=settings, models=models or load_models(settings),
+                               claim_ids=usable, kind="claims")
+        reasons.update({a.claim.claim_id: a.verification.reasons_json() for a in report.assessments})
+    # Each row also carries its reasons by code, so a face can word them in the reader's language.
+    return [{**row, "reasons": reasons.get(row["claim_id"], [])} for row in claim_rows(db_path, [c.claim_id for c in claims])]

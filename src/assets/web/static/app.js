@@ -302,19 +302,36 @@ async function showFields(borrower, { fit = true, list = "my-fields" } = {}) {
 }
 
 // --- submit and the verdict ----------------------------------------------------------------------
+function translated(key) {
+  return Boolean(catalogue[lang] && catalogue[lang][key]);
+}
+
+function reasonText(reason) {
+  return lang !== "en" && translated(`reason.${reason.code}`) ? t(`reason.${reason.code}`) : reason.message;
+}
+
+function cropName(crop) {
+  return translated(`crop.${crop}`) ? t(`crop.${crop}`) : String(crop).replace(/_/g, " ");
+}
+
 function verdictCard(claim) {
   const status = claim.status || "pending";
   const mu = claim.verified_area_ha == null ? "-" : (claim.verified_area_ha * 15).toFixed(1);
   const money = (v) => (v == null ? "-" : `${Math.round(v).toLocaleString()} CNY`);
-  const reasons = claim.reason ? String(claim.reason).split("; ") : [t("verdict.ok")];
+  // Each reason in the reader's language by its code (the catalogue's "reason.<code>"); the
+  // English sentence, with its figures, is the fallback and the tooltip.
+  const coded = (claim.reasons || []).filter((r) => r.code !== "ok" || claim.status === "verified");
+  const reasons = coded.length ? coded.map((r) => ({ text: reasonText(r), detail: r.message }))
+    : claim.reason ? String(claim.reason).split("; ").map((r) => ({ text: r, detail: r }))
+    : [{ text: t("verdict.ok"), detail: "" }];
   return `<div class="verdict ${escapeHtml(status)}" data-status="${escapeHtml(status)}">
     <h2>${escapeHtml(claim.name)}: <span class="status">${escapeHtml(t(`status.${status}`))}</span></h2>
     <dl>
       <dt>${escapeHtml(t("verdict.area"))}</dt><dd>${claim.verified_area_ha == null ? "-" : claim.verified_area_ha.toFixed(2)} ha (${mu} mu)</dd>
-      <dt>${escapeHtml(t("verdict.crop"))}</dt><dd>${escapeHtml(claim.crop ?? "-")}</dd>
+      <dt>${escapeHtml(t("verdict.crop"))}</dt><dd>${escapeHtml(claim.crop == null ? "-" : cropName(claim.crop))}</dd>
       <dt>${escapeHtml(t("verdict.value"))}</dt><dd>${money(claim.value_cny)}</dd>
       <dt>${escapeHtml(t("verdict.limit"))}</dt><dd>${money(claim.limit_cny)}</dd>
-      <dt>${escapeHtml(t("verdict.why"))}</dt><dd><ul class="reasons">${reasons.map((r) => `<li>${escapeHtml(r)}</li>`).join("")}</ul></dd>
+      <dt>${escapeHtml(t("verdict.why"))}</dt><dd><ul class="reasons">${reasons.map((r) => `<li title="${escapeHtml(r.detail)}">${escapeHtml(r.text)}</li>`).join("")}</ul></dd>
       <dt>${escapeHtml(t("verdict.next"))}</dt><dd class="next">${escapeHtml(t(`next.${status}`))}</dd>
     </dl></div>`;
 }
