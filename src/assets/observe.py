@@ -23,8 +23,8 @@ from rasterio.windows import Window
 from assets import boundary as bnd
 from assets.config import Settings
 from assets.fields.geometry import reproject
-from assets.imagery.index import TileRecord
 from assets.imagery.blockcache import shared_cache
+from assets.imagery.index import TileRecord
 from assets.imagery.tiles import TileHandle, open_tile, read_reflectance
 from assets.models import legend
 from assets.models.crop import CropModel
