@@ -14,9 +14,12 @@ Claims of one set that overlap each other go to separate databases, so the overl
 decides a verdict here: what is measured is the imagery's verdict. Every claim has its own
 borrower (no borrower cap). Last line: one JSON object.
 
-Flagged = rejected, review, or (inflated only) partial at <= 1.1 x the true parcel area.
-Credit to fabricated claims counts only the excess: a limit's share above the true area (the
-true area of a shifted or non-farmland drawing is 0).
+Flagged = rejected, review, or accepted at <= 1.1 x the true area: for an inflated drawing its
+parcel; for a shifted one the part of the drawing still on the claimant's own parcel (valued at
+that, the move gained nothing); for non-farmland 0. Credit to fabricated claims counts only the
+excess: a limit's share above the true area. `strict_flagged` / `strict_excess_limit_cny` of the
+shifted set read a moved drawing as wholly fabricated (true area 0), the definition used before
+2026-12-02 (third session).
 """
 
 from __future__ import annotations
@@ -67,7 +70,10 @@ def build_sets(parcels, tile_box, rng: np.random.Generator, min_ha: float) -> li
         dist, ang = rng.uniform(50, 200), rng.uniform(0, 2 * math.pi)
         moved = affinity.translate(g, dist * math.cos(ang), dist * math.sin(ang))
         if tile_box.buffer(-20).contains(moved):
-            out.append({"kind": "shifted", "geometry": moved, "true_ha": 0.0, "parcel": i, "shift_m": round(dist)})
+            # The claimant's own land is the part of the moved drawing still on their parcel: valued at
+            # that, a shifted drawing is caught; anything above it is credit on someone else's land.
+            out.append({"kind": "shifted", "geometry": moved, "true_ha": moved.intersection(g).area / 1e4, "parcel": i,
+                        "shift_m": round(dist)})
         half = _half(g)
         if half is not None:
             out.append({"kind": "half", "geometry": half, "true_ha": half.area / 1e4, "parcel": i})
@@ -180,11 +186,14 @@ def run(claims: list[dict], work: Path, models, tiles_dir: Path) -> list[dict]:
             frame = gpd.GeoDataFrame({"name": [f"{claims[k]['kind']}-{k}"]}, geometry=[claims[k]["geometry"]], crs=UTM)
             stored = register_claims(db, json.loads(frame.to_crs(4326).to_json()), f"b-{k:04d}", settings)
             ids[stored[0].claim_id] = k
-        assess_claims(db, as_of=AS_OF, settings=settings, models=models, claim_ids=list(ids), kind="bench")
+        report = assess_claims(db, as_of=AS_OF, settings=settings, models=models, claim_ids=list(ids), kind="bench")
+        seen = {a.claim.claim_id: a.verification for a in report.assessments}
         for row in claim_rows(db, list(ids)):
             k = ids[row["claim_id"]]
+            v = seen.get(row["claim_id"])
             results[k] = {"status": row["status"], "verified_ha": float(row["verified_area_ha"] or 0.0),
-                          "limit_cny": float(row["limit_cny"] or 0.0), "crop": row["crop"], "reason": row["reason"]}
+                          "limit_cny": float(row["limit_cny"] or 0.0), "crop": row["crop"], "reason": row["reason"],
+                          "crop_probability": v.crop_probability if v else None, "boundary": v.boundary if v else None}
     return results
 
 
@@ -204,8 +213,11 @@ def score(claims: list[dict], results: list[dict]) -> dict:
         if accepted and r["verified_ha"] > 0:
             p["excess_cny"] += r["limit_cny"] * max(0.0, r["verified_ha"] - c["true_ha"]) / r["verified_ha"]
         if c["kind"] in FABRICATED:
-            at_true = c["kind"] == "inflated" and status == "partial" and r["verified_ha"] <= 1.1 * c["true_ha"]
+            at_true = accepted and c["true_ha"] > 0 and r["verified_ha"] <= 1.1 * c["true_ha"]
             p["flagged"] += status in ("rejected", "review") or at_true
+            if c["kind"] == "shifted":  # the stricter reading: none of a moved drawing is the claimant's
+                p["strict_flagged"] = p.get("strict_flagged", 0) + (status in ("rejected", "review"))
+                p["strict_excess_cny"] = p.get("strict_excess_cny", 0.0) + (r.get("limit_cny", 0.0) if accepted else 0.0)
     kinds = {}
     for kind, p in sorted(per.items()):
         kinds[kind] = {"n": p["n"], "accepted": round(p["accepted"] / p["n"], 3), "statuses": dict(p["statuses"]),
@@ -213,6 +225,9 @@ def score(claims: list[dict], results: list[dict]) -> dict:
                        "limit_cny": round(p["limit_cny"]), "excess_limit_cny": round(p["excess_cny"])}
         if kind in FABRICATED:
             kinds[kind]["flagged"] = round(p["flagged"] / p["n"], 3)
+        if "strict_flagged" in p:
+            kinds[kind]["strict_flagged"] = round(p["strict_flagged"] / p["n"], 3)
+            kinds[kind]["strict_excess_limit_cny"] = round(p["strict_excess_cny"])
     gen = [per[k] for k in GENUINE if k in per]
     fab = [per[k] for k in FABRICATED if k in per]
     genuine_limit = sum(p["limit_cny"] for p in gen)
