@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -84,6 +85,14 @@ def test_backfill_assesses_each_image_date_once_and_keeps_the_current_verdict(
     assert current == [(date(2016, 9, 30),)]  # the backfilled past does not replace today's verdict
     assert runs == 6  # every run is logged, re-runs included
     assert history == ["2016-04-14", "2016-05-16", "2016-06-25", "2016-09-30"]  # the credit team's limit history
+    with duckdb.connect(str(db_path), read_only=True) as con:  # each backfill leaves a report, like a night
+        reports = con.execute("SELECT status, fields_refreshed, limits_changed, details FROM run_reports "
+                              "WHERE kind = 'backfill' ORDER BY started_at").fetchall()
+        stages = con.execute("SELECT DISTINCT stage FROM run_stages JOIN run_reports USING (run_id) "
+                             "WHERE kind = 'backfill' ORDER BY 1").fetchall()
+    assert [r[:3] for r in reports] == [("ok", 6, 0), ("ok", 6, 0)]  # the past does not change today's limits
+    assert json.loads(reports[0][3])["range"] == ["2016-04-01", "2016-06-30"]
+    assert stages == [("assess",), ("ingest",), ("segment",)]
 
 
 def test_backfill_rejects_a_reversed_or_empty_range(prefect_harness, repo: Path, db_path: Path) -> None:
@@ -95,3 +104,6 @@ def test_backfill_rejects_a_reversed_or_empty_range(prefect_harness, repo: Path,
         BackfillConfig(start=date(2016, 9, 30), end=date(2016, 4, 1), db_path=str(db_path), tiles_dir=tiles)
     with pytest.raises(InputError, match="widen the range"):
         backfill(BackfillConfig(start=date(2016, 7, 1), end=date(2016, 7, 31), db_path=str(db_path), tiles_dir=tiles))
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        (status, message), = con.execute("SELECT status, message FROM run_reports WHERE kind = 'backfill'").fetchall()
+    assert status == "failed" and "widen the range" in message

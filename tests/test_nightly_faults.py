@@ -4,7 +4,6 @@ ingester killed or its broker restarted: test_sensors_mqtt.py.)"""
 
 from __future__ import annotations
 
-import shutil
 import socket
 from datetime import date
 from pathlib import Path

@@ -117,6 +117,31 @@ def save(db_path: Path, report: NightReport) -> None:
         save_run_report(con, report.row(), report.stage_rows())
 
 
+@contextmanager
+def tracked(db_path: Path, report: NightReport) -> Iterator[NightReport]:
+    """Store ``report`` as `running` now, and as `failed` with the error if the block raises (then
+    re-raise): a run that dies is never silent. Completing it is the caller's (`complete`)."""
+    save(db_path, report)
+    try:
+        yield report
+    except BaseException as exc:
+        report.status, report.message, report.finished_at = "failed", str(exc) or type(exc).__name__, _now()
+        save(db_path, report)
+        raise
+
+
+def complete(db_path: Path, report: NightReport, before: Snapshot, *, failed_parts: bool = False) -> None:
+    """Finish ``report``: limits changed and alerts raised since ``before``, status, stored."""
+    after = snapshot(db_path)
+    changes = limit_changes(before, after)
+    report.limits_changed = len(changes)
+    report.alerts_raised = after.alerts - before.alerts
+    report.details["limit_changes"] = changes
+    report.status = "partial" if failed_parts or any(st.status != "ok" for st in report.stages) else "ok"
+    report.finished_at = _now()
+    save(db_path, report)
+
+
 def run_list(db_path: Path, kind: str | None = None, limit: int = 30) -> list[dict[str, Any]]:
     from assets.store import connect
     from assets.store.runs import run_rows

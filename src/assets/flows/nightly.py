@@ -122,25 +122,15 @@ def segment_references(survey: TileSurvey, db_path: str, models_dir: str | None)
         segment.map(refs, db_path, models_dir).result()
 
 
-def prepare_tiles(db_path: str, tiles_dir: str, models_dir: str | None, until: date,
-                  catalog_dir: str | None = None) -> TileSurvey:
-    """Catalogue the tiles acquired up to ``until`` and segment the references (nightly and backfill)."""
-    s = make_settings(db_path=db_path, models_dir=models_dir, catalog_dir=catalog_dir)
-    survey = ingest_tiles(s, tiles_dir, until).survey
-    segment_references(survey, db_path, models_dir)
-    return survey
-
-
 @flow(name="nightly", log_prints=True)
 def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> dict:
     as_of = config.as_of or date.today()
     s = config.settings()
     db = Path(config.db_path)
     report = runs.NightReport(kind=kind, as_of=as_of, task_runner=describe(config.dask_cluster))
-    runs.save(db, report)  # visible as `running` at once: a night killed mid-way is not silent
-    before = runs.snapshot(db)
     summary: dict = {}
-    try:
+    with runs.tracked(db, report):  # visible as `running` at once: a night killed mid-way is not silent
+        before = runs.snapshot(db)
         if config.broker_url:
             with report.stage("sensors") as st:
                 try:
@@ -151,32 +141,21 @@ def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> d
                     st.status, st.message = "failed", str(exc)
         with report.stage("ingest"):
             ingested = ingest_tiles(s, config.tiles_dir, as_of)
-        _count_tiles(report, ingested)
+        count_tiles(report, ingested)
         with report.stage("segment"):
             segment_references(ingested.survey, config.db_path, config.models_dir)
         with report.stage("assess"):
             summary.update(assess(config.db_path, as_of, config.models_dir, kind))
-    except BaseException as exc:
-        report.status, report.message, report.finished_at = "failed", str(exc) or type(exc).__name__, runs._now()
-        runs.save(db, report)
-        raise
-    after = runs.snapshot(db)
-    changes = runs.limit_changes(before, after)
     report.fields_refreshed = summary["claims"]
-    report.limits_changed = len(changes)
-    report.alerts_raised = after.alerts - before.alerts
     report.assessment_run_id = summary["run_id"]
-    report.details["limit_changes"] = changes
-    report.status = "partial" if ingested.failed or any(st.status != "ok" for st in report.stages) else "ok"
-    report.finished_at = runs._now()
-    runs.save(db, report)
+    runs.complete(db, report, before, failed_parts=bool(ingested.failed))
     summary["quarantined"] = [q.summary() for q in ingested.survey.quarantined]
     summary["report"] = report.summary()
     print(runs.rendered(report))
     return summary
 
 
-def _count_tiles(report: runs.NightReport, ingested: Ingested) -> None:
+def count_tiles(report: runs.NightReport, ingested: Ingested) -> None:
     cat = ingested.catalogue
     report.tiles_ingested = len(cat.ingested)
     report.tiles_duplicate = len(cat.duplicates)
