@@ -39,6 +39,13 @@ class MonitoringParams:
     planted_within_days: int = 90  # days after the crop's season start by which it must be green
     harvest_due_after_days: int = 0  # days after the crop's harvest day that repayment falls due
     harvested_ndvi: float = 0.4  # a mean NDVI under this after the peak: the imagery shows the harvest
+    # Sensors (`sensors.evidence.alerts`). A drifting probe's daily soil moisture runs along a straight
+    # line: real soil wets in jumps (rain, irrigation) and dries along a curve. On the real EcoIrrigate
+    # logs (two farms, Jan-Apr 2025) no 21-day window moves 8 points with R^2 >= 0.9 (largest: 7.5).
+    sensor_silent_hours: float = 24.0  # no reading for this long: the device is silent
+    sensor_drift_days: int = 21  # days of daily means the drift line is fitted over
+    sensor_drift_min_change_pct: float = 8.0  # soil-moisture points the line must move over those days
+    sensor_drift_min_r2: float = 0.9  # and how straight it must be (share of the variance the line explains)
     enabled: bool = False  # False: the parameters carry no [monitoring] table (no planting/harvest alerts)
 
 
@@ -58,6 +65,9 @@ def _parse(text: str, version: str) -> MonitoringParams:
             raise InputError(f"valuation parameters {version}: [monitoring] {key} = {value!r} must be a number >= 0")
         if key.endswith("_ndvi") and value > 1:
             raise InputError(f"valuation parameters {version}: [monitoring] {key} = {value} is an NDVI; "
+                             "it must lie between 0 and 1")
+        if key.endswith("_r2") and value > 1:
+            raise InputError(f"valuation parameters {version}: [monitoring] {key} = {value} is a share of variance; "
                              "it must lie between 0 and 1")
         values[key] = int(value) if key.endswith("_days") else float(value)
     return MonitoringParams(version=version, enabled=True, **values)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import duckdb
 from shapely.geometry import MultiPolygon, Point, Polygon
 
+from assets.monitor import MonitoringParams
 from assets.sensors.registry import Device, list_devices
 from assets.store import sensors as store_sensors
 from assets.store.db import append, transaction
@@ -97,7 +98,8 @@ def _round(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
-def device_evidence(con: duckdb.DuckDBPyConnection, device_id: str, as_of: date) -> DeviceEvidence:
+def device_evidence(con: duckdb.DuckDBPyConnection, device_id: str, as_of: date,
+                    silence_hours: float = SILENCE_HOURS) -> DeviceEvidence:
     """Last seen, plausibility over the last week and the soil-moisture anomaly for one device."""
     end = _end_of(as_of)
     last_seen = store_sensors.last_reading_at(con, device_id, end)
@@ -115,7 +117,7 @@ def device_evidence(con: duckdb.DuckDBPyConnection, device_id: str, as_of: date)
         spread = max(statistics.stdev(history), 0.5)  # floor: a very steady probe is not an alarm
         z = (recent_mean - baseline) / spread
     in_range = n_ok / n if n else None
-    if last_seen is None or (end - last_seen).total_seconds() > SILENCE_HOURS * 3600:
+    if last_seen is None or (end - last_seen).total_seconds() > silence_hours * 3600:
         status = "silent"
         since = f"since {last_seen.isoformat(sep=' ', timespec='minutes')} UTC" if last_seen else "ever"
         message = f"{device_id} has not reported {since}"
@@ -203,20 +205,55 @@ def field_evidence(
     )
 
 
+@dataclass(frozen=True)
+class Drift:
+    """A straight-line fit of a device's daily soil moisture: how far it moved and how straight."""
+
+    days: int
+    change_pct: float  # points moved by the line over the window
+    r2: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"days": self.days, "change_pct": round(self.change_pct, 2), "r2": round(self.r2, 3)}
+
+
+def moisture_drift(con: duckdb.DuckDBPyConnection, device_id: str, as_of: date, days: int) -> Drift | None:
+    """The line through the last ``days`` daily means (None with under 80 % of the days reported)."""
+    end = _end_of(as_of)
+    daily = store_sensors.daily_moisture(con, device_id, end - timedelta(days=days), end)
+    if len(daily) < max(3, int(0.8 * days)):
+        return None
+    first = daily[0][0]
+    xs = [float((d - first).days) for d, _ in daily]
+    ys = [float(v) for _, v in daily]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    if sxx == 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    r2 = (slope * slope * sxx / syy) if syy > 0 else 0.0
+    return Drift(days=len(daily), change_pct=slope * (xs[-1] - xs[0]), r2=min(1.0, r2))
+
+
 def _alert_id(*parts: object) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
 
 
-def alerts(con: duckdb.DuckDBPyConnection, as_of: date) -> list[dict]:  # type: ignore[type-arg]
-    """Rows for the ``alerts`` table: devices gone silent and soil drying far below its own norm.
+def alerts(con: duckdb.DuckDBPyConnection, as_of: date,
+           monitoring: MonitoringParams | None = None) -> list[dict]:  # type: ignore[type-arg]
+    """Rows for the ``alerts`` table: devices gone silent, probes drifting, soil drying far below its norm.
 
-    ``alert_id`` is deterministic: one silence episode (device + last reading) is one alert however
-    many nightly runs see it; a drought alert is one per device and as-of day.
+    ``monitoring`` holds the thresholds (the versioned parameters' ``[monitoring]`` table; its
+    defaults when None). ``alert_id`` is deterministic: one silence episode (device + last reading)
+    is one alert however many nightly runs see it; drift and drought alerts are one per device and
+    as-of day.
     """
+    m = monitoring or MonitoringParams(version="defaults")
     raised_at = datetime.now(timezone.utc).replace(tzinfo=None)
     rows = []
     for device in _active(list_devices(con), as_of):
-        ev = device_evidence(con, device.device_id, as_of)
+        ev = device_evidence(con, device.device_id, as_of, silence_hours=m.sensor_silent_hours)
         base = {
             "borrower_id": device.borrower_id,
             "claim_id": None,
@@ -235,7 +272,27 @@ def alerts(con: duckdb.DuckDBPyConnection, as_of: date) -> list[dict]:  # type: 
                     "details": json.dumps({**ev.to_dict(), "silent_hours": _round(hours, 1)}),
                 }
             )
-        elif (
+            continue
+        drift = moisture_drift(con, device.device_id, as_of, m.sensor_drift_days)
+        if drift is not None and abs(drift.change_pct) >= m.sensor_drift_min_change_pct and drift.r2 >= m.sensor_drift_min_r2:
+            rows.append(
+                {
+                    **base,
+                    "alert_id": _alert_id("sensor_drift", device.device_id, as_of),
+                    "kind": "sensor_drift",
+                    "message": (
+                        f"soil moisture at {device.device_id} ({device.borrower_id}) has moved {drift.change_pct:+.1f} "
+                        f"points along a straight line over {drift.days} days (R2 {drift.r2:.2f}); soil wets in jumps "
+                        "and dries along a curve, so the probe looks like it is drifting: recalibrate or replace it"
+                    ),
+                    "details": json.dumps({**ev.to_dict(), "drift": drift.to_dict(), "params_version": m.version,
+                                           "thresholds": {"days": m.sensor_drift_days,
+                                                          "min_change_pct": m.sensor_drift_min_change_pct,
+                                                          "min_r2": m.sensor_drift_min_r2}}),
+                }
+            )
+            continue  # a drifting probe's readings say nothing about drought
+        if (
             ev.soil_moisture_anomaly_z is not None
             and ev.soil_moisture_anomaly_z <= DROUGHT_Z
             and ev.soil_moisture_baseline is not None
