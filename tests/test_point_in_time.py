@@ -81,6 +81,12 @@ def test_rerunning_adds_nothing_and_never_overwrites(bank: Path) -> None:
      "differs from the logged"),
     ("UPDATE valuations SET value_cny = 1 WHERE valuation_id = (SELECT min(valuation_id) FROM valuations)",
      "differs from the logged"),
+    # the current-state rows (migration 014) must equal the log
+    ("UPDATE current_decisions SET limit_cny = limit_cny * 2 WHERE claim_id = 'c-a1'", "differs from its decision"),
+    ("DELETE FROM current_decisions WHERE claim_id = 'c-b1'", "has no row for claim c-b1"),
+    ("UPDATE current_decisions SET decision_seq = (SELECT min(decision_seq) FROM decisions WHERE claim_id = 'c-a2'), "
+     "decision_id = (SELECT min_by(decision_id, decision_seq) FROM decisions WHERE claim_id = 'c-a2') "
+     "WHERE claim_id = 'c-a2'", "not the one in force"),
 ])
 def test_audit_verify_detects_a_silent_sql_edit(bank: Path, edit: str, problem: str) -> None:
     with connect(bank) as con:
@@ -110,3 +116,21 @@ def test_revaluing_every_field_after_a_price_change(bank: Path, workers: int) ->
     assert {c["params_version"] for c in after["claims"]} == {"test-v3"}
     assert 0 < after["limit_cny"] < before["limit_cny"] * 0.95 and after["recompute_matches"]
     assert check.ok and check.rows == 11
+
+
+def test_the_current_state_rows_follow_every_append(bank: Path) -> None:
+    """`current_decisions` holds, per claim, the decision in force: the newest evidence date, then the
+    newest recorded; a late decision about an earlier date does not replace it."""
+    with connect(bank) as con:
+        def current() -> dict:
+            return dict(con.execute("SELECT claim_id, decision_seq FROM current_decisions").fetchall())
+
+        expected = dict(con.execute(
+            "SELECT claim_id, max_by(decision_seq, (valid_from, decision_seq)) FROM decisions GROUP BY 1").fetchall())
+        assert current() == expected and len(expected) == 4
+    assess(bank, RUN1, params_v2(), "crop-v9", {"wheat": 0.5, "barley": 0.5}, dates=3)  # recorded later, about RUN1
+    with connect(bank) as con:
+        assert current() == expected  # RUN2's decisions stay in force
+        assert verify_chain(con).ok
+        late = con.execute("SELECT count(*) FROM decisions WHERE crop_model_version = 'crop-v9'").fetchone()[0]
+        assert late == 4

@@ -118,7 +118,15 @@ def test_columns_equal_the_per_field_function(tmp_path: Path, params: ValuationP
     assert (capped != cols.limit_cny).any() == (params.borrower_cap_cny < 1e6)
 
 
-def test_revaluing_after_a_price_change_stays_verifiable_and_explained(tmp_path: Path) -> None:
+@pytest.mark.parametrize("float_text", ["duckdb", "python"])
+def test_revaluing_after_a_price_change_stays_verifiable_and_explained(tmp_path: Path, float_text: str,
+                                                                       monkeypatch) -> None:
+    """The hashed text of the new values is DuckDB's float text (equal to Python's repr) or, where a
+    DuckDB's differed, Python's own: both give rows `audit verify` accepts."""
+    from assets.store import history
+
+    if float_text == "python":
+        monkeypatch.setattr(history, "duckdb_floats_match_repr", lambda con, values: False)
     inputs = sample_inputs(random.Random(7), 300)
     db = tmp_path / "rv.duckdb"
     _store(db, inputs, borrowers=40)
@@ -148,3 +156,20 @@ def test_revaluing_after_a_price_change_stays_verifiable_and_explained(tmp_path:
     with connect(db) as con:
         con.execute("UPDATE decisions SET limit_cny = limit_cny + 100 WHERE decision_seq = 450")
         assert not verify_chain(con).ok
+
+
+def test_duckdb_prints_floats_as_python_repr(tmp_path: Path) -> None:
+    """The revaluation hashes DuckDB's ``CAST(DOUBLE AS VARCHAR)`` as Python's ``repr``: a DuckDB that
+    prints floats differently falls back to Python's text (above); this says when that happens."""
+    import numpy as np
+    import pyarrow as pa
+
+    from assets.store import history
+
+    rng = np.random.default_rng(3)
+    xs = np.concatenate([10 ** rng.uniform(-10, 20, 20_000), rng.uniform(0, 1e6, 20_000),
+                         np.floor(rng.uniform(0, 1e7, 5_000) / 100) * 100, np.array(history._FLOAT_PROBES)])
+    with connect(tmp_path / "f.duckdb") as con:
+        _t = pa.table({"x": xs})  # noqa: F841
+        texts = con.execute("SELECT CAST(x AS VARCHAR) AS s FROM _t").fetchnumpy()["s"].tolist()
+    assert texts == [repr(float(x)) for x in xs]

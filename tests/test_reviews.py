@@ -12,6 +12,7 @@ import json
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -136,3 +137,67 @@ def test_api_reviews_are_for_officers(repo: Path, tmp_path: Path, stubbed) -> No
         assert again.status_code == 422 and "not waiting for review" in again.json()["error"]
         history = c.get("/borrowers/farmer-009", headers=farmer).json()["reviews"]
         assert [(h["decision"], h["decided_by"], h["note"]) for h in history] == [("approve", "li", "survey map checked")]
+
+
+def _faces(settings: Settings, borrower_id: str, cid: str, officer: dict, capsys) -> dict[str, tuple]:
+    """(status, limit, value) of one claim as every face shows it: SQL views, CLI, API, pipeline."""
+    def key(row: dict) -> tuple:
+        return row["status"], round(row["limit_cny"] or 0.0, 2), round(row["value_cny"] or 0.0, 2)
+
+    out: dict[str, tuple] = {}
+    with duckdb.connect(str(settings.db_path), read_only=True) as con:
+        for view in ("claim_status", "field_valuations"):
+            cur = con.execute(f"SELECT status, limit_cny, value_cny FROM {view} WHERE claim_id = ?", [cid])
+            out[f"sql {view}"] = key(dict(zip(("status", "limit_cny", "value_cny"), cur.fetchone())))
+        out["sql current_limits"] = key(dict(zip(("status", "limit_cny", "value_cny"), con.execute(
+            "SELECT status, limit_cny, value_cny FROM current_limits WHERE claim_id = ?", [cid]).fetchone())))
+    assert cli_main(["query", "borrower", borrower_id, "--db", str(settings.db_path), "--format", "json"]) == 0
+    out["cli query borrower"] = key(next(c for c in json.loads(capsys.readouterr().out)["claims"]
+                                         if c["claim_id"] == cid))
+    out["pipeline claim_rows"] = key(pipeline.claim_rows(settings.db_path, [cid])[0])
+    with TestClient(create_app(settings, api_keys=[])) as c:
+        detail = c.get(f"/borrowers/{borrower_id}", headers=officer).json()
+        out["api /borrowers"] = key(next(x for x in detail["claims"] if x["claim_id"] == cid))
+        shapes = c.get(f"/borrowers/{borrower_id}/fields", headers=officer).json()["features"]
+        props = next(f["properties"] for f in shapes if f["id"] == cid)
+        out["api /borrowers/fields"] = (props["status"], round(props["limit_cny"] or 0.0, 2),
+                                        out["api /borrowers"][2])  # the map layer carries no value
+        explained = c.get(f"/credit/borrowers/{borrower_id}/explain", headers=officer).json()
+        out["api explain"] = key(next(x for x in explained["claims"] if x["claim_id"] == cid))
+    return out
+
+
+def test_claim_status_is_the_decision_log_on_every_face(repo: Path, tmp_path: Path, stubbed, capsys) -> None:
+    """`claim_status` reads the point-in-time decisions (#14): in review, after an officer's decision
+    and after a revaluation that only the decision log records, the SQL views, the CLI, the API
+    and the pipeline's rows show the same status, limit and value."""
+    from datetime import datetime
+
+    from assets.revalue import revalue_all
+    from tests.fixtures_credit import params_v2
+
+    settings, cid = _in_review(repo, tmp_path / "r.duckdb", stubbed)
+    with connect(settings.db_path) as con:
+        access.add_user(con, "li", "officer")
+        officer = {"Authorization": f"Bearer {access.issue_token(con, 'li', days=1).secret}"}
+
+    def agreed() -> tuple:
+        faces = _faces(settings, "farmer-009", cid, officer, capsys)
+        assert len(set(faces.values())) == 1, faces
+        return next(iter(faces.values()))
+
+    assert agreed() == ("review", 0.0, 0.0)
+    decide(settings, Decision(cid, "approve", "visited: one farm", "li"))
+    status, approved_limit, approved_value = agreed()
+    assert status in ("verified", "partial") and approved_limit > 0 and approved_value > 0
+    cheaper = params_v2()  # wheat 30 % cheaper: recorded in the decision log only
+    with connect(settings.db_path) as con:
+        revalue_all(con, cheaper, as_of=AS_OF, recorded_at=datetime(2016, 10, 1, 3), run_id="r-cheaper-wheat")
+    status_after, limit_after, value_after = agreed()
+    assert status_after == status and value_after < approved_value and limit_after < approved_limit
+    with duckdb.connect(str(settings.db_path), read_only=True) as con:
+        assert con.execute("SELECT params_version FROM claim_status WHERE claim_id = ?", [cid]).fetchone()[0] == \
+            cheaper.version
+        old_tables = con.execute("SELECT l.limit_cny FROM credit_limits l JOIN valuations a USING (valuation_id) "
+                                 "WHERE a.claim_id = ? ORDER BY l.created_at DESC LIMIT 1", [cid]).fetchone()[0]
+    assert old_tables == pytest.approx(approved_limit)  # the old tables never saw the revaluation

@@ -47,7 +47,7 @@ def revalue_all(con: Any, params: ValuationParams, *, as_of: date, recorded_at: 
     ``workers`` and ``chunk_rows`` are accepted for callers of the former per-field version and ignored."""
     del workers, chunk_rows
     with transaction(con):
-        table = history.stage_current_inputs(con, f"|{params.sha256}|{as_of}")  # borrower, then claim order
+        table = history.stage_current_inputs(con, f"|{params.sha256}|{as_of}")  # i: borrower, then claim order
         n = table.num_rows
         if n == 0:
             history.drop_stage(con)
@@ -56,23 +56,18 @@ def revalue_all(con: Any, params: ValuationParams, *, as_of: date, recorded_at: 
         vals = value_columns(table, params)
         borrower = np.asarray(pc.dictionary_encode(table.column("borrower_id")).combine_chunks().indices
                               .to_numpy(zero_copy_only=False), dtype=np.int64)
-        limits = cap_borrowers(borrower, vals.limit_cny, params)
+        # the cap sums each borrower's limits in claim order (row i), whatever order the rows came in
+        order = np.argsort(np.asarray(table.column("i").to_numpy(), dtype=np.int64), kind="stable")
+        limits = np.empty(n, dtype=np.float64)
+        limits[order] = cap_borrowers(borrower[order], vals.limit_cny[order], params)
         explanation: list[str | None] = [None] * n  # None: the run's common explanation
         for i in np.flatnonzero(limits != vals.limit_cny).tolist():
             explanation[i] = revalued_explanation(params, float(limits[i]))
-        area = table.column("area_ha").to_pylist()
-        values = pa.table({
+        values = pa.table({  # their text for the hash is DuckDB's (Python's repr, checked in append_staged)
             "i": table.column("i"), "value_low_cny": vals.value_low_cny, "value_cny": vals.value_cny,
             "value_high_cny": vals.value_high_cny, "limit_cny": limits,
-            "explanation": pa.array(explanation, pa.string()),
-            **{f"{k}_repr": _reprs(x) for k, x in (("value_low_cny", vals.value_low_cny), ("value_cny", vals.value_cny),
-                                                   ("value_high_cny", vals.value_high_cny), ("limit_cny", limits))},
-            "area_ha_repr": ["\x00" if a is None else repr(float(a)) for a in area]})
+            "explanation": pa.array(explanation, pa.string())})
         same = {"run_id": run_id, "valid_from": as_of, "recorded_at": recorded_at, "params_version": params.version,
                 "params_sha256": params.sha256}
         return history.append_staged(con, values, same, revalued_explanation(params))
 
-
-def _reprs(x: np.ndarray) -> list[str]:
-    """Python's repr of each float: the text `store.history.content_digest` hashes."""
-    return [repr(v) for v in x.tolist()]

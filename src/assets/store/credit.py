@@ -1,4 +1,5 @@
-"""The credit team's portfolio reads over the point-in-time views (`field_valuations`, `current_limits`).
+"""The credit team's portfolio reads over the point-in-time views (`field_valuations`, `current_limits`) and
+the current-state table they stand on (`current_decisions`).
 
 Every filter is a bound parameter and sorting is chosen from a fixed list of column names, so a
 filter value that looks like SQL is only ever compared as text.
@@ -87,11 +88,13 @@ def portfolio(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFilt
 
 
 def portfolio_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """One row: the bank's exposure today (what the report and the benchmark time)."""
+    """One row: the bank's exposure today (what the report and the benchmark time), over the
+    current-state rows (`current_decisions`: one per field, kept with every decision append), the
+    same decisions `current_limits` lists with every column."""
     return _records(con.execute(
         "SELECT count(DISTINCT borrower_id) AS borrowers, count(*) AS decisions, sum(limit_cny) AS limit_cny, "
         "sum(value_low_cny) AS value_low_cny, sum(value_cny) AS value_cny, sum(value_high_cny) AS value_high_cny, "
-        "count(*) FILTER (WHERE status = 'rejected') AS rejected FROM current_limits"))[0]
+        "count(*) FILTER (WHERE status = 'rejected') AS rejected FROM current_decisions"))[0]
 
 
 def exposure_by(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, Any]]:

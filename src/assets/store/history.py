@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any, Iterable, Mapping, Sequence
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from assets.errors import NotFoundError
@@ -113,7 +114,46 @@ def append_decisions(con: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str,
                 row[k] = json.dumps(row[k], sort_keys=True, default=str)
         row["row_hash"] = prev = row_hash(row)
         out.append(row)
-    return append(con, "decisions", out)
+    added = append(con, "decisions", out)
+    if out:
+        advance_current(con, out[0]["decision_seq"])
+    return added
+
+
+# The columns of `current_decisions` (migration 014), each a column of `decisions`.
+CURRENT_COLUMNS = ("claim_id", "decision_seq", "decision_id", "borrower_id", "verification_id", "valuation_id",
+                   "valid_from", "recorded_at", "status", "crop", "area_ha", "value_low_cny", "value_cny",
+                   "value_high_cny", "limit_cny", "params_version", "seg_model_version", "crop_model_version",
+                   "reasons")
+
+
+def advance_current(con: duckdb.DuckDBPyConnection, first_seq: int, *,
+                    changed: Sequence[str] | None = None) -> None:
+    """Bring `current_decisions` up to date with the decisions numbered ``first_seq`` and later (just
+    appended, same transaction): per claim, the newest of them by evidence date then sequence
+    replaces the stored row unless that one has a later evidence date; a claim seen for the first
+    time gets its row. ``changed``: the only columns that can differ from the stored row, and at
+    most one new decision per claim (a revaluation, which copies the rest from the current row)."""
+    cols = ", ".join(CURRENT_COLUMNS)
+    newest = "" if changed is not None else (
+        "QUALIFY row_number() OVER (PARTITION BY claim_id ORDER BY valid_from DESC, decision_seq DESC) = 1")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _cd_new AS SELECT {cols} FROM decisions WHERE decision_seq >= ? {newest}",
+                [first_seq])
+    sets = ", ".join(f"{c} = n.{c}" for c in CURRENT_COLUMNS if c != "claim_id" and (changed is None or c in changed))
+    con.execute(f"UPDATE current_decisions AS c SET {sets} FROM _cd_new n "
+                "WHERE c.claim_id = n.claim_id AND n.valid_from >= c.valid_from")
+    con.execute(f"INSERT INTO current_decisions ({cols}) SELECT {cols} FROM _cd_new n "
+                "WHERE NOT EXISTS (SELECT 1 FROM current_decisions c WHERE c.claim_id = n.claim_id)")
+    con.execute("DROP TABLE _cd_new")
+
+
+def rebuild_current(con: duckdb.DuckDBPyConnection) -> int:
+    """Recompute `current_decisions` from the whole log (bulk loaders, repairs). Returns its rows."""
+    cols = ", ".join(CURRENT_COLUMNS)
+    con.execute("DELETE FROM current_decisions")
+    con.execute(f"INSERT INTO current_decisions ({cols}) SELECT {cols} FROM decisions QUALIFY row_number() OVER "
+                "(PARTITION BY claim_id ORDER BY valid_from DESC, decision_seq DESC) = 1")
+    return int(con.execute("SELECT count(*) FROM current_decisions").fetchone()[0])
 
 
 def chain_links(prev_hash: str, digests: Sequence[str]) -> list[str]:
@@ -136,16 +176,17 @@ _CARRIED = ("claim_id", "borrower_id", "verification_id", "valuation_id", "statu
 
 def stage_current_inputs(con: duckdb.DuckDBPyConnection, decision_id_suffix: str) -> pa.Table:
     """Stage every valued field's current decision in a temporary table (``rv_stage``: row ``i`` in
-    borrower then claim order, the per-borrower cap's order; ``src_seq`` the decision) and return its valuation inputs parsed
-    into columns (``in_*``). DuckDB reads the JSON numbers exactly as Python's ``json`` does and
+    borrower then claim order, the per-borrower cap's order; ``src_seq`` the decision) and return its
+    valuation inputs parsed into columns (``in_*``), in no particular row order (``i`` gives it: DuckDB
+    does not sort the wide rows). DuckDB reads the JSON numbers exactly as Python's ``json`` does and
     ``in_crop_probs`` keeps each object's key order. The new decision id is ``rv-`` + the first 20
     hex digits of sha256(claim_id + suffix)."""
-    con.execute(  # narrow: the window sorts ids only; the wide columns are joined by decision_seq when used
+    con.execute(  # narrow: the current-state rows name each decision; the wide columns are joined by decision_seq
         "CREATE OR REPLACE TEMP TABLE rv_stage AS SELECT (row_number() OVER (ORDER BY borrower_id, claim_id)) - 1 AS i, "
-        "src_seq, 'rv-' || left(sha256(claim_id || ?), 20) AS decision_id FROM (SELECT decision_seq AS src_seq, "
-        "claim_id, borrower_id, inputs IS NOT NULL AS valued, row_number() OVER (PARTITION BY claim_id ORDER BY "
-        "valid_from DESC, decision_seq DESC) AS rn FROM decisions) WHERE rn = 1 AND valued", [decision_id_suffix])
-    return con.sql(
+        "src_seq, 'rv-' || left(sha256(claim_id || ?), 20) AS decision_id FROM (SELECT c.decision_seq AS src_seq, "
+        "c.claim_id, c.borrower_id FROM current_decisions c JOIN decisions d ON d.decision_seq = c.decision_seq "
+        "WHERE d.inputs IS NOT NULL)", [decision_id_suffix])
+    table = con.sql(
         "SELECT i, claim_id, borrower_id, area_ha, j.status AS in_status, j.verified_area_ha AS in_verified_area_ha, "
         "j.claimed_area_ha AS in_claimed_area_ha, j.crop AS in_crop, j.sensor_status AS in_sensor_status, "
         "j.reason_codes AS in_reason_codes, j.usable_dates AS in_usable_dates, j.centre_lon AS in_centre_lon, "
@@ -153,17 +194,21 @@ def stage_current_inputs(con: duckdb.DuckDBPyConnection, decision_id_suffix: str
         "list_transform(coalesce(j.ndvi_season, []), lambda x: x[1]::DATE) AS in_ndvi_dates, "
         "list_transform(coalesce(j.ndvi_season, []), lambda x: x[2]::DOUBLE) AS in_ndvi "
         f"FROM (SELECT s.i, d.claim_id, d.borrower_id, d.area_ha, json_transform(d.inputs, '{_INPUT_SPEC}') AS j "
-        "FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq) ORDER BY i").to_arrow_table()
+        "FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq)").to_arrow_table()
+    return table
 
 
 def drop_stage(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE IF EXISTS rv_stage")
 
 
-def _canon_sql(constants: Mapping[str, Any], first_seq: int, constants_explanation: str) -> tuple[str, list[Any]]:
+def _canon_sql(constants: Mapping[str, Any], first_seq: int, constants_explanation: str,
+               python_reprs: bool = False) -> tuple[str, list[Any]]:
     """SQL for `content_digest`'s text over ``rv_stage s``, the decision it replaces ``d`` and the new
-    values ``v``: the same bytes Python hashes (floats arrive as Python ``repr`` text in
-    ``v.<column>_repr``). One flat ``concat``: a chain of ``||`` copies the growing string each time."""
+    values ``v``: the same bytes Python hashes. A DOUBLE is DuckDB's ``CAST(x AS VARCHAR)``, the
+    shortest round-trip text, which is Python's ``repr`` (checked on every run by
+    `duckdb_floats_match_repr`); with ``python_reprs`` it is Python's own ``repr`` text, passed in
+    ``v.<column>_repr``. One flat ``concat``: a chain of ``||`` copies the growing string each time."""
     items: list[str] = []
     params: list[Any] = []
     for n, k in enumerate(k for k in HASHED if k != "prev_hash"):
@@ -178,7 +223,9 @@ def _canon_sql(constants: Mapping[str, Any], first_seq: int, constants_explanati
             items.append("CAST(s.i + ? AS VARCHAR)")
             params.append(first_seq)
         else:
-            items.append(f"v.{k}_repr" if k in DOUBLES else "coalesce(v.explanation, ?)" if k == "explanation"
+            double = (f"v.{k}_repr" if python_reprs else
+                      f"coalesce(CAST({'d' if k == 'area_ha' else 'v'}.{k} AS VARCHAR), chr(0))")
+            items.append(double if k in DOUBLES else "coalesce(v.explanation, ?)" if k == "explanation"
                          else "s.decision_id" if k == "decision_id" else f"coalesce(CAST(d.{k} AS VARCHAR), chr(0))")
             if k == "explanation":
                 params.append(constants_explanation)
@@ -188,21 +235,26 @@ def _canon_sql(constants: Mapping[str, Any], first_seq: int, constants_explanati
 def append_staged(con: duckdb.DuckDBPyConnection, values: pa.Table, constants: Mapping[str, Any],
                   explanation: str) -> int:
     """Append one decision per ``rv_stage`` row with the new ``values`` (columns i, value_low_cny,
-    value_cny, value_high_cny, limit_cny, explanation (NULL: ``explanation``, the run's common one) and
-    ``<double>_repr`` for every DOUBLE column),
+    value_cny, value_high_cny, limit_cny, explanation (NULL: ``explanation``, the run's common one)),
     numbered and chained after the current head: DuckDB computes each row's content digest, Python
     links them in order. Call inside the writer's transaction; drops ``rv_stage``."""
     seq0, prev = chain_head(con)
-    text, params = _canon_sql(constants, seq0 + 1, explanation)  # decision_seq = seq0 + 1 + i
-    _rv_values = values  # noqa: F841  (a replacement scan finds the Arrow table by name)
-    # DuckDB joins the text, Python hashes it (hashlib is several times faster than DuckDB's sha256 here)
-    texts = con.execute(f"SELECT encode({text}) AS t FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq "
-                        "JOIN _rv_values v USING (i) ORDER BY i", params).fetchnumpy()["t"].tolist()
+    python_reprs = not duckdb_floats_match_repr(con, values)
+    if python_reprs:  # a DuckDB whose float text differs from Python's: hash Python's own text
+        values = _with_python_reprs(con, values)
+    text, params = _canon_sql(constants, seq0 + 1, explanation, python_reprs)  # decision_seq = seq0 + 1 + i
+    _rv_values = values  # noqa: F841  (a replacement scan finds the Arrow table by name; rows in any order)
+    # DuckDB joins the text, Python hashes it (hashlib is several times faster than DuckDB's sha256 here);
+    # fetched in any order with i, so DuckDB never sorts the wide texts
+    got = con.execute(f"SELECT i, encode({text}) AS t FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq "
+                      "JOIN _rv_values v USING (i)", params).fetchnumpy()
     sha = hashlib.sha256
-    digests = [sha(t).hexdigest() for t in texts]
-    del texts
+    digests = [sha(t).hexdigest() for t in got["t"].tolist()]
+    order = np.argsort(np.asarray(got["i"], dtype=np.int64), kind="stable").tolist()
+    del got
+    digests = [digests[k] for k in order]
     hashes = chain_links(prev, digests)
-    _rv_hashes = pa.table({"i": values.column("i"), "prev_hash": pa.array([prev, *hashes[:-1]]),  # noqa: F841
+    _rv_hashes = pa.table({"i": pa.array(np.arange(len(hashes), dtype=np.int64)), "prev_hash": pa.array([prev, *hashes[:-1]]),  # noqa: F841
                            "row_hash": pa.array(hashes)})
     carried = ", ".join(f"d.{c}" for c in _CARRIED if c != "area_ha")
     consts = list(constants)
@@ -216,7 +268,47 @@ def append_staged(con: duckdb.DuckDBPyConnection, values: pa.Table, constants: M
         "JOIN _rv_hashes h USING (i)",  # decision_seq is explicit: no need to sort the wide rows
         [seq0 + 1, explanation, *constants.values()])
     con.execute("DROP TABLE rv_stage")
+    advance_current(con, seq0 + 1, changed=("decision_seq", "decision_id", "valid_from", "recorded_at",
+                                            "value_low_cny", "value_cny", "value_high_cny", "limit_cny",
+                                            "params_version"))
     return len(hashes)
+
+
+# Values whose text is most likely to differ between two shortest round-trip printers: exponent
+# switches (1e16, 1e-05), subnormals, extremes, negative zero, integers and CNY amounts.
+_FLOAT_PROBES = (0.0, -0.0, 1.0, 100.0, 0.1, 1e-4, 1e-5, 0.00011, 1e15, 1e16, 1.5e16, 9999999999999998.0, 1e21, 1e22,
+                 123456789.123, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 12345678901234567.0,
+                 -2.5e-7, 1 / 3, 2 / 3, 56789.123456789)
+
+
+def duckdb_floats_match_repr(con: duckdb.DuckDBPyConnection, values: pa.Table, sample: int = 2000) -> bool:
+    """Whether DuckDB's ``CAST(DOUBLE AS VARCHAR)`` gives Python's ``repr`` on fixed probes, a spread
+    sample of this run's new values and the carried areas (each hashed as text: a difference
+    would make `verify_chain` flag every revalued row)."""
+    cols = [c for c in ("value_low_cny", "value_cny", "value_high_cny", "limit_cny") if c in values.column_names]
+    n = values.num_rows
+    pick = np.unique(np.linspace(0, max(n - 1, 0), min(n, sample)).astype(np.int64)) if n else np.array([], np.int64)
+    xs = list(_FLOAT_PROBES)
+    for c in cols:
+        xs.extend(float(x) for x in values.column(c).take(pa.array(pick)).to_pylist() if x is not None)
+    xs.extend(float(r[0]) for r in con.execute(
+        "SELECT d.area_ha FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq "
+        "WHERE d.area_ha IS NOT NULL USING SAMPLE 500 ROWS").fetchall())
+    _probe = pa.table({"x": pa.array(xs, pa.float64())})  # noqa: F841
+    texts = con.execute("SELECT CAST(x AS VARCHAR) FROM _probe").fetchnumpy()
+    return [str(t) for t in texts[next(iter(texts))].tolist()] == [repr(x) for x in xs]
+
+
+def _with_python_reprs(con: duckdb.DuckDBPyConnection, values: pa.Table) -> pa.Table:
+    """``values`` with ``<double>_repr`` columns: Python's repr of each new value and carried area."""
+    def reprs(xs: list[Any]) -> pa.Array:
+        return pa.array(["\x00" if x is None else repr(float(x)) for x in xs], pa.string())
+
+    area = dict(con.execute("SELECT s.i, d.area_ha FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq")
+                .fetchall())
+    for k in ("value_low_cny", "value_cny", "value_high_cny", "limit_cny"):
+        values = values.append_column(f"{k}_repr", reprs(values.column(k).to_pylist()))
+    return values.append_column("area_ha_repr", reprs([area[i] for i in values.column("i").to_pylist()]))
 
 
 @dataclass
@@ -262,7 +354,28 @@ def verify_chain(con: duckdb.DuckDBPyConnection, batch: int = 50_000) -> ChainCh
             "AND d.decision_id = 'lim-' || substr(a.valuation_id, 5) "
             "WHERE a.value_cny IS DISTINCT FROM d.value_cny ORDER BY 1")):
         check.broken.append(r)
+    check.broken.extend(current_state_problems(con))
     return check
+
+
+def current_state_problems(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Rows of `current_decisions` that are not the decision in force for their claim, differ from
+    the decision they name, or are missing: the derived table must equal the log."""
+    cols = [c for c in CURRENT_COLUMNS if c not in ("claim_id", "decision_seq")]
+    differs = " OR ".join(f"c.{c} IS DISTINCT FROM d.{c}" for c in cols)
+    return _records(con.execute(
+        "WITH newest AS (SELECT claim_id, decision_seq FROM decisions QUALIFY row_number() OVER (PARTITION BY "
+        "claim_id ORDER BY valid_from DESC, decision_seq DESC) = 1) "
+        "SELECT n.decision_seq, d.decision_id, 'current_decisions has no row for claim ' || n.claim_id AS problem "
+        "FROM newest n JOIN decisions d USING (decision_seq) "
+        "WHERE NOT EXISTS (SELECT 1 FROM current_decisions c WHERE c.claim_id = n.claim_id) "
+        "UNION ALL SELECT c.decision_seq, c.decision_id, 'current_decisions names decision ' || c.decision_seq || "
+        "' for claim ' || c.claim_id || ', not the one in force (' || coalesce(n.decision_seq::VARCHAR, 'none') || ')' "
+        "FROM current_decisions c LEFT JOIN newest n USING (claim_id) WHERE n.decision_seq IS DISTINCT FROM "
+        "c.decision_seq "
+        "UNION ALL SELECT c.decision_seq, c.decision_id, 'current_decisions row of claim ' || c.claim_id || "
+        "' differs from its decision' FROM current_decisions c JOIN decisions d USING (decision_seq) "
+        f"WHERE c.claim_id IS DISTINCT FROM d.claim_id OR {differs} ORDER BY 1"))
 
 
 def _parse(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
