@@ -170,6 +170,7 @@ class BatchWriter:
         if self._con is not None:
             cm, self._con = self._cm, None
             cm.__exit__(None, None, None)  # type: ignore[attr-defined]
+            store_writer.published(self.db_path)  # the file is free again: the snapshot may be copied
 
     def commit(self, messages: Sequence[tuple[str, bytes]]) -> BatchResult:
         if self._con is None and store_writer.owner_elsewhere(self.db_path):
@@ -185,7 +186,10 @@ class BatchWriter:
                 time.sleep(0.2)
                 continue
             try:
-                return store_batch(con, messages)
+                result = store_batch(con, messages)
+                if self.hold:
+                    store_writer.published(self.db_path)
+                return result
             except BaseException:
                 self.close()
                 raise

@@ -220,8 +220,8 @@ _PUBLISHERS_GUARD = threading.Lock()
 def publish_snapshot(db_path: str | Path) -> Path:
     """Copy the committed database to its snapshot now (atomic rename); returns the snapshot's path.
 
-    ``COPY FROM DATABASE`` reads one MVCC snapshot, so writers go on meanwhile and the copy holds
-    exactly the transactions committed when it began."""
+    ``COPY FROM DATABASE`` reads one MVCC snapshot: the copy holds exactly the transactions
+    committed when it began. Writes of this process wait for it (see below); readers do not."""
     db_path = Path(db_path)
     snap = snapshot_path(db_path)
     tmp = snap.with_name(f".{snap.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -229,7 +229,9 @@ def publish_snapshot(db_path: str | Path) -> Path:
         leftover.unlink(missing_ok=True)
     alias = f"assets_snapshot_{os.getpid()}_{threading.get_ident()}"
     try:
-        with connect(db_path, retry_s=_config().lock_retry_s) as con:
+        # Under the write lock: while a database is being attached, DuckDB (2.0) fails other
+        # connections' Arrow replacement scans (`python_arrow_scan does not exist`), i.e. appends.
+        with lock_for(db_path), connect(db_path, retry_s=_config().lock_retry_s) as con:
             name = con.execute("SELECT current_database()").fetchone()[0]
             con.execute(f"ATTACH '{str(tmp).replace(chr(39), chr(39) * 2)}' AS {alias}")
             try:
@@ -293,15 +295,43 @@ def _publisher(db_path: str | Path) -> _Publisher | None:
         return pub
 
 
+_DIRECT: dict[str, list[float | bool]] = {}  # key -> [last published (monotonic), dirty], no owner running
+
+
 def published(db_path: str | Path) -> None:
-    """Note a commit: the snapshot is refreshed after the debounce."""
-    pub = _publisher(db_path)
-    if pub is not None:
-        pub.dirty.set()
+    """Note a commit. The owner republishes in the background after the debounce. A process
+    writing without an owner publishes now if the debounce has passed, else at its next write or
+    when it exits: a background copy would hold the file open read-write and refuse this
+    process's own read-only connections."""
+    key = _key(db_path)
+    if key in _OWNED:
+        pub = _publisher(db_path)
+        if pub is not None:
+            pub.dirty.set()
+        return
+    cfg = _config()
+    if not cfg.snapshot_enabled:
+        return
+    state = _DIRECT.setdefault(key, [float("-inf"), False])
+    state[1] = True
+    if time.monotonic() - float(state[0]) >= cfg.snapshot_debounce_s:
+        _publish_direct(key)
+
+
+def _publish_direct(key: str) -> None:
+    state = _DIRECT[key]
+    state[1] = False
+    try:
+        publish_snapshot(key)
+    except Exception as exc:  # noqa: BLE001 - a write never fails for its snapshot; the next one retries
+        if Path(key).exists():
+            log.warning("could not publish the snapshot of %s: %s", key, exc)
+            state[1] = True
+    state[0] = time.monotonic()
 
 
 def flush_snapshot(db_path: str | Path) -> Path | None:
-    """Publish now if anything was committed since the last snapshot (None: snapshots are off)."""
+    """The owner: publish now if anything was committed since the last snapshot (None: snapshots are off)."""
     pub = _publisher(db_path)
     return pub.flush() if pub is not None else None
 
@@ -313,6 +343,9 @@ def _flush_all() -> None:
         pub.stopping = True
         if pub.dirty.is_set():
             pub.flush()
+    for key, (_, dirty) in list(_DIRECT.items()):
+        if dirty and key not in _OWNED:
+            _publish_direct(key)
 
 
 # --- the wire: JSON with tagged values + Arrow IPC ---------------------------------------------------
