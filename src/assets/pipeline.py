@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -58,13 +59,23 @@ class Models:
         return str(self.crop.version)
 
 
+_MODELS: dict[tuple[str, int, int], Models] = {}
+_MODELS_LOCK = threading.Lock()
+
+
 def load_models(settings: Settings) -> Models:
+    """The models of ``settings.models_dir``, loaded once per process (per file version) and shared by
+    concurrent assessments. Loading traces the networks with torch.fx, which patches every module
+    call process-wide while it runs: loading beside a running inference broke that inference."""
     from assets.models import crop, segment
 
-    return Models(
-        segmenter=segment.load(settings.models_dir / "segment.pt"),
-        crop=crop.load(settings.models_dir / "crop.pt"),
-    )
+    seg_file, crop_file = settings.models_dir / "segment.pt", settings.models_dir / "crop.pt"
+    key = (str(settings.models_dir.resolve()), *(f.stat().st_mtime_ns if f.exists() else 0
+                                                for f in (seg_file, crop_file)))
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = Models(segmenter=segment.load(seg_file), crop=crop.load(crop_file))
+        return _MODELS[key]
 
 
 def _now() -> datetime:
@@ -106,7 +117,7 @@ def segment_tile(tile: TileRecord, segmenter: object, cache_dir: Path) -> Path:
     if out.exists():
         return out
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".{os.getpid()}.tmp.tif")
+    tmp = out.with_suffix(f".{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.tif")  # concurrent assessments: one each
     try:
         predict_raster_to_file(tile.path, segmenter, tmp)
         os.replace(tmp, out)  # a crash never leaves a half-written cache entry behind
