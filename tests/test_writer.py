@@ -137,6 +137,16 @@ def test_an_owner_takes_other_processes_writes_and_analysts_read_the_snapshot(db
         plain = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(db_path)!r}, read_only=True)"],
                                capture_output=True, text=True, timeout=60)
         assert plain.returncode != 0 and "lock" in plain.stderr  # DuckDB refuses readers of an owned file...
+        cli = subprocess.run([sys.executable, "-m", "assets.cli", "store", "status", "--db", str(db_path)],
+                             cwd=REPO, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
+        assert cli.returncode == 0 and '"owner_running": true' in cli.stdout, cli.stderr[-1000:]
+        ro = subprocess.run([sys.executable, "-c", "import sys; from assets.store import connect\n"
+                             "with connect(sys.argv[1], read_only=True) as con:\n"
+                             "    print(con.execute('SELECT count(*) FROM decisions').fetchone()[0])", str(db_path)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
+        assert ro.returncode == 0 and ro.stdout.strip() == str(3 * len(bank.FIELDS)), ro.stderr[-1000:]  # CLI reads work
         snap = writer.snapshot_path(db_path)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # ...the snapshot is republished after commits

@@ -187,9 +187,22 @@ def read(db_path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
         with connect(db_path) as con:
             yield con
         return
-    path = Path(_request(owner, {"op": "sync"}, [], _config().remote_timeout_s)["result"])
+    owner.close()
+    path = synced_snapshot(db_path)
+    if path is None:  # the owner stopped meanwhile: the file is free
+        with connect(db_path) as con:
+            yield con
+        return
     with connect(path, read_only=True) as con:
         yield con
+
+
+def synced_snapshot(db_path: str | Path) -> Path | None:
+    """The snapshot, brought up to the last commit of the process owning ``db_path``; None if none does."""
+    owner = _remote_owner(db_path)
+    if owner is None:
+        return None
+    return Path(_request(owner, {"op": "sync"}, [], _config().remote_timeout_s)["result"])
 
 
 def owner_elsewhere(db_path: str | Path) -> bool:
