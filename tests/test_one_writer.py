@@ -73,7 +73,8 @@ try:
     handed = ingester._db.handed_over if hasattr(ingester._db, "handed_over") else None
 finally:
     broker.stop()
-print(json.dumps({"stored": stats.stored, "received": stats.received, "quarantined": stats.quarantined, "reasons": stats.quarantine_reasons, "lock_retries": stats.lock_retries,
+print(json.dumps({"stored": stats.stored, "received": stats.received, "quarantined": stats.quarantined,
+                  "reasons": stats.quarantine_reasons, "lock_retries": stats.lock_retries,
                   "handed_over": handed}))
 """
 

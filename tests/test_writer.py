@@ -32,11 +32,11 @@ def _short_socket_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _report(as_of: date, tag: str):
     """One borrower-run of the credit fixture (4 fields, decisions included), under its own ids."""
+    from assets.claims import Claim
     from assets.config import Settings
     from assets.pipeline import Assessment, RunReport, _cap_per_borrower
     from assets.valuation import load_params, season_ndvi, value_claim
     from assets.verify import verify_claim
-    from assets.claims import Claim
 
     params = load_params()
     report = RunReport(run_id=f"r-{tag}", as_of=as_of, tiles=6, params=params)

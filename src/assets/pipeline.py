@@ -28,8 +28,8 @@ from assets.monitor import Alert, crop_failure, post_loan_alerts
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, writer
 from assets.store.claims import claim_status_rows
-from assets.store.reviews import review_decisions
 from assets.store.history import append_decisions, record_params
+from assets.store.reviews import review_decisions
 from assets.store.tiles import has_tiles_up_to, record_quarantine, usable_tile_rows
 from assets.valuation import (
     Valuation,

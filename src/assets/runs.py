@@ -9,7 +9,6 @@ night prints last and `assets runs show` prints again. Stored in `run_reports` /
 from __future__ import annotations
 
 import json
-
 import time
 import uuid
 from contextlib import contextmanager

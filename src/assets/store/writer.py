@@ -245,7 +245,7 @@ def publish_snapshot(db_path: str | Path) -> Path:
         # Under the write lock: while a database is being attached, DuckDB (2.0) fails other
         # connections' Arrow replacement scans (`python_arrow_scan does not exist`), i.e. appends.
         with lock_for(db_path), connect(db_path, retry_s=_config().lock_retry_s) as con:
-            name = con.execute("SELECT current_database()").fetchone()[0]
+            name = con.execute("SELECT current_database()").fetchall()[0][0]
             con.execute(f"ATTACH '{str(tmp).replace(chr(39), chr(39) * 2)}' AS {alias}")
             try:
                 con.execute(f'COPY FROM DATABASE "{name}" TO {alias}')
@@ -519,7 +519,7 @@ class WriterService:
         while not self._stopping.is_set():
             try:
                 conn, _ = self._listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
