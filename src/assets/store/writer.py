@@ -435,7 +435,11 @@ def _remote_owner(db_path: str | Path) -> socket.socket | None:
     if _key(db_path) in _OWNED:
         return None
     path = socket_path(db_path)
-    if not path.exists():
+    try:
+        if path.stat().st_uid != os.getuid():  # someone else's socket in a shared folder: never hand it writes
+            log.warning("ignoring %s: it belongs to another user", path)
+            return None
+    except FileNotFoundError:
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -452,8 +456,8 @@ def _request(sock: socket.socket, header: dict[str, Any], tables: list[pa.Table]
         _send(sock, header, tables)
         reply, reply_tables = _recv(sock)
     except (OSError, ConnectionError) as exc:
-        raise StoreError(f"the writer service did not answer ({exc}); was it stopped mid-write? "
-                         "A write it did not confirm was not committed only if it says so in its log") from exc
+        raise StoreError(f"the writer service did not answer ({exc}); if it stopped mid-write the write may or may "
+                         "not be stored: run the job again (stored ids are kept once)") from exc
     finally:
         sock.close()
     if not reply.get("ok"):
@@ -527,6 +531,11 @@ class WriterService:
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
+            _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                                  struct.calcsize("3i")))
+            if uid != os.getuid():  # the socket is 0600 already; refuse anyone else all the same
+                log.warning("refused a writer client of uid %d", uid)
+                return
             try:
                 header, tables = _recv(conn)
             except (OSError, ConnectionError, ValueError):
