@@ -24,7 +24,7 @@ from assets.claims import Claim, load_claims, overlaps_ha
 from assets.config import Settings
 from assets.imagery.index import TileRecord, tile_from_row
 from assets.imagery.quality import QuarantinedTile
-from assets.monitor import Alert, crop_failure, post_loan_alerts
+from assets.monitor import Alert, crop_failure, monitoring_params, post_loan_alerts
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, writer
 from assets.store.claims import claim_status_rows
@@ -179,7 +179,7 @@ def assess_claims(
         tiles = stored_tiles(con, as_of)
         evidence = {c.claim_id: field_evidence(con, c.borrower_id, c.geometry, as_of).to_dict()
                     for c in targets if c.geometry is not None}
-        device_alerts = sensor_alerts(con, as_of)
+        device_alerts = sensor_alerts(con, as_of, monitoring_params(params))
         decisions = {cid: ReviewDecision(**row) for cid, row in review_decisions(con, [c.claim_id for c in targets]).items()}
     # 2. Compute, without holding the database.
     cache = segmentation_cache(db_path)
