@@ -96,6 +96,13 @@ def connect(
                     path, read_only = snapshot, True
                     continue
             if time.monotonic() >= deadline:
+                from assets.store.writer import owner_elsewhere, socket_path
+
+                if owner_elsewhere(path):
+                    raise StoreLockedError(
+                        f"database {path} is owned by a writer service (`assets serve` or `assets store serve`, "
+                        f"socket {socket_path(path)}); this command opens the file itself: run it while no "
+                        "owner runs, or do it through the API") from exc
                 raise StoreLockedError(
                     f"database {path} is in use by another process; wait for it to finish "
                     "(or stop `assets sensors ingest`) and try again"
