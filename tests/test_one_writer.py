@@ -9,9 +9,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -118,8 +118,7 @@ def _result(proc: subprocess.Popen, timeout: float = 600) -> dict:
 
 def test_api_nightly_and_ingester_write_at_once_while_an_analyst_reads(demo_db, tmp_path: Path, repo: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    sockets = Path("/tmp") / f"aw-{uuid.uuid4().hex[:8]}"
-    sockets.mkdir()
+    sockets = Path(tempfile.mkdtemp(prefix="aw-", dir="/tmp"))  # short: Unix socket paths are limited
     monkeypatch.setenv("ASSETS_WRITER_SOCKET_DIR", str(sockets))  # inherited by the other processes
     monkeypatch.setenv("ASSETS_SNAPSHOT_DEBOUNCE_S", "0.3")
     db = tmp_path / "bank.duckdb"
@@ -150,6 +149,7 @@ def test_api_nightly_and_ingester_write_at_once_while_an_analyst_reads(demo_db, 
         read = _result(analyst, timeout=60)
         assert [a.status_code for a in answers] == [201, 201], [a.text[:300] for a in answers]
     assert not writer.socket_path(db).exists()  # the server let go of the file
+    shutil.rmtree(sockets, ignore_errors=True)
 
     decisions, readings, runs = _counts(db)
     api_decisions = decisions - decisions0 - 2 * NIGHTS * 4

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-import uuid
 from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Iterator
 
 import pytest
 
@@ -23,11 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _short_socket_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sockets = Path("/tmp") / f"aw-{uuid.uuid4().hex[:8]}"
-    sockets.mkdir()
-    monkeypatch.setenv("ASSETS_WRITER_SOCKET_DIR", str(sockets))
-    monkeypatch.setenv("ASSETS_SNAPSHOT_DEBOUNCE_S", "0.2")
+def _short_socket_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A socket folder of this test's own (short: Unix socket paths are limited to ~100 bytes)."""
+    with tempfile.TemporaryDirectory(prefix="aw-", dir="/tmp") as sockets:
+        monkeypatch.setenv("ASSETS_WRITER_SOCKET_DIR", sockets)
+        monkeypatch.setenv("ASSETS_SNAPSHOT_DEBOUNCE_S", "0.2")
+        yield
 
 
 def _report(as_of: date, tag: str):
