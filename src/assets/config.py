@@ -117,6 +117,15 @@ class Settings:
     dask_cluster: str | None = field(default_factory=lambda: os.environ.get("ASSETS_DASK") or None)
     dask_processes: bool = field(default_factory=lambda: os.environ.get("ASSETS_DASK_PROCESSES", "1") != "0")
 
+    # One writer (`store/writer.py`): the owner's Unix socket lives here (None: the temp folder), the read
+    # snapshot `<db>.snapshot.duckdb` is republished at most this often after commits (ASSETS_SNAPSHOT=0: never).
+    writer_socket_dir: Path | None = field(default_factory=lambda: Path(os.environ["ASSETS_WRITER_SOCKET_DIR"])
+                                           if os.environ.get("ASSETS_WRITER_SOCKET_DIR") else None)
+    snapshot_enabled: bool = field(default_factory=lambda: os.environ.get("ASSETS_SNAPSHOT", "1") != "0")
+    snapshot_debounce_s: float = field(default_factory=lambda: float(os.environ.get("ASSETS_SNAPSHOT_DEBOUNCE_S", "1.0")))
+    writer_lock_retry_s: float = 5.0  # a file held by a direct writer (no owner running) is retried this long
+    writer_remote_timeout_s: float = 120.0  # a write handed to the owning process must be answered within this
+
     tiles_url: str | None = field(default_factory=lambda: os.environ.get("ASSETS_TILES")
                                   if "://" in os.environ.get("ASSETS_TILES", "") else None)
 

@@ -39,13 +39,25 @@ class MonitoringParams:
     planted_within_days: int = 90  # days after the crop's season start by which it must be green
     harvest_due_after_days: int = 0  # days after the crop's harvest day that repayment falls due
     harvested_ndvi: float = 0.4  # a mean NDVI under this after the peak: the imagery shows the harvest
-    # Sensors (`sensors.evidence.alerts`). A drifting probe's daily soil moisture runs along a straight
+    # Sensors (`sensors.evidence.alerts`). A drifting soil probe's daily soil moisture runs along a straight
     # line: real soil wets in jumps (rain, irrigation) and dries along a curve. On the real EcoIrrigate
     # logs (two farms, Jan-Apr 2025) no 21-day window moves 8 points with R^2 >= 0.9 (largest: 7.5).
     sensor_silent_hours: float = 24.0  # no reading for this long: the device is silent
-    sensor_drift_days: int = 21  # days of daily means the drift line is fitted over
-    sensor_drift_min_change_pct: float = 8.0  # soil-moisture points the line must move over those days
-    sensor_drift_min_r2: float = 0.9  # and how straight it must be (share of the variance the line explains)
+    sensor_soil_ramp_days: int = 21  # days of daily means the ramp line is fitted over
+    sensor_soil_ramp_min_change_pct: float = 8.0  # soil-moisture points the line must move over those days
+    sensor_soil_ramp_min_r2: float = 0.9  # and how straight it must be (share of the variance the line explains)
+    # Sensor drift (`sensors.evidence.drift_alerts`): a device's daily offset from its neighbours' median
+    # (air temperature and pressure are regional) moves by this much between a baseline and the recent days.
+    sensor_drift_air_temp_c: float = 2.0
+    sensor_drift_air_pressure_hpa: float = 3.0
+    sensor_drift_recent_days: int = 7
+    sensor_drift_baseline_days: int = 30
+    sensor_drift_min_days: int = 3  # recent days compared with a neighbour
+    sensor_drift_min_baseline_days: int = 14  # baseline days compared with a neighbour
+    # Neighbours judged against: with two, one wandering neighbour already makes half of them disagree
+    # (the bundled probes' synthetic weather wanders per probe, so the demo is never judged).
+    sensor_drift_min_peers: float = 3
+    sensor_drift_peer_km: float = 25.0  # neighbours: other active devices within this distance
     enabled: bool = False  # False: the parameters carry no [monitoring] table (no planting/harvest alerts)
 
 

@@ -2,6 +2,9 @@
 
 Three phases keep the DuckDB file (one writer at a time) free while the models run:
 read what is needed, compute without the database, then write everything in one transaction.
+The write phase is a list of store write ops run by the file's one writer (`store.writer.run`):
+serialised with every other write of this process (so concurrent assessments never race for
+the next decision_seq), or handed to the process that owns the file (`assets serve`).
 The nightly Prefect flow, `assets demo` and `assets claims submit` all call these functions.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -22,8 +26,9 @@ from assets.imagery.index import TileRecord, tile_from_row
 from assets.imagery.quality import QuarantinedTile
 from assets.monitor import Alert, crop_failure, monitoring_params, post_loan_alerts
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
-from assets.store import append, connect, transaction
+from assets.store import append, writer
 from assets.store.claims import claim_status_rows
+from assets.store.history import append_decisions, record_params
 from assets.store.reviews import review_decisions
 from assets.store.tiles import has_tiles_up_to, record_quarantine, usable_tile_rows
 from assets.valuation import (
@@ -54,13 +59,23 @@ class Models:
         return str(self.crop.version)
 
 
+_MODELS: dict[tuple[str, int, int], Models] = {}
+_MODELS_LOCK = threading.Lock()
+
+
 def load_models(settings: Settings) -> Models:
+    """The models of ``settings.models_dir``, loaded once per process (per file version) and shared by
+    concurrent assessments. Loading traces the networks with torch.fx, which patches every module
+    call process-wide while it runs: loading beside a running inference broke that inference."""
     from assets.models import crop, segment
 
-    return Models(
-        segmenter=segment.load(settings.models_dir / "segment.pt"),
-        crop=crop.load(settings.models_dir / "crop.pt"),
-    )
+    seg_file, crop_file = settings.models_dir / "segment.pt", settings.models_dir / "crop.pt"
+    key = (str(settings.models_dir.resolve()), *(f.stat().st_mtime_ns if f.exists() else 0
+                                                for f in (seg_file, crop_file)))
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = Models(segmenter=segment.load(seg_file), crop=crop.load(crop_file))
+        return _MODELS[key]
 
 
 def _now() -> datetime:
@@ -86,9 +101,8 @@ def catalogue_tiles(db_path: Path, tiles_dir: Path | str, until: date | None = N
 
 def record_tiles(db_path: Path, tiles: Sequence[TileRecord], quarantined: Sequence[QuarantinedTile] = ()) -> None:
     now = _now()
-    with connect(db_path) as con, transaction(con):
-        append(con, "tiles", [t.row(now) for t in tiles], on_conflict="ignore")
-        record_quarantine(con, [q.row(now) for q in quarantined])
+    writer.run(db_path, [(append, {"table": "tiles", "rows": [t.row(now) for t in tiles], "on_conflict": "ignore"}),
+                         (record_quarantine, {"rows": [q.row(now) for q in quarantined]})])
 
 
 def segmentation_cache(db_path: Path) -> Path:
@@ -103,7 +117,7 @@ def segment_tile(tile: TileRecord, segmenter: object, cache_dir: Path) -> Path:
     if out.exists():
         return out
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".{os.getpid()}.tmp.tif")
+    tmp = out.with_suffix(f".{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.tif")  # concurrent assessments: one each
     try:
         predict_raster_to_file(tile.path, segmenter, tmp)
         os.replace(tmp, out)  # a crash never leaves a half-written cache entry behind
@@ -158,7 +172,7 @@ def assess_claims(
     started = _now()
     params = load_params()
     # 1. Read.
-    with connect(db_path) as con:
+    with writer.read(db_path) as con:
         every_claim = load_claims(con)
         wanted = None if claim_ids is None else set(claim_ids)
         targets = [c for c in every_claim if wanted is None or c.claim_id in wanted]
@@ -194,9 +208,8 @@ def assess_claims(
             crop_alerts.extend(([alert] if alert else []) + post_loan_alerts(c.borrower_id, obs.crop[0], obs, params, as_of))
     _cap_per_borrower(report.assessments, params)
     report.alerts = [a.row(started) for a in crop_alerts] + list(device_alerts)
-    # 3. Write, all or nothing.
-    with connect(db_path) as con, transaction(con):
-        _write(con, report, tiles, models, started, kind)
+    # 3. Write, all or nothing, by the file's one writer (only this phase is serialised).
+    writer.run(db_path, _write_steps(report, tiles, models, started, kind))
     return report
 
 
@@ -215,6 +228,14 @@ def _cap_per_borrower(assessments: list[Assessment], params) -> None:
 
 
 def _write(con, report: RunReport, tiles: Sequence[TileRecord], models: Models, now: datetime, kind: str) -> None:
+    """The write phase on an open connection, inside the caller's transaction."""
+    for fn, kwargs in _write_steps(report, tiles, models, now, kind):
+        fn(con, **kwargs)
+
+
+def _write_steps(report: RunReport, tiles: Sequence[TileRecord], models: Models, now: datetime,
+                 kind: str) -> list[writer.Step]:
+    """The run's rows as store write ops (plain data: they may be handed to another process)."""
     obs_rows, ver_rows, val_rows, lim_rows = [], [], [], []
     for a in report.assessments:
         v, c = a.verification, a.claim
@@ -258,25 +279,30 @@ def _write(con, report: RunReport, tiles: Sequence[TileRecord], models: Models, 
             "as_of": report.as_of, "created_at": now, "limit_cny": val.limit_cny, "advance_rate": val.advance_rate,
             "params_version": val.params_version, "explanation": json.dumps(limit_steps),
         })
-    append(con, "observations", obs_rows, on_conflict="replace")
-    append(con, "verifications", ver_rows, on_conflict="replace")
-    append(con, "valuations", val_rows, on_conflict="ignore")  # never overwritten: same id = same decision
-    append(con, "credit_limits", lim_rows, on_conflict="ignore")
-    if report.params is not None:  # the hash-chained decision log (#14)
-        from assets.explain import DecisionContext, record
+    def rows(table: str, data: list[dict], on_conflict: str = "error") -> writer.Step:
+        return append, {"table": table, "rows": data, "on_conflict": on_conflict}
+
+    steps = [rows("observations", obs_rows, "replace"), rows("verifications", ver_rows, "replace"),
+             rows("valuations", val_rows, "ignore"),  # never overwritten: same id = same decision
+             rows("credit_limits", lim_rows, "ignore")]
+    if report.params is not None:  # the hash-chained decision log (#14): numbered and chained by the writer
+        from assets.explain import DecisionContext, decision_rows
         from assets.sensors.evidence import WINDOW_DAYS
 
-        record(con, report.assessments, DecisionContext(
-            run_id=report.run_id, as_of=report.as_of, recorded_at=now, params=report.params,
+        p = report.params
+        ctx = DecisionContext(
+            run_id=report.run_id, as_of=report.as_of, recorded_at=now, params=p,
             seg_model_version=models.seg_version, crop_model_version=models.crop_version,
-            tiles={t.tile_id: t for t in tiles}, sensor_window_days=WINDOW_DAYS))
+            tiles={t.tile_id: t for t in tiles}, sensor_window_days=WINDOW_DAYS)
+        steps += [(record_params, {"sha256": p.sha256, "version": p.version, "text": p.text, "now": now}),
+                  (append_decisions, {"rows": decision_rows(report.assessments, ctx)})]
     alert_rows = [{**r, "details": json.dumps(r.get("details"), default=str)} for r in report.alerts]
-    append(con, "alerts", alert_rows, on_conflict="ignore")
-    append(con, "ingest_runs", [{
+    steps += [rows("alerts", alert_rows, "ignore"), rows("ingest_runs", [{
         "run_id": report.run_id, "kind": kind, "started_at": now, "finished_at": _now(), "status": "ok",
         "as_of": report.as_of, "tiles_seen": len(tiles), "claims_processed": len(report.assessments),
         "message": f"{len(report.assessments)} claims assessed with {len(tiles)} tiles",
-    }])
+    }])]
+    return steps
 
 
 def register_claims(db_path: Path, path: Path | str | dict, borrower_id: str, settings: Settings) -> list[Claim]:
@@ -292,7 +318,8 @@ def _store_drawings(db_path: Path, drawings: list, borrower_id: str, settings: S
     from assets.claims import prepare_claims, store_claims
     from assets.store.tiles import tile_footprints
 
-    with connect(db_path) as con:
+    # Under this process's write lock: the pledge check reads the borrower's claims it then adds to.
+    with writer.exclusive(db_path) as con:
         claims = prepare_claims(borrower_id, drawings, settings, footprints_lonlat=tile_footprints(con))
         return store_claims(con, claims, drawings, source=source, settings=settings)
 
@@ -303,7 +330,7 @@ def claim_rows(db_path: Path, claim_ids: Sequence[str]) -> list[dict]:
     Read-write like every connection this module opens: a server process may hold other
     connections to the file, and DuckDB refuses to mix read-only and read-write in one process.
     """
-    with connect(db_path) as con:
+    with writer.read(db_path) as con:
         return claim_status_rows(con, claim_ids)
 
 
@@ -316,7 +343,7 @@ def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: 
     db_path = settings.db_path
     drawings = read_drawings(path, max_features=settings.max_features_per_file)  # bad files fail before any write
     borrower_id = check_borrower_id(borrower_id)
-    with connect(db_path) as con:
+    with writer.read(db_path) as con:
         have_tiles = has_tiles_up_to(con, as_of)
     if not have_tiles:  # catalogued first, so a drawing is checked against the imagery it will be judged on
         catalogue_tiles(db_path, settings.tiles_source, until=as_of, settings=settings)

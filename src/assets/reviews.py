@@ -15,8 +15,8 @@ from typing import Any
 
 from assets.config import Settings
 from assets.errors import InputError, NotFoundError
-from assets.store import connect, transaction
 from assets.store import reviews as store
+from assets.store import writer
 
 DECISIONS = ("approve", "reject")
 NOTE_MAX_CHARS = 500
@@ -33,7 +33,7 @@ class Decision:
 
 def queue(settings: Settings) -> list[dict[str, Any]]:
     """Claims waiting for a decision, oldest first."""
-    with connect(settings.db_path) as con:
+    with writer.read(settings.db_path) as con:
         return store.review_queue(con)
 
 
@@ -51,6 +51,25 @@ def check(decision: Decision) -> Decision:
     return Decision(decision.claim_id, decision.decision, note, decision.decided_by.strip(), decision.channel)
 
 
+@writer.write_op
+def record_review(con: Any, *, claim_id: str, decision: str, note: str, decided_by: str, channel: str,
+                  now: datetime) -> dict[str, Any]:
+    """Check the claim waits for review and store the decision (one write transaction); returns the
+    verdict it was decided on."""
+    current = store.claim_verdict(con, claim_id)
+    if current is None:
+        raise NotFoundError(f"no claim {claim_id!r}; list the claims waiting with `assets claims review`")
+    if current["status"] != "review":
+        raise InputError(f"claim {claim_id} is {current['status']}, not waiting for review; only claims "
+                         "in `assets claims review` can be approved or rejected")
+    review_id = "rv-" + hashlib.sha256(f"{claim_id}|{now.isoformat()}|{decided_by}".encode()).hexdigest()[:16]
+    store.record_decision(con, {
+        "review_id": review_id, "claim_id": claim_id, "borrower_id": current["borrower_id"],
+        "verification_id": current["verification_id"], "decision": decision, "note": note,
+        "decided_by": decided_by, "channel": channel, "decided_at": now, "reasons": current.get("reasons") or []})
+    return current
+
+
 def decide(settings: Settings, decision: Decision, models: Any | None = None) -> dict[str, Any]:
     """Store an officer's decision on a claim in review and assess the claim again; returns its
     new `claim_status` row. Only a claim whose current verdict is `review` can be decided."""
@@ -58,20 +77,8 @@ def decide(settings: Settings, decision: Decision, models: Any | None = None) ->
 
     decision = check(decision)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    with connect(settings.db_path) as con, transaction(con):
-        current = store.claim_verdict(con, decision.claim_id)
-        if current is None:
-            raise NotFoundError(f"no claim {decision.claim_id!r}; list the claims waiting with `assets claims review`")
-        if current["status"] != "review":
-            raise InputError(f"claim {decision.claim_id} is {current['status']}, not waiting for review; only claims "
-                             "in `assets claims review` can be approved or rejected")
-        review_id = "rv-" + hashlib.sha256(f"{decision.claim_id}|{now.isoformat()}|{decision.decided_by}".encode()
-                                           ).hexdigest()[:16]
-        store.record_decision(con, {
-            "review_id": review_id, "claim_id": decision.claim_id, "borrower_id": current["borrower_id"],
-            "verification_id": current["verification_id"], "decision": decision.decision, "note": decision.note,
-            "decided_by": decision.decided_by, "channel": decision.channel, "decided_at": now,
-            "reasons": current.get("reasons") or []})
+    current = writer.call(settings.db_path, record_review, claim_id=decision.claim_id, decision=decision.decision,
+                          note=decision.note, decided_by=decision.decided_by, channel=decision.channel, now=now)
     as_of = current["as_of"] if isinstance(current["as_of"], date) else date.today()
     assess_claims(settings.db_path, as_of=as_of, settings=settings, models=models or load_models(settings),
                   claim_ids=[decision.claim_id], kind="review")

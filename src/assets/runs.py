@@ -8,6 +8,7 @@ night prints last and `assets runs show` prints again. Stored in `run_reports` /
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from contextlib import contextmanager
@@ -96,10 +97,10 @@ class Snapshot:
 
 
 def snapshot(db_path: Path) -> Snapshot:
-    from assets.store import connect
+    from assets.store import writer
     from assets.store.runs import alert_count, limits_in_force
 
-    with connect(db_path) as con:
+    with writer.read(db_path) as con:
         return Snapshot(limits=limits_in_force(con), alerts=alert_count(con))
 
 
@@ -110,11 +111,12 @@ def limit_changes(before: Snapshot, after: Snapshot) -> list[dict[str, object]]:
 
 
 def save(db_path: Path, report: NightReport) -> None:
-    from assets.store import connect, transaction
+    from assets.store import writer
     from assets.store.runs import save_run_report
 
-    with connect(db_path) as con, transaction(con):
-        save_run_report(con, report.row(), report.stage_rows())
+    row = report.row()
+    row["details"] = json.loads(json.dumps(row.get("details") or {}, default=str))  # plain JSON: it may travel
+    writer.call(db_path, save_run_report, report=row, stages=report.stage_rows())
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Sequence
@@ -19,6 +18,7 @@ from assets.api.limits import BodyLimitMiddleware, Limits
 from assets.api.middleware import AuditMiddleware, SecurityHeadersMiddleware
 from assets.config import Settings
 from assets.imagery import maptiles
+from assets.store.writer import WriterService
 from assets.errors import (AssetsError, AuthenticationError, InputError, NotFoundError, PermissionDeniedError,
                            RateLimitError, StoreLockedError, TooLargeError)
 
@@ -40,8 +40,12 @@ def _headers(exc: AssetsError) -> dict[str, str]:
     return {}
 
 
-def create_app(settings: Settings, api_keys: Sequence[str] | None = None) -> FastAPI:
+def create_app(settings: Settings, api_keys: Sequence[str] | None = None, *, own_store: bool = False) -> FastAPI:
     """An app bound to one database.
+
+    With ``own_store`` (`assets serve`) the app owns the database file while it runs: a
+    `store.writer.WriterService` takes the writes of other processes (nightly flow, sensor
+    ingester) and publishes the read snapshot analysts open.
 
     Users and tokens live in the database (`assets users ...`). ``api_keys`` (default:
     ASSETS_API_KEYS, comma-separated) are extra officer keys without expiry, for scripts and for
@@ -55,7 +59,7 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None) -> Fas
         app.state.settings = settings
         app.state.static_keys = access.static_keys(keys)
         app.state.limits = Limits(settings)
-        app.state.assess_lock = threading.Lock()  # claim assessments append to the decision log one at a time
+        app.state.writer = WriterService(settings.db_path).start() if own_store else None
         app.state.map_tiles = maptiles.TileCache(settings.map_tile_cache_tiles)  # rendered PNGs, LRU
         app.state.map_pictures = maptiles.MercatorImages(settings.map_picture_max_pixels, settings.map_max_zoom)
         app.state.empty_tile = maptiles.transparent_png()
@@ -64,7 +68,11 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None) -> Fas
         from assets.propose import Segmentations
 
         app.state.segmentations = Segmentations(settings)  # field proposals: model loaded on first tap
-        yield
+        try:
+            yield
+        finally:
+            if app.state.writer is not None:
+                app.state.writer.stop()
 
     # /docs and /openapi.json are served by routes.docs, for officers only.
     app = FastAPI(title="assets", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,

@@ -16,7 +16,7 @@ from typing import NoReturn, Sequence
 from assets.errors import AssetsError
 
 # Command groups, each owning its own module (assets.cli.<name>).
-_GROUPS = ("core", "credit", "crop", "fields", "sensors", "users", "tiles", "runs")
+_GROUPS = ("core", "credit", "crop", "fields", "sensors", "users", "tiles", "runs", "store")
 
 
 class _Parser(argparse.ArgumentParser):

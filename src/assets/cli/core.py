@@ -63,7 +63,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.set_defaults(handler=cmd_claims_submit)
     reviews.register(claims)  # assets claims review
 
-    p = sub.add_parser("serve", help="HTTP API for credit teams (FastAPI, OpenAPI docs at /docs)")
+    p = sub.add_parser("serve", help="HTTP API for credit teams (FastAPI, OpenAPI docs at /docs); owns the database "
+                       "file while it runs (see `assets store --help`)")
     _db_option(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000)
@@ -214,5 +215,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         keys = [secrets.token_urlsafe(24)]
         print("no users are configured (`assets users add NAME --role officer`, then `assets users token NAME`); "
               f"this run accepts the one-off officer token: {keys[0]}", flush=True)
-    uvicorn.run(create_app(s, api_keys=keys), host=args.host, port=args.port, log_level="warning")
+    # The server owns the file: the nightly flow and the ingester hand it their writes, analysts
+    # read <db>.snapshot.duckdb (`assets store --help`).
+    uvicorn.run(create_app(s, api_keys=keys, own_store=True), host=args.host, port=args.port, log_level="warning")
     return 0

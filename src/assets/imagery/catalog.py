@@ -40,6 +40,7 @@ from assets.errors import ImageryError, NotFoundError
 from assets.imagery.index import TIFF_SUFFIXES, TileRecord, TileSurvey, inspect_tile, split_survey
 from assets.imagery.quality import QuarantinedTile
 from assets.imagery.tiles import file_checksum
+from assets.store import writer
 
 # Band names the tiles use (imagery/tiles.py) -> STAC eo common names.
 _COMMON_NAMES = {"red": "red", "green": "green", "blue": "blue", "nir": "nir", "re1": "rededge", "re2": "rededge",
@@ -251,12 +252,11 @@ def record_deliveries(deliveries: Sequence[Delivery], settings: Settings, until:
     name is recorded as a `duplicate` delivery of it. Returns the batch's usable tiles up to
     ``until`` (tiles an operator quarantined are left out) and its quarantined files."""
     from assets.store import catalog as store
-    from assets.store import connect, transaction
 
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     batch = sorted(deliveries, key=lambda d: d.source)
     catalogue = settings.catalogue_dir
-    with connect(settings.db_path) as con:
+    with writer.read(settings.db_path) as con:
         first_source = store.catalogued_sources(con, [d.tile_id for d in batch if d.tile is not None])
     result = CatalogueResult(survey=TileSurvey([], []), deliveries=list(batch))
     tiles: list[dict[str, object]] = []
@@ -293,17 +293,28 @@ def record_deliveries(deliveries: Sequence[Delivery], settings: Settings, until:
                          "reason": f"same bytes (sha256) as {owner}"})
             result.duplicates.append({"source": d.source, "tile_id": d.tile_id, "duplicate_of": owner})
         usable.setdefault(d.tile_id, d.tile)
-    with connect(settings.db_path) as con, transaction(con):
-        store.record_catalogue(con, tiles=tiles, items=items, deliveries=rows,
-                               quarantined=[q.row(now) for q in quarantined])
-        documents = store.item_documents(con, settings.stac_collection_id)
-        document = collection(documents, settings)
-        store.save_collection(con, settings.stac_collection_id, document, now)
-        held = store.quarantined_ids(con)
+    recorded = writer.call(settings.db_path, record_batch, tiles=tiles, items=items, deliveries=rows,
+                           quarantined=[q.row(now) for q in quarantined], collection_id=settings.stac_collection_id,
+                           now=now)
+    document, held = recorded["collection"], set(recorded["quarantined_ids"])
     _write_json(catalogue / "collection.json", document)
     kept: list[TileRecord | QuarantinedTile] = [t for t in usable.values() if t.tile_id not in held]
     result.survey = split_survey([*kept, *quarantined], until)
     return result
+
+
+@writer.write_op
+def record_batch(con: Any, *, tiles: list[dict[str, Any]], items: list[dict[str, Any]],
+                 deliveries: list[dict[str, Any]], quarantined: list[dict[str, Any]], collection_id: str,
+                 now: datetime) -> dict[str, Any]:
+    """One write transaction (the database's one writer runs it): the batch, then the Collection over
+    every item now stored. Returns the Collection and the ids quarantined."""
+    from assets.store import catalog as store
+
+    store.record_catalogue(con, tiles=tiles, items=items, deliveries=deliveries, quarantined=quarantined)
+    document = collection(store.item_documents(con, collection_id), replace(Settings(), stac_collection_id=collection_id))
+    store.save_collection(con, collection_id, document, now)
+    return {"collection": document, "quarantined_ids": sorted(store.quarantined_ids(con))}
 
 
 def _with_source(item: dict[str, Any], source: str) -> dict[str, Any]:

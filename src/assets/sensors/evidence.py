@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 
 import duckdb
 from shapely.geometry import MultiPolygon, Point, Polygon
@@ -240,9 +242,85 @@ def _alert_id(*parts: object) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
 
 
+DRIFT_VARIABLES = (("air_temp_c", "sensor_drift_air_temp_c", "C"), ("air_pressure_hpa", "sensor_drift_air_pressure_hpa",
+                                                                     "hPa"))
+
+
+def _km(a: Device, b: Device) -> float:
+    la1, la2, dl = math.radians(a.lat), math.radians(b.lat), math.radians(b.lon - a.lon)
+    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin(dl / 2) ** 2
+    return 12_742.0 * math.asin(min(1.0, math.sqrt(h)))
+
+
+def drift_alerts(con: duckdb.DuckDBPyConnection, as_of: date, monitoring: Any = None,
+                 raised_at: datetime | None = None) -> list[dict]:  # type: ignore[type-arg]
+    """``sensor_drift`` rows: a device whose daily difference from most of its neighbours (air
+    temperature, air pressure: the same weather for devices a few km apart) moved by at least the
+    threshold between the baseline days and the recent days (median of each window). A constant
+    bias is not drift, a step or a creep is; the neighbours of a drifting device do not drift, as
+    only one of their differences moves. Thresholds: `monitor.MonitoringParams` (``[monitoring]``
+    of the parameters); the details carry the windows, the change against each neighbour and the
+    parameter version."""
+    from assets.monitor import MonitoringParams
+
+    mp = monitoring if monitoring is not None else MonitoringParams(version="defaults")
+    raised_at = raised_at or datetime.now(timezone.utc).replace(tzinfo=None)
+    end = _end_of(as_of)
+    recent_from = end - timedelta(days=mp.sensor_drift_recent_days)
+    start = recent_from - timedelta(days=mp.sensor_drift_baseline_days)
+    devices = {d.device_id: d for d in _active(list_devices(con), as_of)}
+    if len(devices) < 1 + mp.sensor_drift_min_peers:
+        return []
+    columns = tuple(v for v, _, _ in DRIFT_VARIABLES)
+    daily: dict[str, dict[str, dict[date, float]]] = {v: {} for v in columns}
+    for device_id, day, *means in store_sensors.daily_means(con, start, end, columns):
+        for v, m in zip(columns, means):
+            if m is not None and device_id in devices:
+                daily[v].setdefault(device_id, {})[day] = float(m)
+    rows = []
+    for v, key, unit in DRIFT_VARIABLES:
+        threshold = float(getattr(mp, key))
+        for device_id, series in sorted(daily[v].items()):
+            me = devices[device_id]
+            changes: dict[str, float] = {}  # peer -> change of the daily difference, recent vs baseline
+            for peer, other in daily[v].items():
+                if peer == device_id or _km(me, devices[peer]) > mp.sensor_drift_peer_km:
+                    continue
+                windows: dict[str, list[float]] = {"baseline": [], "recent": []}
+                for day in series.keys() & other.keys():
+                    window = "recent" if datetime.combine(day, time()) >= recent_from else "baseline"
+                    windows[window].append(series[day] - other[day])
+                if (len(windows["recent"]) >= mp.sensor_drift_min_days
+                        and len(windows["baseline"]) >= mp.sensor_drift_min_baseline_days):
+                    changes[peer] = statistics.median(windows["recent"]) - statistics.median(windows["baseline"])
+            if len(changes) < mp.sensor_drift_min_peers:
+                continue  # too few neighbours to tell the device from the weather
+            drift = statistics.median(changes.values())
+            agreeing = [p for p, c in changes.items() if abs(c) >= threshold and (c > 0) == (drift > 0)]
+            if abs(drift) < threshold or 2 * len(agreeing) <= len(changes):
+                continue  # a neighbour that moved is that neighbour's drift, not this device's
+            rows.append({
+                "alert_id": _alert_id("sensor_drift", device_id, v, as_of), "kind": "sensor_drift",
+                "borrower_id": me.borrower_id, "claim_id": None, "device_id": device_id, "raised_at": raised_at,
+                "as_of": as_of,
+                "message": (f"{v} of {device_id} ({me.borrower_id}) drifted {drift:+.1f} {unit} against "
+                            f"{len(agreeing)} of its {len(changes)} neighbours over the last "
+                            f"{mp.sensor_drift_recent_days} days (threshold {threshold:g} {unit}); recalibrate or "
+                            "replace the device"),
+                "details": json.dumps({
+                    "variable": v, "unit": unit, "threshold": threshold, "drift": _round(drift),
+                    "change_against": {p: _round(c) for p, c in sorted(changes.items())},
+                    "baseline": [start.date().isoformat(), recent_from.date().isoformat()],
+                    "recent": [recent_from.date().isoformat(), end.date().isoformat()],
+                    "peers": sorted(changes), "peer_km": mp.sensor_drift_peer_km, "params_version": mp.version}),
+            })
+    return rows
+
+
 def alerts(con: duckdb.DuckDBPyConnection, as_of: date,
            monitoring: MonitoringParams | None = None) -> list[dict]:  # type: ignore[type-arg]
-    """Rows for the ``alerts`` table: devices gone silent, probes drifting, soil drying far below its norm.
+    """Rows for the ``alerts`` table: devices gone silent, soil probes ramping, soil drying far below its
+    norm, and devices drifting from their neighbours (`drift_alerts`).
 
     ``monitoring`` holds the thresholds (the versioned parameters' ``[monitoring]`` table; its
     defaults when None). ``alert_id`` is deterministic: one silence episode (device + last reading)
@@ -273,22 +351,23 @@ def alerts(con: duckdb.DuckDBPyConnection, as_of: date,
                 }
             )
             continue
-        drift = moisture_drift(con, device.device_id, as_of, m.sensor_drift_days)
-        if drift is not None and abs(drift.change_pct) >= m.sensor_drift_min_change_pct and drift.r2 >= m.sensor_drift_min_r2:
+        drift = moisture_drift(con, device.device_id, as_of, m.sensor_soil_ramp_days)
+        if drift is not None and abs(drift.change_pct) >= m.sensor_soil_ramp_min_change_pct and drift.r2 >= m.sensor_soil_ramp_min_r2:
             rows.append(
                 {
                     **base,
-                    "alert_id": _alert_id("sensor_drift", device.device_id, as_of),
+                    "alert_id": _alert_id("sensor_drift", device.device_id, "soil_moisture_pct", as_of),
                     "kind": "sensor_drift",
                     "message": (
                         f"soil moisture at {device.device_id} ({device.borrower_id}) has moved {drift.change_pct:+.1f} "
                         f"points along a straight line over {drift.days} days (R2 {drift.r2:.2f}); soil wets in jumps "
                         "and dries along a curve, so the probe looks like it is drifting: recalibrate or replace it"
                     ),
-                    "details": json.dumps({**ev.to_dict(), "drift": drift.to_dict(), "params_version": m.version,
-                                           "thresholds": {"days": m.sensor_drift_days,
-                                                          "min_change_pct": m.sensor_drift_min_change_pct,
-                                                          "min_r2": m.sensor_drift_min_r2}}),
+                    "details": json.dumps({**ev.to_dict(), "variable": "soil_moisture_pct", "drift": drift.to_dict(),
+                                           "params_version": m.version,
+                                           "thresholds": {"days": m.sensor_soil_ramp_days,
+                                                          "min_change_pct": m.sensor_soil_ramp_min_change_pct,
+                                                          "min_r2": m.sensor_soil_ramp_min_r2}}),
                 }
             )
             continue  # a drifting probe's readings say nothing about drought
@@ -312,7 +391,7 @@ def alerts(con: duckdb.DuckDBPyConnection, as_of: date,
                     "details": json.dumps(ev.to_dict()),
                 }
             )
-    return rows
+    return rows + drift_alerts(con, as_of, monitoring, raised_at)
 
 
 def store_alerts(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> int:  # type: ignore[type-arg]

@@ -31,7 +31,8 @@ from assets.sensors.connection import BrokerError, BrokerURL, FastClient, RawPub
 from assets.sensors.schema import TOPIC_FILTER
 from assets.sensors.writer import BatchResult, BatchWriter, ProcessWriter, _utcnow, store_batch
 from assets.store import sensors as store_sensors
-from assets.store.db import append, connect, transaction
+from assets.store import writer
+from assets.store.db import append, connect
 
 __all__ = ["BatchResult", "IngestStats", "Ingester", "last_drain", "record_drain", "store_batch"]
 
@@ -226,8 +227,9 @@ class Ingester:
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> Ingester:
         # Open (and migrate) the store once before subscribing, so a bad path fails fast.
-        with connect(self.db_path):
-            pass
+        if not writer.owner_running(self.db_path):  # an owner has migrated it already
+            with connect(self.db_path):
+                pass
         self._started = time.monotonic()
         writer_cls = ProcessWriter if self.writer_process else BatchWriter
         self._db = writer_cls(self.db_path, hold=self.hold_db, lock_retry_s=self.lock_retry_s)
@@ -335,8 +337,7 @@ def record_drain(db_path: str | Path, url: BrokerURL, client_id: str, started_at
         "duplicates": stats.duplicates,
         "quarantined": stats.quarantined,
     }
-    with connect(db_path) as con, transaction(con):
-        append(con, "sensor_drains", [row], on_conflict="ignore")
+    writer.call(db_path, append, table="sensor_drains", rows=[row], on_conflict="ignore")
     return drain_id
 
 

@@ -25,6 +25,7 @@ from assets.errors import StoreError, StoreLockedError
 from assets.sensors.registry import device_statuses
 from assets.sensors.schema import READING_COLUMNS, DeviceStatus, Reading, Reject, validate
 from assets.store import sensors as store_sensors
+from assets.store import writer as store_writer
 from assets.store.db import append, connect, transaction
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,26 @@ def store_batch(
     in the batch, is counted as a duplicate and the stored row is kept), rejects go to
     ``sensor_quarantine`` with their reason. ``devices`` defaults to the registry in ``con``.
     """
-    now = now or _utcnow()
+    with transaction(con):
+        return _store_messages(con, messages, devices, now or _utcnow())
+
+
+@store_writer.write_op
+def store_messages(con: duckdb.DuckDBPyConnection, *, messages: pa.Table) -> dict[str, object]:
+    """`store_batch` as a write op (inside the writer's transaction): ``messages`` has columns topic,
+    payload. How the ingester hands a batch to the process owning the database."""
+    pairs = list(zip(messages.column("topic").to_pylist(), messages.column("payload").to_pylist()))
+    r = _store_messages(con, pairs, None, _utcnow())
+    return {"stored": r.stored, "duplicates": r.duplicates, "quarantined": r.quarantined, "reasons": r.reasons}
+
+
+def _messages_table(messages: Sequence[tuple[str, bytes]]) -> pa.Table:
+    return pa.table({"topic": pa.array([m[0] for m in messages], pa.string()),
+                     "payload": pa.array([bytes(m[1]) for m in messages], pa.binary())})
+
+
+def _store_messages(con: duckdb.DuckDBPyConnection, messages: Sequence[tuple[str, bytes]],
+                    devices: Mapping[str, DeviceStatus] | None, now: datetime) -> BatchResult:
     if devices is None:
         devices = device_statuses(con)
     readings: list[Reading] = []
@@ -110,12 +130,11 @@ def store_batch(
             reasons[result.code] = reasons.get(result.code, 0) + 1  # type: ignore[union-attr]
             rejects.append(_reject_row(topic, payload, result, now))  # type: ignore[arg-type]
     table = _readings_table(readings, now)
-    with transaction(con):
-        before = store_sensors.count_readings(con)
-        append(con, "sensor_readings", table, on_conflict="ignore")
-        after = store_sensors.count_readings(con)
-        if rejects:
-            append(con, "sensor_quarantine", rejects, on_conflict="ignore")
+    before = store_sensors.count_readings(con)
+    append(con, "sensor_readings", table, on_conflict="ignore")
+    after = store_sensors.count_readings(con)
+    if rejects:
+        append(con, "sensor_quarantine", rejects, on_conflict="ignore")
     stored = int(after - before)
     return BatchResult(stored, table.num_rows - stored, len(rejects), reasons)
 
@@ -134,6 +153,7 @@ class BatchWriter:
         self.hold = hold
         self.lock_retry_s = lock_retry_s
         self.lock_retries = 0
+        self.handed_over = 0  # batches stored by the process owning the file
         self._con: duckdb.DuckDBPyConnection | None = None
         self._cm: object = None
         self._opened = 0.0
@@ -150,8 +170,13 @@ class BatchWriter:
         if self._con is not None:
             cm, self._con = self._cm, None
             cm.__exit__(None, None, None)  # type: ignore[attr-defined]
+            store_writer.published(self.db_path)  # the file is free again: the snapshot may be copied
 
     def commit(self, messages: Sequence[tuple[str, bytes]]) -> BatchResult:
+        if self._con is None and store_writer.owner_elsewhere(self.db_path):
+            # Another process owns the file (`assets serve`): it stores the batch, we never lock.
+            self.handed_over += 1
+            return BatchResult(**store_writer.call(self.db_path, store_messages, messages=_messages_table(messages)))
         while True:
             try:
                 con = self._open()
@@ -161,7 +186,10 @@ class BatchWriter:
                 time.sleep(0.2)
                 continue
             try:
-                return store_batch(con, messages)
+                result = store_batch(con, messages)
+                if self.hold:
+                    store_writer.published(self.db_path)
+                return result
             except BaseException:
                 self.close()
                 raise

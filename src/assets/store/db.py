@@ -1,7 +1,9 @@
 """DuckDB connection, versioned migrations, transactions and bulk appends.
 
-DuckDB allows one read-write process per file, so every writer opens the file for the
-shortest useful time through `connect`, which also brings the schema up to date. Bulk rows
+DuckDB allows one read-write process per file, so a process without a writer service opens the
+file for the shortest useful time through `connect`, which also brings the schema up to date;
+writes of a process, and of processes handing them to a writer service, go through
+`store.writer`. Bulk rows
 are appended from Arrow tables (``executemany`` is ~1,000x slower).
 """
 
@@ -70,7 +72,8 @@ def connect(
     """Open the store (creating and migrating it if needed) and always close it.
 
     A file held by another writer is retried for ``retry_s`` seconds before giving up with
-    `StoreLockedError`, so short overlapping jobs (nightly flow, sensor ingester) take turns.
+    `StoreLockedError`, so short overlapping jobs take turns. A read-only open of a file that a
+    writer service owns (`assets serve`, `store/writer.py`) opens its read snapshot instead.
     """
     path = Path(path)
     if read_only and not path.exists():
@@ -85,7 +88,21 @@ def connect(
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise StoreError(f"cannot open database {path}: {exc}") from exc
+            if read_only:  # a writer service owns the file: read its snapshot (up to its last commit)
+                from assets.store.writer import synced_snapshot
+
+                snapshot = synced_snapshot(path)
+                if snapshot is not None:
+                    path, read_only = snapshot, True
+                    continue
             if time.monotonic() >= deadline:
+                from assets.store.writer import owner_elsewhere, socket_path
+
+                if owner_elsewhere(path):
+                    raise StoreLockedError(
+                        f"database {path} is owned by a writer service (`assets serve` or `assets store serve`, "
+                        f"socket {socket_path(path)}); this command opens the file itself: run it while no "
+                        "owner runs, or do it through the API") from exc
                 raise StoreLockedError(
                     f"database {path} is in use by another process; wait for it to finish "
                     "(or stop `assets sensors ingest`) and try again"

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from assets.errors import NotFoundError
 from assets.store.db import append
+from assets.store.writer import write_op
 
 GENESIS = "0" * 64
 JSON_COLUMNS = ("tiles", "sensor_window", "inputs", "reasons", "explanation")
@@ -77,6 +78,7 @@ def chain_head(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
     return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
 
+@write_op
 def record_params(con: duckdb.DuckDBPyConnection, sha256: str, version: str, text: str, now: datetime) -> None:
     """Keep the parameter file a decision used (by content), so it can be recomputed later."""
     append(con, "valuation_params", [{"params_sha256": sha256, "params_version": version, "params_toml": text,
@@ -90,6 +92,7 @@ def params_text(con: duckdb.DuckDBPyConnection, sha256: str) -> str:
     return str(row[0])
 
 
+@write_op
 def append_decisions(con: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str, Any]]) -> int:
     """Chain and append decisions not yet recorded (same decision_id: kept once). Returns rows added.
 

@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence
 import duckdb
 
 from assets.store.db import append
+from assets.store.writer import write_op
 
 
 def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -24,6 +25,7 @@ def alert_count(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute("SELECT count(*) FROM alerts").fetchall()[0][0])
 
 
+@write_op
 def save_run_report(con: duckdb.DuckDBPyConnection, report: Mapping[str, object],
                     stages: Sequence[Mapping[str, object]] = ()) -> None:
     """Insert or complete a night's report; its stages replace any stored for the run."""

@@ -71,6 +71,18 @@ def daily_moisture(con: duckdb.DuckDBPyConnection, device_id: str, start: dateti
     ).fetchall()
 
 
+def daily_means(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+                columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """(device_id, day, mean of each of ``columns``) of every device and day in [start, end) with readings."""
+    allowed = {"air_temp_c", "air_pressure_hpa", "soil_temp_c", "soil_moisture_pct"}
+    if not set(columns) <= allowed:
+        raise ValueError(f"daily_means: columns {sorted(set(columns) - allowed)} are not sensor readings")
+    means = ", ".join(f"avg({c})" for c in columns)
+    return con.execute(
+        f"SELECT device_id, CAST(ts AS DATE) AS d, {means} FROM sensor_readings WHERE ts >= ? AND ts < ?"
+        " GROUP BY device_id, d ORDER BY device_id, d", [start, end]).fetchall()
+
+
 def count_readings(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute("SELECT count(*) FROM sensor_readings").fetchall()[0][0])
 

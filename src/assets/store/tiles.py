@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence
 import duckdb
 
 from assets.store.db import append
+from assets.store.writer import write_op
 
 
 def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -22,6 +23,7 @@ def usable_tile_rows(con: duckdb.DuckDBPyConnection, as_of: date) -> list[dict[s
         "ORDER BY acquired_on, scene_id", [as_of]))
 
 
+@write_op
 def record_quarantine(con: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str, object]]) -> int:
     """Store quarantined tiles; the first verdict on the same bytes is kept (re-runs add nothing)."""
     return append(con, "tile_quarantine", rows, on_conflict="ignore")
