@@ -92,6 +92,7 @@ class Settings:
     max_claim_vertices: int = 20_000  # corners over all fields of one submission
     max_field_name_chars: int = 120
     # The map (#13): XYZ tiles rendered from the catalogue (`imagery/maptiles.py`), field proposals (`propose.py`).
+    serve_torch_threads: int = 1  # torch intra-op threads in `assets serve` (requests are the parallelism); 0 = torch's default
     map_max_zoom: int = 19  # 0.3 m map pixels: beyond this a 10 m Sentinel-2 pixel is only blown up
     map_cloud_free_max: float = 0.1  # a tile with at most this cloud (or nodata) fraction is clean / cloud-free
     map_gain: float = 3.5  # reflectance x gain = true colour (Sentinel-2 fields are dark)
