@@ -10,7 +10,6 @@ are appended from Arrow tables (``executemany`` is ~1,000x slower).
 from __future__ import annotations
 
 import re
-import threading
 import time
 from contextlib import contextmanager
 from importlib import resources
@@ -113,31 +112,10 @@ def connect(
             raise StoreError(f"cannot open database {path}: {exc}") from exc
     try:
         if not read_only:
-            _migrate_once(con, path)
+            migrate(con)
         yield con
     finally:
         con.close()
-
-
-_MIGRATED: set[tuple[str, int, int]] = set()  # (path, device, inode) this process brought up to date
-_MIGRATED_LOCK = threading.Lock()
-
-
-def _migrate_once(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """`migrate`, skipped for a file this process already migrated: a server opens the store for
-    every request, and checking the schema each time was a fifth of a farmer's submission. Keyed by
-    the file's inode, so a database replaced under the same name is checked again."""
-    try:
-        st = path.stat()
-        key = (str(path.resolve()), st.st_dev, st.st_ino)
-    except OSError:
-        migrate(con)
-        return
-    if key in _MIGRATED:
-        return
-    migrate(con)
-    with _MIGRATED_LOCK:
-        _MIGRATED.add(key)
 
 
 @contextmanager
