@@ -168,3 +168,43 @@ def test_api_nightly_and_ingester_write_at_once_while_an_analyst_reads(demo_db, 
     seen = read["seen"]
     assert seen[0][0] >= decisions0 and seen[-1] == [decisions, readings, runs]
     assert all(a <= b for x, y in zip(seen, seen[1:]) for a, b in zip(x, y))  # snapshots only move forward
+
+
+def test_twenty_farmers_assessed_at_once_in_one_process(demo_db, tmp_path: Path, repo: Path) -> None:
+    """20 threads each submit and assess a claim with the real models on one database (what 20
+    concurrent API requests do): no error, every decision stored once, the chain contiguous and valid."""
+    from datetime import date
+
+    from assets.pipeline import submit_and_assess
+
+    db = tmp_path / "twenty.duckdb"
+    shutil.copy(demo_db[0], db)
+    decisions0 = _counts(db)[0]
+    doc = json.loads((repo / "sample_tiles/claims/farmer-001.geojson").read_text())
+    doc["features"] = doc["features"][:1]
+    settings = Settings(db_path=db)
+    rows: dict[int, list] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(20)
+
+    def farmer(i: int) -> None:
+        try:
+            start.wait()
+            rows[i] = submit_and_assess(settings, doc, f"farmer-x{i:02d}", as_of=date(2016, 9, 30))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=farmer, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not errors, ["".join(__import__("traceback").format_exception(e))[-1500:] for e in errors[:1]][0]
+    assert sorted(rows) == list(range(20)) and all(len(r) == 1 for r in rows.values())
+    with connect(db) as con:
+        seqs = [r[0] for r in con.execute("SELECT decision_seq FROM decisions ORDER BY 1").fetchall()]
+        per_claim = con.execute("SELECT count(DISTINCT claim_id), count(*), count(DISTINCT decision_id) FROM decisions "
+                                "WHERE borrower_id LIKE 'farmer-x%'").fetchone()
+        check = verify_chain(con)
+    assert per_claim == (20, 20, 20)  # one decision per farmer's claim, each stored once
+    assert seqs == list(range(1, decisions0 + 21)) and check.ok, check.broken[:3]
