@@ -4,7 +4,12 @@ ingester killed or its broker restarted: test_sensors_mqtt.py.)"""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -43,3 +48,86 @@ def test_the_broker_down_during_the_night(prefect_harness, repo: Path, tmp_path:
         (stage,) = con.execute("SELECT status, message FROM run_stages WHERE stage = 'sensors'").fetchall()
     assert stage[0] == "failed" and "127.0.0.1" in stage[1]
     assert all(limit for _, limit in _limits(db))  # the fields were valued without the night's readings
+
+
+def _nightly_cli(db: Path, tiles: Path, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return subprocess.Popen([sys.executable, "-m", "assets.cli", "nightly", "--db", str(db), "--tiles", str(tiles),
+                             "--date", AS_OF.isoformat()], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _decisions(db: Path) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("SELECT decision_id, claim_id, limit_cny FROM decisions ORDER BY decision_id").fetchall()
+
+
+def test_a_night_killed_mid_way_then_run_again(repo: Path, tmp_path: Path) -> None:
+    """SIGKILL (no cleanup) as the first segmentation lands, the night assessing; the next night completes and
+    the store holds exactly what one clean night would: no half-written decision, none twice, the
+    evidence chain intact, and the killed night visible as never finished."""
+    from assets.store import connect
+    from assets.store.history import verify_chain
+
+    claims = repo / "sample_tiles/claims/farmer-001.geojson"
+    killed, clean = tmp_path / "killed" / "assets.duckdb", tmp_path / "clean" / "assets.duckdb"
+    for db in (killed, clean):
+        db.parent.mkdir()
+        register_claims(db, claims, "farmer-001", Settings(db_path=db))
+    night = _nightly_cli(killed, repo / "sample_tiles", tmp_path)
+    cache = killed.parent / "assets.segmentation"
+    deadline = time.monotonic() + 300
+    while not (cache.is_dir() and any(cache.glob("*.tif"))) and night.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert night.poll() is None, "the night finished before it could be killed"
+    os.killpg(night.pid, signal.SIGKILL)
+    night.wait(timeout=30)
+
+    for db in (killed, clean):  # the night again on the killed store; one clean night on the other
+        again = _nightly_cli(db, repo / "sample_tiles", tmp_path)
+        out = again.communicate(timeout=600)[0].decode(errors="replace")
+        assert again.returncode == 0, out[-3000:]
+    assert [(c, limit) for _, c, limit in _decisions(killed)] == [(c, limit) for _, c, limit in _decisions(clean)]
+    assert _decisions(killed) == _decisions(clean)  # the same decisions, each once
+    with connect(killed) as con:
+        assert verify_chain(con).ok
+        statuses = [r[0] for r in con.execute("SELECT status FROM run_reports ORDER BY started_at").fetchall()]
+    assert statuses == ["running", "ok"]  # the killed night never finished, and says so
+    assert _limits(killed) == _limits(clean) and all(limit for _, limit in _limits(killed))
+
+
+def test_the_output_disk_full_during_the_night(prefect_harness, repo: Path, tmp_path: Path, monkeypatch) -> None:
+    """The disk fills as the night writes its decisions (simulated: DuckDB's own error): the night
+    fails saying so and what to do, is reported as failed, and the earlier nights' decisions,
+    limits and evidence chain are untouched."""
+    from assets.errors import StoreFullError
+    from assets.flows.nightly import NightlyConfig, run_nightly
+    from assets.store import connect, history
+    from assets.store.history import verify_chain
+
+    db = tmp_path / "assets.duckdb"
+    register_claims(db, repo / "sample_tiles/claims/farmer-001.geojson", "farmer-001", Settings(db_path=db))
+    config = NightlyConfig(db_path=str(db), tiles_dir=str(repo / "sample_tiles"), as_of=AS_OF)
+    assert run_nightly(config)["report"]["status"] == "ok"
+    before, limits = _decisions(db), _limits(db)
+
+    real_append = history.append
+
+    def full_disk(con, table, rows, **kw):  # type: ignore[no-untyped-def]
+        if table == "decisions":
+            real_append(con, table, rows, **kw)  # half of the write lands, then the disk is full
+            raise duckdb.IOException('IO Error: Could not write file "assets.duckdb.wal": No space left on device')
+        return real_append(con, table, rows, **kw)
+
+    monkeypatch.setattr(history, "append", full_disk)
+    later = NightlyConfig(db_path=str(db), tiles_dir=str(repo / "sample_tiles"), as_of=date(2016, 10, 5))
+    with pytest.raises(StoreFullError, match=r"is full .* free space on that disk and run it again"):
+        run_nightly(later)
+    monkeypatch.undo()
+    assert _decisions(db) == before and _limits(db) == limits  # nothing half-written, nothing lost
+    with connect(db) as con:
+        assert verify_chain(con).ok
+        (status, message), = con.execute("SELECT status, message FROM run_reports WHERE as_of = ?",
+                                         [date(2016, 10, 5)]).fetchall()
+    assert status == "failed" and "No space left on device" in message
+    assert run_nightly(later)["report"]["status"] == "ok"  # space freed: the same night runs

@@ -33,6 +33,10 @@ class StoreLockedError(StoreError):
     """Another process holds the DuckDB file open for writing."""
 
 
+class StoreFullError(StoreError):
+    """The disk holding the database is full; the write was rolled back."""
+
+
 class SensorError(InputError):
     """A sensor message or device registration is invalid."""
 

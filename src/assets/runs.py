@@ -17,7 +17,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from assets.errors import NotFoundError
+from assets.errors import NotFoundError, StoreError
 
 
 def _now() -> datetime:
@@ -128,7 +128,10 @@ def tracked(db_path: Path, report: NightReport) -> Iterator[NightReport]:
         yield report
     except BaseException as exc:
         report.status, report.message, report.finished_at = "failed", str(exc) or type(exc).__name__, _now()
-        save(db_path, report)
+        try:
+            save(db_path, report)
+        except StoreError:  # e.g. the disk is full: the run's own error (raised next) says so
+            pass
         raise
 
 

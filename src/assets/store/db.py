@@ -9,6 +9,7 @@ are appended from Arrow tables (``executemany`` is ~1,000x slower).
 
 from __future__ import annotations
 
+import errno
 import re
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Iterator, Mapping, Sequence
 import duckdb
 import pyarrow as pa
 
-from assets.errors import StoreError, StoreLockedError
+from assets.errors import StoreError, StoreFullError, StoreLockedError
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 # DuckDB (2.0.1) shares one database instance between a process's connections to a file, and closes
@@ -127,16 +128,42 @@ def connect(
             con.close()
 
 
+_DISK_FULL = ("no space left on device", "disk is full", "disk full", "not enough space")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is the operating system or DuckDB saying the disk is full."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return isinstance(exc, (duckdb.Error, OSError)) and any(s in str(exc).lower() for s in _DISK_FULL)
+
+
+def _database_file(con: duckdb.DuckDBPyConnection) -> str:
+    try:
+        row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+        return str(row[0]) if row and row[0] else "the database"
+    except duckdb.Error:
+        return "the database"
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """BEGIN ... COMMIT, rolling back on any exception so nothing half-written remains."""
+    """BEGIN ... COMMIT, rolling back on any exception (a failed COMMIT included) so nothing
+    half-written remains. A full disk becomes `StoreFullError`, saying what to do."""
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
-    except BaseException:
-        con.execute("ROLLBACK")
+        con.execute("COMMIT")
+    except BaseException as exc:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # a failed COMMIT has already ended the transaction
+        if disk_full(exc):
+            raise StoreFullError(f"the disk holding {_database_file(con)} is full ({exc}); nothing of this write was "
+                                 "stored and what was stored before is intact: free space on that disk and run it "
+                                 "again") from exc
         raise
-    con.execute("COMMIT")
 
 
 def append(
