@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 from assets.cli import reviews
+from assets.cli.options import db_option
 from assets.cli.render import table, to_csv, to_json
 from assets.config import settings as make_settings
 
@@ -25,20 +26,17 @@ def _iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
 
 
-def _db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: $ASSETS_DB or ./assets.duckdb)")
-
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("demo", help="run the whole job on the bundled sample season",
                        description="Replay sample sensor data through an in-process MQTT broker, submit the example "
                        "claims, run the nightly flow over sample_tiles/ and print each borrower's result.")
-    _db_option(p)
+    db_option(p)
     p.add_argument("--broker", default=None, help="mqtt://host:port of a real broker (default: in-process broker)")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser("nightly", help="one run of the nightly Prefect flow over a tile folder")
-    _db_option(p)
+    db_option(p)
     p.add_argument("--tiles", default=None, help="inbox of GeoTIFF tiles: a folder or an fsspec URL such as "
                    "s3://bucket/inbox (default: $ASSETS_TILES or sample_tiles/)")
     p.add_argument("--date", type=_iso_date, default=None, help="as-of date YYYY-MM-DD (default: today)")
@@ -48,7 +46,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.set_defaults(handler=cmd_nightly)
 
     p = sub.add_parser("backfill", help="assess every claim again as of each image date in a range (limit history)")
-    _db_option(p)
+    db_option(p)
     p.add_argument("--tiles", type=Path, default=None, help="folder of GeoTIFF tiles (default: sample_tiles/)")
     p.add_argument("--from", dest="start", type=_iso_date, required=True, help="first as-of date YYYY-MM-DD")
     p.add_argument("--to", dest="end", type=_iso_date, required=True, help="last as-of date YYYY-MM-DD")
@@ -59,13 +57,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("file", type=Path, help="GeoJSON FeatureCollection/Feature/Polygon in EPSG:4326")
     p.add_argument("--borrower", required=True, help="borrower id, e.g. farmer-001")
     p.add_argument("--date", type=_iso_date, default=None, help="as-of date for verification (default: today)")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_claims_submit)
     reviews.register(claims)  # assets claims review
 
     p = sub.add_parser("serve", help="HTTP API for credit teams (FastAPI, OpenAPI docs at /docs); owns the database "
                        "file while it runs (see `assets store --help`)")
-    _db_option(p)
+    db_option(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(handler=cmd_serve)
@@ -73,14 +71,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     query = sub.add_parser("query", help="credit-team queries").add_subparsers(dest="query_cmd", metavar="WHAT", required=True)
     p = query.add_parser("borrower", help="a borrower's claims, values, limits, explanation and history")
     p.add_argument("borrower_id")
-    _db_option(p)
+    db_option(p)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=cmd_query_borrower)
     from assets.cli.credit import register_query
 
     register_query(query)  # portfolio (filters, totals), explain, history: assets/cli/credit.py
     p = query.add_parser("alerts", help="crop-failure and sensor alerts raised by the nightly job")
-    _db_option(p)
+    db_option(p)
     p.add_argument("--kind", default=None, help="only this kind, e.g. crop_failure, sensor_silent, drought")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.set_defaults(handler=cmd_query_alerts)

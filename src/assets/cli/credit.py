@@ -10,7 +10,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from assets.cli.core import _db_option, _iso_date
+from assets.cli.core import _iso_date
+from assets.cli.options import db_option
 from assets.cli.render import table, to_csv, to_json
 from assets.config import settings as make_settings
 
@@ -53,13 +54,13 @@ def _filter(args: argparse.Namespace):
 def register_query(query: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Adds portfolio, explain and history to `assets query` (core owns the group)."""
     p = query.add_parser("portfolio", help="every borrower's verified area, value range and limit, filtered and totalled")
-    _db_option(p)
+    db_option(p)
     _filters(p)
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.set_defaults(handler=cmd_query_portfolio)
     p = query.add_parser("explain", help="why a borrower's limit was what it was on a date (and recompute it)")
     p.add_argument("borrower_id")
-    _db_option(p)
+    db_option(p)
     p.add_argument("--as-of", type=_iso_date, default=None, help="the date asked about (default: now)")
     p.add_argument("--known-at", type=_timestamp, default=None,
                    help="only decisions recorded by then (what the bank knew at that time)")
@@ -68,7 +69,7 @@ def register_query(query: "argparse._SubParsersAction[argparse.ArgumentParser]")
     p.set_defaults(handler=cmd_query_explain)
     p = query.add_parser("history", help="every decision on a borrower's fields, with validity and limit changes")
     p.add_argument("borrower_id")
-    _db_option(p)
+    db_option(p)
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.set_defaults(handler=cmd_query_history)
 
@@ -77,14 +78,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     audit = sub.add_parser("audit", help="tamper evidence of the decision log").add_subparsers(
         dest="audit_cmd", metavar="ACTION", required=True)
     p = audit.add_parser("verify", help="check the hash chain of every decision and the limit tables against it")
-    _db_option(p)
+    db_option(p)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=cmd_audit_verify)
 
     from assets.exports import FORMATS
 
     p = sub.add_parser("export", help="fields with verdicts and values as GeoParquet, GeoJSON or CSV (EPSG:4326)")
-    _db_option(p)
+    db_option(p)
     p.add_argument("--format", choices=FORMATS, required=True)
     p.add_argument("--out", type=Path, required=True, help="file to write")
     _filters(p)
@@ -93,7 +94,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     report = sub.add_parser("report", help="self-contained HTML reports").add_subparsers(
         dest="report_cmd", metavar="WHAT", required=True)
     p = report.add_parser("portfolio", help="map, distributions, exposure, limit changes and alerts in one HTML file")
-    _db_option(p)
+    db_option(p)
     p.add_argument("--out", type=Path, default=Path("report.html"))
     p.set_defaults(handler=cmd_report_portfolio)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
-from pathlib import Path
 
+from assets.cli.options import db_option
 from assets.cli.render import table, to_json
 from assets.config import settings as make_settings
 
@@ -24,7 +24,7 @@ def register(claims: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     how.add_argument("--reject", dest="decision", action="store_const", const="reject")
     p.add_argument("--note", default=None, help="why (required with a decision; shown to the borrower)")
     p.add_argument("--officer", default=None, help="who decides (default: the logged-in user)")
-    p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: $ASSETS_DB or ./assets.duckdb)")
+    db_option(p)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=cmd_review, review_parser=p)
 

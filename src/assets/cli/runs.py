@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from assets.cli.options import db_option
 from assets.cli.render import table, to_json
 from assets.config import settings as make_settings
 
@@ -12,9 +13,6 @@ LIST_COLUMNS = ["run_id", "kind", "as_of", "started_at", "status", "tiles_ingest
 LIST_HEADERS = ["run", "kind", "as of", "started", "status", "tiles in", "quarantined", "fields", "limits changed",
                 "alerts", "wall s"]
 
-
-def _db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=None, help="DuckDB file (default: $ASSETS_DB or ./assets.duckdb)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,13 +23,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--kind", default=None, help="only nightly, demo or backfill runs")
     p.add_argument("--rows", type=int, default=30)
     p.add_argument("--format", choices=("table", "json"), default="table")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_list)
 
     p = actions.add_parser("show", help="one run's report")
     p.add_argument("run_id", help="n-... as `assets runs list` shows it")
     p.add_argument("--format", choices=("table", "json"), default="table")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_show)
 
 

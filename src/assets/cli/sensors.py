@@ -16,6 +16,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+from assets.cli.options import db_option
 from assets.config import settings as make_settings
 
 
@@ -27,9 +28,6 @@ def _when(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date/time; use YYYY-MM-DD[THH:MM[+hh:mm]]") from None
     return ts if ts.tzinfo is None else ts.astimezone(timezone.utc).replace(tzinfo=None)
 
-
-def _db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: $ASSETS_DB or ./assets.duckdb)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,24 +48,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--installed", type=_when, default=None, help="installation date (default: unknown)")
     p.add_argument("--passwd-file", type=Path, default=None,
                    help="also add the device to this Mosquitto password file (via mosquitto_passwd)")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_devices_add)
 
     p = devices.add_parser("list", help="list registered devices")
     p.add_argument("--borrower", default=None)
     p.add_argument("--format", choices=("table", "json"), default="table")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_devices_list)
 
     p = devices.add_parser("retire", help="take a device out of service (its later messages are refused)")
     p.add_argument("device_id")
     p.add_argument("--at", type=_when, default=None, help="retirement time (default: now)")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_devices_retire)
 
     p = devices.add_parser("import", help="register every device in a JSON list (idempotent)")
     p.add_argument("file", type=Path, help='[{"device_id","borrower_id","kind","lon","lat","secret"}]')
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_devices_import)
 
     p = ssub.add_parser("ingest", help="subscribe to device readings and store them (runs until stopped)",
@@ -83,7 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--hold-db", action="store_true", help="keep the DuckDB file open (faster; blocks other writers)")
     p.add_argument("--writer-process", action="store_true",
                    help="validate and commit in a child process (only pays off with cores to spare)")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_ingest)
 
     p = ssub.add_parser("replay", help="publish a sensor log CSV as device messages (QoS 1)")
@@ -98,7 +96,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = ssub.add_parser("quarantine", help="show rejected messages and why")
     p.add_argument("--limit", type=int, default=20)
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_quarantine)
 
 

@@ -6,6 +6,7 @@ import argparse
 import signal
 import threading
 
+from assets.cli.options import db_option
 from assets.cli.render import to_json
 from assets.config import settings as make_settings
 
@@ -28,9 +29,6 @@ default 1 s; atomic rename, so it always opens and never blocks a writer):
 """
 
 
-def _db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=None, help="DuckDB file (default: $ASSETS_DB or ./assets.duckdb)")
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     store = sub.add_parser("store", help="the one writer of the database and the snapshot analysts read",
@@ -39,15 +37,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = actions.add_parser("serve", help="own the database file and take other processes' writes until stopped",
                            description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_serve)
 
     p = actions.add_parser("snapshot", help="publish the read snapshot now (<db>.snapshot.duckdb)")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_snapshot)
 
     p = actions.add_parser("status", help="who owns the file, where the socket and the snapshot are")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_status)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from assets.cli.options import db_option
 from assets.cli.render import table, to_json
 from assets.config import settings as make_settings
 
@@ -11,9 +12,6 @@ LIST_COLUMNS = ["tile_id", "acquired_on", "scene_id", "cloud_fraction", "status"
                 "quarantine_reason"]
 LIST_HEADERS = ["tile", "acquired", "scene", "cloud", "status", "deliveries", "first delivered as", "reason"]
 
-
-def _db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=None, help="DuckDB file (default: $ASSETS_DB or ./assets.duckdb)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,19 +21,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = actions.add_parser("list", help="every catalogued or quarantined tile, oldest acquisition first")
     p.add_argument("--status", choices=("usable", "quarantined"), default=None)
     p.add_argument("--format", choices=("table", "json"), default="table")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_list)
 
     p = actions.add_parser("show", help="one tile: catalogue row, STAC item and every delivery of its bytes")
     p.add_argument("tile_id", help="t-... as `assets tiles list` shows it")
     p.add_argument("--format", choices=("table", "json"), default="table")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_show)
 
     p = actions.add_parser("quarantine", help="keep a catalogued tile out of every later assessment")
     p.add_argument("tile_id")
     p.add_argument("--reason", required=True, help="what is wrong with it, shown to operators")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_quarantine)
 
 

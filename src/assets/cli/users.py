@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from assets.cli.options import db_option
 from assets.cli.render import table, to_json
 from assets.config import settings as make_settings
-
-
-def _db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=None, help="DuckDB file (default: $ASSETS_DB or ./assets.duckdb)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,31 +21,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name", help="user name, e.g. farmer-001-wang or officer-li (ASCII letters, digits, - _ .)")
     p.add_argument("--role", required=True, choices=("farmer", "officer", "operations"))
     p.add_argument("--borrower", default=None, help="farmers only: the borrower id they act for, e.g. farmer-001")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_add)
 
     p = actions.add_parser("token", help="issue a bearer token for a user (printed once)")
     p.add_argument("name")
     p.add_argument("--expires-days", type=int, default=None, help="lifetime in days (default: Settings.token_days, 90)")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_token)
 
     p = actions.add_parser("link", help="a one-time sign-in link for a farmer (the bank sends it by SMS)")
     p.add_argument("name")
     p.add_argument("--base-url", default=None, help="where farmers reach the service (default: $ASSETS_PUBLIC_URL "
                    "or http://127.0.0.1:8000)")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_link)
 
     p = actions.add_parser("revoke", help="revoke every token and link of a user, or one token by its id")
     p.add_argument("target", metavar="NAME|TOKEN-ID")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_revoke)
 
     p = actions.add_parser("list", help="users and their roles (with --tokens: every token and link, no secrets)")
     p.add_argument("--tokens", action="store_true", help="list tokens and sign-in links instead of users")
     p.add_argument("--format", choices=("table", "json"), default="table")
-    _db_option(p)
+    db_option(p)
     p.set_defaults(handler=cmd_list)
 
 
