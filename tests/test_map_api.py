@@ -151,9 +151,8 @@ def test_a_point_outside_the_imagery_or_on_no_field_gets_a_clear_answer(client, 
 
 def test_map_tiles_have_their_own_budget(world) -> None:
     settings, headers = world
-    from dataclasses import replace
 
-    with TestClient(create_app(replace(settings, requests_per_token_per_min=2, map_tiles_per_token_per_min=5),
+    with TestClient(create_app(settings.model_copy(update={"requests_per_token_per_min": 2, "map_tiles_per_token_per_min": 5}),
                                api_keys=[])) as c:
         codes = [c.get("/map/tiles/3/0/0.png", headers=headers["wang"]).status_code for _ in range(6)]
         assert codes == [200] * 5 + [429]

@@ -6,10 +6,12 @@ environment variables elsewhere.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent.parent  # the checkout, when running from one (editable install, tests)
@@ -28,20 +30,34 @@ def bundled_dir(name: str) -> Path:
     return checkout if checkout.is_dir() else packaged  # missing: errors then name the packaged path
 
 
-def _env_dir(var: str, name: str) -> Path:
-    value = os.environ.get(var)
-    return Path(value) if value else bundled_dir(name)
+def _env(name: str, variable: str) -> AliasChoices:
+    """A field set by keyword as ``name`` or from the environment as ``variable`` only (with an alias,
+    pydantic-settings reads no ASSETS_<FIELD> for it, and the keyword is allowed by `validate_by_name`)."""
+    return AliasChoices(variable)
 
 
-@dataclass(frozen=True)
-class Settings:
-    db_path: Path = field(default_factory=lambda: Path(os.environ.get("ASSETS_DB", "assets.duckdb")))
-    tiles_dir: Path = field(default_factory=lambda: _env_dir("ASSETS_TILES", "sample_tiles"))
-    models_dir: Path = field(default_factory=lambda: _env_dir("ASSETS_MODELS", "models"))
+class Settings(BaseSettings):
+    """Every path, threshold and default of the platform (pydantic-settings).
+
+    Built once per face (CLI, API, flows) and passed down. Any field can be set by keyword, or
+    from the environment as ``ASSETS_<FIELD>`` (``ASSETS_MAX_AREA_HA=500``); the long-standing short
+    names stay (``ASSETS_DB``, ``ASSETS_TILES``, ``ASSETS_MODELS``, ``ASSETS_BROKER``,
+    ``ASSETS_CATALOG``, ``ASSETS_DASK``, ``ASSETS_SNAPSHOT``). Values are validated on construction,
+    so ``ASSETS_MAX_AREA_HA=lots`` fails at start-up naming the variable; instances are frozen.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ASSETS_", frozen=True, extra="forbid", validate_by_name=True,
+                                      validate_by_alias=True)
+
+    db_path: Path = Field(Path("assets.duckdb"), validation_alias=_env("db_path", "ASSETS_DB"))
+    tiles_dir: Path = Field(default_factory=lambda: bundled_dir("sample_tiles"),
+                            validation_alias=_env("tiles_dir", "ASSETS_TILES"))
+    models_dir: Path = Field(default_factory=lambda: bundled_dir("models"),
+                             validation_alias=_env("models_dir", "ASSETS_MODELS"))
     # The map page (static/) and the npm-installed Leaflet it loads (node_modules/leaflet/dist).
-    web_dir: Path = field(default_factory=lambda: Path(str(resources.files("assets").joinpath("web"))))
-    mosquitto_dir: Path = field(default_factory=lambda: bundled_dir("mosquitto"))  # mosquitto.conf, acl
-    broker_url: str | None = field(default_factory=lambda: os.environ.get("ASSETS_BROKER") or None)
+    web_dir: Path = Field(default_factory=lambda: Path(str(resources.files("assets").joinpath("web"))))
+    mosquitto_dir: Path = Field(default_factory=lambda: bundled_dir("mosquitto"))  # mosquitto.conf, acl
+    broker_url: str | None = Field(None, validation_alias=_env("broker_url", "ASSETS_BROKER"))
     # Verification thresholds (fractions of the claimed area).
     min_farmland_fraction: float = 0.5
     max_overlap_fraction: float = 0.05
@@ -81,7 +97,7 @@ class Settings:
     tile_cloud_tag_tolerance: float = 0.25  # visible cloud may exceed the CLOUD_FRACTION tag by this much
     tile_sample_pixels: int = 200_000  # pixels sampled (evenly, by block) for the band statistics
     # HTTP API access (assets.access, assets.api): token lifetimes and abuse limits.
-    public_url: str = field(default_factory=lambda: os.environ.get("ASSETS_PUBLIC_URL", "http://127.0.0.1:8000"))
+    public_url: str = "http://127.0.0.1:8000"
     token_days: int = 90  # default lifetime of `assets users token` and of a token bought with a sign-in link
     signin_link_minutes: int = 24 * 60  # a one-time SMS sign-in code is good for a day
     signin_failures_max: int = 10  # failed sign-ins per client address per window before 429
@@ -108,27 +124,41 @@ class Settings:
     proposal_snap_px: int = 2  # a tap this close to a detected field (on its edge) still finds it
     proposal_simplify_px: float = 1.0  # the pixel staircase of a detected field simplified to this, in pixels
     # Imagery catalogue (`imagery/catalog.py`): COGs + STAC items; None = `<db>.catalog/` beside the database.
-    catalog_dir: Path | None = field(default_factory=lambda: Path(os.environ["ASSETS_CATALOG"])
-                                     if os.environ.get("ASSETS_CATALOG") else None)
+    catalog_dir: Path | None = Field(None, validation_alias=_env("catalog_dir", "ASSETS_CATALOG"))
     stac_collection_id: str = "assets-sentinel-2-l2a"
     cog_compress: str = "DEFLATE"  # lossless: the COG holds exactly the delivered pixels
     cog_blocksize: int = 512
     # Scale-out (`flows/runners.py`): None = Prefect's default runner; "local:N" = a local N-worker Dask
     # cluster; "tcp://scheduler:8786" = an existing Dask cluster (prefect-dask's DaskTaskRunner).
-    dask_cluster: str | None = field(default_factory=lambda: os.environ.get("ASSETS_DASK") or None)
-    dask_processes: bool = field(default_factory=lambda: os.environ.get("ASSETS_DASK_PROCESSES", "1") != "0")
+    dask_cluster: str | None = Field(None, validation_alias=_env("dask_cluster", "ASSETS_DASK"))
+    dask_processes: bool = True  # ASSETS_DASK_PROCESSES=0: local workers as threads
 
     # One writer (`store/writer.py`): the owner's Unix socket lives here (None: the temp folder), the read
     # snapshot `<db>.snapshot.duckdb` is republished at most this often after commits (ASSETS_SNAPSHOT=0: never).
-    writer_socket_dir: Path | None = field(default_factory=lambda: Path(os.environ["ASSETS_WRITER_SOCKET_DIR"])
-                                           if os.environ.get("ASSETS_WRITER_SOCKET_DIR") else None)
-    snapshot_enabled: bool = field(default_factory=lambda: os.environ.get("ASSETS_SNAPSHOT", "1") != "0")
-    snapshot_debounce_s: float = field(default_factory=lambda: float(os.environ.get("ASSETS_SNAPSHOT_DEBOUNCE_S", "1.0")))
+    writer_socket_dir: Path | None = None
+    snapshot_enabled: bool = Field(True, validation_alias=_env("snapshot_enabled", "ASSETS_SNAPSHOT"))
+    snapshot_debounce_s: float = 1.0
     writer_lock_retry_s: float = 5.0  # a file held by a direct writer (no owner running) is retried this long
     writer_remote_timeout_s: float = 120.0  # a write handed to the owning process must be answered within this
 
-    tiles_url: str | None = field(default_factory=lambda: os.environ.get("ASSETS_TILES")
-                                  if "://" in os.environ.get("ASSETS_TILES", "") else None)
+    tiles_url: str | None = None  # an fsspec URL the tiles are delivered at (ASSETS_TILES=s3://... sets it)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tiles_url(cls, data: Any) -> Any:
+        """``tiles_dir`` given as a URL (ASSETS_TILES=s3://bucket/inbox) is where tiles come from, not a folder."""
+        if isinstance(data, dict):
+            for key in ("tiles_dir", "ASSETS_TILES", "assets_tiles"):
+                value = data.get(key)
+                if isinstance(value, str) and "://" in value:
+                    data = {k: v for k, v in data.items() if k != key}
+                    data.setdefault("tiles_url", value)
+        return data
+
+    @field_validator("broker_url", "dask_cluster", "catalog_dir", "writer_socket_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @property
     def tiles_source(self) -> str:
@@ -141,6 +171,22 @@ class Settings:
         if self.catalog_dir is not None:
             return self.catalog_dir
         return self.db_path.parent / f"{self.db_path.stem}.catalog"
+
+
+def describe_invalid(exc: Any) -> str:
+    """A pydantic ``ValidationError`` about `Settings` as one line naming each setting, the
+    environment variable that sets it and what was wrong."""
+    parts = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err.get("loc") else "?"
+        field_ = Settings.model_fields.get(name)
+        alias = field_.validation_alias if field_ is not None else None
+        if name.upper().startswith("ASSETS_"):  # reported under its environment variable
+            variable = name.upper()
+        else:
+            variable = str(alias.choices[0]) if isinstance(alias, AliasChoices) else f"ASSETS_{name.upper()}"
+        parts.append(f"setting {name} ({variable}) = {err.get('input')!r}: {err['msg']}")
+    return "; ".join(parts) + "; fix or unset it"
 
 
 def settings(**overrides: object) -> Settings:

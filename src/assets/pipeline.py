@@ -91,11 +91,10 @@ def catalogue_tiles(db_path: Path, tiles_dir: Path | str, until: date | None = N
     """Catalogue every tile at ``tiles_dir`` (a folder or fsspec URL) in this process, as the nightly
     flow does: gated, COG + STAC item, known checksums skipped, the rest quarantined; returns the
     usable ones."""
-    from dataclasses import replace
 
     from assets.imagery.catalog import ingest
 
-    s = replace(settings or Settings(), db_path=Path(db_path))
+    s = (settings or Settings()).model_copy(update={"db_path": Path(db_path)})
     return ingest(tiles_dir, s, until).survey.tiles
 
 

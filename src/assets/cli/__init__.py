@@ -13,6 +13,8 @@ import os
 import sys
 from typing import NoReturn, Sequence
 
+from pydantic import ValidationError
+
 from assets.errors import AssetsError
 
 # Command groups, each owning its own module (assets.cli.<name>).
@@ -73,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.handler(args) or 0)
     except AssetsError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a setting from the environment (ASSETS_*) or an option of the wrong kind
+        from assets.config import describe_invalid
+
+        print(f"error: {describe_invalid(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

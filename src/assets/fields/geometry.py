@@ -83,7 +83,7 @@ def read_drawings(source: str | Path | dict[str, Any], *, max_features: int | No
     Whole-file problems (a `crs` member naming another CRS, more than ``max_features`` features)
     raise before anything is stored; problems of one drawing are left to `validate_drawing`.
     """
-    cap = Settings.max_features_per_file if max_features is None else max_features
+    cap = Settings.model_fields["max_features_per_file"].default if max_features is None else max_features
     if isinstance(source, dict):
         doc = source
         label = "request body"
@@ -146,7 +146,7 @@ def _check_crs_member(obj: dict[str, Any], label: str) -> None:
 
 def validate_drawing(
     drawing: Drawing, *, min_area_ha: float, max_area_ha: float,
-    max_extent_deg: float = Settings.max_drawing_extent_deg,
+    max_extent_deg: float = Settings.model_fields["max_drawing_extent_deg"].default,
     footprints_lonlat: Sequence[tuple[float, float, float, float]] = (),
 ) -> Polygon | MultiPolygon:
     """The drawing as a valid EPSG:4326 polygon, or `ClaimGeometryError` naming what to fix.

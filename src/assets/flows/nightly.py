@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow, task, unmapped
 
 from assets import runs
 from assets.config import Settings
@@ -96,7 +96,7 @@ def ingest_tiles(settings: Settings, tiles: str, until: date) -> Ingested:
     is quarantined, one that cannot be fetched or written is reported and left for the next night;
     only a delivery without one usable tile stops the run."""
     sources = tile_sources(tiles)  # raises the clear "no tiles" error
-    futures = catalogue_tile.map(sources, settings)
+    futures = catalogue_tile.map(sources, unmapped(settings))  # a pydantic model is iterable: never map it
     deliveries: list[Delivery] = []
     failed: list[dict[str, str]] = []
     for source, future in zip(sources, futures):

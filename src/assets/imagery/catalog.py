@@ -312,7 +312,7 @@ def record_batch(con: Any, *, tiles: list[dict[str, Any]], items: list[dict[str,
     from assets.store import catalog as store
 
     store.record_catalogue(con, tiles=tiles, items=items, deliveries=deliveries, quarantined=quarantined)
-    document = collection(store.item_documents(con, collection_id), replace(Settings(), stac_collection_id=collection_id))
+    document = collection(store.item_documents(con, collection_id), Settings(stac_collection_id=collection_id))
     store.save_collection(con, collection_id, document, now)
     return {"collection": document, "quarantined_ids": sorted(store.quarantined_ids(con))}
 
