@@ -207,9 +207,18 @@ def cmd_explore(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     folds = ct.block_folds(ts.blocks, 5, 0)
     runs = {}
-    if args.baselines:
+    if args.blend:  # average saved out-of-block probabilities (network logits are temperature-scaled first)
+        probas = []
+        for name in args.blend.split(","):
+            a = np.load(Path(args.out) / name)
+            probas.append(a if ("forest" in name or "gbm" in name) else ct.proba_from_logits(a, ct.fit_temperature(a, y)))
+        runs["blend:" + args.blend] = np.mean(probas, axis=0)
+    elif args.baselines:
         runs["forest"] = ct.forest_cv(ts, classes, folds, args.seed)
-        runs["gbm_phenology"] = ct.gbm_cv(ts, classes, folds, args.seed)
+        if not args.skip_gbm:
+            runs["gbm_phenology"] = ct.gbm_cv(ts, classes, folds, args.seed)
+        for name, proba in runs.items():
+            np.save(Path(args.out) / f"oob_{name}_s{args.seed}.npy", proba)
     else:
         logits, folds2, _ = ct.cross_validate(ts, recipe, classes, 5, 0)
         assert (folds2 == folds).all()
@@ -257,6 +266,8 @@ def main() -> None:
         p.add_argument("--files", default="")
         p.add_argument("--tag", default="")
         p.add_argument("--baselines", action="store_true")
+        p.add_argument("--skip-gbm", action="store_true")
+        p.add_argument("--blend", default="", help="explore: comma-separated oob_*.npy files in OUT to average")
         p.add_argument("--rows", type=int, default=0 if name != "cropmask" else 12000)
         p.add_argument("--out", default="/tmp/crop_card")
         p.add_argument("--card", default="/tmp/crop_card")
