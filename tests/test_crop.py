@@ -226,6 +226,16 @@ def test_ltae_learns_masks_dates_and_round_trips(tmp_path: Path) -> None:
     assert isinstance(again.net, crop.LTAE) and np.allclose(again.predict_proba(season), model.predict_proba(season), atol=1e-6)
 
 
+def test_phenology_features_find_the_peak_day(tmp_path: Path) -> None:
+    data = read_seasons(write_npz(tmp_path / "train.npz", n=40))
+    ts = ct.prepare([data], ct.DEFAULT_CHANNELS, min_count=1)
+    x = ct.phenology_features(ts.values, ts.valid, ts.channels)
+    assert len(x) == 40 and not np.isinf(x).any()
+    peak_day = x[:, 5 * len(ts.channels) + len(ts.channels) * (N_SLOTS // 3) + 1]  # after 5 stats and 30-day means
+    maize = ts.labels == "maize"
+    assert np.nanmedian(peak_day[maize]) - np.nanmedian(peak_day[~maize]) > 50  # synthetic peaks: day 200 vs 110
+
+
 def test_block_folds_keep_blocks_whole() -> None:
     blocks = np.array([f"b{i % 13}" for i in range(200)])
     folds = ct.block_folds(blocks, 5, seed=1)

@@ -11,6 +11,7 @@ and small radiometric differences between sensors and years.
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -281,8 +282,8 @@ def phenology_features(values: np.ndarray, valid: np.ndarray, channels: list[str
     """
     n, t, c = values.shape
     obs = np.where(valid[:, :, None], values, np.nan)
-    with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("ignore")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # all-NaN slices (a channel a file lacks) give NaN, said in the docstring
         feats = [np.nanpercentile(obs, q, axis=1) for q in (10, 50, 90)] + [np.nanmean(obs, 1), np.nanstd(obs, 1)]
         v, m = torch.from_numpy(values), torch.from_numpy(valid)
         grid = interpolate(v, m).numpy()  # (n, c + 2, t): bridged values, valid, covered
