@@ -59,9 +59,9 @@ def per_file(ts: ct.TrainingSet, classes: list[str], proba: np.ndarray, name: st
     return out
 
 
-def run_cv(files: list[str], seed: int = 0, forest: bool = True) -> dict:
+def run_cv(files: list[str], seed: int = 0, forest: bool = True, recipe: ct.Recipe | None = None) -> dict:
     sets = [read_seasons(DATA / f) for f in files]
-    recipe = ct.Recipe(epochs=EPOCHS, seed=seed)
+    recipe = recipe or ct.Recipe(epochs=EPOCHS, seed=seed)
     ts = ct.prepare(sets, CHANNELS, recipe.min_count, optional=OPTIONAL)
     classes = sorted(set(ts.labels.tolist()))
     start = time.perf_counter()
@@ -135,29 +135,105 @@ def cmd_curve(args: argparse.Namespace) -> None:
 def cmd_cropmask(args: argparse.Namespace) -> None:
     """Cropland vs not on Digital Earth Africa's points: leave one of 8 regions out.
 
-    A seeded random 12,000 of the 30,065 points keep the eight trainings to minutes on two cores;
-    every region is scored on its own points by a network (and a forest) that saw none of them.
+    ``--rows`` seeded random points of the 30,065 (0: all of them); every region is scored on its
+    own points by a network, a forest and gradient-boosted trees that saw none of them. The
+    gradient-boosted trees are also scored with each region's features standardised over that
+    region's own points (labels unused: what a new region's imagery alone allows) and with the
+    file's rain and slope layers added (side data the platform's tiles do not carry).
     """
-    torch.set_num_threads(2)
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    torch.set_num_threads(1)
     data = read_seasons(DATA / "deafrica_cropmask.npz")
-    keep = np.sort(np.random.default_rng(0).choice(len(data), 12000, replace=False))
-    data = replace(data, season=data.season.rows(keep), labels=data.labels[keep], raw_labels=data.raw_labels[keep],
-                   blocks=data.blocks[keep])  # fmt: skip
-    recipe = ct.Recipe(epochs=10, batch=128)
+    with np.load(DATA / "deafrica_cropmask.npz") as z:
+        side = np.concatenate([z["rain"], z["slope"][:, None]], axis=1).astype(np.float32)
+        full = z["X"].reshape(len(z["X"]), -1).astype(np.float32)  # every layer, derived ones too
+    if args.rows:
+        keep = np.sort(np.random.default_rng(0).choice(len(data), args.rows, replace=False))
+        data = replace(data, season=data.season.rows(keep), labels=data.labels[keep], raw_labels=data.raw_labels[keep],
+                       blocks=data.blocks[keep])  # fmt: skip
+        side, full = side[keep], full[keep]
+    recipe = ct.Recipe(epochs=args.epochs, batch=128, arch=args.arch, lr=args.lr)
     ts = ct.prepare([data], CHANNELS, 1, optional=OPTIONAL)
+    assert len(ts) == len(side), "every DEA point has a clear date"
     classes = sorted(set(ts.labels.tolist()))
     y = ct.encode(ts.labels, classes)
     k = len(set(ts.blocks.tolist()))
-    logits, folds, _ = ct.cross_validate(ts, recipe, classes, k)
-    forest = ct.forest_cv(ts, classes, folds, trees=200)
+    start = time.perf_counter()
+    folds = ct.block_folds(ts.blocks, k, 0)
+    models = {}
+    if args.epochs:
+        logits, folds, _ = ct.cross_validate(ts, recipe, classes, k)
+        models[args.arch] = logits
+    models["forest"] = ct.forest_cv(ts, classes, folds, trees=200)
+    bands = ts.values[:, ts.valid.any(axis=0), :].reshape(len(ts), -1)  # the two composites' bands + NDVI
+    region_z = bands.copy()
+    for f in np.unique(folds):  # per-region standardisation, labels unused
+        sel = folds == f
+        region_z[sel] = (bands[sel] - bands[sel].mean(0)) / bands[sel].std(0).clip(1e-6)
+    for name, x in (("gbm", bands), ("gbm_region_norm", region_z), ("gbm_all_layers_rain_slope", np.concatenate([full, side], 1))):
+        out = np.zeros((len(y), len(classes)))
+        for f in np.unique(folds):
+            tr, te = folds != f, folds == f
+            gb = HistGradientBoostingClassifier(learning_rate=0.05, max_iter=300, random_state=0).fit(x[tr], y[tr])
+            out[te] = gb.predict_proba(x[te])
+        models[name] = out
     regions = {b.split(":", 1)[1]: int(folds[ts.blocks == b][0]) for b in sorted(set(ts.blocks.tolist()))}
-    per_region = {r: {"cnn": float((logits[folds == f].argmax(1) == y[folds == f]).mean()),
-                      "forest": float((forest[folds == f].argmax(1) == y[folds == f]).mean())} for r, f in regions.items()}
-    out = {"n": len(y), "dropped_bands": data.dropped_bands, "cnn_accuracy": float((logits.argmax(1) == y).mean()),
-           "forest_accuracy": float((forest.argmax(1) == y).mean()), "per_region": per_region}  # fmt: skip
+    per_region = {r: {m: round(float((p[folds == f].argmax(1) == y[folds == f]).mean()), 4) for m, p in models.items()}
+                  for r, f in regions.items()}  # fmt: skip
+    out = {"n": len(y), "epochs": args.epochs, "arch": args.arch, "dropped_bands": data.dropped_bands,
+           "s": round(time.perf_counter() - start),
+           "accuracy": {m: round(float((p.argmax(1) == y).mean()), 4) for m, p in models.items()},
+           "per_region": per_region}  # fmt: skip
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "cropmask.json").write_text(json.dumps(out, indent=1))
+    (Path(args.out) / f"cropmask{args.tag}.json").write_text(json.dumps(out, indent=1))
     print(json.dumps(out))
+
+
+def cmd_explore(args: argparse.Namespace) -> None:
+    """One recipe on the card's pooled folds: France / East Africa main-class accuracy, one JSON line.
+
+    ``--baselines`` scores the forest and gradient-boosted phenology features on the same folds
+    instead of a network. Every line is appended to OUT/explore.jsonl (the card's "Recipe choice").
+    """
+    torch.set_num_threads(1)
+    files = args.files.split(",") if args.files else FILES
+    sets = [read_seasons(DATA / f) for f in files]
+    recipe = ct.Recipe(epochs=args.epochs, seed=args.seed, arch=args.arch, lr=args.lr, width=args.width,
+                       d_model=args.d_model, p_drop_max=args.p_drop_max, max_shift_slots=args.shift)  # fmt: skip
+    ts = ct.prepare(sets, CHANNELS, recipe.min_count, optional=OPTIONAL)
+    classes = sorted(set(ts.labels.tolist()))
+    y = ct.encode(ts.labels, classes)
+    start = time.perf_counter()
+    folds = ct.block_folds(ts.blocks, 5, 0)
+    runs = {}
+    if args.blend:  # average saved out-of-block probabilities (network logits are temperature-scaled first)
+        probas = []
+        for name in args.blend.split(","):
+            a = np.load(Path(args.out) / name)
+            probas.append(a if ("forest" in name or "gbm" in name) else ct.proba_from_logits(a, ct.fit_temperature(a, y)))
+        runs["blend:" + args.blend] = np.mean(probas, axis=0)
+    elif args.baselines:
+        runs["forest"] = ct.forest_cv(ts, classes, folds, args.seed)
+        if not args.skip_gbm:
+            runs["gbm_phenology"] = ct.gbm_cv(ts, classes, folds, args.seed)
+        for name, proba in runs.items():
+            np.save(Path(args.out) / f"oob_{name}_s{args.seed}.npy", proba)
+    else:
+        logits, folds2, _ = ct.cross_validate(ts, recipe, classes, 5, 0)
+        assert (folds2 == folds).all()
+        runs[args.arch] = ct.proba_from_logits(logits, ct.fit_temperature(logits, y))
+        np.save(Path(args.out) / f"oob_{args.tag or args.arch}_s{args.seed}.npy", logits)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    for name, proba in runs.items():
+        row = {"run": name, "tag": args.tag, "recipe": {k: v for k, v in vars(recipe).items()} if name == args.arch else None,
+               "s": round(time.perf_counter() - start), "accuracy_all": float((proba.argmax(1) == y).mean())}
+        for f in files:
+            if f in MAIN:
+                row[f.split("_")[0] + "_main"] = round(per_file(ts, classes, proba, f)["accuracy_main"], 4)
+        print(json.dumps(row))
+        with open(Path(args.out) / "explore.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
 
 
 def cmd_final(args: argparse.Namespace) -> None:
@@ -176,8 +252,23 @@ def cmd_final(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name, fn in (("card", cmd_card), ("curve", cmd_curve), ("cropmask", cmd_cropmask), ("final", cmd_final)):
+    for name, fn in (("card", cmd_card), ("curve", cmd_curve), ("cropmask", cmd_cropmask), ("final", cmd_final),
+                     ("explore", cmd_explore)):  # fmt: skip
         p = sub.add_parser(name)
+        p.add_argument("--arch", default="tempcnn")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--epochs", type=int, default=EPOCHS if name != "cropmask" else 10)
+        p.add_argument("--lr", type=float, default=3e-3)
+        p.add_argument("--width", type=int, default=32)
+        p.add_argument("--d-model", type=int, default=64)
+        p.add_argument("--p-drop-max", type=float, default=0.5)
+        p.add_argument("--shift", type=int, default=2)
+        p.add_argument("--files", default="")
+        p.add_argument("--tag", default="")
+        p.add_argument("--baselines", action="store_true")
+        p.add_argument("--skip-gbm", action="store_true")
+        p.add_argument("--blend", default="", help="explore: comma-separated oob_*.npy files in OUT to average")
+        p.add_argument("--rows", type=int, default=0 if name != "cropmask" else 12000)
         p.add_argument("--out", default="/tmp/crop_card")
         p.add_argument("--card", default="/tmp/crop_card")
         p.add_argument("--version", default=time.strftime("crop-s2-%Y-%m-%d"))

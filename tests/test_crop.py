@@ -206,6 +206,36 @@ def test_folded_network_gives_the_same_logits(tiny_model: crop.CropModel) -> Non
     assert present.all() and np.allclose(plain, tiny_model.logits_slotted(values, valid), atol=1e-4)
 
 
+def test_ltae_learns_masks_dates_and_round_trips(tmp_path: Path) -> None:
+    """The temporal-attention option: learns the synthetic crops, ignores masked dates, reloads."""
+    data = read_seasons(write_npz(tmp_path / "train.npz", n=160))
+    ts = ct.prepare([data], ct.DEFAULT_CHANNELS, min_count=1)
+    model = ct.train_model(ts, ct.Recipe(epochs=30, arch="ltae", d_model=16, heads=4, d_k=4, hidden=16), version="lt")
+    assert isinstance(model.net, crop.LTAE)
+    x, iso, labels = synthetic(60, seed=7)
+    season = make_season(x, BANDS, iso)
+    assert np.mean(np.array(model.predict(season)) == np.array(legend.to_crops(list(labels)))) > 0.8
+    x = np.nan_to_num(x, nan=0.1)
+    mask = np.ones(x.shape[:2], bool)
+    mask[:, 5] = False
+    x2 = x.copy()
+    x2[:, 5] = 0.9
+    a, b = (model.predict_proba(make_season(v, BANDS, iso, mask=mask)) for v in (x, x2))
+    assert np.allclose(a, b, atol=1e-6)
+    again = crop.load(crop.save(model, tmp_path / "lt.pt"))
+    assert isinstance(again.net, crop.LTAE) and np.allclose(again.predict_proba(season), model.predict_proba(season), atol=1e-6)
+
+
+def test_phenology_features_find_the_peak_day(tmp_path: Path) -> None:
+    data = read_seasons(write_npz(tmp_path / "train.npz", n=40))
+    ts = ct.prepare([data], ct.DEFAULT_CHANNELS, min_count=1)
+    x = ct.phenology_features(ts.values, ts.valid, ts.channels)
+    assert len(x) == 40 and not np.isinf(x).any()
+    peak_day = x[:, 5 * len(ts.channels) + len(ts.channels) * (N_SLOTS // 3) + 1]  # after 5 stats and 30-day means
+    maize = ts.labels == "maize"
+    assert np.nanmedian(peak_day[maize]) - np.nanmedian(peak_day[~maize]) > 50  # synthetic peaks: day 200 vs 110
+
+
 def test_block_folds_keep_blocks_whole() -> None:
     blocks = np.array([f"b{i % 13}" for i in range(200)])
     folds = ct.block_folds(blocks, 5, seed=1)

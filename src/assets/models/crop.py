@@ -24,7 +24,7 @@ from torch import nn
 
 from assets.errors import InputError, ModelError
 from assets.models import legend, registry
-from assets.models.seasons import N_SLOTS, Season, channels, to_slots
+from assets.models.seasons import GRID_START_DAY, N_SLOTS, SLOT_DAYS, Season, channels, to_slots
 
 ARCH = "crop_s2_tempcnn_v2"
 PREDICT_BATCH = 16384
@@ -99,6 +99,53 @@ class TempCNN(nn.Module):
         return self.head(self.conv(x))
 
 
+class LTAE(nn.Module):
+    """Lightweight temporal attention encoder (L-TAE, Sainte Fare Garnot & Landrieu 2020) on the dated grid.
+
+    Each clear slot is embedded on its own (a linear layer of its normalised channels and flags)
+    plus a sinusoidal encoding of its real day (days since 1 January of the season year); each
+    head's learned query then attends over the *clear* slots only, so cloudy dates are masked out
+    instead of bridged. Same channel normalisation and optional-band flag as `TempCNN`.
+    """
+
+    def __init__(self, n_channels: int, n_classes: int, d_model: int = 64, heads: int = 8, d_k: int = 8,
+                 hidden: int = 128, dropout: float = 0.3, n_slots: int = N_SLOTS,
+                 optional: list[bool] | None = None, **_: Any) -> None:  # fmt: skip
+        super().__init__()
+        if d_model % heads:
+            raise ModelError(f"L-TAE d_model {d_model} must be a multiple of heads {heads}")
+        self.register_buffer("mean", torch.zeros(n_channels))
+        self.register_buffer("scale", torch.ones(n_channels))
+        flags = torch.tensor(optional if optional is not None else [False] * n_channels, dtype=torch.bool)
+        if flags.shape != (n_channels,):
+            raise ModelError(f"optional flags {optional} do not match {n_channels} channels")
+        self.register_buffer("optional", flags)
+        self.n_optional = int(flags.sum())
+        self.heads, self.d_k = heads, d_k
+        self.embed = nn.Sequential(nn.Linear(n_channels + 1 + (1 if self.n_optional else 0), d_model), nn.LayerNorm(d_model))
+        day = GRID_START_DAY + SLOT_DAYS * torch.arange(n_slots, dtype=torch.float32)
+        freq = 1.0 / (1000.0 ** (torch.arange(0, d_model, 2, dtype=torch.float32) / d_model))
+        pe = torch.zeros(n_slots, d_model)
+        pe[:, 0::2], pe[:, 1::2] = torch.sin(day[:, None] * freq), torch.cos(day[:, None] * freq)
+        self.register_buffer("pe", pe)
+        self.key = nn.Linear(d_model, heads * d_k)
+        self.query = nn.Parameter(torch.randn(heads, d_k) * d_k**-0.5)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, hidden), nn.ReLU(inplace=True),
+                                  nn.Dropout(dropout), nn.Linear(hidden, n_classes))  # fmt: skip
+
+    normalise = TempCNN.normalise
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``x`` (n, slots, c + flags) normalised values, ``valid`` (n, slots) clear slots."""
+        n, t, _ = x.shape
+        e = self.embed(x) + self.pe[:t]
+        scores = torch.einsum("nthk,hk->nht", self.key(e).view(n, t, self.heads, self.d_k), self.query) * self.d_k**-0.5
+        att = self.drop(scores.masked_fill(~valid[:, None, :], float("-inf")).softmax(dim=2))
+        out = torch.einsum("nht,nthd->nhd", att, self.drop(e).view(n, t, self.heads, -1)).reshape(n, -1)
+        return self.head(out)
+
+
 def _folded(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of a layer followed by an eval-mode BatchNorm, as one affine layer."""
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
@@ -143,6 +190,12 @@ class ServedTempCNN(nn.Module):
 def logits_of(net: TempCNN, values: torch.Tensor, valid: torch.Tensor, present: torch.Tensor | None = None,
               infer: nn.Module | None = None) -> torch.Tensor:  # fmt: skip
     """Logits for slotted values (n, slots, c), validity (n, slots) and channel presence (n, c)."""
+    if isinstance(net, LTAE):
+        parts = [net.normalise(values, valid, present), valid.to(values.dtype).unsqueeze(-1)]
+        if net.n_optional:
+            flag = torch.ones(len(values), 1) if present is None else present[:, net.optional].all(dim=1).to(values.dtype)[:, None]
+            parts.append(flag[:, None, :].expand(len(values), values.shape[1], 1))
+        return net(torch.cat(parts, dim=2), valid)
     x = interpolate(net.normalise(values, valid, present), valid)
     if net.n_optional:
         flag = torch.ones(len(x), 1, x.shape[2]) if present is None else \
@@ -157,7 +210,7 @@ class CropModel:
 
     classes: list[str]
     version: str
-    net: TempCNN
+    net: TempCNN | LTAE
     channels: list[str]  # canonical bands + derived indices, in network order
     optional: list[str] = field(default_factory=list)  # channels the model can do without (red edge, SWIR)
     temperature: float = 1.0
@@ -167,8 +220,8 @@ class CropModel:
 
     def __post_init__(self) -> None:
         self.net.eval()
-        with torch.no_grad():
-            self._infer = ServedTempCNN(self.net)  # same outputs, faster on a CPU; `net` stays trainable
+        with torch.no_grad():  # same outputs, faster on a CPU; `net` stays trainable
+            self._infer = ServedTempCNN(self.net) if isinstance(self.net, TempCNN) else None
 
     @property
     def bands(self) -> list[str]:
@@ -222,9 +275,13 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def build_net(config: dict[str, Any]) -> TempCNN:
-    """The network a checkpoint ``config`` describes."""
+def build_net(config: dict[str, Any]) -> TempCNN | LTAE:
+    """The network a checkpoint ``config`` describes (``net.kind`` "ltae" or, by default, TempCNN)."""
     optional = set(config.get("optional", []))
+    net_cfg = dict(config.get("net", {}))
+    if net_cfg.pop("kind", "tempcnn") == "ltae":
+        return LTAE(len(config["channels"]), len(config["classes"]),
+                    optional=[c in optional for c in config["channels"]], **net_cfg)  # fmt: skip
     return TempCNN(len(config["channels"]), len(config["classes"]), optional=[c in optional for c in config["channels"]],
                    **config.get("net", {}))
 

@@ -11,6 +11,7 @@ and small radiometric differences between sensors and years.
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -21,9 +22,9 @@ import torch.nn.functional as F
 
 from assets.errors import InputError
 from assets.models import legend
-from assets.models.crop import CropModel, TempCNN, interpolate, logits_of, softmax
+from assets.models.crop import LTAE, CropModel, TempCNN, interpolate, logits_of, softmax
 from assets.models.crop_data import LabelledSeasons
-from assets.models.seasons import CORE_BANDS, EXTENDED_BANDS, channels, to_slots
+from assets.models.seasons import CORE_BANDS, EXTENDED_BANDS, GRID_START_DAY, SLOT_DAYS, channels, to_slots
 
 DEFAULT_CHANNELS = [*CORE_BANDS, "ndvi"]
 FULL_CHANNELS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B11", "B12", "ndvi"]
@@ -49,8 +50,17 @@ class Recipe:
     gain_sd: float = 0.03  # per-row, per-channel multiplicative noise
     min_count: int = 5  # rarer crops train as their group's generic crop
     seed: int = 0
+    arch: str = "tempcnn"  # or "ltae": temporal attention over the clear slots (card, "Recipe choice")
+    d_model: int = 64  # L-TAE only
+    heads: int = 8  # L-TAE only
+    d_k: int = 8  # L-TAE only
 
     def net_config(self) -> dict[str, Any]:
+        if self.arch == "ltae":
+            return {"kind": "ltae", "d_model": self.d_model, "heads": self.heads, "d_k": self.d_k, "hidden": self.hidden,
+                    "dropout": self.dropout}  # fmt: skip
+        if self.arch != "tempcnn":
+            raise InputError(f"unknown crop architecture {self.arch!r}; use 'tempcnn' or 'ltae'")
         return {"width": self.width, "hidden": self.hidden, "dropout": self.dropout}
 
 
@@ -143,13 +153,14 @@ def _class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
 
 def train_net(values: np.ndarray, valid: np.ndarray, y: np.ndarray, n_classes: int, r: Recipe, seed: int,
               progress: Progress | None = None, present: np.ndarray | None = None,
-              optional: list[bool] | None = None) -> TempCNN:  # fmt: skip
-    """One TempCNN trained on slotted seasons with augmentation (AdamW, one-cycle schedule)."""
+              optional: list[bool] | None = None) -> TempCNN | LTAE:  # fmt: skip
+    """One network (TempCNN or L-TAE) trained on slotted seasons with augmentation (AdamW, one-cycle schedule)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     v, m, t = torch.from_numpy(values), torch.from_numpy(valid), torch.from_numpy(y.astype(np.int64))
     pr = torch.from_numpy(present if present is not None else np.ones(values.shape[::2], bool))
-    net = TempCNN(values.shape[2], n_classes, optional=optional, **r.net_config())
+    cfg = r.net_config()
+    net = (LTAE if cfg.pop("kind", "tempcnn") == "ltae" else TempCNN)(values.shape[2], n_classes, optional=optional, **cfg)
     for k in range(values.shape[2]):  # statistics of each channel over the rows that have it
         obs = v[:, :, k][m & pr[:, k : k + 1]]
         if obs.numel():
@@ -260,6 +271,56 @@ def forest_features(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     obs = v[m]
     z = torch.where(m.unsqueeze(-1), (v - obs.mean(0)) / obs.std(0).clamp(min=1e-3), torch.zeros_like(v))
     return interpolate(z, m).reshape(len(v), -1).numpy()
+
+
+def phenology_features(values: np.ndarray, valid: np.ndarray, channels: list[str]) -> np.ndarray:
+    """Hand-made season features for a gradient-boosted baseline (NaN where a season cannot say).
+
+    Per channel: 10/50/90th percentiles, mean and spread of the clear observations, and 30-day
+    means of the bridged series. From NDVI: peak value and day, amplitude, green-up and senescence
+    days (NDVI crossing half its amplitude before / after the peak) and the season's NDVI sum.
+    """
+    n, t, c = values.shape
+    obs = np.where(valid[:, :, None], values, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # all-NaN slices (a channel a file lacks) give NaN, said in the docstring
+        feats = [np.nanpercentile(obs, q, axis=1) for q in (10, 50, 90)] + [np.nanmean(obs, 1), np.nanstd(obs, 1)]
+        v, m = torch.from_numpy(values), torch.from_numpy(valid)
+        grid = interpolate(v, m).numpy()  # (n, c + 2, t): bridged values, valid, covered
+        bridged = np.where(grid[:, c + 1 : c + 2, :] > 0, grid[:, :c, :], np.nan)  # (n, c, t)
+        months = bridged[:, :, : t // 3 * 3].reshape(n, c, t // 3, 3)
+        feats.append(np.nanmean(months, axis=3).reshape(n, -1))
+        if "ndvi" in channels:
+            nd = bridged[:, channels.index("ndvi"), :]
+            filled = np.where(np.isfinite(nd), nd, -np.inf)
+            peak = filled.argmax(axis=1)
+            top, low = np.nanmax(nd, 1), np.nanmin(nd, 1)
+            half = (low + (top - low) / 2)[:, None]
+            idx = np.arange(t)[None, :]
+            above = np.isfinite(nd) & (nd >= half)
+            up = np.where(above & (idx <= peak[:, None]), idx, t).min(axis=1)
+            down = np.where(above & (idx >= peak[:, None]), idx, -1).max(axis=1)
+            day = lambda s: np.where((s >= 0) & (s < t), GRID_START_DAY + SLOT_DAYS * s, np.nan).astype(float)  # noqa: E731
+            feats.append(np.stack([top, day(peak), top - low, day(up), day(down), day(down) - day(up),
+                                   np.nansum(np.clip(nd - low[:, None], 0, None), 1)], axis=1))  # fmt: skip
+    x = np.concatenate([f.reshape(n, -1) for f in feats], axis=1).astype(np.float32)
+    return np.where(np.isfinite(x), x, np.nan)
+
+
+def gbm_cv(ts: TrainingSet, classes: list[str], folds: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Out-of-block probabilities of gradient-boosted trees on `phenology_features` (same folds)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    y = encode(ts.labels, classes)
+    x = phenology_features(np.where(ts.present[:, None, :], ts.values, np.nan), ts.valid, ts.channels)
+    x = x[:, np.isfinite(x).any(axis=0)]
+    out = np.zeros((len(y), len(classes)))
+    for f in np.unique(folds):
+        tr, te = folds != f, folds == f
+        gb = HistGradientBoostingClassifier(learning_rate=0.05, max_iter=300, max_leaf_nodes=15, min_samples_leaf=5,
+                                            l2_regularization=1.0, random_state=seed).fit(x[tr], y[tr])  # fmt: skip
+        out[np.ix_(te, gb.classes_)] = gb.predict_proba(x[te])
+    return out
 
 
 def forest_cv(ts: TrainingSet, classes: list[str], folds: np.ndarray, seed: int = 0, trees: int = 500) -> np.ndarray:
