@@ -48,3 +48,22 @@ def test_the_nightly_flow_runs_its_tiles_on_a_local_dask_cluster(prefect_harness
     workers = set(json.loads(details)["workers"])
     assert workers and workers <= {"0", "1"}  # the Dask workers' names: no tile ran outside the cluster
     assert limit > 0
+
+
+@pytest.mark.slow
+def test_the_nightly_flow_runs_on_dask_worker_processes(prefect_harness, repo: Path, db_path: Path) -> None:
+    """The default local mode (``ASSETS_DASK=local:2``): two worker processes, each importing the
+    package and the models itself, the tasks and their Settings sent to them pickled."""
+    from assets.flows.nightly import NightlyConfig, run_nightly
+
+    register_claims(db_path, repo / "sample_tiles/claims/farmer-001.geojson", "farmer-001", Settings(db_path=db_path))
+    config = NightlyConfig(db_path=str(db_path), tiles_dir=str(repo / "sample_tiles"), as_of=date(2016, 9, 30),
+                           dask_cluster="local:2", dask_processes=True)
+    report = run_nightly(config)["report"]
+    assert report["status"] == "ok" and report["tiles_ingested"] == 7 and report["fields_refreshed"] == 2
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        (details,) = con.execute("SELECT details FROM run_reports WHERE run_id = ?", [report["run_id"]]).fetchone()
+        limit = con.execute("SELECT sum(limit_cny) FROM current_limits").fetchone()[0]
+    import json
+
+    assert set(json.loads(details)["workers"]) <= {"0", "1"} and limit > 0
