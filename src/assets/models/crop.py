@@ -53,6 +53,18 @@ def interpolate(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return torch.cat([bridged, flags], dim=2).transpose(1, 2).contiguous()
 
 
+def _input_buffers(net: nn.Module, n_channels: int, optional: list[bool] | None) -> int:
+    """The buffers both networks keep with their weights: the channel normalisation (`mean`,
+    `scale`) and which channels are optional bands. Returns how many are optional."""
+    net.register_buffer("mean", torch.zeros(n_channels))
+    net.register_buffer("scale", torch.ones(n_channels))
+    flags = torch.tensor(optional if optional is not None else [False] * n_channels, dtype=torch.bool)
+    if flags.shape != (n_channels,):
+        raise ModelError(f"optional flags {optional} do not match {n_channels} channels")
+    net.register_buffer("optional", flags)
+    return int(flags.sum())
+
+
 class TempCNN(nn.Module):
     """TempCNN (Pelletier et al. 2019) on the dated grid, with the channel normalisation built in.
 
@@ -67,13 +79,7 @@ class TempCNN(nn.Module):
                  dropout: float = 0.3, n_slots: int = N_SLOTS, stride: int = 2,
                  optional: list[bool] | None = None) -> None:  # fmt: skip
         super().__init__()
-        self.register_buffer("mean", torch.zeros(n_channels))
-        self.register_buffer("scale", torch.ones(n_channels))
-        flags = torch.tensor(optional if optional is not None else [False] * n_channels, dtype=torch.bool)
-        if flags.shape != (n_channels,):
-            raise ModelError(f"optional flags {optional} do not match {n_channels} channels")
-        self.register_buffer("optional", flags)
-        self.n_optional = int(flags.sum())
+        self.n_optional = _input_buffers(self, n_channels, optional)
         layers: list[nn.Module] = []
         ch = n_channels + 2 + (1 if self.n_optional else 0)
         for i in range(3):
@@ -114,13 +120,7 @@ class LTAE(nn.Module):
         super().__init__()
         if d_model % heads:
             raise ModelError(f"L-TAE d_model {d_model} must be a multiple of heads {heads}")
-        self.register_buffer("mean", torch.zeros(n_channels))
-        self.register_buffer("scale", torch.ones(n_channels))
-        flags = torch.tensor(optional if optional is not None else [False] * n_channels, dtype=torch.bool)
-        if flags.shape != (n_channels,):
-            raise ModelError(f"optional flags {optional} do not match {n_channels} channels")
-        self.register_buffer("optional", flags)
-        self.n_optional = int(flags.sum())
+        self.n_optional = _input_buffers(self, n_channels, optional)
         self.heads, self.d_k = heads, d_k
         self.embed = nn.Sequential(nn.Linear(n_channels + 1 + (1 if self.n_optional else 0), d_model), nn.LayerNorm(d_model))
         day = GRID_START_DAY + SLOT_DAYS * torch.arange(n_slots, dtype=torch.float32)
