@@ -30,9 +30,9 @@ def bundled_dir(name: str) -> Path:
     return checkout if checkout.is_dir() else packaged  # missing: errors then name the packaged path
 
 
-def _env(name: str, variable: str) -> AliasChoices:
-    """A field set by keyword as ``name`` or from the environment as ``variable`` only (with an alias,
-    pydantic-settings reads no ASSETS_<FIELD> for it, and the keyword is allowed by `validate_by_name`)."""
+def _env(variable: str) -> AliasChoices:
+    """A field read from the environment as ``variable`` only (with an alias, pydantic-settings reads no
+    ASSETS_<FIELD> for it); its keyword still works (`validate_by_name`)."""
     return AliasChoices(variable)
 
 
@@ -49,15 +49,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSETS_", frozen=True, extra="forbid", validate_by_name=True,
                                       validate_by_alias=True)
 
-    db_path: Path = Field(Path("assets.duckdb"), validation_alias=_env("db_path", "ASSETS_DB"))
+    db_path: Path = Field(Path("assets.duckdb"), validation_alias=_env("ASSETS_DB"))
     tiles_dir: Path = Field(default_factory=lambda: bundled_dir("sample_tiles"),
-                            validation_alias=_env("tiles_dir", "ASSETS_TILES"))
+                            validation_alias=_env("ASSETS_TILES"))
     models_dir: Path = Field(default_factory=lambda: bundled_dir("models"),
-                             validation_alias=_env("models_dir", "ASSETS_MODELS"))
+                             validation_alias=_env("ASSETS_MODELS"))
     # The map page (static/) and the npm-installed Leaflet it loads (node_modules/leaflet/dist).
     web_dir: Path = Field(default_factory=lambda: Path(str(resources.files("assets").joinpath("web"))))
     mosquitto_dir: Path = Field(default_factory=lambda: bundled_dir("mosquitto"))  # mosquitto.conf, acl
-    broker_url: str | None = Field(None, validation_alias=_env("broker_url", "ASSETS_BROKER"))
+    broker_url: str | None = Field(None, validation_alias=_env("ASSETS_BROKER"))
     # Verification thresholds (fractions of the claimed area).
     min_farmland_fraction: float = 0.5
     max_overlap_fraction: float = 0.05
@@ -124,19 +124,19 @@ class Settings(BaseSettings):
     proposal_snap_px: int = 2  # a tap this close to a detected field (on its edge) still finds it
     proposal_simplify_px: float = 1.0  # the pixel staircase of a detected field simplified to this, in pixels
     # Imagery catalogue (`imagery/catalog.py`): COGs + STAC items; None = `<db>.catalog/` beside the database.
-    catalog_dir: Path | None = Field(None, validation_alias=_env("catalog_dir", "ASSETS_CATALOG"))
+    catalog_dir: Path | None = Field(None, validation_alias=_env("ASSETS_CATALOG"))
     stac_collection_id: str = "assets-sentinel-2-l2a"
     cog_compress: str = "DEFLATE"  # lossless: the COG holds exactly the delivered pixels
     cog_blocksize: int = 512
     # Scale-out (`flows/runners.py`): None = Prefect's default runner; "local:N" = a local N-worker Dask
     # cluster; "tcp://scheduler:8786" = an existing Dask cluster (prefect-dask's DaskTaskRunner).
-    dask_cluster: str | None = Field(None, validation_alias=_env("dask_cluster", "ASSETS_DASK"))
+    dask_cluster: str | None = Field(None, validation_alias=_env("ASSETS_DASK"))
     dask_processes: bool = True  # ASSETS_DASK_PROCESSES=0: local workers as threads
 
     # One writer (`store/writer.py`): the owner's Unix socket lives here (None: the temp folder), the read
     # snapshot `<db>.snapshot.duckdb` is republished at most this often after commits (ASSETS_SNAPSHOT=0: never).
     writer_socket_dir: Path | None = None
-    snapshot_enabled: bool = Field(True, validation_alias=_env("snapshot_enabled", "ASSETS_SNAPSHOT"))
+    snapshot_enabled: bool = Field(True, validation_alias=_env("ASSETS_SNAPSHOT"))
     snapshot_debounce_s: float = 1.0
     writer_lock_retry_s: float = 5.0  # a file held by a direct writer (no owner running) is retried this long
     writer_remote_timeout_s: float = 120.0  # a write handed to the owning process must be answered within this

@@ -1,0 +1,53 @@
+"""The one Settings object (pydantic-settings): keywords, ASSETS_<FIELD>, the short names, bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from assets.cli import main as cli_main
+from assets.config import Settings, describe_invalid, settings
+
+
+def test_every_field_can_come_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("ASSETS_MAX_AREA_HA", "500")
+    monkeypatch.setenv("ASSETS_BOUNDARY_MIN_EDGE_CONTRAST", "0.55")
+    monkeypatch.setenv("ASSETS_DASK_PROCESSES", "0")
+    s = Settings()
+    assert (s.max_area_ha, s.boundary_min_edge_contrast, s.dask_processes) == (500.0, 0.55, False)
+    assert Settings(max_area_ha=10).max_area_ha == 10.0  # a keyword wins over the environment
+
+
+def test_the_short_names_are_kept(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ASSETS_DB", str(tmp_path / "prod.duckdb"))
+    monkeypatch.setenv("ASSETS_TILES", "s3://bank-imagery/inbox")
+    monkeypatch.setenv("ASSETS_BROKER", "mqtt://broker:1883")
+    monkeypatch.setenv("ASSETS_SNAPSHOT", "0")
+    s = Settings()
+    assert s.db_path == tmp_path / "prod.duckdb" and s.broker_url == "mqtt://broker:1883" and not s.snapshot_enabled
+    assert s.tiles_source == "s3://bank-imagery/inbox" and s.tiles_url == "s3://bank-imagery/inbox"
+    assert settings(db_path=None).db_path == tmp_path / "prod.duckdb"  # an unset CLI option keeps the environment
+    monkeypatch.setenv("ASSETS_BROKER", "")
+    assert Settings().broker_url is None  # empty is unset
+    monkeypatch.setenv("ASSETS_DB_PATH", "/elsewhere.duckdb")  # the long form of an aliased field is not read
+    assert Settings().db_path == tmp_path / "prod.duckdb"
+
+
+def test_settings_are_frozen_and_unknown_ones_refused() -> None:
+    s = Settings()
+    with pytest.raises(ValidationError):
+        s.max_area_ha = 1.0  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="max_aera_ha"):
+        Settings(max_aera_ha=1.0)  # type: ignore[call-arg]
+    assert s.model_copy(update={"max_area_ha": 1.0}).max_area_ha == 1.0 and s.max_area_ha == 2000.0
+
+
+def test_a_bad_value_from_the_environment_is_named_with_its_variable(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ASSETS_MAX_AREA_HA", "lots")
+    with pytest.raises(ValidationError) as err:
+        Settings()
+    assert describe_invalid(err.value).startswith("setting max_area_ha (ASSETS_MAX_AREA_HA) = 'lots'")
+    assert cli_main(["runs", "list"]) == 2
+    assert "ASSETS_MAX_AREA_HA" in capsys.readouterr().err
