@@ -515,7 +515,8 @@ class WriterService:
         _OWNED[self.key] = self
         self._thread = threading.Thread(target=self._accept_loop, name="store-writer", daemon=True)
         self._thread.start()
-        published(self.db_path)  # analysts get a snapshot at once
+        published(self.db_path)
+        flush_snapshot(self.db_path)  # analysts get a snapshot before start returns, not a debounce later
         return self
 
     def _accept_loop(self) -> None:
