@@ -201,7 +201,8 @@ def cmd_explore(args: argparse.Namespace) -> None:
     sets = [read_seasons(DATA / f) for f in files]
     recipe = ct.Recipe(epochs=args.epochs, seed=args.seed, arch=args.arch, lr=args.lr, width=args.width,
                        d_model=args.d_model, p_drop_max=args.p_drop_max, max_shift_slots=args.shift)  # fmt: skip
-    ts = ct.prepare(sets, CHANNELS, recipe.min_count, optional=OPTIONAL)
+    wanted, optional = (ct.RADAR_CHANNELS, ct.RADAR_OPTIONAL) if args.channels == "radar" else (CHANNELS, OPTIONAL)
+    ts = ct.prepare(sets, wanted, recipe.min_count, optional=optional)
     classes = sorted(set(ts.labels.tolist()))
     y = ct.encode(ts.labels, classes)
     start = time.perf_counter()
@@ -220,9 +221,13 @@ def cmd_explore(args: argparse.Namespace) -> None:
         for name, proba in runs.items():
             np.save(Path(args.out) / f"oob_{name}_s{args.seed}.npy", proba)
     else:
-        logits, folds2, _ = ct.cross_validate(ts, recipe, classes, 5, 0)
+        views = {"no_radar": list(crop.RADAR_BANDS)} if set(crop.RADAR_BANDS) <= set(wanted) else {}
+        logits, folds2, extra = ct.cross_validate_views(ts, recipe, classes, 5, 0, views)
         assert (folds2 == folds).all()
-        runs[args.arch] = ct.proba_from_logits(logits, ct.fit_temperature(logits, y))
+        temperature = ct.fit_temperature(logits, y)
+        runs[args.arch] = ct.proba_from_logits(logits, temperature)
+        for name, z in extra.items():
+            runs[f"{args.arch}:{name}"] = ct.proba_from_logits(z, temperature)
         np.save(Path(args.out) / f"oob_{args.tag or args.arch}_s{args.seed}.npy", logits)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     for name, proba in runs.items():
@@ -264,6 +269,8 @@ def main() -> None:
         p.add_argument("--p-drop-max", type=float, default=0.5)
         p.add_argument("--shift", type=int, default=2)
         p.add_argument("--files", default="")
+        p.add_argument("--channels", choices=("optical", "radar"), default="optical",
+                       help="explore: optical = the production Sentinel-2 channels; radar = + Sentinel-1 VV/VH (optional)")
         p.add_argument("--tag", default="")
         p.add_argument("--baselines", action="store_true")
         p.add_argument("--skip-gbm", action="store_true")

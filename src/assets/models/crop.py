@@ -24,7 +24,7 @@ from torch import nn
 
 from assets.errors import InputError, ModelError
 from assets.models import legend, registry
-from assets.models.seasons import GRID_START_DAY, N_SLOTS, SLOT_DAYS, Season, channels, to_slots
+from assets.models.seasons import GRID_START_DAY, N_SLOTS, RADAR_BANDS, SLOT_DAYS, Season, channels, to_slots
 
 ARCH = "crop_s2_tempcnn_v2"
 PREDICT_BATCH = 16384
@@ -53,16 +53,32 @@ def interpolate(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return torch.cat([bridged, flags], dim=2).transpose(1, 2).contiguous()
 
 
-def _input_buffers(net: nn.Module, n_channels: int, optional: list[bool] | None) -> int:
+def _input_buffers(net: nn.Module, n_channels: int, optional: list[bool] | list[int] | None) -> int:
     """The buffers both networks keep with their weights: the channel normalisation (`mean`,
-    `scale`) and which channels are optional bands. Returns how many are optional."""
+    `scale`) and which channels are optional, by group (0: required; 1, 2, ...: a group such as
+    red edge + SWIR or Sentinel-1 radar, each present or absent as a whole with one input flag).
+    Returns the number of optional groups."""
     net.register_buffer("mean", torch.zeros(n_channels))
     net.register_buffer("scale", torch.ones(n_channels))
-    flags = torch.tensor(optional if optional is not None else [False] * n_channels, dtype=torch.bool)
-    if flags.shape != (n_channels,):
+    groups = torch.tensor([int(g) for g in optional] if optional is not None else [0] * n_channels, dtype=torch.long)
+    if groups.shape != (n_channels,) or (groups < 0).any():
         raise ModelError(f"optional flags {optional} do not match {n_channels} channels")
-    net.register_buffer("optional", flags)
-    return int(flags.sum())
+    net.register_buffer("optional", groups > 0)
+    net.register_buffer("group", groups, persistent=False)  # rebuilt from the channel names on load
+    return len(set(groups[groups > 0].tolist()))
+
+
+def optional_groups(channel_names: list[str], optional: list[str] | set[str]) -> list[int]:
+    """Group id of each channel: 0 required, 1 optional optical bands (red edge, SWIR), 2 radar."""
+    return [0 if c not in optional else (2 if c in RADAR_BANDS else 1) for c in channel_names]
+
+
+def group_flags(net: nn.Module, present: torch.Tensor | None, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """(n, groups) 1.0 where every channel of an optional group is present, in group order."""
+    ids = sorted(set(net.group[net.group > 0].tolist()))
+    if present is None:
+        return torch.ones(n, len(ids), dtype=dtype)
+    return torch.stack([present[:, net.group == g].all(dim=1) for g in ids], dim=1).to(dtype)
 
 
 class TempCNN(nn.Module):
@@ -70,18 +86,18 @@ class TempCNN(nn.Module):
 
     The second convolution halves the time axis (20-day steps from there on), which keeps a
     series to about a third of a million multiply-adds: the CPU budget of 50,000 series/s.
-    ``optional`` (one bool per channel) marks channels the data may lack (red edge, SWIR); one
-    extra input flag then says whether they are present, so one network serves 4-band tiles and
-    full Sentinel-2 alike.
+    ``optional`` (one group id per channel, `optional_groups`) marks channels the data may lack
+    (red edge + SWIR; Sentinel-1 radar); one extra input flag per group says whether it is
+    present, so one network serves 4-band tiles, full Sentinel-2 and Sentinel-2 + radar alike.
     """
 
     def __init__(self, n_channels: int, n_classes: int, width: int = 32, kernel: int = 5, hidden: int = 128,
                  dropout: float = 0.3, n_slots: int = N_SLOTS, stride: int = 2,
-                 optional: list[bool] | None = None) -> None:  # fmt: skip
+                 optional: list[bool] | list[int] | None = None) -> None:  # fmt: skip
         super().__init__()
         self.n_optional = _input_buffers(self, n_channels, optional)
         layers: list[nn.Module] = []
-        ch = n_channels + 2 + (1 if self.n_optional else 0)
+        ch = n_channels + 2 + self.n_optional
         for i in range(3):
             s = stride if i == 1 else 1
             layers += [nn.Conv1d(ch, width, kernel, stride=s, padding=kernel // 2, bias=False), nn.BatchNorm1d(width),
@@ -116,13 +132,13 @@ class LTAE(nn.Module):
 
     def __init__(self, n_channels: int, n_classes: int, d_model: int = 64, heads: int = 8, d_k: int = 8,
                  hidden: int = 128, dropout: float = 0.3, n_slots: int = N_SLOTS,
-                 optional: list[bool] | None = None, **_: Any) -> None:  # fmt: skip
+                 optional: list[bool] | list[int] | None = None, **_: Any) -> None:  # fmt: skip
         super().__init__()
         if d_model % heads:
             raise ModelError(f"L-TAE d_model {d_model} must be a multiple of heads {heads}")
         self.n_optional = _input_buffers(self, n_channels, optional)
         self.heads, self.d_k = heads, d_k
-        self.embed = nn.Sequential(nn.Linear(n_channels + 1 + (1 if self.n_optional else 0), d_model), nn.LayerNorm(d_model))
+        self.embed = nn.Sequential(nn.Linear(n_channels + 1 + self.n_optional, d_model), nn.LayerNorm(d_model))
         day = GRID_START_DAY + SLOT_DAYS * torch.arange(n_slots, dtype=torch.float32)
         freq = 1.0 / (1000.0 ** (torch.arange(0, d_model, 2, dtype=torch.float32) / d_model))
         pe = torch.zeros(n_slots, d_model)
@@ -193,14 +209,13 @@ def logits_of(net: TempCNN, values: torch.Tensor, valid: torch.Tensor, present: 
     if isinstance(net, LTAE):
         parts = [net.normalise(values, valid, present), valid.to(values.dtype).unsqueeze(-1)]
         if net.n_optional:
-            flag = torch.ones(len(values), 1) if present is None else present[:, net.optional].all(dim=1).to(values.dtype)[:, None]
-            parts.append(flag[:, None, :].expand(len(values), values.shape[1], 1))
+            flags = group_flags(net, present, len(values), values.dtype)
+            parts.append(flags[:, None, :].expand(len(values), values.shape[1], flags.shape[1]))
         return net(torch.cat(parts, dim=2), valid)
     x = interpolate(net.normalise(values, valid, present), valid)
     if net.n_optional:
-        flag = torch.ones(len(x), 1, x.shape[2]) if present is None else \
-            present[:, net.optional].all(dim=1).to(x.dtype)[:, None, None].expand(len(x), 1, x.shape[2])
-        x = torch.cat([x, flag], dim=1)
+        flags = group_flags(net, present, len(x), x.dtype)
+        x = torch.cat([x, flags[:, :, None].expand(len(x), flags.shape[1], x.shape[2])], dim=1)
     return (infer or net)(x)
 
 
@@ -229,13 +244,13 @@ class CropModel:
         return [c for c in self.channels if c != "ndvi" and c not in self.optional]
 
     def slots(self, season: Season) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The season's model channels on the dated grid: values, validity, channel presence (c,)."""
+        """The season's model channels on the dated grid: values, validity, channel presence (n, c)."""
         values, present = channels(season, self.channels, self.optional)
         return (*to_slots(values, season.days, season.mask), present)
 
     def logits(self, season: Season) -> np.ndarray:
         values, valid, present = self.slots(season)
-        return self.logits_slotted(values, valid, np.repeat(present[None, :], len(values), axis=0))
+        return self.logits_slotted(values, valid, present)
 
     def logits_slotted(self, values: np.ndarray, valid: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
         if not valid.any(axis=1).all():
@@ -277,13 +292,11 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 def build_net(config: dict[str, Any]) -> TempCNN | LTAE:
     """The network a checkpoint ``config`` describes (``net.kind`` "ltae" or, by default, TempCNN)."""
-    optional = set(config.get("optional", []))
+    groups = optional_groups(list(config["channels"]), set(config.get("optional", [])))
     net_cfg = dict(config.get("net", {}))
     if net_cfg.pop("kind", "tempcnn") == "ltae":
-        return LTAE(len(config["channels"]), len(config["classes"]),
-                    optional=[c in optional for c in config["channels"]], **net_cfg)  # fmt: skip
-    return TempCNN(len(config["channels"]), len(config["classes"]), optional=[c in optional for c in config["channels"]],
-                   **config.get("net", {}))
+        return LTAE(len(config["channels"]), len(config["classes"]), optional=groups, **net_cfg)
+    return TempCNN(len(config["channels"]), len(config["classes"]), optional=groups, **config.get("net", {}))
 
 
 def checkpoint(model: CropModel) -> dict[str, Any]:

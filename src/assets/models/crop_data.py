@@ -5,7 +5,9 @@ Two formats:
 * ``.npz`` (WorldCereal style, as in ``shared/data/s2-crops``): ``X`` (n, dates, bands)
   reflectance with NaN for missing, ``bands`` names, ``dates`` (dates,) or (n, dates) ISO dates
   or ``start/end`` intervals, optional ``mask`` (n, dates), ``labels`` (n,), ``spatial_block``
-  or ``region`` or ``groups`` (n,) for spatial splits, optional ``season_year``.
+  or ``region`` or ``groups`` (n,) for spatial splits, optional ``season_year``, optional
+  ``X_s1`` (n, dates, 2) Sentinel-1 VV / VH on the same dates (``bands_s1``), either in dB or in
+  WorldCereal's uint16 encoding (dB = 20 log10(DN) - 83, recognised by values above 30).
 * UCR style ``.npy`` / ``.tsv`` / ``.csv`` NDVI tables (label, then 46 values). UCR publishes no
   dates; they are taken as one every 8 days from 1 January (documented assumption).
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from assets.errors import InputError
 from assets.models import legend
-from assets.models.seasons import Season, known_bands, make_season
+from assets.models.seasons import RADAR_BANDS, Season, known_bands, make_season, with_radar
 
 UCR_CLASSES: tuple[str, ...] = (
     "corn", "wheat", "dense building", "industrial building", "diffuse building",
@@ -113,6 +115,8 @@ def read_npz(path: Path, season_year: int | None = None) -> LabelledSeasons:
     if season_year is None and "season_year" in data:
         season_year = int(np.asarray(data["season_year"]).ravel()[0])
     season = make_season(x, bands, data["dates"], mask=data.get("mask"), season_year=season_year)
+    if "X_s1" in data:
+        season = with_radar(season, _radar_db(path, data))
     raw = labels = None
     if "labels" in data:
         raw = data["labels"].astype(str)
@@ -121,6 +125,24 @@ def read_npz(path: Path, season_year: int | None = None) -> LabelledSeasons:
         labels = np.array(legend.to_crops(list(raw)))
     blocks = next((data[k].astype(str) for k in BLOCK_KEYS if k in data and data[k].shape == (n,)), None)
     return LabelledSeasons(season, labels, raw, blocks, str(path), dropped)
+
+
+WORLDCEREAL_S1_MIN_DN = 30.0  # encoded DN start near 60 (-47 dB); dB values never reach +30
+
+
+def _radar_db(path: Path, data: dict[str, np.ndarray]) -> np.ndarray:
+    """The file's Sentinel-1 layers as VV, VH dB (n, dates, 2)."""
+    s1 = data["X_s1"].astype(np.float64)
+    names = [str(b).upper() for b in data["bands_s1"].tolist()] if "bands_s1" in data else list(RADAR_BANDS)
+    if sorted(names) != sorted(RADAR_BANDS) or s1.ndim != 3 or s1.shape[2] != 2:
+        raise InputError(f"{path}: X_s1 must be (n, dates, 2) with bands_s1 VV and VH, got shape {s1.shape} "
+                         f"and bands {names}")
+    s1 = s1[:, :, [names.index(b) for b in RADAR_BANDS]]
+    finite = s1[np.isfinite(s1)]
+    if finite.size and finite.max() > WORLDCEREAL_S1_MIN_DN:  # WorldCereal's uint16 encoding
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s1 = np.where(s1 > 0, 20.0 * np.log10(s1) - 83.0, np.nan)
+    return s1
 
 
 def read_seasons(path: str | Path, labelled: bool | None = None, season_year: int | None = None) -> LabelledSeasons:

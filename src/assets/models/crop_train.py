@@ -22,13 +22,25 @@ import torch.nn.functional as F
 
 from assets.errors import InputError
 from assets.models import legend
-from assets.models.crop import LTAE, CropModel, TempCNN, interpolate, logits_of, softmax
+from assets.models.crop import LTAE, CropModel, TempCNN, interpolate, logits_of, optional_groups, softmax
 from assets.models.crop_data import LabelledSeasons
-from assets.models.seasons import CORE_BANDS, EXTENDED_BANDS, GRID_START_DAY, SLOT_DAYS, channels, to_slots
+from assets.models.seasons import (
+    CORE_BANDS,
+    EXTENDED_BANDS,
+    GRID_START_DAY,
+    RADAR_BANDS,
+    SLOT_DAYS,
+    channels,
+    to_slots,  # fmt: skip
+)
 
 DEFAULT_CHANNELS = [*CORE_BANDS, "ndvi"]
-FULL_CHANNELS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B11", "B12", "ndvi"]
+FULL_CHANNELS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B11", "B12", "ndvi"]  # the production model's
 DEFAULT_OPTIONAL = list(EXTENDED_BANDS)
+# Opt-in (`scripts/train_crop.py explore --channels radar`): Sentinel-1 VV / VH as a second optional group,
+# not yet measured against the production recipe (model card, "Not tried").
+RADAR_CHANNELS = [*FULL_CHANNELS, *RADAR_BANDS]
+RADAR_OPTIONAL = [*DEFAULT_OPTIONAL, *RADAR_BANDS]
 Progress = Callable[[int], object]
 
 
@@ -46,7 +58,7 @@ class Recipe:
     p_drop_max: float = 0.5  # each row loses up to this share of its clear dates
     p_truncate: float = 0.3  # share of rows cut to a 6-10 month window
     max_shift_slots: int = 2  # +-20 days of phenology shift
-    p_drop_optional: float = 0.5  # share of rows trained without the optional (red-edge, SWIR) bands
+    p_drop_optional: float = 0.5  # share of rows trained without each optional group (red edge + SWIR; radar)
     gain_sd: float = 0.03  # per-row, per-channel multiplicative noise
     min_count: int = 5  # rarer crops train as their group's generic crop
     seed: int = 0
@@ -104,7 +116,7 @@ def prepare(sets: list[LabelledSeasons], wanted: list[str], min_count: int = 5,
         blocks = s.blocks if s.blocks is not None else np.arange(len(s)).astype(str)
         name = s.source.rsplit("/", 1)[-1]
         parts.append((values[keep], valid[keep], s.labels[keep], np.char.add(name + ":", blocks[keep].astype(str)),
-                      np.full(int(keep.sum()), name), np.broadcast_to(present, (int(keep.sum()), len(wanted)))))  # fmt: skip
+                      np.full(int(keep.sum()), name), present[keep]))  # fmt: skip
     values, valid, raw, blocks, sources, present_rows = (np.concatenate(p) for p in zip(*parts))
     labels = fold_rare(raw.astype(str), min_count)
     if len(set(labels.tolist())) < 2:
@@ -114,12 +126,12 @@ def prepare(sets: list[LabelledSeasons], wanted: list[str], min_count: int = 5,
 
 
 # --------------------------------------------------------------------------- augmentation and training
-def augment(values: torch.Tensor, valid: torch.Tensor, present: torch.Tensor, optional: torch.Tensor, r: Recipe,
+def augment(values: torch.Tensor, valid: torch.Tensor, present: torch.Tensor, group: torch.Tensor, r: Recipe,
             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     n, t, c = values.shape
-    if optional.any():
+    for g in sorted(set(group[group > 0].tolist())):  # each optional group (red edge + SWIR, radar) on its own
         drop = torch.rand(n, generator=gen) < r.p_drop_optional
-        present = present & ~(drop[:, None] & optional[None, :])
+        present = present & ~(drop[:, None] & (group == g)[None, :])
     keep = torch.rand(n, t, generator=gen) >= torch.rand(n, 1, generator=gen) * r.p_drop_max
     cut = torch.rand(n, generator=gen) < r.p_truncate
     if cut.any():
@@ -153,7 +165,7 @@ def _class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
 
 def train_net(values: np.ndarray, valid: np.ndarray, y: np.ndarray, n_classes: int, r: Recipe, seed: int,
               progress: Progress | None = None, present: np.ndarray | None = None,
-              optional: list[bool] | None = None) -> TempCNN | LTAE:  # fmt: skip
+              optional: list[int] | None = None) -> TempCNN | LTAE:  # fmt: skip
     """One network (TempCNN or L-TAE) trained on slotted seasons with augmentation (AdamW, one-cycle schedule)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -178,7 +190,7 @@ def train_net(values: np.ndarray, valid: np.ndarray, y: np.ndarray, n_classes: i
             b = order[k : k + r.batch]
             if len(b) < 2 or done >= steps:
                 continue
-            xb, mb, pb = augment(v[b], m[b], pr[b], net.optional, r, gen)
+            xb, mb, pb = augment(v[b], m[b], pr[b], net.group, r, gen)
             loss = loss_fn(logits_of(net, xb, mb, pb), t[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -196,15 +208,16 @@ def net_logits(net: TempCNN, values: np.ndarray, valid: np.ndarray, present: np.
         return logits_of(net, torch.from_numpy(values), torch.from_numpy(valid), p).numpy()
 
 
-def optional_flags(ts: TrainingSet) -> list[bool]:
-    return [c in ts.optional for c in ts.channels]
+def optional_flags(ts: TrainingSet) -> list[int]:
+    """Optional group of each channel (`crop.optional_groups`): 0 required."""
+    return optional_groups(ts.channels, set(ts.optional))
 
 
 def present_for_eval(ts: TrainingSet, rows: np.ndarray, core_only: bool = False) -> np.ndarray:
     """Channel presence of held-out rows; ``core_only`` scores them as a 4-band tile would be."""
     present = ts.present[rows].copy()
     if core_only:
-        present[:, optional_flags(ts)] = False
+        present[:, np.array(optional_flags(ts)) > 0] = False
     return present
 
 
@@ -250,18 +263,30 @@ def cross_validate(ts: TrainingSet, r: Recipe, classes: list[str], k: int = 5, s
                    progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
     """Out-of-block logits (n, classes), the fold of every row, and (for a model with optional
     bands) the same rows' logits without them: what a 4-band tile would get."""
+    out, folds, views = cross_validate_views(ts, r, classes, k, seed, {"core": list(ts.optional)} if ts.optional else {},
+                                             progress)  # fmt: skip
+    return out, folds, views.get("core")
+
+
+def cross_validate_views(ts: TrainingSet, r: Recipe, classes: list[str], k: int, seed: int,
+                         views: dict[str, list[str]], progress: Progress | None = None,
+                         ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+    """`cross_validate`, with each held-out fold also scored with the channels of every view
+    withheld (e.g. ``{"no_radar": ["VV", "VH"]}``: what a tile without Sentinel-1 gets)."""
     y = encode(ts.labels, classes)
     folds = block_folds(ts.blocks, k, seed)
     out = np.zeros((len(y), len(classes)), dtype=np.float32)
-    core = out.copy() if ts.optional else None
+    extra = {name: out.copy() for name in views}
     for f in range(k):
         tr, te = folds != f, folds == f
         net = train_net(ts.values[tr], ts.valid[tr], y[tr], len(classes), r, seed=r.seed * 100 + f, progress=progress,
                         present=ts.present[tr], optional=optional_flags(ts))  # fmt: skip
         out[te] = net_logits(net, ts.values[te], ts.valid[te], present_for_eval(ts, te))
-        if core is not None:
-            core[te] = net_logits(net, ts.values[te], ts.valid[te], present_for_eval(ts, te, core_only=True))
-    return out, folds, core
+        for name, withheld in views.items():
+            present = present_for_eval(ts, te)
+            present[:, np.isin(ts.channels, withheld)] = False
+            extra[name][te] = net_logits(net, ts.values[te], ts.valid[te], present)
+    return out, folds, extra
 
 
 def forest_features(values: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -25,6 +25,8 @@ CANONICAL_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11"
 CORE_BANDS = ("B02", "B03", "B04", "B08")  # what every tile of the platform has
 EXTENDED_BANDS = ("B05", "B06", "B07", "B11", "B12")  # red edge and SWIR: used when a tile has them
 INDEX_BANDS = ("ndvi",)  # derived from B04 and B08 when both are present
+RADAR_BANDS = ("VV", "VH")  # Sentinel-1 backscatter in dB, when the data carries it (`with_radar`)
+RADAR_DB_RANGE = (-60.0, 25.0)  # backscatter outside this is not dB (linear power, raw DN): an error
 
 _ALIASES = {
     "blue": "B02", "b2": "B02", "b02": "B02", "green": "B03", "b3": "B03", "b03": "B03",
@@ -85,6 +87,7 @@ class Season:
     mask: np.ndarray  # (n, t) bool, True where every band is a clear observation
     season_year: int | None = None
     scale_note: str | None = None  # set when a documented conversion was applied
+    radar: np.ndarray | None = None  # (n, t, 2) Sentinel-1 VV, VH dB, gaps bridged per row; NaN rows: none
 
     def __len__(self) -> int:
         return len(self.x)
@@ -96,7 +99,35 @@ class Season:
 
     def rows(self, keep: np.ndarray) -> Season:
         """The same season restricted to the rows ``keep`` selects."""
-        return replace(self, x=self.x[keep], days=self.days[keep], mask=self.mask[keep])
+        radar = None if self.radar is None else self.radar[keep]
+        return replace(self, x=self.x[keep], days=self.days[keep], mask=self.mask[keep], radar=radar)
+
+
+def with_radar(season: Season, db: np.ndarray) -> Season:
+    """``season`` with Sentinel-1 VV / VH backscatter (dB) on the same dates.
+
+    Radar sees through cloud, so it is kept on every date the optical mask keeps: a date a row's
+    radar missed is bridged linearly in time from that row's own radar dates (never a constant);
+    a row with no radar at all stays NaN and the model reads it as "no radar" (`channels`).
+    """
+    db = np.asarray(db, dtype=np.float64)
+    n, t = season.mask.shape
+    if db.shape != (n, t, len(RADAR_BANDS)):
+        raise InputError(f"Sentinel-1 data must be (n, dates, 2) = {(n, t, 2)} for VV and VH, got {db.shape}")
+    finite = db[np.isfinite(db)]
+    lo, hi = RADAR_DB_RANGE
+    if finite.size and (finite.min() < lo or finite.max() > hi):
+        raise InputError(f"Sentinel-1 backscatter ranges {finite.min():.1f} .. {finite.max():.1f}, outside {lo:.0f} .. "
+                         f"{hi:.0f} dB: convert it to dB (10 log10 of linear power) first")
+    out = np.full((n, t, len(RADAR_BANDS)), np.nan, np.float32)
+    for i in range(n):
+        for k in range(len(RADAR_BANDS)):
+            day = season.days[i]
+            ok = np.isfinite(db[i, :, k]) & np.isfinite(day)
+            if ok.any():
+                out[i, :, k] = 0.0  # undated columns are masked out of the season anyway
+                out[i, np.isfinite(day), k] = np.interp(day[np.isfinite(day)], day[ok], db[i, ok, k])
+    return replace(season, radar=out)
 
 
 def parse_date(text: object) -> dt.date | None:
@@ -214,26 +245,34 @@ def _unordered(days: np.ndarray) -> bool:
 
 
 def channels(season: Season, wanted: list[str], optional: tuple[str, ...] | list[str] = ()) -> tuple[np.ndarray, np.ndarray]:
-    """(n, t, len(wanted)) values of the model's channels and which of them the data has.
+    """(n, t, len(wanted)) values of the model's channels and (n, len(wanted)) which each row has.
 
-    NDVI is derived from B04/B08. A channel in ``optional`` that the data lacks is returned as NaN
-    with ``present`` False (the model was trained to do without it); any other missing band is an
-    error naming the missing bands.
+    NDVI is derived from B04/B08; VV / VH come from the season's radar, for the rows that have
+    it. A channel in ``optional`` that the data lacks is returned as NaN with ``present`` False
+    (the model was trained to do without it); any other missing band is an error naming the
+    missing bands.
     """
-    have = set(season.bands) | ({"ndvi"} if {"B04", "B08"} <= set(season.bands) else set())
+    radar = season.radar is not None
+    have = set(season.bands) | ({"ndvi"} if {"B04", "B08"} <= set(season.bands) else set()) \
+        | (set(RADAR_BANDS) if radar else set())
     missing = [w for w in wanted if w not in have and w not in optional]
     if missing:
         raise InputError(f"the data has bands {season.bands} but the model needs {wanted}: missing {missing}; "
                          "use a model trained on these bands (`assets crop train --bands ...`)")
     n, t, _ = season.x.shape
-    cols, present = [], np.array([w in have for w in wanted])
-    for w in wanted:
+    cols, present = [], np.repeat(np.array([w in have for w in wanted])[None, :], n, axis=0)
+    for j, w in enumerate(wanted):
         if w in season.bands:
             cols.append(season.x[:, :, season.bands.index(w)])
         elif w == "ndvi" and w in have:
             red, nir = season.x[:, :, season.bands.index("B04")], season.x[:, :, season.bands.index("B08")]
             with np.errstate(divide="ignore", invalid="ignore"):
                 cols.append((nir - red) / np.maximum(nir + red, 1e-6))
+        elif w in RADAR_BANDS and radar:
+            assert season.radar is not None
+            col = season.radar[:, :, RADAR_BANDS.index(w)]
+            present[:, j] = np.isfinite(col).all(axis=1)
+            cols.append(np.where(present[:, j : j + 1], col, 0.0))  # rows without radar: absent, not NaN
         else:
             cols.append(np.full((n, t), np.nan, np.float32))
     return np.stack(cols, axis=2).astype(np.float32), present
