@@ -15,17 +15,18 @@ import hmac
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import duckdb
 
 from assets.config import Settings
 from assets.errors import AuthenticationError, InputError, NotFoundError
-from assets.store import transaction
 from assets.store import users as store
+from assets.store import writer
 
 ID_MAX = 64
 _ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{ID_MAX - 1}}}")
@@ -97,11 +98,14 @@ def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
-def _audit(con: duckdb.DuckDBPyConnection, action: str, target: str, now: datetime) -> None:
-    store.record_audit(con, [{"at": now, "user_name": "cli", "role": "cli", "action": action, "target": target}])
+Db = str | Path | duckdb.DuckDBPyConnection  # a database path (the CLI: its one writer) or an open connection
 
 
-def add_user(con: duckdb.DuckDBPyConnection, name: str, role: str, borrower_id: str | None = None,
+def _audit(action: str, target: str, now: datetime) -> dict[str, object]:
+    return {"at": now, "user_name": "cli", "role": "cli", "action": action, "target": target}
+
+
+def add_user(db: Db, name: str, role: str, borrower_id: str | None = None,
              *, now: datetime | None = None) -> store.UserRow:
     """Register a user; farmers must name their one borrower, other roles must not."""
     name = canonical_id(name, "user name")
@@ -116,76 +120,69 @@ def add_user(con: duckdb.DuckDBPyConnection, name: str, role: str, borrower_id: 
     elif borrower_id is not None:
         raise InputError(f"only farmers are bound to a borrower; drop --borrower for the {role.value} {name!r}")
     now = now or utcnow()
-    with transaction(con):
-        if store.get_user(con, name) is not None:
-            raise InputError(f"user {name!r} already exists; see `assets users list`")
-        row = store.UserRow(name, role.value, borrower_id, now)
-        store.add_user(con, row)
-        _audit(con, "users add", name, now)
+    row = store.UserRow(name, role.value, borrower_id, now)
+    if not writer.apply(db, store.create_user, user=asdict(row), audit=_audit("users add", name, now)):
+        raise InputError(f"user {name!r} already exists; see `assets users list`")
     return row
 
 
-def _user(con: duckdb.DuckDBPyConnection, name: str) -> store.UserRow:
-    user = store.get_user(con, name)
-    if user is None:
-        raise NotFoundError(f"no user {name!r}; add one with `assets users add {name} --role ...`")
-    return user
+def _no_user(name: str) -> NotFoundError:
+    return NotFoundError(f"no user {name!r}; add one with `assets users add {name} --role ...`")
 
 
-def _issue(con: duckdb.DuckDBPyConnection, user: store.UserRow, kind: str, expires_at: datetime,
-           now: datetime) -> tuple[IssuedSecret, store.TokenRow]:
+def _issue(user_name: str, kind: str, expires_at: datetime, now: datetime) -> tuple[str, store.TokenRow]:
+    """A fresh secret (as handed out) and the row that stores only its hash."""
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     prefix = TOKEN_PREFIX if kind == "token" else LINK_PREFIX
-    row = store.TokenRow(token_id, user.user_name, kind, _sha256(secret), now, expires_at, False, None)
-    issued = IssuedSecret(token_id, f"{prefix}_{token_id}_{secret}", user.user_name, Role(user.role),
-                          user.borrower_id, expires_at)
-    return issued, row
+    row = store.TokenRow(token_id, user_name, kind, _sha256(secret), now, expires_at, False, None)
+    return f"{prefix}_{token_id}_{secret}", row
 
 
-def issue_token(con: duckdb.DuckDBPyConnection, name: str, *, days: int, now: datetime | None = None) -> IssuedSecret:
+def _issued(secret: str, row: store.TokenRow, user: store.UserRow | dict[str, Any]) -> IssuedSecret:
+    found = asdict(user) if isinstance(user, store.UserRow) else user
+    return IssuedSecret(row.token_id, secret, row.user_name, Role(found["role"]), found["borrower_id"], row.expires_at)
+
+
+def issue_token(db: Db, name: str, *, days: int, now: datetime | None = None) -> IssuedSecret:
     """A new bearer token for ``name`` valid ``days`` days; the caller shows it once."""
     if days < 1:
         raise InputError(f"--expires-days must be at least 1 (got {days})")
     now = now or utcnow()
-    issued, row = _issue(con, _user(con, name), "token", now + timedelta(days=days), now)
-    with transaction(con):
-        store.add_token(con, row)
-        _audit(con, "users token", f"{name} {issued.token_id}", now)
-    return issued
+    secret, row = _issue(name, "token", now + timedelta(days=days), now)
+    user = writer.apply(db, store.store_secret, token=asdict(row), audit=_audit("users token", f"{name} {row.token_id}", now))
+    if user is None:
+        raise _no_user(name)
+    return _issued(secret, row, user)
 
 
-def issue_link(con: duckdb.DuckDBPyConnection, name: str, settings: Settings, *,
+def issue_link(db: Db, name: str, settings: Settings, *,
                now: datetime | None = None) -> tuple[IssuedSecret, str]:
     """A one-time sign-in code for a farmer and the map URL that carries it (for the bank's SMS).
 
     The code rides in the URL fragment (after ``#``), which browsers never send to a server, so
     it stays out of access logs and Referer headers.
     """
-    user = _user(con, name)
-    if user.role != Role.FARMER:
-        raise InputError(f"sign-in links are for farmers; give the {user.role} {name!r} a token with "
-                         f"`assets users token {name}`")
     now = now or utcnow()
-    issued, row = _issue(con, user, "link", now + timedelta(minutes=settings.signin_link_minutes), now)
-    with transaction(con):
-        store.add_token(con, row)
-        _audit(con, "users link", f"{name} {issued.token_id}", now)
-    return issued, f"{settings.public_url.rstrip('/')}/map/#code={issued.secret}"
+    secret, row = _issue(name, "link", now + timedelta(minutes=settings.signin_link_minutes), now)
+    user = writer.apply(db, store.store_secret, token=asdict(row), role=Role.FARMER.value,
+                        audit=_audit("users link", f"{name} {row.token_id}", now))
+    if user is None:
+        raise _no_user(name)
+    if not user["stored"]:
+        raise InputError(f"sign-in links are for farmers; give the {user['role']} {name!r} a token with "
+                         f"`assets users token {name}`")
+    return _issued(secret, row, user), f"{settings.public_url.rstrip('/')}/map/#code={secret}"
 
 
-def revoke(con: duckdb.DuckDBPyConnection, name_or_token_id: str, *, now: datetime | None = None) -> int:
+def revoke(db: Db, name_or_token_id: str, *, now: datetime | None = None) -> int:
     """Revoke every token and code of a user, or one token by its id; returns how many."""
     now = now or utcnow()
-    with transaction(con):
-        if store.get_user(con, name_or_token_id) is not None:
-            count = store.revoke_tokens(con, now=now, user_name=name_or_token_id)
-        elif store.get_token(con, name_or_token_id) is not None:
-            count = store.revoke_tokens(con, now=now, token_id=name_or_token_id)
-        else:
-            raise NotFoundError(f"no user or token id {name_or_token_id!r}; see `assets users list --tokens`")
-        _audit(con, "users revoke", name_or_token_id, now)
-    return count
+    count = writer.apply(db, store.revoke_target, target=name_or_token_id, now=now,
+                         audit=_audit("users revoke", name_or_token_id, now))
+    if count is None:
+        raise NotFoundError(f"no user or token id {name_or_token_id!r}; see `assets users list --tokens`")
+    return int(count)
 
 
 def _parse(presented: str) -> tuple[str, str, str] | None:
@@ -238,10 +235,10 @@ def exchange_code(con: duckdb.DuckDBPyConnection, code: str, settings: Settings,
     """Trade a one-time sign-in code for a token valid `settings.token_days`; the code dies."""
     now = now or utcnow()
     link, user = _checked(con, code, "link", now)
-    issued, row = _issue(con, user, "token", now + timedelta(days=settings.token_days), now)
+    secret, row = _issue(user.user_name, "token", now + timedelta(days=settings.token_days), now)
     if not store.exchange_link(con, link.token_id, now, row):
         raise AuthenticationError("this sign-in link was already used; ask the bank to send a new one")
-    return issued
+    return _issued(secret, row, user)
 
 
 def static_keys(keys: Sequence[str]) -> tuple[StaticKey, ...]:

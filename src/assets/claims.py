@@ -14,7 +14,7 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Any, Sequence
 
 import duckdb
 import shapely
@@ -23,8 +23,9 @@ from shapely import wkb
 from assets.config import Settings
 from assets.errors import InputError, NotFoundError
 from assets.fields.geometry import ClaimGeometryError, Drawing, area_ha, claim_id, validate_drawing
-from assets.store import append, transaction
+from assets.store import append, writer
 from assets.store.claims import borrower_claims_in_bbox, claim_rows
+from assets.store.writer import write_op
 
 # DuckDB lets one process write a file (other processes wait for the lock), but one process, the
 # API server, may hold several connections: matching a drawing against stored claims and inserting
@@ -98,29 +99,51 @@ def same_field(claim: Claim, candidates: Sequence[Claim], min_iou: float) -> Cla
 
 def store_claims(con: duckdb.DuckDBPyConnection, claims: Sequence[Claim], drawings: Sequence[Drawing], source: str,
                  settings: Settings | None = None) -> list[Claim]:
-    """Store new claims in one transaction; returns the stored claim for each drawing, in order.
+    """Store new claims in one transaction on an open connection; returns the stored claim for
+    each drawing, in order (see `store_claim_rows`; faces go through `pipeline.register_claims`)."""
+    with _STORE_LOCK:
+        resolved = writer.apply(con, store_claim_rows, rows=claim_rows_to_store(claims, drawings, source),
+                                min_iou=(settings or Settings()).same_field_min_iou)
+    return load_claims(con, resolved)
+
+
+def claim_rows_to_store(claims: Sequence[Claim], drawings: Sequence[Drawing], source: str) -> list[dict[str, object]]:
+    """The `claims` rows of prepared claims (plain values: they may travel to the writer process)."""
+    return [_row(c, d, source) for c, d in zip(claims, drawings, strict=True)]
+
+
+@write_op
+def store_claim_rows(con: duckdb.DuckDBPyConnection, rows: Sequence[dict[str, Any]], min_iou: float) -> list[str]:
+    """Insert claim rows (their borrowers too); returns the stored claim id for each row, in order.
 
     A drawing of land the borrower already pledged (stored, or earlier in this batch) resolves to
-    that claim instead of becoming a second one; an identical drawing has the same id anyway.
+    that claim instead of becoming a second one; an identical drawing has the same id anyway. The
+    match and the insert run in the writer's one transaction, so two submissions cannot both win.
     """
-    min_iou = (settings or Settings()).same_field_min_iou
-    with _STORE_LOCK, transaction(con):
-        resolved: list[str] = []
-        rows: list[dict[str, object]] = []
-        batch: list[Claim] = []
-        for c, d in zip(claims, drawings, strict=True):
-            if c.geometry is not None:
-                stored = [_claim(r) for r in borrower_claims_in_bbox(con, c.borrower_id, c.geometry.bounds)]
-                match = same_field(c, stored + batch, min_iou)
-                if match is not None:
-                    resolved.append(match.claim_id)
-                    continue
-                batch.append(c)
-            resolved.append(c.claim_id)
-            rows.append(_row(c, d, source))
-        append(con, "borrowers", [{"borrower_id": b} for b in sorted({c.borrower_id for c in claims})], on_conflict="ignore")
-        append(con, "claims", rows, on_conflict="ignore")
-        return load_claims(con, resolved)
+    resolved: list[str] = []
+    new: list[dict[str, object]] = []
+    batch: list[Claim] = []
+    for row in rows:
+        c = _claim_of_row(row)
+        if c.geometry is not None:
+            stored = [_claim(r) for r in borrower_claims_in_bbox(con, c.borrower_id, c.geometry.bounds)]
+            match = same_field(c, stored + batch, min_iou)
+            if match is not None:
+                resolved.append(match.claim_id)
+                continue
+            batch.append(c)
+        resolved.append(c.claim_id)
+        new.append(dict(row))
+    append(con, "borrowers", [{"borrower_id": b} for b in sorted({str(r["borrower_id"]) for r in rows})], on_conflict="ignore")
+    append(con, "claims", new, on_conflict="ignore")
+    return resolved
+
+
+def _claim_of_row(row: dict[str, Any]) -> Claim:
+    blob = row["geom_wkb"]
+    return Claim(row["claim_id"], row["borrower_id"], row["name"], row["submitted_at"],
+                 wkb.loads(bytes(blob)) if blob is not None else None, row["claimed_area_ha"], row["status"],
+                 row["reason_code"], row["reason"])
 
 
 def _row(c: Claim, d: Drawing, source: str) -> dict[str, object]:

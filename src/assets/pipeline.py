@@ -314,13 +314,18 @@ def register_claims(db_path: Path, path: Path | str | dict, borrower_id: str, se
 
 def _store_drawings(db_path: Path, drawings: list, borrower_id: str, settings: Settings, source: str) -> list[Claim]:
     """Validate against the imagery we hold (swapped axes are recognised by it) and store."""
-    from assets.claims import prepare_claims, store_claims
+    from assets.claims import claim_rows_to_store, load_claims, prepare_claims, store_claim_rows
     from assets.store.tiles import tile_footprints
 
-    # Under this process's write lock: the pledge check reads the borrower's claims it then adds to.
-    with writer.exclusive(db_path) as con:
-        claims = prepare_claims(borrower_id, drawings, settings, footprints_lonlat=tile_footprints(con))
-        return store_claims(con, claims, drawings, source=source, settings=settings)
+    with writer.read(db_path) as con:
+        footprints = tile_footprints(con)
+    claims = prepare_claims(borrower_id, drawings, settings, footprints_lonlat=footprints)
+    # One write op: the pledge check reads the borrower's claims it then adds to, in one
+    # transaction on the file's one writer (a running server's, when `assets claims submit` runs beside it).
+    resolved = writer.call(db_path, store_claim_rows, rows=claim_rows_to_store(claims, drawings, source),
+                           min_iou=settings.same_field_min_iou)
+    with writer.read(db_path) as con:
+        return load_claims(con, resolved)
 
 
 def claim_rows(db_path: Path, claim_ids: Sequence[str]) -> list[dict]:

@@ -115,12 +115,10 @@ def _broker(args: argparse.Namespace) -> str:
 
 def cmd_devices_add(args: argparse.Namespace) -> int:
     from assets.sensors.registry import Device, register_device
-    from assets.store.db import connect
 
     secret = args.secret or secrets.token_urlsafe(18)
     device = Device(args.device_id, args.borrower, args.kind, args.lon, args.lat, installed_at=args.installed)
-    with connect(_db(args)) as con:
-        register_device(con, device, secret)
+    register_device(_db(args), device, secret)  # through the file's one writer (a running server's, if any)
     if args.passwd_file is not None:
         _add_to_passwd(args.passwd_file, args.device_id, secret)
     print(f"registered {args.device_id} for {args.borrower} at ({args.lon}, {args.lat})")
@@ -146,9 +144,9 @@ def _add_to_passwd(path: Path, user: str, secret: str) -> None:
 
 def cmd_devices_list(args: argparse.Namespace) -> int:
     from assets.sensors.registry import list_devices
-    from assets.store.db import connect
+    from assets.store import writer
 
-    with connect(_db(args)) as con:
+    with writer.read(_db(args)) as con:
         devices = list_devices(con, borrower_id=args.borrower)
     if args.format == "json":
         print(json.dumps([d.to_dict() for d in devices], indent=2))
@@ -162,20 +160,16 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
 
 def cmd_devices_retire(args: argparse.Namespace) -> int:
     from assets.sensors.registry import retire_device
-    from assets.store.db import connect
 
-    with connect(_db(args)) as con:
-        device = retire_device(con, args.device_id, args.at)
+    device = retire_device(_db(args), args.device_id, args.at)
     print(f"retired {device.device_id} at {device.retired_at.isoformat(sep=' ', timespec='seconds')} UTC")  # type: ignore[union-attr]
     return 0
 
 
 def cmd_devices_import(args: argparse.Namespace) -> int:
     from assets.sensors.registry import register_devices_file
-    from assets.store.db import connect
 
-    with connect(_db(args)) as con:
-        added = register_devices_file(con, args.file)
+    added = register_devices_file(_db(args), args.file)
     print(f"{added} new devices registered from {args.file}")
     return 0
 
@@ -217,10 +211,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    from assets.store.db import connect
+    from assets.store import writer
     from assets.store.sensors import quarantine_counts, recent_quarantine
 
-    with connect(_db(args)) as con:
+    with writer.read(_db(args)) as con:
         counts = quarantine_counts(con)
         rows = recent_quarantine(con, args.limit)
     print("rejected messages by reason: " + (", ".join(f"{c} {n}" for c, n in counts) or "none"))

@@ -2,6 +2,8 @@
 
 Secrets (tokens, sign-in links) are printed once and never stored; the database keeps their
 sha256 only, so a lost token is revoked and a new one issued.
+Each write goes through the database's one writer: with `assets serve` running, the server
+stores it, so the CLI works beside a live server.
 """
 
 from __future__ import annotations
@@ -51,11 +53,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_add(args: argparse.Namespace) -> int:
     from assets import access
-    from assets.store import connect
 
     s = make_settings(db_path=args.db)
-    with connect(s.db_path) as con:
-        user = access.add_user(con, args.name, args.role, args.borrower)
+    user = access.add_user(s.db_path, args.name, args.role, args.borrower)
     bound = f" for borrower {user.borrower_id}" if user.borrower_id else ""
     print(f"added {user.role} {user.user_name}{bound}; next: `assets users "
           f"{'link' if user.role == 'farmer' else 'token'} {user.user_name}`")
@@ -64,11 +64,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     from assets import access
-    from assets.store import connect
 
     s = make_settings(db_path=args.db)
-    with connect(s.db_path) as con:
-        issued = access.issue_token(con, args.name, days=args.expires_days or s.token_days)
+    issued = access.issue_token(s.db_path, args.name, days=args.expires_days or s.token_days)
     print(f"token {issued.token_id} for {issued.user_name} ({issued.role.value}), expires "
           f"{issued.expires_at:%Y-%m-%d %H:%M} UTC; shown once, send it as `Authorization: Bearer <token>`:")
     print(issued.secret)
@@ -77,11 +75,9 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_link(args: argparse.Namespace) -> int:
     from assets import access
-    from assets.store import connect
 
     s = make_settings(db_path=args.db, public_url=args.base_url)
-    with connect(s.db_path) as con:
-        issued, url = access.issue_link(con, args.name, s)
+    issued, url = access.issue_link(s.db_path, args.name, s)
     print(f"one-time sign-in link for {issued.user_name} (borrower {issued.borrower_id}), good until "
           f"{issued.expires_at:%Y-%m-%d %H:%M} UTC; send it by SMS:")
     print(url)
@@ -90,22 +86,20 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     from assets import access
-    from assets.store import connect
 
     s = make_settings(db_path=args.db)
-    with connect(s.db_path) as con:
-        count = access.revoke(con, args.target)
+    count = access.revoke(s.db_path, args.target)
     print(f"revoked {count} token(s) and link(s) of {args.target}")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from assets.access import utcnow
-    from assets.store import connect
     from assets.store import users as store
+    from assets.store import writer
 
     s = make_settings(db_path=args.db)
-    with connect(s.db_path) as con:
+    with writer.read(s.db_path) as con:
         rows = store.list_tokens(con) if args.tokens else store.list_users(con, utcnow())
     if args.format == "json":
         print(to_json(rows))

@@ -348,14 +348,12 @@ def catalogue_tile(settings: Settings, tile_id: str) -> dict[str, Any]:
 
 def quarantine_tile(settings: Settings, tile_id: str, reason: str) -> dict[str, Any]:
     """Take a catalogued tile out of every later assessment, with the operator's reason."""
-    from assets.store import connect, transaction
-    from assets.store.catalog import catalogue_entry, quarantine_catalogued
+    from assets.store.catalog import quarantine_catalogued
 
     if not reason.strip():
         raise ImageryError("a quarantine needs a reason operators can act on; pass --reason '...'")
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    with connect(settings.db_path) as con, transaction(con):
-        if not quarantine_catalogued(con, tile_id, reason.strip(), now):
-            raise NotFoundError(f"no catalogued tile {tile_id} in {settings.db_path}; `assets tiles list` shows them")
-        entry = catalogue_entry(con, tile_id)
-    return entry or {}
+    entry = writer.call(settings.db_path, quarantine_catalogued, tile_id=tile_id, reason=reason.strip(), now=now)
+    if entry is None:
+        raise NotFoundError(f"no catalogued tile {tile_id} in {settings.db_path}; `assets tiles list` shows them")
+    return dict(entry)

@@ -13,7 +13,6 @@ from assets.sensors.connection import BrokerError
 from assets.sensors.ingest import Ingester, IngestStats
 from assets.sensors.registry import load_devices_file, register_devices_file
 from assets.sensors.replay import publish, read_messages
-from assets.store.db import connect
 
 DEMO_CLIENT_ID = "assets-demo-ingester"
 
@@ -27,8 +26,7 @@ def feed_sample(
 ) -> IngestStats:
     """Register devices (idempotent), replay the CSV as fast as possible, ingest until every
     published message is committed. Re-running on the same database stores nothing twice."""
-    with connect(db_path) as con:
-        register_devices_file(con, devices_file)
+    register_devices_file(db_path, devices_file)
     secrets = {d.device_id: s for d, s in load_devices_file(devices_file) if s}
     messages, _ = read_messages(readings_csv)
     broker = EmbeddedBroker().start() if broker_url is None else None

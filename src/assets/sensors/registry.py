@@ -13,13 +13,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Sequence
 
 import duckdb
 
 from assets.errors import NotFoundError, SensorError
 from assets.sensors.schema import DeviceStatus, check_device_id
 from assets.store import sensors as store_sensors
-from assets.store.db import append, transaction
+from assets.store import writer
 
 KINDS = ("soil_probe", "weather_station", "soil_weather")  # examples; any word is accepted
 _PBKDF2_ITERATIONS = 200_000
@@ -86,29 +87,16 @@ def _check(device: Device) -> Device:
     return device
 
 
-def register_device(
-    con: duckdb.DuckDBPyConnection, device: Device, secret: str | None = None, *, exist_ok: bool = False
-) -> bool:
+Db = str | Path | duckdb.DuckDBPyConnection  # a database path (its one writer) or an open connection
+
+
+def register_device(db: Db, device: Device, secret: str | None = None, *, exist_ok: bool = False) -> bool:
     """Add a device. Returns False (and changes nothing) if it exists and ``exist_ok``.
 
     A device id already registered to another borrower or place is an error even with
     ``exist_ok``: moving a device is a retire + new registration, so history stays attributable.
     """
     _check(device)
-    existing = get_device(con, device.device_id, missing_ok=True)
-    if existing is not None:
-        same = (existing.borrower_id, existing.kind, existing.lon, existing.lat) == (
-            device.borrower_id,
-            device.kind,
-            float(device.lon),
-            float(device.lat),
-        )
-        if exist_ok and same:
-            return False
-        raise SensorError(
-            f"device {device.device_id!r} is already registered to {existing.borrower_id} at "
-            f"({existing.lon}, {existing.lat}); retire it and register a new id to move it"
-        )
     row = {
         "device_id": device.device_id,
         "borrower_id": device.borrower_id,
@@ -120,23 +108,33 @@ def register_device(
         "retired_at": device.retired_at,
         "registered_at": datetime.now(timezone.utc).replace(tzinfo=None),
     }
-    with transaction(con):
-        append(con, "sensor_devices", [row])
-    return True
+    stored = writer.apply(db, store_sensors.add_device, row=row)
+    if stored is None:
+        return True
+    existing = _row_to_device(stored)
+    same = (existing.borrower_id, existing.kind, existing.lon, existing.lat) == (
+        device.borrower_id, device.kind, float(device.lon), float(device.lat))
+    if exist_ok and same:
+        return False
+    raise SensorError(
+        f"device {device.device_id!r} is already registered to {existing.borrower_id} at "
+        f"({existing.lon}, {existing.lat}); retire it and register a new id to move it"
+    )
 
 
-def retire_device(con: duckdb.DuckDBPyConnection, device_id: str, at: datetime | None = None) -> Device:
+def retire_device(db: Db, device_id: str, at: datetime | None = None) -> Device:
     """Mark a device retired (readings at or after ``at`` are refused from then on)."""
-    device = get_device(con, device_id)
-    assert device is not None  # for mypy: get_device raises NotFoundError unless missing_ok
-    if device.retired_at is not None:
-        raise SensorError(f"device {device_id!r} was already retired at {device.retired_at.isoformat()}")
     at = at or datetime.now(timezone.utc).replace(tzinfo=None)
-    store_sensors.set_device_retired(con, device_id, at)
-    return get_device(con, device_id)  # type: ignore[return-value]  # raises rather than returning None
+    stored = writer.apply(db, store_sensors.retire_device, device_id=device_id, at=at)
+    if stored is None:
+        raise NotFoundError(f"no device {device_id!r}; list them with `assets sensors devices list`")
+    device = _row_to_device(stored["row"])
+    if not stored["retired"]:
+        raise SensorError(f"device {device_id!r} was already retired at {device.retired_at.isoformat()}")  # type: ignore[union-attr]
+    return device
 
 
-def _row_to_device(row: tuple) -> Device:  # type: ignore[type-arg]
+def _row_to_device(row: Sequence[Any]) -> Device:
     return Device(*row)
 
 
@@ -191,6 +189,6 @@ def load_devices_file(path: str | Path) -> list[tuple[Device, str | None]]:
     return out
 
 
-def register_devices_file(con: duckdb.DuckDBPyConnection, path: str | Path) -> int:
+def register_devices_file(db: Db, path: str | Path) -> int:
     """Register every device in a devices JSON file; idempotent. Returns how many were new."""
-    return sum(register_device(con, device, secret, exist_ok=True) for device, secret in load_devices_file(path))
+    return sum(register_device(db, device, secret, exist_ok=True) for device, secret in load_devices_file(path))

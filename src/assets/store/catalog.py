@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 import duckdb
 
 from assets.store.db import append
+from assets.store.writer import write_op
 
 _CATALOG_COLUMNS = ("tile_id, scene_id, acquired_on, cloud_fraction, status, deliveries, source, cog_path, "
                     "quarantine_code, quarantine_reason")
@@ -92,12 +93,14 @@ def catalogue_entry(con: duckdb.DuckDBPyConnection, tile_id: str) -> dict[str, A
     return entry
 
 
-def quarantine_catalogued(con: duckdb.DuckDBPyConnection, tile_id: str, reason: str, now: datetime) -> bool:
-    """An operator's quarantine of a catalogued tile (code `manual`); False when the tile is unknown.
-    A later decision replaces an earlier one, so the reason shown is the newest."""
+@write_op
+def quarantine_catalogued(con: duckdb.DuckDBPyConnection, tile_id: str, reason: str, now: datetime) -> dict[str, Any] | None:
+    """An operator's quarantine of a catalogued tile (code `manual`): the tile's entry afterwards,
+    None when the tile is unknown. A later decision replaces an earlier one, so the reason shown is
+    the newest."""
     row = con.execute("SELECT path FROM tiles WHERE tile_id = ?", [tile_id]).fetchone()
     if row is None:
-        return False
+        return None
     append(con, "tile_quarantine", [{"tile_id": tile_id, "path": row[0], "code": "manual", "reason": reason,
                                      "quarantined_at": now}], on_conflict="replace")
-    return True
+    return catalogue_entry(con, tile_id)

@@ -11,6 +11,9 @@ from typing import Any
 
 import duckdb
 
+from assets.store.db import append
+from assets.store.writer import write_op
+
 _DEVICE = "SELECT device_id, borrower_id, kind, lon, lat, installed_at, retired_at FROM sensor_devices"
 _DRAIN_COLUMNS = ("drain_id", "broker", "client_id", "started_at", "finished_at", "received", "stored", "duplicates",
                   "quarantined")
@@ -36,6 +39,29 @@ def device_retirements(con: duckdb.DuckDBPyConnection) -> list[tuple[str, dateti
 
 def set_device_retired(con: duckdb.DuckDBPyConnection, device_id: str, at: datetime) -> None:
     con.execute("UPDATE sensor_devices SET retired_at = ? WHERE device_id = ?", [at, device_id])
+
+
+@write_op
+def add_device(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> list[Any] | None:
+    """Register a device row; when the id is taken, write nothing and return the stored row."""
+    existing = device_row(con, row["device_id"])
+    if existing is not None:
+        return list(existing)
+    append(con, "sensor_devices", [row])
+    return None
+
+
+@write_op
+def retire_device(con: duckdb.DuckDBPyConnection, device_id: str, at: datetime) -> dict[str, Any] | None:
+    """Retire a device still in service: ``{"row": its row afterwards, "retired": whether this
+    call retired it}`` (False: it already was, nothing written); None when there is no such device."""
+    existing = device_row(con, device_id)
+    if existing is None:
+        return None
+    if existing[6] is not None:
+        return {"row": list(existing), "retired": False}
+    set_device_retired(con, device_id, at)
+    return {"row": list(device_row(con, device_id) or ()), "retired": True}
 
 
 def last_reading_at(con: duckdb.DuckDBPyConnection, device_id: str, before: datetime) -> datetime | None:

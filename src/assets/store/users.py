@@ -5,13 +5,14 @@ Plain reads and writes; what a role may do and how secrets are made lives in `as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import duckdb
 
 from assets.store.db import transaction
+from assets.store.writer import write_op
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,46 @@ def exchange_link(con: duckdb.DuckDBPyConnection, link_id: str, now: datetime, t
     except (_AlreadyUsed, duckdb.TransactionException):
         return False
     return True
+
+
+# --- write ops: the CLI's writes, run by the file's one writer (`store.writer`), checks inside ----
+@write_op
+def create_user(con: duckdb.DuckDBPyConnection, user: dict[str, Any], audit: dict[str, Any]) -> bool:
+    """Add a user and its audit row; False (nothing written) when the name is already taken."""
+    if get_user(con, user["user_name"]) is not None:
+        return False
+    add_user(con, UserRow(**user))
+    record_audit(con, [audit])
+    return True
+
+
+@write_op
+def store_secret(con: duckdb.DuckDBPyConnection, token: dict[str, Any], audit: dict[str, Any],
+                 role: str | None = None) -> dict[str, Any] | None:
+    """Store a token or sign-in code for its user (only one of ``role`` when given) with its audit
+    row. Returns the user (``stored`` says whether it was written), None when there is no such user."""
+    user = get_user(con, token["user_name"])
+    if user is None:
+        return None
+    stored = role is None or user.role == role
+    if stored:
+        add_token(con, TokenRow(**token))
+        record_audit(con, [audit])
+    return {**asdict(user), "stored": stored}
+
+
+@write_op
+def revoke_target(con: duckdb.DuckDBPyConnection, target: str, now: datetime, audit: dict[str, Any]) -> int | None:
+    """Revoke every token of the user named ``target``, or the one token with that id; how many,
+    None (nothing written) when it names neither."""
+    if get_user(con, target) is not None:
+        count = revoke_tokens(con, now=now, user_name=target)
+    elif get_token(con, target) is not None:
+        count = revoke_tokens(con, now=now, token_id=target)
+    else:
+        return None
+    record_audit(con, [audit])
+    return count
 
 
 class _AlreadyUsed(Exception):

@@ -133,7 +133,18 @@ Step = tuple[WriteOp, dict[str, Any]]
 write_op(append)  # the generic bulk append (`store.db.append`): table, rows, on_conflict
 
 
-def call(db_path: str | Path, fn: WriteOp, **kwargs: Any) -> Any:
+def apply(target: str | Path | duckdb.DuckDBPyConnection, fn: WriteOp, /, **kwargs: Any) -> Any:
+    """Run one write op on ``target``: an open connection (in one transaction there, for callers
+    that already hold one: the owning server, tests) or a database path (`call`: the file's one
+    writer, in another process if one owns it). Faces pass paths; nothing else changes for them."""
+    if isinstance(target, duckdb.DuckDBPyConnection):
+        _op_name(fn)  # only registered ops, so the same code runs remotely too
+        with transaction(target):
+            return fn(target, **kwargs)
+    return call(target, fn, **kwargs)
+
+
+def call(db_path: str | Path, fn: WriteOp, /, **kwargs: Any) -> Any:
     """Run one write op in its own transaction on the file's one writer; returns its result."""
     return run(db_path, [(fn, kwargs)])[0]
 
