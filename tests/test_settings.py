@@ -51,3 +51,20 @@ def test_a_bad_value_from_the_environment_is_named_with_its_variable(monkeypatch
     assert describe_invalid(err.value).startswith("setting max_area_ha (ASSETS_MAX_AREA_HA) = 'lots'")
     assert cli_main(["runs", "list"]) == 2
     assert "ASSETS_MAX_AREA_HA" in capsys.readouterr().err
+
+
+def test_officer_api_keys_come_from_settings_and_stay_secret(monkeypatch, tmp_path: Path) -> None:
+    """ASSETS_API_KEYS is read by Settings (not by the API), blanks dropped, never shown in a repr;
+    the app built from those settings accepts exactly those keys."""
+    from fastapi.testclient import TestClient
+
+    from assets.api.app import create_app
+
+    monkeypatch.setenv("ASSETS_API_KEYS", " key-one ,, key-two ")
+    s = Settings(db_path=tmp_path / "keys.duckdb")
+    assert s.officer_api_keys == ("key-one", "key-two")
+    assert "key-one" not in repr(s) and "key-one" not in str(s.model_dump())
+    assert Settings(api_keys="").officer_api_keys == ()
+    with TestClient(create_app(s)) as client:
+        assert client.get("/me", headers={"X-API-Key": "key-two"}).json()["role"] == "officer"
+        assert client.get("/me", headers={"X-API-Key": "key-three"}).status_code == 401

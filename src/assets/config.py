@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     tile_sample_pixels: int = 200_000  # pixels sampled (evenly, by block) for the band statistics
     # HTTP API access (assets.access, assets.api): token lifetimes and abuse limits.
     public_url: str = "http://127.0.0.1:8000"
+    # ASSETS_API_KEYS: comma-separated officer keys without expiry, for scripts (`officer_api_keys`).
+    api_keys: SecretStr = SecretStr("")
     token_days: int = 90  # default lifetime of `assets users token` and of a token bought with a sign-in link
     signin_link_minutes: int = 24 * 60  # a one-time SMS sign-in code is good for a day
     signin_failures_max: int = 10  # failed sign-ins per client address per window before 429
@@ -171,6 +173,11 @@ class Settings(BaseSettings):
         if self.catalog_dir is not None:
             return self.catalog_dir
         return self.db_path.parent / f"{self.db_path.stem}.catalog"
+
+    @property
+    def officer_api_keys(self) -> tuple[str, ...]:
+        """The ASSETS_API_KEYS entries (blank ones dropped); a secret, so never in a repr or a log."""
+        return tuple(k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip())
 
 
 def describe_invalid(exc: Any) -> str:

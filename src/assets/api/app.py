@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Sequence
@@ -48,11 +47,10 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None, *, own
     ingester) and publishes the read snapshot analysts open.
 
     Users and tokens live in the database (`assets users ...`). ``api_keys`` (default:
-    ASSETS_API_KEYS, comma-separated) are extra officer keys without expiry, for scripts and for
+    `Settings.officer_api_keys`, from ASSETS_API_KEYS, comma-separated) are extra officer keys without expiry, for scripts and for
     `assets serve`'s one-off demo key.
     """
-    keys = tuple(api_keys if api_keys is not None else
-                 [k.strip() for k in os.environ.get("ASSETS_API_KEYS", "").split(",") if k.strip()])
+    keys = tuple(api_keys if api_keys is not None else settings.officer_api_keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -196,7 +196,6 @@ def cmd_query_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import os
     import secrets
 
     import uvicorn
@@ -206,7 +205,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from assets.store.users import count_users
 
     s = make_settings(db_path=args.db)
-    keys = [k.strip() for k in os.environ.get("ASSETS_API_KEYS", "").split(",") if k.strip()]
+    keys = list(s.officer_api_keys)
     with connect(s.db_path) as con:
         have_users = count_users(con) > 0
     if not keys and not have_users:
