@@ -167,3 +167,29 @@ def _analyst_count(snap: Path) -> int | None:
                           "print(c.execute('SELECT count(*) FROM decisions').fetchone()[0])", str(snap)],
                          capture_output=True, text=True, timeout=60)
     return int(out.stdout) if out.returncode == 0 else None
+
+
+def test_a_dear_snapshot_copy_is_taken_less_often(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer with no owner (the ingester on its own) publishes the snapshot in its own thread: a
+    copy of c seconds defers the next by c x (1 / share - 1), so copies take at most
+    `Settings.snapshot_max_share` of its time however big the file grows."""
+    monkeypatch.setenv("ASSETS_SNAPSHOT_DEBOUNCE_S", "0")
+    monkeypatch.setenv("ASSETS_SNAPSHOT_MAX_SHARE", "0.1")
+    copies: list[float] = []
+
+    def slow_copy(db: object) -> Path:
+        time.sleep(0.05)
+        copies.append(time.monotonic())
+        return tmp_path / "snap.duckdb"
+
+    monkeypatch.setattr(writer, "publish_snapshot", slow_copy)
+    db = tmp_path / "busy.duckdb"
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.5:  # a commit every 10 ms
+        writer.published(db)
+        time.sleep(0.01)
+    gaps = [b - a for a, b in zip(copies, copies[1:])]
+    assert 2 <= len(copies) <= 4, copies  # without the rule: one copy per commit (~25)
+    assert all(g >= 0.45 + 0.05 for g in gaps), gaps  # 0.05 s copy -> 0.45 s wait, then the next copy
+    assert writer._gap(0.05, 1.0, 0.1) == 1.0 and writer._gap(2.0, 1.0, 0.1) == pytest.approx(18.0)
+    writer._DIRECT.pop(writer._key(db), None)

@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     writer_socket_dir: Path | None = None
     snapshot_enabled: bool = Field(True, validation_alias=_env("ASSETS_SNAPSHOT"))
     snapshot_debounce_s: float = 1.0
+    # At most this share of a writer's time goes to snapshot copies: after a copy of c seconds the
+    # next waits at least c x (1 / share - 1) (a busy ingester on a big file is not slowed to a crawl).
+    snapshot_max_share: float = Field(0.1, gt=0, le=1)
     writer_lock_retry_s: float = 5.0  # a file held by a direct writer (no owner running) is retried this long
     writer_remote_timeout_s: float = 120.0  # a write handed to the owning process must be answered within this
 

@@ -66,6 +66,7 @@ class WriterConfig:
     socket_dir: Path
     snapshot_enabled: bool
     snapshot_debounce_s: float
+    snapshot_max_share: float
     lock_retry_s: float
     remote_timeout_s: float
 
@@ -76,6 +77,7 @@ def _config() -> WriterConfig:
     s = Settings()
     return WriterConfig(socket_dir=s.writer_socket_dir or Path(tempfile.gettempdir()),
                         snapshot_enabled=s.snapshot_enabled, snapshot_debounce_s=s.snapshot_debounce_s,
+                        snapshot_max_share=s.snapshot_max_share,
                         lock_retry_s=s.writer_lock_retry_s, remote_timeout_s=s.writer_remote_timeout_s)
 
 
@@ -271,8 +273,9 @@ def publish_snapshot(db_path: str | Path) -> Path:
 class _Publisher:
     """Publishes one database's snapshot after commits, at most every ``debounce_s``."""
 
-    def __init__(self, db_path: Path, debounce_s: float) -> None:
-        self.db_path, self.debounce_s = db_path, debounce_s
+    def __init__(self, db_path: Path, debounce_s: float, max_share: float) -> None:
+        self.db_path, self.debounce_s, self.max_share = db_path, debounce_s, max_share
+        self.gap_s = debounce_s  # grows with the copy's cost, see `_gap`
         self.dirty = threading.Event()
         self.lock = threading.Lock()  # one copy at a time
         self.stopping = False
@@ -284,7 +287,7 @@ class _Publisher:
         while not self.stopping:
             if not self.dirty.wait(0.5):
                 continue
-            time.sleep(max(0.0, self.published_at + self.debounce_s - time.monotonic()))
+            time.sleep(max(0.0, self.published_at + self.gap_s - time.monotonic()))
             self.flush()
 
     def flush(self) -> Path:
@@ -292,6 +295,7 @@ class _Publisher:
             if not self.dirty.is_set() and snapshot_path(self.db_path).exists():
                 return snapshot_path(self.db_path)
             self.dirty.clear()
+            started = time.monotonic()
             try:
                 return publish_snapshot(self.db_path)
             except Exception as exc:  # noqa: BLE001 - the next commit tries again; writes never fail for it
@@ -301,6 +305,7 @@ class _Publisher:
                 return snapshot_path(self.db_path)
             finally:
                 self.published_at = time.monotonic()
+                self.gap_s = _gap(self.published_at - started, self.debounce_s, self.max_share)
 
     def stop(self) -> None:
         self.stopping = True
@@ -315,11 +320,17 @@ def _publisher(db_path: str | Path) -> _Publisher | None:
     with _PUBLISHERS_GUARD:
         pub = _PUBLISHERS.get(key)
         if pub is None or pub.stopping:
-            pub = _PUBLISHERS[key] = _Publisher(Path(key), cfg.snapshot_debounce_s)
+            pub = _PUBLISHERS[key] = _Publisher(Path(key), cfg.snapshot_debounce_s, cfg.snapshot_max_share)
         return pub
 
 
-_DIRECT: dict[str, list[float | bool]] = {}  # key -> [last published (monotonic), dirty], no owner running
+_DIRECT: dict[str, list[float | bool]] = {}  # key -> [last published (monotonic), dirty, gap s], no owner running
+
+
+def _gap(copy_s: float, debounce_s: float, max_share: float) -> float:
+    """Seconds to wait after a snapshot copy that took ``copy_s``: the debounce, or longer when the
+    copy is dear, so copies take at most ``max_share`` of the time (`Settings.snapshot_max_share`)."""
+    return max(debounce_s, copy_s * (1.0 / max_share - 1.0))
 
 
 def published(db_path: str | Path) -> None:
@@ -336,15 +347,17 @@ def published(db_path: str | Path) -> None:
     cfg = _config()
     if not cfg.snapshot_enabled:
         return
-    state = _DIRECT.setdefault(key, [float("-inf"), False])
+    state = _DIRECT.setdefault(key, [float("-inf"), False, cfg.snapshot_debounce_s])
     state[1] = True
-    if time.monotonic() - float(state[0]) >= cfg.snapshot_debounce_s:
-        _publish_direct(key)
+    if time.monotonic() - float(state[0]) >= float(state[2]):
+        _publish_direct(key, cfg)
 
 
-def _publish_direct(key: str) -> None:
-    state = _DIRECT[key]
+def _publish_direct(key: str, cfg: WriterConfig | None = None) -> None:
+    cfg = cfg or _config()
+    state = _DIRECT.setdefault(key, [float("-inf"), False, cfg.snapshot_debounce_s])
     state[1] = False
+    started = time.monotonic()
     try:
         publish_snapshot(key)
     except Exception as exc:  # noqa: BLE001 - a write never fails for its snapshot; the next one retries
@@ -352,6 +365,7 @@ def _publish_direct(key: str) -> None:
             log.warning("could not publish the snapshot of %s: %s", key, exc)
             state[1] = True
     state[0] = time.monotonic()
+    state[2] = _gap(float(state[0]) - started, cfg.snapshot_debounce_s, cfg.snapshot_max_share)
 
 
 def flush_snapshot(db_path: str | Path) -> Path | None:
@@ -367,7 +381,7 @@ def _flush_all() -> None:
         pub.stopping = True
         if pub.dirty.is_set():
             pub.flush()
-    for key, (_, dirty) in list(_DIRECT.items()):
+    for key, (_, dirty, _) in list(_DIRECT.items()):
         if dirty and key not in _OWNED:
             _publish_direct(key)
 
