@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from assets.claims import Claim, load_claims, overlaps_ha
 from assets.config import Settings
@@ -42,13 +42,17 @@ from assets.valuation import (
 )
 from assets.verify import ReviewDecision, Verification, verify_claim
 
+if TYPE_CHECKING:  # torch loads lazily: the CLI's fast commands never import it
+    from assets.models.crop import CropModel
+    from assets.models.segment import Segmenter
+
 
 @dataclass(frozen=True)
 class Models:
     """The two CNNs every assessment uses, loaded once per process."""
 
-    segmenter: object
-    crop: object
+    segmenter: Segmenter
+    crop: CropModel
 
     @property
     def seg_version(self) -> str:
@@ -59,7 +63,7 @@ class Models:
         return str(self.crop.version)
 
 
-_MODELS: dict[tuple[str, int, int], Models] = {}
+_MODELS: dict[tuple[str, ...], Models] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -70,7 +74,7 @@ def load_models(settings: Settings) -> Models:
     from assets.models import crop, segment
 
     seg_file, crop_file = settings.models_dir / "segment.pt", settings.models_dir / "crop.pt"
-    key = (str(settings.models_dir.resolve()), *(f.stat().st_mtime_ns if f.exists() else 0
+    key = (str(settings.models_dir.resolve()), *(str(f.stat().st_mtime_ns) if f.exists() else "0"
                                                 for f in (seg_file, crop_file)))
     with _MODELS_LOCK:
         if key not in _MODELS:
@@ -108,7 +112,7 @@ def segmentation_cache(db_path: Path) -> Path:
     return db_path.parent / f"{db_path.stem}.segmentation"
 
 
-def segment_tile(tile: TileRecord, segmenter: object, cache_dir: Path) -> Path:
+def segment_tile(tile: TileRecord, segmenter: Segmenter, cache_dir: Path) -> Path:
     """Field probabilities of one tile, computed once per (tile, model version) and cached."""
     from assets.imagery.windows import predict_raster_to_file
 

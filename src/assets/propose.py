@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import rasterio
@@ -28,6 +28,9 @@ from assets.errors import InputError, NotFoundError
 from assets.fields.geometry import area_ha, ha_to_mu, reproject
 from assets.imagery.index import TileRecord
 from assets.imagery.tiles import open_tile, read_reflectance
+
+if TYPE_CHECKING:
+    from assets.models.segment import Segmenter
 
 # The farmer tapped outside the tiles we hold / on no detected field: two different 404s.
 NO_IMAGERY = ("no satellite imagery at {lon:.5f}, {lat:.5f}; the map shows where we hold imagery: tap inside it, "
@@ -156,7 +159,7 @@ class Segmentations:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._model: object | None = None
+        self._model: Segmenter | None = None
         self._lock = threading.Lock()
 
     def __call__(self, tile: TileRecord) -> Path:

@@ -73,7 +73,7 @@ def optional_groups(channel_names: list[str], optional: list[str] | set[str]) ->
     return [0 if c not in optional else (2 if c in RADAR_BANDS else 1) for c in channel_names]
 
 
-def group_flags(net: nn.Module, present: torch.Tensor | None, n: int, dtype: torch.dtype) -> torch.Tensor:
+def group_flags(net: TempCNN | LTAE, present: torch.Tensor | None, n: int, dtype: torch.dtype) -> torch.Tensor:
     """(n, groups) 1.0 where every channel of an optional group is present, in group order."""
     ids = sorted(set(net.group[net.group > 0].tolist()))
     if present is None:
@@ -90,6 +90,11 @@ class TempCNN(nn.Module):
     (red edge + SWIR; Sentinel-1 radar); one extra input flag per group says whether it is
     present, so one network serves 4-band tiles, full Sentinel-2 and Sentinel-2 + radar alike.
     """
+
+    mean: torch.Tensor  # buffers of `_input_buffers`
+    scale: torch.Tensor
+    optional: torch.Tensor
+    group: torch.Tensor
 
     def __init__(self, n_channels: int, n_classes: int, width: int = 32, kernel: int = 5, hidden: int = 128,
                  dropout: float = 0.3, n_slots: int = N_SLOTS, stride: int = 2,
@@ -111,14 +116,20 @@ class TempCNN(nn.Module):
         )  # fmt: skip
 
     def normalise(self, values: torch.Tensor, valid: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
-        z = (values - self.mean) / self.scale
-        keep = valid.unsqueeze(-1)
-        if present is not None:
-            keep = keep & present.unsqueeze(1)
-        return torch.where(keep, z, torch.zeros_like(z))
+        return _normalise(self, values, valid, present)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.conv(x))
+
+
+def _normalise(net: TempCNN | LTAE, values: torch.Tensor, valid: torch.Tensor,
+               present: torch.Tensor | None) -> torch.Tensor:
+    """Channel-normalised values, 0 where the slot is not clear or the channel is absent (masked, not imputed)."""
+    z = (values - net.mean) / net.scale
+    keep = valid.unsqueeze(-1)
+    if present is not None:
+        keep = keep & present.unsqueeze(1)
+    return torch.where(keep, z, torch.zeros_like(z))
 
 
 class LTAE(nn.Module):
@@ -129,6 +140,12 @@ class LTAE(nn.Module):
     head's learned query then attends over the *clear* slots only, so cloudy dates are masked out
     instead of bridged. Same channel normalisation and optional-band flag as `TempCNN`.
     """
+
+    mean: torch.Tensor  # buffers of `_input_buffers`
+    scale: torch.Tensor
+    optional: torch.Tensor
+    group: torch.Tensor
+    pe: torch.Tensor
 
     def __init__(self, n_channels: int, n_classes: int, d_model: int = 64, heads: int = 8, d_k: int = 8,
                  hidden: int = 128, dropout: float = 0.3, n_slots: int = N_SLOTS,
@@ -150,7 +167,8 @@ class LTAE(nn.Module):
         self.head = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, hidden), nn.ReLU(inplace=True),
                                   nn.Dropout(dropout), nn.Linear(hidden, n_classes))  # fmt: skip
 
-    normalise = TempCNN.normalise
+    def normalise(self, values: torch.Tensor, valid: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        return _normalise(self, values, valid, present)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """``x`` (n, slots, c + flags) normalised values, ``valid`` (n, slots) clear slots."""
@@ -164,6 +182,8 @@ class LTAE(nn.Module):
 
 def _folded(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of a layer followed by an eval-mode BatchNorm, as one affine layer."""
+    if bn.running_var is None or bn.running_mean is None:
+        raise ModelError("crop network has a BatchNorm without running statistics; it cannot be folded")
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     shape = (-1,) + (1,) * (weight.dim() - 1)
     b = bias if bias is not None else torch.zeros_like(bn.running_mean)
@@ -184,12 +204,14 @@ class ServedTempCNN(nn.Module):
                 raise ModelError("crop network is not the TempCNN layout (conv, norm, relu, dropout) x 3")
             w, b = _folded(conv.weight, conv.bias, bn)
             c2 = nn.Conv2d(conv.in_channels, conv.out_channels, (1, conv.kernel_size[0]), stride=(1, conv.stride[0]),
-                           padding=(0, conv.padding[0]))  # fmt: skip
+                           padding=(0, int(conv.padding[0])))  # fmt: skip
             c2.weight.data = w.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-            c2.bias.data = b
+            c2.bias.data = b  # type: ignore[union-attr]  # Conv2d has a bias unless bias=False
             convs.append(c2)
         self.convs = convs
         lin, bn, out = net.head[1], net.head[2], net.head[5]
+        if not (isinstance(lin, nn.Linear) and isinstance(bn, nn.BatchNorm1d)):
+            raise ModelError("crop network head is not the TempCNN layout (flatten, linear, norm, ...)")
         w, b = _folded(lin.weight, lin.bias, bn)
         self.hidden = nn.Linear(lin.in_features, lin.out_features)
         self.hidden.weight.data, self.hidden.bias.data = w, b
@@ -203,7 +225,7 @@ class ServedTempCNN(nn.Module):
         return self.out(self.hidden(x.flatten(1)).relu_())
 
 
-def logits_of(net: TempCNN, values: torch.Tensor, valid: torch.Tensor, present: torch.Tensor | None = None,
+def logits_of(net: TempCNN | LTAE, values: torch.Tensor, valid: torch.Tensor, present: torch.Tensor | None = None,
               infer: nn.Module | None = None) -> torch.Tensor:  # fmt: skip
     """Logits for slotted values (n, slots, c), validity (n, slots) and channel presence (n, c)."""
     if isinstance(net, LTAE):

@@ -45,7 +45,7 @@ def confusion_plot(scores: Scores, classes: list[str], path: str | Path, title: 
     for i in range(len(classes)):
         for j in range(len(classes)):
             if conf[i, j]:
-                ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=6,
+                ax.text(j, i, str(int(conf[i, j])), ha="center", va="center", fontsize=6,
                         color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
     ax.set_title(f"{title}\naccuracy {scores.accuracy:.3f}, macro F1 {scores.macro_f1:.3f}")
     fig.colorbar(im, ax=ax, fraction=0.046)

@@ -202,7 +202,7 @@ def train_net(values: np.ndarray, valid: np.ndarray, y: np.ndarray, n_classes: i
     return net.eval()
 
 
-def net_logits(net: TempCNN, values: np.ndarray, valid: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+def net_logits(net: TempCNN | LTAE, values: np.ndarray, valid: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
     with torch.inference_mode():
         p = None if present is None else torch.from_numpy(np.ascontiguousarray(present))
         return logits_of(net, torch.from_numpy(values), torch.from_numpy(valid), p).numpy()

@@ -95,7 +95,7 @@ class Season:
     @property
     def observed(self) -> np.ndarray:
         """(n,) True for series with at least one clear date (the others cannot be classified)."""
-        return self.mask.any(axis=1)
+        return np.asarray(self.mask.any(axis=1))
 
     def rows(self, keep: np.ndarray) -> Season:
         """The same season restricted to the rows ``keep`` selects."""

@@ -48,7 +48,8 @@ class PortfolioFilter:
             raise InputError(f"cannot sort by {self.sort!r}; choose one of {', '.join(SORTABLE)}")
         if self.status is not None and self.status not in STATUSES:
             raise InputError(f"unknown status {self.status!r}; choose one of {', '.join(STATUSES)}")
-        if None not in (self.min_limit_cny, self.max_limit_cny) and self.min_limit_cny > self.max_limit_cny:
+        if (self.min_limit_cny is not None and self.max_limit_cny is not None
+                and self.min_limit_cny > self.max_limit_cny):
             raise InputError(f"--min-limit {self.min_limit_cny:,.0f} is above --max-limit {self.max_limit_cny:,.0f}")
         if self.rows is not None and self.rows < 1:
             raise InputError("--rows must be at least 1")

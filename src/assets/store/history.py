@@ -156,7 +156,7 @@ def rebuild_current(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("DELETE FROM current_decisions")
     con.execute(f"INSERT INTO current_decisions ({cols}) SELECT {cols} FROM decisions QUALIFY row_number() OVER "
                 "(PARTITION BY claim_id ORDER BY valid_from DESC, decision_seq DESC) = 1")
-    return int(con.execute("SELECT count(*) FROM current_decisions").fetchone()[0])
+    return int(con.execute("SELECT count(*) FROM current_decisions").fetchone()[0])  # type: ignore[index]  # count(*): one row
 
 
 def chain_links(prev_hash: str, digests: Sequence[str]) -> list[str]:
@@ -392,7 +392,8 @@ def _parse(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def borrower_exists(con: duckdb.DuckDBPyConnection, borrower_id: str) -> bool:
-    return con.execute("SELECT count(*) FROM borrowers WHERE borrower_id = ?", [borrower_id]).fetchone()[0] > 0
+    return con.execute("SELECT count(*) FROM borrowers WHERE borrower_id = ?",  # type: ignore[index]  # count(*): one row
+                       [borrower_id]).fetchone()[0] > 0
 
 
 def borrower_decisions(con: duckdb.DuckDBPyConnection, borrower_id: str,
