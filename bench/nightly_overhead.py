@@ -14,6 +14,18 @@ overhead_fraction = (prefect wall - plain wall) / prefect wall; negative means t
 concurrent per-tile tasks won back more than Prefect costs. Models are loaded before any variant
 (the process keeps them), a first plain night warms the process up (reported, not compared), the
 Prefect test server starts before the clock. Last line: one JSON object.
+
+``--scale`` (#15: how the night grows with tiles and fields) builds, untimed, a synthetic inbox:
+``--tiles-list`` counts of ``--tile-px`` square tiles (ceil(T/7) grids side by side, each carrying
+the bundled season's 7 dates, every tile the bundled tile of its date mirror-tiled to tile-px, so
+they pass the quality gate, checked first) and ``--fields-list`` counts of 1 ha square claims on a
+lattice over those grids, 10 per borrower, registered with `register_claims` once per (fields,
+grids) and copied for each variant. Points: every tile count at the fewest fields, every field
+count at the most tiles; one JSON line per point as it completes, then a summary whose top-level
+figures are those of the most tiles at the fewest fields (``full_tile_note``: an estimate for full
+10,980 px tiles from the measured per-tile times, not a measurement).
+
+    python bench/nightly_overhead.py --scale --tile-px 2048 --tiles-list 1,5,20 --fields-list 1000,10000
 """
 
 from __future__ import annotations
@@ -280,19 +292,23 @@ def full_tile_note(point: dict, tile_px: int, full_px: int = 10_980, segment_ful
     assess = point["stage_s"]["plain"]["assess"]  # per field and date: tile size barely matters
     refs = point["reference_tiles"]
     lo, hi = (ingest + refs * s + assess for s in segment_full_s)
-    over = point.get("overhead_s")
-    outside = point.get("prefect_outside_stages_s")
+    over = point.get("overhead_s") or 0.0
+    outside = point.get("prefect_outside_stages_s") or 0.0
+    if over > 0:
+        cost = f"{over} s over plain: {over / (hi + over):.2%}-{over / (lo + over):.2%} of such a night"
+    else:
+        cost = (f"none over plain (the flow was {-over} s faster: its per-tile tasks run concurrently, so this "
+                "does not bound Prefect's cost)")
     text = (f"measured tiles are {tile_px} x {tile_px} px ({area:.1f}x smaller than a {full_px:,} px tile), not full "
             f"tiles. Estimate for {point['tiles']} full tiles ({refs} reference tiles segmented) and {point['fields']:,} "
-            f"fields: ingest ~{ingest:.0f} s (measured {per['ingest']:.2f} s per {tile_px} px tile x {area:.1f}), "
+            f"fields: ingest ~{ingest:.0f} s (measured {per['ingest']:.2f} s per {tile_px} px tile, serial, x {area:.1f}), "
             f"segmentation {refs} x {segment_full_s[0]:.0f}-{segment_full_s[1]:.0f} s (bench/segment_tile.py), assessment "
-            f"~{assess:.0f} s (as measured): ~{lo:.0f}-{hi:.0f} s of task work. Prefect's measured cost "
-            f"at this point ({over} s over plain, {outside} s outside the stages) would be "
-            f"{(over or 0) / hi:.2%}-{(over or 0) / lo:.2%} (over plain), {(outside or 0) / hi:.2%}-{(outside or 0) / lo:.2%} "
-            "(outside stages) of it, if it does not grow with tile size (its per-task cost does not depend on pixels)")
+            f"~{assess:.0f} s (as measured): ~{lo:.0f}-{hi:.0f} s of serial task work. Prefect's measured cost at this "
+            f"point: {cost}; {outside} s outside the stages = {outside / (hi + outside):.3%}-{outside / (lo + outside):.3%}, "
+            "if it does not grow with tile size (per-task costs do not depend on pixels)")
     return {"text": text, "estimated_task_work_s": [round(lo, 1), round(hi, 1)],
-            "estimated_overhead_fraction": [round((over or 0) / (hi + (over or 0)), 4), round((over or 0) / (lo + (over or 0)), 4)]
-            if over is not None else None}
+            "estimated_overhead_fraction": [round(over / (hi + over), 4), round(over / (lo + over), 4)],
+            "estimated_outside_stages_fraction": [round(outside / (hi + outside), 5), round(outside / (lo + outside), 5)]}
 
 
 def _ints(text: str) -> list[int]:
