@@ -284,7 +284,7 @@ def run_point(tmp: Path, inbox: Path, registered: Path, tiles: int, fields: int,
     return out
 
 
-def full_tile_note(point: dict, tile_px: int, full_px: int = 10_980, segment_full_s: tuple[float, float] = (77.0, 85.0)) -> dict:
+def full_tile_note(point: dict, tile_px: int, full_px: int = 10_980, segment_full_s: tuple[float, float] = (77.0, 88.0)) -> dict:
     """An estimate, not a measurement: the largest point's night with full 10,980 px tiles."""
     area = (full_px / tile_px) ** 2
     per = point["per_tile_s"]
