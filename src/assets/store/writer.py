@@ -6,8 +6,8 @@ two transactions that both append decision ``n + 1`` to the hash chain collide a
 
 * **In a process**, every write runs under one lock per database file (`lock_for`), for the short
   write transaction only; models and reads run outside it. `run` / `call` execute *write ops*
-  (functions marked `@write_op`, taking ``(con, **kwargs)``) in one transaction; `exclusive` gives
-  a connection under the lock to code that must stay in this process.
+  (functions marked `@write_op`, taking ``(con, **kwargs)``) in one transaction; `apply` runs one
+  on a connection the caller already holds (the owning server, tests).
 * **Across processes**, one process owns the file while it runs a `WriterService` (`assets serve`
   does, or `assets store serve` on its own). It listens on a Unix socket (mode 0600, so only the
   file's own user can connect; the path is derived from the database path, `socket_path`).
@@ -175,20 +175,6 @@ def _run_local(db_path: str | Path, steps: Sequence[Step], retry_s: float) -> li
             out = [fn(con, **kwargs) for fn, kwargs in steps]
     published(db_path)
     return out
-
-
-@contextmanager
-def exclusive(db_path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection under this process's write lock, for writes that must run here (their own
-    transaction inside). Refused while another process owns the file: send them through it."""
-    owner = _remote_owner(db_path)
-    if owner is not None:
-        owner.close()
-        raise StoreLockedError(f"{db_path} is owned by the writer service at {socket_path(db_path)} (`assets serve` "
-                               "or `assets store serve`); this write goes through that process (the HTTP API)")
-    with lock_for(db_path), connect(db_path, retry_s=_config().lock_retry_s) as con:
-        yield con
-    published(db_path)
 
 
 @contextmanager
