@@ -18,7 +18,6 @@ import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Sequence
 
 import duckdb
@@ -98,7 +97,7 @@ def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
-Db = str | Path | duckdb.DuckDBPyConnection  # a database path (the CLI: its one writer) or an open connection
+Db = writer.Target  # a database path (faces: its one writer) or an open connection
 
 
 def _audit(action: str, target: str, now: datetime) -> dict[str, object]:

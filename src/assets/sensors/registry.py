@@ -87,7 +87,7 @@ def _check(device: Device) -> Device:
     return device
 
 
-Db = str | Path | duckdb.DuckDBPyConnection  # a database path (its one writer) or an open connection
+Db = writer.Target  # a database path (faces: its one writer) or an open connection
 
 
 def register_device(db: Db, device: Device, secret: str | None = None, *, exist_ok: bool = False) -> bool:

@@ -135,7 +135,10 @@ Step = tuple[WriteOp, dict[str, Any]]
 write_op(append)  # the generic bulk append (`store.db.append`): table, rows, on_conflict
 
 
-def apply(target: str | Path | duckdb.DuckDBPyConnection, fn: WriteOp, /, **kwargs: Any) -> Any:
+Target = str | Path | duckdb.DuckDBPyConnection  # a database path (its one writer) or an open connection
+
+
+def apply(target: Target, fn: WriteOp, /, **kwargs: Any) -> Any:
     """Run one write op on ``target``: an open connection (in one transaction there, for callers
     that already hold one: the owning server, tests) or a database path (`call`: the file's one
     writer, in another process if one owns it). Faces pass paths; nothing else changes for them."""
