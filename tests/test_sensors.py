@@ -335,3 +335,92 @@ def test_process_writer_commits_like_the_thread_writer_and_lets_go(tmp_path: Pat
         assert local.commit(batch).stored == 0  # the child closed the file: this process can write
     finally:
         local.close()
+
+
+# --- the fast path agrees with the general one ----------------------------------------------
+
+def _corpus() -> list[tuple[str, bytes]]:
+    """Valid messages and the ways a device (or a forger) can bend them: each must get the same
+    verdict from the typed fast path as from the general validator."""
+    import random
+
+    t = topic_for("probe-001")
+    base = msg()
+    good = (b'{"device_id":"probe-001","seq":5,"ts":"2024-06-01T10:00:00Z",'
+            b'"readings":{"soil_moisture":{"value":21.5,"unit":"%"},"battery":{"value":3,"unit":"V"}}}')
+    cases: list[tuple[str, bytes]] = [(t, base), (t, good), (t, json.dumps(json.loads(good), indent=2).encode())]
+    swaps = [
+        (b'"seq":5', b'"seq":5,"seq":6'), (b'"seq":5', b'"seq":6,"seq":5'), (b'"seq":5', b'"seq":5.0'),
+        (b'"seq":5', b'"seq":5e0'), (b'"seq":5', b'"seq":-0'), (b'"seq":5', b'"seq":9223372036854775808'),
+        (b'"seq":5', b'"seq":18446744073709551616'), (b'"seq":5', b'"seq":true'), (b'"seq":5', b'"seq":null'),
+        (b'"device_id":"probe-001"', b'"device_id":"probe\\u002d001"'),
+        (b'"device_id":"probe-001"', b'"device_id":"probe-001","device_id":"probe-002"'),
+        (b'"device_id":"probe-001"', b'"device_id":"probe-002","device_id":"probe-001"'),
+        (b'"value":21.5', b'"value":21.5,"value":140'), (b'"value":21.5', b'"value":140,"value":21.5'),
+        (b'"value":21.5', b'"value":NaN'), (b'"value":21.5', b'"value":Infinity'), (b'"value":21.5', b'"value":1e400'),
+        (b'"value":21.5', b'"value":true'), (b'"value":21.5', b'"value":"21.5"'), (b'"value":21.5', b'"value":null'),
+        (b'"value":21.5', b'"value":100'), (b'"value":21.5', b'"value":100.0000001'), (b'"value":21.5', b'"value":-0.0'),
+        (b'"value":3', b'"value":10' + b"0" * 30), (b'"unit":"%"', b'"unit":"m3/m3"'), (b'"unit":"%"', b'"unit":1'),
+        (b'"unit":"%"', b'"unit":"%","unit":"kg"'), (b'"unit":"%"', b'"unit":"%","extra":1'), (b'"unit":"%"', b'"unit":"\\u0025"'),
+        (b',"unit":"%"', b''), (b'"soil_moisture"', b'"radiation"'), (b'"soil_moisture"', b'"soil_moisture\\u0000"'),
+        (b'"battery":{"value":3,"unit":"V"}', b'"battery":null'), (b'"battery":{"value":3,"unit":"V"}', b'"battery":{}'),
+        (b'"battery":{"value":3,"unit":"V"}', b'"battery":{"value":3,"unit":"V"},"battery":{"value":99,"unit":"V"}'),
+        (b'"battery":{"value":3,"unit":"V"}', b'"battery":{"value":3,"unit":"V"},'), (b'}}}', b',}}}'), (b'}}}', b'},}}'),
+        (b'}}}', b'}}},'), (b'}}}', b'}}} '), (b'}}}', b'}}}x'), (b'}}}', b'}},"readings":{}}'), (b'}}}', b'}},"extra":[1,]}'),
+        (b'}}}', b'}},"extra":{"seq":1}}'), (b'"readings":{', b'"readings":{},"readings":{'),
+    ]
+    for ts in ["2024-06-01T10:00:00+00:00", "2024-06-01T10:00:00z", "2024-06-01T10:00:00.5Z", "2024-06-01T23:59:60Z",
+               "2024-06-01T24:00:00Z", "2024-02-30T10:00:00Z", "1999-12-31T23:59:59Z", "2000-01-01T00:00:00Z",
+               "2024-06-01T12:10:00Z", "2024-06-01T12:10:01Z", "2024-06-01 10:00:00Z", "2024-6-01T10:00:00ZZ", "20240601T100000Z",
+               "2024-06-01T10:00:00+14:00", "２024-06-01T10:00:00Z", ""]:
+        swaps.append((b'"ts":"2024-06-01T10:00:00Z"', b'"ts":' + json.dumps(ts).encode()))
+    cases += [(t, good.replace(a, b, 1)) for a, b in swaps]
+    for topic in ["farms/probe-001/readings/x", "farms//readings", "farms/probe-002/readings", "farm/probe-001/readings",
+                  "farms/probe-001/readings "]:
+        cases.append((topic, good))
+    slash = good.replace(b'"probe-001"', b'"a/b"')
+    cases.append(("farms/a/b/readings", slash))
+    rng = random.Random(7)  # byte-level mutations of a valid message
+    alphabet = b'{}[],:"\\ 0123456789.eE-+tnulfaseNI%CV'
+    for _ in range(3000):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(data))
+            op = rng.random()
+            if op < 0.4:
+                data[i:i + 1] = b""
+            elif op < 0.8:
+                data[i:i] = bytes([rng.choice(alphabet)])
+            else:
+                j = min(len(data), i + rng.randint(1, 12))
+                data[i:i] = data[i:j]
+        cases.append((t, bytes(data)))
+    return cases
+
+
+def test_fast_path_agrees_with_the_general_validator() -> None:
+    from assets.sensors import schema
+
+    devices = {**DEVICES, "a/b": DeviceStatus(), "retired-1": DeviceStatus(retired_at=datetime(2024, 6, 1, 9, 0))}
+    corpus = _corpus()
+    corpus += [(topic_for("retired-1"), msg(device="retired-1", ts=ts)) for ts in ("2024-06-01T08:59:59Z", "2024-06-01T09:00:00Z")]
+    accepted = 0
+    for topic, payload in corpus:
+        general = schema._validate_general(topic, payload, devices, NOW)
+        for registry in (devices, None):
+            fast = schema._validate_fast(topic, payload, registry, NOW)
+            expected = general if registry is devices else schema._validate_general(topic, payload, None, NOW)
+            if fast is not None:
+                assert fast == expected, (topic, payload)
+                assert [type(v) for v in fast.values] == [type(v) for v in expected.values], payload  # type: ignore[union-attr]
+                accepted += 1
+        assert validate(topic, payload, devices, NOW) == general
+    # It must also take the common case, or it is no fast path: every valid message without string
+    # escapes and with a ...T10:00:00Z timestamp (what make_payload and the probes send).
+    import re
+
+    canonical = re.compile(rb'"ts": ?"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"')
+    valid = [(tp, p) for tp, p in corpus if isinstance(schema._validate_general(tp, p, devices, NOW), Reading)]
+    common = [(tp, p) for tp, p in valid if b"\\" not in p and canonical.search(p)]
+    missed = [p for tp, p in common if schema._validate_fast(tp, p, devices, NOW) is None]
+    assert not missed and len(common) > 30 and accepted >= 2 * len(common)

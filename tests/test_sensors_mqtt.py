@@ -253,7 +253,10 @@ def test_ingester_sigkilled_mid_batch_then_restarted(broker: MosquittoBroker, db
     count, _ = stored_keys(db)
     assert 0 < count < len(messages)  # really killed mid-stream
     stats = Ingester(db, url, client_id=client_id).drain(idle_s=0.5, timeout_s=60)
-    assert stats.stored == len(messages) - count
+    # The killed ingester's writer process may still commit the batch it held (never acknowledged,
+    # so the broker redelivers it and the (device, seq) key absorbs it): duplicates, not losses.
+    assert stats.received == stats.stored + stats.duplicates
+    assert 0 < stats.stored <= len(messages) - count
     assert_exactly_once(db, messages)
 
 
