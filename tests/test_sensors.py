@@ -86,6 +86,9 @@ def test_make_payload_round_trips() -> None:
         ("farms/probe-001/readings", msg(ts=1717236000), "wrong_type"),
         ("farms/probe-001/readings", msg(ts="2024-06-01T10:00:00"), "bad_timestamp"),
         ("farms/probe-001/readings", msg(ts="yesterday"), "bad_timestamp"),
+        ("farms/probe-001/readings", msg(ts="2024-06-01T10:00:400Z"), "bad_timestamp"),  # not 10:00:40
+        ("farms/probe-001/readings", msg(ts="2024-06-01T10:00:00]Z"), "bad_timestamp"),
+        ("farms/probe-001/readings", msg(ts="2024-06-01T10:00:00:00+01:00"), "bad_timestamp"),
         ("farms/probe-001/readings", msg(ts="1970-01-01T00:00:00Z"), "bad_timestamp"),
         ("farms/probe-001/readings", msg(ts="2024-06-02T12:00:00Z"), "future_timestamp"),
         ("farms/probe-001/readings", msg(readings={}), "wrong_type"),

@@ -45,6 +45,7 @@ TOPIC_FILTER = f"{TOPIC_PREFIX}/+/readings"
 MAX_PAYLOAD_BYTES = 4096
 MAX_FUTURE_SKEW = timedelta(minutes=10)
 EARLIEST_TS = datetime(2000, 1, 1)
+_ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})?", re.ASCII)
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RESERVED_USERNAMES = frozenset({"ingester", "admin"})
 
@@ -129,12 +130,21 @@ class DeviceStatus:
     retired_at: datetime | None = None  # naive UTC
 
 
+def _is_canonical_utc(text: str) -> bool:
+    """YYYY-MM-DDThh:mm:ssZ by its separators (fromisoformat then checks the digits)."""
+    return (len(text) == 20 and text[19] == "Z" and text[10] == "T" and text[4] == "-" == text[7]
+            and text[13] == ":" == text[16])
+
+
 def parse_timestamp(text: object) -> datetime:
     """ISO 8601 with a timezone -> naive UTC. Raises ValueError with a reason."""
     if not isinstance(text, str):
         raise TypeError(f"'ts' must be an ISO 8601 string, got {type(text).__name__}")
-    if len(text) == 20 and text[19] == "Z" and text[10] == "T":  # the common case: ...T00:15:00Z
+    if _is_canonical_utc(text):  # the common case: ...T00:15:00Z
         return datetime.fromisoformat(text[:19])
+    # fromisoformat alone is lenient ("10:00:400" reads as 10:00:40): check the shape first.
+    if not _ISO_TIMESTAMP.fullmatch(text):
+        raise ValueError(f"{text[:40]!r} is not YYYY-MM-DDThh:mm:ss[.ffffff] followed by Z or +hh:mm")
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     ts = datetime.fromisoformat(text)
@@ -196,7 +206,7 @@ def _validate_fast(
     if device_id != topic_device or seq < 0 or seq >= 2**63:
         return None
     text = msg.ts
-    if len(text) != 20 or text[19] != "Z" or text[10] != "T":
+    if not _is_canonical_utc(text):
         return None
     try:
         ts = datetime.fromisoformat(text[:19])
