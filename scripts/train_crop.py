@@ -4,6 +4,7 @@
     python scripts/train_crop.py curve --out /tmp/crop_card   # learning curve on France 2023 (fields per block fold)
     python scripts/train_crop.py cropmask --out /tmp/crop_card  # Digital Earth Africa crop / non-crop, leave one region out
     python scripts/train_crop.py final                        # models/crop.pt from every row (temperature from card)
+    python scripts/train_crop.py ucr --out /tmp/crop_card     # does UCR Crop help on France 2023? (NDVI forest)
 
 Data: the four WorldCereal files of ../shared/data/s2-crops (France 2023 ten-day, East Africa
 2017, Corsica 2022, Flanders 2021 monthly), merged through the crop legend. Every score is
@@ -241,6 +242,57 @@ def cmd_explore(args: argparse.Namespace) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
+def cmd_ucr(args: argparse.Namespace) -> None:
+    """Does UCR Crop help on real Sentinel-2? France 2023 main classes, NDVI only, the card's block folds.
+
+    A forest on France 2023 NDVI (bridged onto UCR's 46 dates, day 1 + 8 i of the harvest year) is
+    scored out-of-block trained on France alone, on France plus the 4,607 UCR training series, and on
+    UCR alone (does the profile transfer at all?), for calendar shifts of UCR's assumed dates (UCR
+    gives none). Only `Crop_TRAIN.npy` is read.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+
+    from assets.models.crop_data import UCR_DAYS
+
+    grid = UCR_DAYS + 1.0
+
+    def ndvi_on_grid(data, shift: float = 0.0) -> np.ndarray:
+        s = data.season
+        nd = s.x[:, :, s.bands.index("ndvi")] if "ndvi" in s.bands else (
+            (s.x[:, :, s.bands.index("B08")] - s.x[:, :, s.bands.index("B04")])
+            / (s.x[:, :, s.bands.index("B08")] + s.x[:, :, s.bands.index("B04")] + 1e-6))  # fmt: skip
+        out = np.full((len(nd), len(grid)), np.nan)
+        for i in range(len(nd)):
+            ok = s.mask[i] & np.isfinite(nd[i])
+            if ok.sum() >= 2:
+                out[i] = np.interp(grid, s.days[i][ok] + shift, nd[i][ok])
+        return out
+
+    name = FILES[0]
+    fr = read_seasons(DATA / name)
+    ucr = read_seasons(DATA.parent / "crop-series" / "Crop_TRAIN.npy")
+    xf, yf, yu = ndvi_on_grid(fr), fr.labels.astype(str), ucr.labels.astype(str)
+    keep = np.isfinite(xf).all(axis=1)
+    folds = ct.block_folds(fr.blocks.astype(str), 5, 0)
+    main = keep & np.isin(yf, MAIN[name])
+    rows = []
+    for shift in (0.0, -32.0, -16.0, 16.0, 32.0):
+        xu = ndvi_on_grid(ucr, shift)
+        for mode in (("france", "france+ucr", "ucr") if shift == 0 else ("france+ucr", "ucr")):
+            pred = np.empty(len(yf), dtype=object)
+            for f in range(5):
+                tr, te = (folds != f) & keep, (folds == f) & keep
+                x, y = {"france": (xf[tr], yf[tr]), "ucr": (xu, yu),
+                        "france+ucr": (np.concatenate([xf[tr], xu]), np.concatenate([yf[tr], yu]))}[mode]  # fmt: skip
+                rf = RandomForestClassifier(300, n_jobs=2, random_state=args.seed, class_weight="balanced_subsample")
+                pred[te] = rf.fit(x, y).predict(xf[te])
+            rows.append({"train": mode, "ucr_shift_days": shift,
+                         "france_main": round(float((pred[main] == yf[main]).mean()), 4), "n_main": int(main.sum())})
+            print(json.dumps(rows[-1]), flush=True)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "ucr_transfer.json").write_text(json.dumps(rows, indent=1))
+
+
 def cmd_final(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     card = json.loads((Path(args.card) / "card.json").read_text())
@@ -258,7 +310,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name, fn in (("card", cmd_card), ("curve", cmd_curve), ("cropmask", cmd_cropmask), ("final", cmd_final),
-                     ("explore", cmd_explore)):  # fmt: skip
+                     ("explore", cmd_explore), ("ucr", cmd_ucr)):  # fmt: skip
         p = sub.add_parser(name)
         p.add_argument("--arch", default="tempcnn")
         p.add_argument("--seed", type=int, default=0)
