@@ -14,9 +14,10 @@ overhead_fraction = (prefect wall - task work) / prefect wall, both from the sam
 task work is the time at least one task run was RUNNING by Prefect's own record (`task_work_s`),
 so what is left is flow start, task submission and hand-offs and the flow's bookkeeping outside
 tasks. The difference to the plain night (``wall_difference_fraction``) is reported too, but two
-runs apart it measures the machine's load and the flow's concurrent tasks more than Prefect. Models are loaded before any variant
-(the process keeps them), a first plain night warms the process up (reported, not compared), the
-Prefect test server starts before the clock. Last line: one JSON object.
+runs apart it measures the machine's load and the flow's concurrent tasks more than Prefect.
+Models are loaded before any variant (the process keeps them), a first plain night warms the
+process up (reported, not compared), the Prefect test server starts before the clock. Last line:
+one JSON object.
 
 ``--scale`` (#15: how the night grows with tiles and fields) builds, untimed, a synthetic inbox:
 ``--tiles-list`` counts of ``--tile-px`` square tiles (ceil(T/7) grids side by side, each carrying
@@ -26,8 +27,8 @@ lattice over those grids, 10 per borrower, registered once per (fields, grids) t
 domain functions as `register_claims` (500 borrowers a transaction) and copied for each variant.
 Points: every tile count at the fewest fields, every field count at the most tiles; one JSON line
 per point as it completes, then a summary whose top-level figures are those of the most tiles at
-the fewest fields (``full_tile_note``: an estimate for full
-10,980 px tiles from the measured per-tile times, not a measurement).
+the fewest fields (``full_tile_note``: an estimate for full 10,980 px tiles from the measured
+per-tile times, not a measurement).
 
     python bench/nightly_overhead.py --scale --tile-px 2048 --tiles-list 1,5,20 --fields-list 1000,10000
 """

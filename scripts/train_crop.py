@@ -253,14 +253,13 @@ def cmd_ucr(args: argparse.Namespace) -> None:
     from sklearn.ensemble import RandomForestClassifier
 
     from assets.models.crop_data import UCR_DAYS
+    from assets.models.seasons import channels
 
     grid = UCR_DAYS + 1.0
 
     def ndvi_on_grid(data, shift: float = 0.0) -> np.ndarray:
         s = data.season
-        nd = s.x[:, :, s.bands.index("ndvi")] if "ndvi" in s.bands else (
-            (s.x[:, :, s.bands.index("B08")] - s.x[:, :, s.bands.index("B04")])
-            / (s.x[:, :, s.bands.index("B08")] + s.x[:, :, s.bands.index("B04")] + 1e-6))  # fmt: skip
+        nd = channels(s, ["ndvi"])[0][:, :, 0]  # UCR's own NDVI, or derived from B04 / B08 as the model does
         out = np.full((len(nd), len(grid)), np.nan)
         for i in range(len(nd)):
             ok = s.mask[i] & np.isfinite(nd[i])
