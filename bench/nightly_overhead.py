@@ -265,32 +265,25 @@ def field_documents(count: int, grids: list[Grid]) -> list[tuple[str, dict]]:
 
 def registered_db(tmp: Path, count: int, grids: list[Grid]) -> tuple[Path, dict]:
     """A database with ``count`` synthetic claims registered (untimed for the night; timed here)."""
-    from assets.claims import claim_rows_to_store, prepare_claims, store_claim_rows
     from assets.config import settings as make_settings
     from assets.fields.geometry import read_drawings
-    from assets.store import writer
-    from assets.store.tiles import tile_footprints
+    from assets.pipeline import store_drawings_of
 
     db = tmp / f"registered-{count}-{len(grids)}g" / "night.duckdb"
     db.parent.mkdir(parents=True)
     s = make_settings(db_path=db)
     docs = field_documents(count, grids)
     assert all(len(d["features"]) <= s.max_features_per_file for _, d in docs)
-    with writer.read(db) as con:
-        footprints = tile_footprints(con)
     t0 = time.perf_counter()
     stored = rejected = 0
-    # What `register_claims` does per borrower (parse, validate, pledge check, store), with the
-    # store's write op run once per REGISTER_BATCH borrowers: each register_claims call opens the
-    # file three times (~20 ms each here), which would make 100k fields a half-hour set-up.
+    # What `register_claims` does per borrower (parse, validate, pledge check, store), REGISTER_BATCH
+    # borrowers a transaction: each register_claims call opens the file three times (~20 ms each
+    # here), which would make 100k fields a half-hour set-up.
     for start in range(0, len(docs), REGISTER_BATCH):
-        rows = []
-        for borrower, doc in docs[start : start + REGISTER_BATCH]:
-            drawings = read_drawings(doc, max_features=s.max_features_per_file)
-            claims = prepare_claims(borrower, drawings, s, footprints_lonlat=footprints)
-            rows += claim_rows_to_store(claims, drawings, "bench")
+        batch = [(b, read_drawings(doc, max_features=s.max_features_per_file)) for b, doc in docs[start : start + REGISTER_BATCH]]
+        for claims in store_drawings_of(db, batch, s, "bench"):
+            stored += len(claims)
             rejected += sum(c.geometry is None for c in claims)
-        stored += len(writer.call(db, store_claim_rows, rows=rows, min_iou=s.same_field_min_iou))
     took = time.perf_counter() - t0
     info = {"fields": count, "grids": len(grids), "register_s": round(took, 2), "stored": stored,
             "rejected": rejected, "register_fields_per_s": round(count / took, 1)}

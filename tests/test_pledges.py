@@ -127,3 +127,26 @@ def test_double_pledge_of_a_real_field_gives_one_claim_and_one_limit(repo: Path,
     with connect(settings.db_path) as con:
         (row,) = portfolio(con)
         assert row["claims"] == 1 and row["limit_cny"] == first[0]["limit_cny"]
+
+
+def test_several_borrowers_stored_in_one_transaction(db_path: Path) -> None:
+    """`store_drawings_of` (bulk import): each borrower gets their own claims back, in order; a field
+    drawn twice by one borrower in the batch is one claim; another borrower's drawing is a new one."""
+    from assets.pipeline import store_drawings_of
+
+    other = mapping(square_lonlat(x0=513000, side=200))
+    polygon = lambda name, ring: Drawing(name, {"type": "Polygon", "coordinates": [ring]})  # noqa: E731
+    batch = [
+        ("farmer-1", [polygon("home", RING), polygon("home again", VARIANTS["densified"])]),
+        ("farmer-2", [polygon("far", [list(p) for p in other["coordinates"][0]])]),
+        ("farmer-3", [polygon("same land", VARIANTS["reversed"]), polygon("open ring", RING[:-1])]),
+    ]
+    out = store_drawings_of(db_path, batch, Settings(db_path=db_path), "test")
+    assert [[c.borrower_id for c in claims] for claims in out] == [["farmer-1"] * 2, ["farmer-2"], ["farmer-3"] * 2]
+    assert out[0][0].claim_id == out[0][1].claim_id  # drawn twice: one claim
+    assert out[2][0].claim_id != out[0][0].claim_id  # another borrower's drawing of the land: its own claim
+    assert out[2][1].status == "rejected" and out[2][1].geometry is None  # the unclosed ring, with its reason
+    assert _count(db_path) == 4
+    # stored as one borrower at a time would be: the same claim ids
+    again = store_drawings_of(db_path, batch[1:2], Settings(db_path=db_path), "test")
+    assert again == [out[1]]
