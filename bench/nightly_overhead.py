@@ -23,8 +23,8 @@ one JSON object.
 ``--tiles-list`` counts of ``--tile-px`` square tiles (ceil(T/7) grids side by side, each carrying
 the bundled season's 7 dates, every tile the bundled tile of its date mirror-tiled to tile-px, so
 they pass the quality gate, checked first) and ``--fields-list`` counts of 1 ha square claims on a
-lattice over those grids, 10 per borrower, registered once per (fields, grids) through the same
-domain functions as `register_claims` (500 borrowers a transaction) and copied for each variant.
+lattice over those grids, 10 per borrower, registered once per (fields, grids) with
+`pipeline.store_drawings_of` (500 borrowers a transaction) and copied for each variant.
 Points: every tile count at the fewest fields, every field count at the most tiles; one JSON line
 per point as it completes, then a summary whose top-level figures are those of the most tiles at
 the fewest fields (``full_tile_note``: an estimate for full 10,980 px tiles from the measured
