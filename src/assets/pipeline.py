@@ -314,11 +314,7 @@ def register_claims(db_path: Path, path: Path | str | dict, borrower_id: str, se
     from assets.fields.geometry import read_drawings
 
     drawings = read_drawings(path, max_features=settings.max_features_per_file)
-    return _store_drawings(db_path, drawings, borrower_id, settings, "api" if isinstance(path, dict) else str(path))
-
-
-def _store_drawings(db_path: Path, drawings: list, borrower_id: str, settings: Settings, source: str) -> list[Claim]:
-    return store_drawings_of(db_path, [(borrower_id, drawings)], settings, source)[0]
+    return store_drawings_of(db_path, [(borrower_id, drawings)], settings, "api" if isinstance(path, dict) else str(path))[0]
 
 
 def store_drawings_of(db_path: Path, batch: Sequence[tuple[str, list]], settings: Settings,
@@ -370,7 +366,8 @@ def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: 
         have_tiles = has_tiles_up_to(con, as_of)
     if not have_tiles:  # catalogued first, so a drawing is checked against the imagery it will be judged on
         catalogue_tiles(db_path, settings.tiles_source, until=as_of, settings=settings)
-    claims = _store_drawings(db_path, drawings, borrower_id, settings, "api" if isinstance(path, dict) else str(path))
+    source = "api" if isinstance(path, dict) else str(path)
+    claims = store_drawings_of(db_path, [(borrower_id, drawings)], settings, source)[0]
     usable = [c.claim_id for c in claims if c.geometry is not None]
     reasons: dict[str, list[dict]] = {c.claim_id: [{"code": c.reason_code, "message": c.reason, "blocking": True}]
                                       for c in claims if c.geometry is None}
