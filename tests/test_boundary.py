@@ -167,3 +167,52 @@ def test_inflated_drawing_is_not_valued_for_swallowed_slivers() -> None:
     j = bnd.judge(b, S)
     assert j.kind == bnd.INFLATED and j.field_fraction == pytest.approx(400 / 700)
     assert "1 detected field(s)" in j.message
+
+
+def test_rim_pixels_are_those_next_to_land_with_no_field() -> None:
+    """A field's outer rim (mixed pixels) is counted; its edge against a touching field is not."""
+    labels = np.zeros((12, 14), int)
+    labels[2:8, 2:7], labels[2:8, 7:12] = 1, 2  # two 6 x 5 fields touching along a column
+    b = bnd.measure(np.ones(labels.shape, bool), labels, None, S)
+    assert [(f.field_px, f.inside_px) for f in b.fields] == [(30, 30), (30, 30)]
+    # each field: 6 x 5 = 30 px, of which the 3 x 4 = 12 px core and the column on the other field
+    # (4 px besides the corners) are not next to land with no field
+    assert [f.inside_rim_px for f in b.fields] == [30 - 12 - 4, 30 - 12 - 4]
+    assert b.fields[0].inside_area_px(0.75) == pytest.approx(30 - 0.25 * 14)
+    half = bnd.measure(np.pad(np.ones((12, 5), bool), ((0, 0), (0, 9))), labels, None, S)  # columns 0-4
+    assert half.fields[0].inside_px == 18 and half.fields[0].inside_rim_px == 10  # 3 of field 1's columns
+
+
+def test_inflated_drawing_is_valued_with_its_rim_pixels_weighted() -> None:
+    """Whole-pixel counting pays an inflated drawing for the detected field's mixed rim."""
+    b = bnd.BoundaryAgreement(drawing_px=700, fields=(bnd.FieldCover(400, 400, inside_rim_px=80),),
+                              edge_contrast=0.6)
+    j = bnd.judge(b, S)
+    assert j.kind == bnd.INFLATED
+    assert j.field_fraction == pytest.approx((400 - (1 - S.boundary_rim_weight) * 80) / 700)
+    whole_pixels = bnd.judge(b, S.model_copy(update={"boundary_rim_weight": 1.0}))
+    assert whole_pixels.field_fraction == pytest.approx(400 / 700)
+
+
+def test_a_match_is_not_valued_for_bites_out_of_neighbouring_fields() -> None:
+    """A drawing that follows its field but reaches into the next one is valued without the bite;
+    a neighbouring field drawn whole is the farmer's (a few whole fields) and stays valued."""
+    bite = bnd.BoundaryAgreement(drawing_px=500, fields=(bnd.FieldCover(440, 430), bnd.FieldCover(900, 60)),
+                                 edge_contrast=0.6)
+    j = bnd.judge(bite, S)
+    assert j.kind == bnd.MATCH and j.field_fraction == pytest.approx(1 - 60 / 500)
+    whole = bnd.BoundaryAgreement(drawing_px=500, fields=(bnd.FieldCover(440, 430), bnd.FieldCover(62, 60)),
+                                  edge_contrast=0.6)
+    assert bnd.judge(whole, S).field_fraction == pytest.approx(1.0)
+    v = _verify(bite)
+    assert v.status == "verified" and v.verified_area_ha == pytest.approx(10.0 * (1 - 60 / 500))
+    assert "boundary_neighbours" in [r.code for r in v.reasons]
+    # With 0.4 ha of it pledged before, the field's share no longer reaches 80 %: partial, and
+    # the reason is the neighbours' land, not planting.
+    deep = bnd.BoundaryAgreement(drawing_px=500, fields=(bnd.FieldCover(420, 400), bnd.FieldCover(900, 100)),
+                                 edge_contrast=0.6)
+    v = verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=_observation(deep), overlap_area_ha=0.4,
+                     sensor_evidence=None, settings=S)
+    assert v.status == "partial" and v.verified_area_ha == pytest.approx(10.0 * 400 / 500 - 0.4)
+    assert "boundary_neighbours" in [r.code for r in v.reasons]
+    assert "partly_planted" not in [r.code for r in v.reasons]  # the boundary reason says what is valued

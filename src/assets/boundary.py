@@ -70,6 +70,18 @@ def _erode(mask: np.ndarray) -> np.ndarray:
     return mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
 
 
+def _label_edges(labels: np.ndarray) -> np.ndarray:
+    """Pixels with a 4-neighbour of another label (field against field, road or wood); the
+    window's own border does not count, since a field may go on beyond it."""
+    edge = np.zeros(labels.shape, bool)
+    for dy, dx in ((0, 1), (1, 0)):
+        h, w = labels.shape[0] - dy, labels.shape[1] - dx
+        d = labels[:h, :w] != labels[dy:, dx:]
+        edge[:h, :w] |= d
+        edge[dy:, dx:] |= d
+    return edge
+
+
 def edge_contrast(inside: np.ndarray, labels: np.ndarray, interior_px: int = 3) -> float | None:
     """How much more the drawing's rim runs along detected field edges than its interior does.
 
@@ -79,13 +91,7 @@ def edge_contrast(inside: np.ndarray, labels: np.ndarray, interior_px: int = 3) 
     least ``interior_px`` inside the rim). A drawing of a field, or of half of one, keeps most of
     its rim on edges (0.5-1); one moved across fields cuts through them (about 0-0.3). None when
     the drawing has no interior to compare with (a few pixels wide)."""
-    edge = np.zeros(labels.shape, bool)
-    for dy, dx in ((0, 1), (1, 0)):
-        h, w = labels.shape[0] - dy, labels.shape[1] - dx
-        d = labels[:h, :w] != labels[dy:, dx:]
-        edge[:h, :w] |= d
-        edge[dy:, dx:] |= d
-    near = _near(edge)
+    near = _near(_label_edges(labels))
     rim = inside & ~_erode(inside)
     interior = inside
     for _ in range(interior_px):
@@ -114,11 +120,20 @@ class FieldCover:
 
     field_px: int  # pixels of the detected field in the window
     inside_px: int  # of them, inside the drawing
+    inside_rim_px: int = 0  # of those, on its outer rim (within a pixel of land with no field)
 
     @property
     def cover(self) -> float:
         """Share of the field inside the drawing (1 = the drawing holds the whole field)."""
         return self.inside_px / self.field_px if self.field_px else 0.0
+
+    def inside_area_px(self, rim_weight: float) -> float:
+        """The field's area inside the drawing in pixels, its outer-rim pixels counted ``rim_weight``.
+
+        A rim pixel is a mixed pixel (the field's edge runs through it): counted whole, every
+        detected field carries part of a ring of verge, which a drawing inflated around the field
+        would be paid for (`Settings.boundary_rim_weight` says how it was measured)."""
+        return self.inside_px - (1.0 - rim_weight) * self.inside_rim_px
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,10 @@ class BoundaryAgreement:
     def share(self, f: FieldCover) -> float:
         return f.inside_px / self.drawing_px if self.drawing_px else 0.0
 
+    def area_share(self, f: FieldCover, rim_weight: float) -> float:
+        """Share of the drawing's area on field ``f``, its mixed rim pixels counted ``rim_weight``."""
+        return f.inside_area_px(rim_weight) / self.drawing_px if self.drawing_px else 0.0
+
     @property
     def off_field_fraction(self) -> float:
         """Share of the drawing on no detected field: field edges, roads, buildings, woods, water."""
@@ -142,8 +161,8 @@ class BoundaryAgreement:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["fields"] = [{"field_px": f.field_px, "inside_px": f.inside_px, "cover": round(f.cover, 3),
-                        "share": round(self.share(f), 3)} for f in self.fields[:8]]
+        d["fields"] = [{"field_px": f.field_px, "inside_px": f.inside_px, "inside_rim_px": f.inside_rim_px,
+                        "cover": round(f.cover, 3), "share": round(self.share(f), 3)} for f in self.fields[:8]]
         d["off_field_fraction"] = round(self.off_field_fraction, 3)
         d["season_spread"] = round(self.season_spread, 3)
         d["edge_contrast"] = None if self.edge_contrast is None else round(self.edge_contrast, 3)
@@ -160,8 +179,9 @@ def measure(inside: np.ndarray, labels: np.ndarray, ndvi: np.ndarray | None, set
     keep = ids > 0
     ids, inside_px = ids[keep], inside_px[keep]
     totals = np.bincount(labels.ravel(), minlength=int(labels.max()) + 1)
+    rim_inside = np.bincount(labels[inside & _near(labels == 0) & (labels > 0)], minlength=totals.size)
     order = np.argsort(-inside_px, kind="stable")
-    fields = tuple(FieldCover(int(totals[ids[i]]), int(inside_px[i])) for i in order)
+    fields = tuple(FieldCover(int(totals[ids[i]]), int(inside_px[i]), int(rim_inside[ids[i]])) for i in order)
     spread, n_dates = 0.0, 0
     if fields and ndvi is not None and ndvi.size:
         spread, n_dates = _season_spread(inside & (labels > 0), inside & (labels == ids[order[0]]), ndvi, settings)
@@ -195,14 +215,22 @@ def _season_spread(on_fields: np.ndarray, main: np.ndarray, ndvi: np.ndarray, se
 @dataclass(frozen=True)
 class BoundaryJudgement:
     """What the agreement means for the claim: ``kind`` is match | inflated | mismatch | no_fields;
-    ``field_fraction`` is the share of the drawing on the field(s) it follows (an inflated claim is
-    valued at that share of its area); ``code``/``message`` become the claim's reason."""
+    ``field_fraction`` is the share of the drawing that may be valued: for an inflated drawing the
+    field(s) it follows, for a match all but the neighbouring fields it bites into;
+    ``code``/``message`` become the claim's reason."""
 
     kind: str
     field_fraction: float = 1.0
     code: str = "ok"
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def _off_neighbours(b: BoundaryAgreement, others: tuple[FieldCover, ...], settings: Settings) -> float:
+    """Share of a matching drawing not on neighbouring fields it only partly covers: a drawing
+    that follows its field but bites into the next one is not valued for the bite (that land is
+    the neighbour's, pledged or not)."""
+    return 1.0 - sum(b.share(f) for f in others if f.cover < settings.boundary_whole_field_min)
 
 
 def judge(b: BoundaryAgreement | None, settings: Settings) -> BoundaryJudgement:
@@ -224,9 +252,10 @@ def judge(b: BoundaryAgreement | None, settings: Settings) -> BoundaryJudgement:
     unaligned = b.edge_contrast is not None and b.edge_contrast < settings.boundary_min_edge_contrast
     match = None
     if within >= settings.boundary_match_min and not mixed:
-        match = BoundaryJudgement(MATCH, within, details=details)
+        match = BoundaryJudgement(MATCH, _off_neighbours(b, b.fields[1:], settings), details=details)
     elif whole_share >= settings.boundary_match_min and (len(whole) > 1 or not mixed):
-        match = BoundaryJudgement(MATCH, whole_share, details=details)  # a few whole neighbouring fields
+        # a few whole neighbouring fields
+        match = BoundaryJudgement(MATCH, _off_neighbours(b, b.fields, settings), details=details)
     if match is not None and not unaligned:
         return match
     if match is not None:
@@ -243,7 +272,7 @@ def judge(b: BoundaryAgreement | None, settings: Settings) -> BoundaryJudgement:
     # An inflated drawing is valued at the whole fields that hold a real share of it: slivers it
     # swallows on the way (hedges, field corners, fragments of neighbours) are not the farmer's field.
     valued = [f for f in whole if b.share(f) >= settings.boundary_cut_field_min] or whole[:1]
-    whole_share = sum(b.share(f) for f in valued)
+    whole_share = sum(b.area_share(f, settings.boundary_rim_weight) for f in valued)
     if whole and whole_share >= settings.boundary_inflated_min and not cut:
         return BoundaryJudgement(INFLATED, whole_share, "boundary_inflated",
                                  f"the drawing is larger than the field the imagery shows: {len(valued)} detected "

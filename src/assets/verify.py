@@ -131,9 +131,15 @@ def verify_claim(
     judgement = bnd.judge(observation.boundary, settings)
     if observation.boundary is not None:
         v.boundary = {**observation.boundary.to_dict(), "verdict": judgement.kind, **judgement.details}
+    on_field_ha = max(0.0, judgement.field_fraction * claimed_area_ha - overlap_area_ha)
+    bitten = judgement.kind == bnd.MATCH and on_field_ha < v.verified_area_ha
     if judgement.kind == bnd.INFLATED:  # valued at the detected field, not at the drawing
-        v.verified_area_ha = min(v.verified_area_ha, max(0.0, judgement.field_fraction * claimed_area_ha - overlap_area_ha))
+        v.verified_area_ha = min(v.verified_area_ha, on_field_ha)
         v.reasons.append(Reason(judgement.code, judgement.message))
+    elif bitten:  # the field as drawn, less what lies on the neighbours' fields
+        v.verified_area_ha = on_field_ha
+        v.reasons.append(Reason("boundary_neighbours", f"{1 - judgement.field_fraction:.0%} of the drawing lies on "
+                                "neighbouring fields the imagery shows; only your field is valued"))
     elif judgement.kind == bnd.MISMATCH:
         if review is None:
             v.status = "review"
@@ -143,7 +149,7 @@ def verify_claim(
                                 f"({judgement.code.replace('_', ' ')}): {review.note}"))
     if v.verified_area_ha < PARTIAL_BELOW * claimed_area_ha:
         v.status = "partial"
-        if judgement.kind != bnd.INFLATED:  # an inflated drawing already says what is valued
+        if judgement.kind != bnd.INFLATED and not bitten:  # the boundary reason already says what is valued
             v.reasons.append(Reason("partly_planted", f"{v.verified_area_ha:.2f} of {claimed_area_ha:.2f} ha "
                                     f"({v.verified_area_ha * MU_PER_HA:.0f} mu) is planted farmland; only that part is "
                                     "valued"))
