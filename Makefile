@@ -34,7 +34,7 @@ test: install-test
 
 # ruff and mypy as configured in pyproject.toml (CI runs this before the tests).
 lint: install-test
-	$(PYTHON) -m ruff check src flows tests setup.py
+	$(PYTHON) -m ruff check src flows tests setup.py scripts bench
 	$(PYTHON) -m mypy
 
 # The wheel, installed in a fresh venv, runs `assets demo` from an empty folder (CI, after `make test`).

@@ -99,8 +99,9 @@ def main() -> None:
     # It lies outside the 25 June cloud, so the collapse is seen.
     cx, cy, radius = 0.75 * w, 0.25 * h, 0.22 * min(h, w) + 40
     col_row = [~transform * (g.centroid.x, g.centroid.y) for g in parcels.geometry]
-    maize = [i for i in np.flatnonzero(parcels["Afgroede"] == "Silomajs")[np.argsort(-parcels.area.values[parcels["Afgroede"] == "Silomajs"])]
-             if (col_row[i][0] - cx) ** 2 + (col_row[i][1] - cy) ** 2 > radius**2]  # fmt: skip
+    silage = (parcels["Afgroede"] == "Silomajs").to_numpy()
+    by_area = np.flatnonzero(silage)[np.argsort(-parcels.area.values[silage])]
+    maize = [i for i in by_area if (col_row[i][0] - cx) ** 2 + (col_row[i][1] - cy) ** 2 > radius**2]
     failed = int(maize[3])
     green = max(pool_for("maize", pools), key=lambda c: ndvi_of(c)[4])
     curves[failed] = green
@@ -178,8 +179,10 @@ def write_claims(parcels: gpd.GeoDataFrame, crs, failed: int, rng: np.random.Gen
     overlap_src = claims["farmer-001"][0]["geom"]
     claims["farmer-004"] = [
         {"name": "Copy of a neighbour's field", "geom": overlap_src.buffer(-15).simplify(5)},
-        {"name": "Bow-tie drawing", "geom": None, "coords": [(513000, 6246000), (513300, 6246300), (513300, 6246000), (513000, 6246300), (513000, 6246000)]},
-        {"name": "Field outside the imagery", "geom": Polygon([(530000, 6250000), (530400, 6250000), (530400, 6250300), (530000, 6250300)])},
+        {"name": "Bow-tie drawing", "geom": None,
+         "coords": [(513000, 6246000), (513300, 6246300), (513300, 6246000), (513000, 6246300), (513000, 6246000)]},
+        {"name": "Field outside the imagery",
+         "geom": Polygon([(530000, 6250000), (530400, 6250000), (530400, 6250300), (530000, 6250300)])},
     ]
     out = OUT / "claims"
     out.mkdir(exist_ok=True)
