@@ -1,7 +1,7 @@
 """Reproduce the production crop model and every figure in models/crop_card.md.
 
     python scripts/train_crop.py card  --out /tmp/crop_card   # spatial-block CV: pooled, per file, forest, plots
-    python scripts/train_crop.py curve --out /tmp/crop_card   # learning curve on France 2023 (fields per block fold)
+    python scripts/train_crop.py curve --out /tmp/crop_card   # learning curve: accuracy against training fields
     python scripts/train_crop.py cropmask --out /tmp/crop_card  # Digital Earth Africa crop / non-crop, leave one region out
     python scripts/train_crop.py final                        # models/crop.pt from every row (temperature from card)
     python scripts/train_crop.py ucr --out /tmp/crop_card     # does UCR Crop help on France 2023? (NDVI forest)
@@ -105,32 +105,52 @@ def cmd_card(args: argparse.Namespace) -> None:
 
 
 def cmd_curve(args: argparse.Namespace) -> None:
-    """France 2023 main-class accuracy against the number of training fields (block folds)."""
+    """Learning curve: main-class accuracy of the production recipe and of the forest against the
+    number of training fields, pooled 4 files (or ``--files``), the card's 5 block folds.
+
+    Each fold's training rows are subsampled (one seeded draw per share, nested: a smaller share's
+    fields are a subset of a larger one's), its held-out block fold is scored in full, so every
+    point is out-of-block and the points differ only in how many fields were learnt from."""
     torch.set_num_threads(1)
-    name = FILES[0]
-    data = read_seasons(DATA / name)
-    recipe = ct.Recipe(epochs=EPOCHS)
-    ts = ct.prepare([data], CHANNELS, recipe.min_count, optional=OPTIONAL)
+    from sklearn.ensemble import RandomForestClassifier
+
+    shares = [float(s) for s in args.shares.split(",")]
+    recipe = ct.Recipe(epochs=args.epochs, seed=args.seed)
+    files = args.files.split(",") if args.files else FILES
+    ts = ct.prepare([read_seasons(DATA / f) for f in files], CHANNELS, recipe.min_count, optional=OPTIONAL)
     classes = sorted(set(ts.labels.tolist()))
     y = ct.encode(ts.labels, classes)
-    folds = ct.block_folds(ts.blocks, 5, 0)
-    rng = np.random.default_rng(0)
+    folds = ct.block_folds(ts.blocks, 5, args.seed)
+    x_forest = ct.forest_features(ts.values, ts.valid)
+    rng = np.random.default_rng(args.seed)
+    order = {f: rng.permutation(np.flatnonzero(folds != f)) for f in range(5)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for share in (0.25, 0.5, 0.75, 1.0):
-        pred = np.empty(len(y), dtype=object)
+    for share in shares:
+        net_p = np.zeros((len(y), len(classes)), np.float32)
+        rf_p = np.zeros((len(y), len(classes)))
+        n_train = []
+        start = time.perf_counter()
         for f in range(5):
-            tr = np.flatnonzero(folds != f)
-            tr = np.sort(rng.choice(tr, max(10, int(share * len(tr))), replace=False))
-            net = ct.train_net(ts.values[tr], ts.valid[tr], y[tr], len(classes), recipe, seed=f,
-                               present=ts.present[tr], optional=ct.optional_flags(ts))  # fmt: skip
+            tr = np.sort(order[f][: max(20, round(share * len(order[f])))])
             te = folds == f
-            pred[te] = np.array(classes)[ct.net_logits(net, ts.values[te], ts.valid[te], ts.present[te]).argmax(1)]
-        sel = np.isin(ts.raw_crops, MAIN[name])
-        rows.append({"train_fields": int(share * np.mean([np.sum(folds != f) for f in range(5)])),
-                     "accuracy_main": float((pred[sel] == ts.raw_crops[sel]).mean())})
-        print(rows[-1])
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "curve.json").write_text(json.dumps(rows))
+            n_train.append(len(tr))
+            net = ct.train_net(ts.values[tr], ts.valid[tr], y[tr], len(classes), recipe, seed=recipe.seed * 100 + f,
+                               present=ts.present[tr], optional=ct.optional_flags(ts))  # fmt: skip
+            net_p[te] = ct.net_logits(net, ts.values[te], ts.valid[te], ct.present_for_eval(ts, te))
+            rf = RandomForestClassifier(500, n_jobs=1, random_state=args.seed, class_weight="balanced_subsample")
+            rf.fit(x_forest[tr], y[tr])
+            rf_p[np.ix_(te, rf.classes_)] = rf.predict_proba(x_forest[te])
+        row: dict = {"share": share, "train_fields_per_fold": round(float(np.mean(n_train)), 1),
+                     "seconds": round(time.perf_counter() - start)}  # fmt: skip
+        for name in (f for f in files if f in MAIN):
+            net_s, rf_s = per_file(ts, classes, net_p, name), per_file(ts, classes, rf_p, name)
+            row[name] = {"n_main": net_s["n_main"], "network": round(net_s["accuracy_main"], 3),
+                         "forest": round(rf_s["accuracy_main"], 3)}  # fmt: skip
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        (out / f"curve{'_' + args.tag if args.tag else ''}.json").write_text(json.dumps(rows, indent=1))
 
 
 def cmd_cropmask(args: argparse.Namespace) -> None:
@@ -327,6 +347,7 @@ def main() -> None:
         p.add_argument("--skip-gbm", action="store_true")
         p.add_argument("--blend", default="", help="explore: comma-separated oob_*.npy files in OUT to average")
         p.add_argument("--rows", type=int, default=0 if name != "cropmask" else 12000)
+        p.add_argument("--shares", default="0.125,0.25,0.5,0.75,1.0", help="curve: shares of each fold's training fields")
         p.add_argument("--out", default="/tmp/crop_card")
         p.add_argument("--card", default="/tmp/crop_card")
         p.add_argument("--version", default=time.strftime("crop-s2-%Y-%m-%d"))
