@@ -5,6 +5,8 @@
     python scripts/train_crop.py cropmask --out /tmp/crop_card  # Digital Earth Africa crop / non-crop, leave one region out
     python scripts/train_crop.py final                        # models/crop.pt from every row (temperature from card)
     python scripts/train_crop.py ucr --out /tmp/crop_card     # does UCR Crop help on France 2023? (NDVI forest)
+    python scripts/train_crop.py explore --tag prod --out D && python scripts/train_crop.py coverage --tag prod --out D
+                                                              # accuracy when the model names a crop vs how often
 
 Data: the four WorldCereal files of ../shared/data/s2-crops (France 2023 ten-day, East Africa
 2017, Corsica 2022, Flanders 2021 monthly), merged through the crop legend. Every score is
@@ -29,7 +31,7 @@ import torch
 from assets.models import crop
 from assets.models import crop_train as ct
 from assets.models.crop_data import read_seasons
-from assets.models.crop_report import class_table, confusion_plot, reliability_plot
+from assets.models.crop_report import class_table, confusion_plot, coverage_rows, reliability_plot
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = next((p for p in (REPO.parent / "shared" / "data" / "s2-crops", Path("/work/shared/data/s2-crops")) if p.is_dir()),
@@ -262,6 +264,26 @@ def cmd_explore(args: argparse.Namespace) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
+def cmd_coverage(args: argparse.Namespace) -> None:
+    """Accuracy when the model names a crop against how often it does, from the out-of-block logits
+    `explore --tag T` saved (OUT/oob_T_s{seed}.npy), temperature-scaled as the card's model is."""
+    files = args.files.split(",") if args.files else FILES
+    ts = ct.prepare([read_seasons(DATA / f) for f in files], CHANNELS, ct.Recipe().min_count, optional=OPTIONAL)
+    classes = sorted(set(ts.labels.tolist()))
+    y = ct.encode(ts.labels, classes)
+    logits = np.load(Path(args.out) / f"oob_{args.tag or args.arch}_s{args.seed}.npy")
+    proba = ct.proba_from_logits(logits, ct.fit_temperature(logits, y))
+    correct = np.array(classes)[proba.argmax(1)] == ts.raw_crops  # a folded rare crop called by its group is wrong
+    top = proba.max(1)
+    report = {"all fields": coverage_rows(top, correct)}
+    for name in (f for f in files if f in MAIN):
+        sel = (ts.sources == name) & np.isin(ts.raw_crops, MAIN[name])
+        report[name.split("_")[0] + " main"] = coverage_rows(top[sel], correct[sel])
+    for name, rows in report.items():
+        print(name, " ".join(f"{r['threshold']}: {r['coverage']} / {r['accuracy']}" for r in rows))
+    print(json.dumps(report))
+
+
 def cmd_ucr(args: argparse.Namespace) -> None:
     """Does UCR Crop help on real Sentinel-2? France 2023 main classes, NDVI only, the card's block folds.
 
@@ -329,7 +351,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name, fn in (("card", cmd_card), ("curve", cmd_curve), ("cropmask", cmd_cropmask), ("final", cmd_final),
-                     ("explore", cmd_explore), ("ucr", cmd_ucr)):  # fmt: skip
+                     ("explore", cmd_explore), ("ucr", cmd_ucr), ("coverage", cmd_coverage)):  # fmt: skip
         p = sub.add_parser(name)
         p.add_argument("--arch", default="tempcnn")
         p.add_argument("--seed", type=int, default=0)

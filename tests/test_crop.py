@@ -340,3 +340,18 @@ def test_pipeline_reads_extended_bands_only_when_every_tile_has_them() -> None:
     full = SimpleNamespace(bands={**core.bands, "re1": 5, "re2": 6, "re3": 7, "swir1": 8, "swir2": 9})
     assert list(season_bands([full, full]).values()) == ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B11", "B12"]
     assert list(season_bands([full, core]).values()) == ["B02", "B03", "B04", "B08"]
+
+
+def test_coverage_rows_accuracy_when_named():
+    """Selective accuracy: fields under the threshold are `unknown` and leave the accuracy."""
+    from assets.models.crop_report import coverage_rows
+
+    top_p = np.array([0.95, 0.8, 0.5, 0.4, 0.2])
+    correct = np.array([True, True, False, True, False])
+    rows = {r["threshold"]: r for r in coverage_rows(top_p, correct, (0.0, 0.45, 0.9, 0.99))}
+    assert rows[0.0] == {"threshold": 0.0, "coverage": 1.0, "accuracy": 0.6}
+    assert rows[0.45] == {"threshold": 0.45, "coverage": 0.6, "accuracy": 0.667}
+    assert rows[0.9] == {"threshold": 0.9, "coverage": 0.2, "accuracy": 1.0}
+    assert rows[0.99] == {"threshold": 0.99, "coverage": 0.0, "accuracy": None}
+    with pytest.raises(ValueError, match="differ in shape"):
+        coverage_rows(top_p, correct[:3])

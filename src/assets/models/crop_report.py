@@ -26,6 +26,24 @@ def summary(scores: Scores) -> str:
     )
 
 
+def coverage_rows(top_p: np.ndarray, correct: np.ndarray, thresholds: tuple[float, ...] = (0.0, 0.3, 0.45, 0.6, 0.75, 0.9),
+                  ) -> list[dict[str, float | None]]:  # fmt: skip
+    """Accuracy when the model names a crop, against how often it does (selective accuracy).
+
+    A field whose top probability is under the threshold is reported `unknown` and valued at the
+    low estimate, so a bank reads two numbers per threshold: the share of fields the model names
+    (``coverage``) and how often those names are right (``accuracy``, None when it names none)."""
+    top_p, correct = np.asarray(top_p, float), np.asarray(correct, bool)
+    if top_p.shape != correct.shape:
+        raise ValueError(f"top_p {top_p.shape} and correct {correct.shape} differ in shape")
+    rows = []
+    for t in thresholds:
+        named = top_p >= t
+        rows.append({"threshold": t, "coverage": round(float(named.mean()), 3) if named.size else 0.0,
+                     "accuracy": round(float(correct[named].mean()), 3) if named.any() else None})
+    return rows
+
+
 def confusion_plot(scores: Scores, classes: list[str], path: str | Path, title: str = "Confusion (row-normalised)") -> Path:
     """Row-normalised confusion matrix PNG."""
     import matplotlib
