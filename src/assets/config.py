@@ -91,8 +91,8 @@ class Settings(BaseSettings):
     # Weight of a detected field's outer-rim pixel in the area an inflated drawing is valued at.
     # Detected fields sit about a quarter pixel outside the register's parcels: counting rim pixels
     # 0.75 makes the median detected / parcel area 1.00 over the 126 well-detected (IoU >= 0.7)
-    # parcels of the segmentation's training columns (1.018 counted whole); the held-out strip
-    # gives 0.80 (`scripts/calibrate_rim.py`).
+    # parcels of the segmentation's training columns (1.018 counted whole); on the held-out strip,
+    # scored only, the best weight is 0.80 and 0.75 gives 0.996 (`scripts/calibrate_rim.py`).
     boundary_rim_weight: float = 0.75
     # Tile quality gate (`imagery/quality.py`), reflectance 0..1 after scaling.
     tile_min_valid_fraction: float = 0.05  # less clear pixels than this: nothing to judge by
