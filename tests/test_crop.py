@@ -355,3 +355,23 @@ def test_coverage_rows_accuracy_when_named():
     assert rows[0.99] == {"threshold": 0.99, "coverage": 0.0, "accuracy": None}
     with pytest.raises(ValueError, match="differ in shape"):
         coverage_rows(top_p, correct[:3])
+
+
+def test_small_training_sets_get_at_least_min_steps():
+    """One file of ~200 fields is passed over several times an epoch; the pooled set is not."""
+    r = ct.Recipe(epochs=200, batch=32, min_steps=4000)
+    assert ct.schedule(197, r) == (3, 4200)  # 7 batches an epoch
+    assert ct.schedule(1094, r) == (1, 7000)  # the production model's schedule is unchanged
+    assert ct.schedule(10, ct.Recipe(epochs=3, batch=32, min_steps=0)) == (1, 3)
+
+
+def test_train_net_takes_the_scheduled_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    steps = []
+    real_step = torch.optim.AdamW.step
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: (steps.append(1), real_step(self, *a, **k))[1])
+    ts = ct.prepare([read_seasons(write_npz(tmp_path / "t.npz", n=40))], ct.DEFAULT_CHANNELS, min_count=1)
+    r = ct.Recipe(epochs=2, batch=16, width=4, hidden=8, min_steps=12)  # 3 batches an epoch, 2 passes
+    ct.train_net(ts.values, ts.valid, ct.encode(ts.labels, sorted(set(ts.labels))), 2, r, seed=0)
+    assert len(steps) == ct.schedule(len(ts.labels), r)[1] == 12

@@ -25,7 +25,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     train.add_argument("--optional", default="B05,B06,B07,B11,B12",
                        help="channels the model learns to do without, for tiles that lack them (default: red edge "
                             "and SWIR, so 4-band B02/B03/B04/B08 tiles work); '' for none")
-    train.add_argument("--epochs", type=int, default=200, help="training epochs (default 200)")
+    train.add_argument("--epochs", type=int, default=200,
+                       help="training epochs (default 200); a small file is passed over several times an epoch, so "
+                            "every network takes at least 4,000 steps (Recipe.min_steps)")
     train.add_argument("--batch", type=int, default=32, help="rows per training step (default 32; larger for big files)")
     train.add_argument("--folds", type=int, default=5,
                        help="spatial-block folds scored and used to fit the temperature; 0 skips (default 5)")

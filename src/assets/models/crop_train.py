@@ -61,6 +61,10 @@ class Recipe:
     p_drop_optional: float = 0.5  # share of rows trained without each optional group (red edge + SWIR; radar)
     gain_sd: float = 0.03  # per-row, per-channel multiplicative noise
     min_count: int = 5  # rarer crops train as their group's generic crop
+    # A small set (one file of ~200 fields: 7 batches an epoch) is passed over several times an
+    # epoch so that every network gets at least this many steps: 600 instead of 200 epochs on one
+    # file alone gained 1.1-4.7 points in 4 of 4 runs (card). The pooled model (7,000 steps) is unchanged.
+    min_steps: int = 4000
     seed: int = 0
     arch: str = "tempcnn"  # or "ltae": temporal attention over the clear slots (card, "Recipe choice")
     d_model: int = 64  # L-TAE only
@@ -163,6 +167,13 @@ def _class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(w / w.mean(), dtype=torch.float32)
 
 
+def schedule(n_rows: int, r: Recipe) -> tuple[int, int]:
+    """(passes over the rows per epoch, optimisation steps) for ``n_rows`` training rows."""
+    batches = max(1, (n_rows + r.batch - 1) // r.batch)
+    passes = max(1, -(-r.min_steps // (r.epochs * batches)))
+    return passes, r.epochs * batches * passes
+
+
 def train_net(values: np.ndarray, valid: np.ndarray, y: np.ndarray, n_classes: int, r: Recipe, seed: int,
               progress: Progress | None = None, present: np.ndarray | None = None,
               optional: list[int] | None = None) -> TempCNN | LTAE:  # fmt: skip
@@ -177,7 +188,7 @@ def train_net(values: np.ndarray, valid: np.ndarray, y: np.ndarray, n_classes: i
         obs = v[:, :, k][m & pr[:, k : k + 1]]
         if obs.numel():
             net.mean[k], net.scale[k] = obs.mean(), obs.std().clamp(min=1e-3)
-    steps = r.epochs * max(1, (len(t) + r.batch - 1) // r.batch)
+    passes, steps = schedule(len(t), r)
     opt = torch.optim.AdamW(net.parameters(), lr=r.lr, weight_decay=r.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.lr, total_steps=steps)
     weights = _class_weights(y, n_classes) if r.class_weights else None
@@ -185,18 +196,19 @@ def train_net(values: np.ndarray, valid: np.ndarray, y: np.ndarray, n_classes: i
     done = 0
     for _ in range(r.epochs):
         net.train()
-        order = torch.randperm(len(t), generator=gen)
-        for k in range(0, len(t), r.batch):
-            b = order[k : k + r.batch]
-            if len(b) < 2 or done >= steps:
-                continue
-            xb, mb, pb = augment(v[b], m[b], pr[b], net.group, r, gen)
-            loss = loss_fn(logits_of(net, xb, mb, pb), t[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            done += 1
+        for _ in range(passes):
+            order = torch.randperm(len(t), generator=gen)
+            for k in range(0, len(t), r.batch):
+                b = order[k : k + r.batch]
+                if len(b) < 2 or done >= steps:
+                    continue
+                xb, mb, pb = augment(v[b], m[b], pr[b], net.group, r, gen)
+                loss = loss_fn(logits_of(net, xb, mb, pb), t[b])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                done += 1
         if progress:
             progress(1)
     return net.eval()
