@@ -52,7 +52,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> crop.CropModel:
     path = write_npz(tmp_path_factory.mktemp("crop") / "train.npz", n=160)
     data = read_seasons(path)
     ts = ct.prepare([data], ct.DEFAULT_CHANNELS, min_count=1)
-    return ct.train_model(ts, ct.Recipe(epochs=25, width=8, hidden=16), version="tiny")
+    return ct.train_model(ts, ct.Recipe(epochs=25, width=8, hidden=16, min_steps=0), version="tiny")
 
 
 # --------------------------------------------------------------------------- legend
@@ -210,7 +210,7 @@ def test_ltae_learns_masks_dates_and_round_trips(tmp_path: Path) -> None:
     """The temporal-attention option: learns the synthetic crops, ignores masked dates, reloads."""
     data = read_seasons(write_npz(tmp_path / "train.npz", n=160))
     ts = ct.prepare([data], ct.DEFAULT_CHANNELS, min_count=1)
-    model = ct.train_model(ts, ct.Recipe(epochs=30, arch="ltae", d_model=16, heads=4, d_k=4, hidden=16), version="lt")
+    model = ct.train_model(ts, ct.Recipe(epochs=30, arch="ltae", d_model=16, heads=4, d_k=4, hidden=16, min_steps=0), version="lt")
     assert isinstance(model.net, crop.LTAE)
     x, iso, labels = synthetic(60, seed=7)
     season = make_season(x, BANDS, iso)
@@ -277,7 +277,7 @@ def test_cli_train_predict_evaluate(tmp_path: Path) -> None:
     data = write_npz(tmp_path / "d.npz", n=100)
     out = tmp_path / "m.pt"
     r = run_cli("crop", "train", str(data), str(write_npz(tmp_path / "e.npz", n=40, seed=5)), "--out", str(out),
-                "--epochs", "8", "--folds", "2", cwd=tmp_path)  # fmt: skip
+                "--epochs", "8", "--min-steps", "0", "--folds", "2", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert "out-of-block" in r.stdout and "random forest" in r.stdout
     pred = tmp_path / "p.csv"
@@ -320,7 +320,7 @@ def test_optional_bands_are_used_when_present_and_done_without_otherwise(tmp_pat
                            np.array(legend.to_crops(list(labels))), None, np.arange(120).astype(str), "full.npz")
     ts = ct.prepare([data], ct.FULL_CHANNELS, 1, optional=ct.DEFAULT_OPTIONAL)
     assert ts.optional == ct.DEFAULT_OPTIONAL and ts.present.all()
-    model = ct.train_model(ts, ct.Recipe(epochs=15, width=8, hidden=16), version="opt")
+    model = ct.train_model(ts, ct.Recipe(epochs=15, width=8, hidden=16, min_steps=0), version="opt")
     assert model.bands == ["B02", "B03", "B04", "B08"] and model.net.n_optional == 1 and int(model.net.optional.sum()) == 5
     four = model.predict_proba(make_season(x, BANDS, iso))
     nine = model.predict_proba(make_season(np.concatenate([x, extra], axis=2), full_bands, iso))

@@ -65,7 +65,7 @@ def test_model_with_radar_group_trains_round_trips_and_serves_optical_only(tmp_p
     wanted = [*BANDS, "ndvi", *RADAR_BANDS]
     ts = ct.prepare([data], wanted, 1, optional=list(RADAR_BANDS))
     assert ct.optional_flags(ts) == [0, 0, 0, 0, 0, 2, 2]
-    model = ct.train_model(ts, ct.Recipe(epochs=30, p_drop_optional=0.3), version="t", temperature=1.0, meta={})
+    model = ct.train_model(ts, ct.Recipe(epochs=30, p_drop_optional=0.3, min_steps=0), version="t", temperature=1.0, meta={})
     assert model.net.n_optional == 1
     path = crop.save(model, tmp_path / "m.pt")
     loaded = crop.load(path)

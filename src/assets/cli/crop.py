@@ -25,9 +25,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     train.add_argument("--optional", default="B05,B06,B07,B11,B12",
                        help="channels the model learns to do without, for tiles that lack them (default: red edge "
                             "and SWIR, so 4-band B02/B03/B04/B08 tiles work); '' for none")
-    train.add_argument("--epochs", type=int, default=200,
-                       help="training epochs (default 200); a small file is passed over several times an epoch, so "
-                            "every network takes at least 4,000 steps (Recipe.min_steps)")
+    train.add_argument("--epochs", type=int, default=200, help="training epochs (default 200)")
+    train.add_argument("--min-steps", type=int, default=4000,
+                       help="a small file is passed over several times an epoch so that every network takes at least "
+                            "this many steps (default 4,000, as the card's figures were measured; 0 for exactly --epochs)")
     train.add_argument("--batch", type=int, default=32, help="rows per training step (default 32; larger for big files)")
     train.add_argument("--folds", type=int, default=5,
                        help="spatial-block folds scored and used to fit the temperature; 0 skips (default 5)")
@@ -67,8 +68,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from assets.models.crop_report import summary
     from assets.models.seasons import canonical_bands
 
-    if args.epochs < 1 or args.batch < 2 or args.folds < 0 or args.folds == 1:
-        raise InputError("--epochs must be at least 1, --batch at least 2 and --folds 0 (none) or at least 2")
+    if args.epochs < 1 or args.batch < 2 or args.folds < 0 or args.folds == 1 or args.min_steps < 0:
+        raise InputError("--epochs must be at least 1, --batch at least 2, --min-steps 0 or more and --folds 0 (none) "
+                         "or at least 2")
     torch.set_num_threads(max(1, args.threads))
     wanted = canonical_bands([b for b in args.bands.split(",") if b.strip()])
     optional = canonical_bands([b for b in args.optional.split(",") if b.strip()])
@@ -76,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for s in sets:
         for note in filter(None, [s.season.scale_note, s.dropped_bands and f"layers that are not bands were left out: {s.dropped_bands}"]):
             print(f"{s.source}: {note}")
-    recipe = ct.Recipe(epochs=args.epochs, batch=args.batch, seed=args.seed)
+    recipe = ct.Recipe(epochs=args.epochs, batch=args.batch, seed=args.seed, min_steps=args.min_steps)
     ts = ct.prepare(sets, wanted, recipe.min_count, optional=optional)
     classes = sorted(set(ts.labels.tolist()))
     meta: dict = {"data": [str(p) for p in args.data], "seed": args.seed}
