@@ -45,18 +45,16 @@ def instance_rows(tiles_dir: Path) -> np.ndarray:
     ref = reference_tiles(tiles)[0]
     with rasterio.open(segment_tile(ref, load_models(settings).segmenter, tmp / "seg")) as src:
         probs, transform, shape, crs = src.read([1, 2, 3]), src.transform, (src.height, src.width), src.crs
-    ndvis = []
+    red_nir = []
     for t in tiles:
         with open_tile(t.path) as h:
             if {"red", "nir"} <= set(h.bands):
                 refl, valid = read_reflectance(h, ["red", "nir"])
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ndvis.append(np.where(valid, (refl[1] - refl[0]) / np.maximum(refl[1] + refl[0], 1e-6),
-                                          np.nan).astype(np.float32))
-    labels = bnd.field_instances(probs, np.stack(ndvis), settings)
+                red_nir.append((refl[0], refl[1], valid))
+    labels = bnd.field_instances(probs, bnd.ndvi_stack(red_nir), settings)
     n = int(labels.max()) + 1
     size = np.bincount(labels.ravel(), minlength=n)
-    rim = np.bincount(labels[bnd._near(labels == 0) & (labels > 0)], minlength=n)
+    rim = np.bincount(labels[bnd.outer_rim(labels)], minlength=n)
     parcels = gpd.read_file(SHARED / "denmark" / "parcels_2016.gpkg").to_crs(crs)
     parcels = parcels[parcels.is_valid & ~parcels.is_empty & (parcels.area >= 1e4)].reset_index(drop=True)
     pid = rasterize([(g, i + 1) for i, g in enumerate(parcels.geometry)], out_shape=shape, transform=transform,

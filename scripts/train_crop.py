@@ -47,6 +47,11 @@ EPOCHS = 200
 CHANNELS, OPTIONAL = ct.FULL_CHANNELS, ct.DEFAULT_OPTIONAL  # red edge / SWIR optional: 4-band tiles work too
 
 
+def chosen_files(args: argparse.Namespace) -> list[str]:
+    """``--files`` (comma-separated names in DATA), else the card's four files."""
+    return args.files.split(",") if args.files else FILES
+
+
 def per_file(ts: ct.TrainingSet, classes: list[str], proba: np.ndarray, name: str) -> dict:
     """Scores on one file's rows: all rows (own labels) and the main classes."""
     rows = ts.sources == name
@@ -114,11 +119,9 @@ def cmd_curve(args: argparse.Namespace) -> None:
     fields are a subset of a larger one's), its held-out block fold is scored in full, so every
     point is out-of-block and the points differ only in how many fields were learnt from."""
     torch.set_num_threads(1)
-    from sklearn.ensemble import RandomForestClassifier
-
     shares = [float(s) for s in args.shares.split(",")]
     recipe = ct.Recipe(epochs=args.epochs, seed=args.seed)
-    files = args.files.split(",") if args.files else FILES
+    files = chosen_files(args)
     ts = ct.prepare([read_seasons(DATA / f) for f in files], CHANNELS, recipe.min_count, optional=OPTIONAL)
     classes = sorted(set(ts.labels.tolist()))
     y = ct.encode(ts.labels, classes)
@@ -141,9 +144,7 @@ def cmd_curve(args: argparse.Namespace) -> None:
             net = ct.train_net(ts.values[tr], ts.valid[tr], y[tr], len(classes), recipe, seed=recipe.seed * 100 + f,
                                present=ts.present[tr], optional=ct.optional_flags(ts))  # fmt: skip
             net_p[te] = ct.net_logits(net, ts.values[te], ts.valid[te], ct.present_for_eval(ts, te))
-            rf = RandomForestClassifier(500, n_jobs=1, random_state=args.seed, class_weight="balanced_subsample")
-            rf.fit(x_forest[tr], y[tr])
-            rf_p[np.ix_(te, rf.classes_)] = rf.predict_proba(x_forest[te])
+            ct.forest_fold(x_forest, y, tr, te, rf_p, args.seed, n_jobs=1)
         row: dict = {"share": share, "train_fields_per_fold": round(float(np.mean(n_train)), 1),
                      "seconds": round(time.perf_counter() - start)}  # fmt: skip
         for name in (f for f in files if f in MAIN):
@@ -220,7 +221,7 @@ def cmd_explore(args: argparse.Namespace) -> None:
     instead of a network. Every line is appended to OUT/explore.jsonl (the card's "Recipe choice").
     """
     torch.set_num_threads(1)
-    files = args.files.split(",") if args.files else FILES
+    files = chosen_files(args)
     sets = [read_seasons(DATA / f) for f in files]
     recipe = ct.Recipe(epochs=args.epochs, seed=args.seed, arch=args.arch, lr=args.lr, width=args.width,
                        d_model=args.d_model, p_drop_max=args.p_drop_max, max_shift_slots=args.shift)  # fmt: skip
@@ -267,7 +268,7 @@ def cmd_explore(args: argparse.Namespace) -> None:
 def cmd_coverage(args: argparse.Namespace) -> None:
     """Accuracy when the model names a crop against how often it does, from the out-of-block logits
     `explore --tag T` saved (OUT/oob_T_s{seed}.npy), temperature-scaled as the card's model is."""
-    files = args.files.split(",") if args.files else FILES
+    files = chosen_files(args)
     ts = ct.prepare([read_seasons(DATA / f) for f in files], CHANNELS, ct.Recipe().min_count, optional=OPTIONAL)
     classes = sorted(set(ts.labels.tolist()))
     y = ct.encode(ts.labels, classes)

@@ -82,6 +82,12 @@ def _label_edges(labels: np.ndarray) -> np.ndarray:
     return edge
 
 
+def outer_rim(labels: np.ndarray) -> np.ndarray:
+    """Field pixels within one pixel (8 directions) of land with no field: the mixed pixels a
+    field's outer edge runs through (its edge against a touching field is not outer)."""
+    return (labels > 0) & _near(labels == 0)
+
+
 def edge_contrast(inside: np.ndarray, labels: np.ndarray, interior_px: int = 3) -> float | None:
     """How much more the drawing's rim runs along detected field edges than its interior does.
 
@@ -179,7 +185,7 @@ def measure(inside: np.ndarray, labels: np.ndarray, ndvi: np.ndarray | None, set
     keep = ids > 0
     ids, inside_px = ids[keep], inside_px[keep]
     totals = np.bincount(labels.ravel(), minlength=int(labels.max()) + 1)
-    rim_inside = np.bincount(labels[inside & _near(labels == 0) & (labels > 0)], minlength=totals.size)
+    rim_inside = np.bincount(labels[inside & outer_rim(labels)], minlength=totals.size)
     order = np.argsort(-inside_px, kind="stable")
     fields = tuple(FieldCover(int(totals[ids[i]]), int(inside_px[i]), int(rim_inside[ids[i]])) for i in order)
     spread, n_dates = 0.0, 0

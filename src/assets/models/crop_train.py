@@ -362,16 +362,23 @@ def gbm_cv(ts: TrainingSet, classes: list[str], folds: np.ndarray, seed: int = 0
 
 def forest_cv(ts: TrainingSet, classes: list[str], folds: np.ndarray, seed: int = 0, trees: int = 500) -> np.ndarray:
     """Out-of-block probabilities of a random forest on the same rows and folds (the baseline)."""
-    from sklearn.ensemble import RandomForestClassifier
-
     y = encode(ts.labels, classes)
     x = forest_features(ts.values, ts.valid)
     out = np.zeros((len(y), len(classes)))
     for f in np.unique(folds):
-        tr, te = folds != f, folds == f
-        rf = RandomForestClassifier(trees, n_jobs=2, random_state=seed, class_weight="balanced_subsample").fit(x[tr], y[tr])
-        out[np.ix_(te, rf.classes_)] = rf.predict_proba(x[te])
+        forest_fold(x, y, folds != f, folds == f, out, seed, trees)
     return out
+
+
+def forest_fold(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, out: np.ndarray, seed: int = 0,
+                trees: int = 500, n_jobs: int = 2) -> None:  # fmt: skip
+    """One fold of the baseline forest: fit on the ``train`` rows, write the ``test`` rows'
+    probabilities into ``out`` (columns of classes the fold never saw stay 0)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rf = RandomForestClassifier(trees, n_jobs=n_jobs, random_state=seed, class_weight="balanced_subsample")
+    rf.fit(x[train], y[train])
+    out[np.ix_(test, rf.classes_)] = rf.predict_proba(x[test])
 
 
 def train_model(ts: TrainingSet, r: Recipe, *, version: str, temperature: float = 1.0,
