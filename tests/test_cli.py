@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,22 @@ def test_domain_errors_are_one_line(tmp_path: Path, capsys) -> None:
     assert err.startswith("error: no database at") and err.count("\n") == 1
     assert main(["claims", "submit", str(tmp_path / "nope.geojson"), "--borrower", "f1", "--db", str(tmp_path / "x.duckdb")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`assets query portfolio | head -1`: the pipe closes early; no traceback, exit 0."""
+    from assets.store import connect
+
+    db = tmp_path / "a.duckdb"
+    with connect(db):
+        pass  # an empty store: the portfolio still prints its header and totals
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone
+    gone = os.fdopen(write_end, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", gone)
+    try:
+        assert main(["query", "portfolio", "--db", str(db)]) == 0
+        assert "Traceback" not in capsys.readouterr().err
+    finally:
+        monkeypatch.undo()
+        gone.close()

@@ -74,6 +74,28 @@ def test_the_factor_never_exceeds_one_and_only_the_recent_window_counts() -> Non
     assert health("wheat", old_bad_new_good, p).factor == 1.0
 
 
+def test_a_field_harvested_after_its_harvest_day_is_not_a_lagging_crop() -> None:
+    """Maize on its curve all summer, then bare (NDVI 0.25) three weeks after its harvest day: the
+    bare date is the harvest, not poor health, so the value is not cut (it was halved before)."""
+    maize = PARAMS.crop_health.curves["maize"]  # type: ignore[union-attr]
+    harvest_doy = PARAMS.crops["maize"].harvest_doy
+    days = (180, 200, 225, harvest_doy + 19)
+    ndvi = [float(np.interp(d, maize.doy, maize.ndvi)) for d in days[:-1]] + [0.25]
+    harvested = tuple(((date(2026, 1, 1) + timedelta(days=d - 1)).isoformat(), v) for d, v in zip(days, ndvi))
+    kw = dict(crop="maize", crop_probs={"maize": 1.0})
+    v = value_inputs(field(ndvi_season=harvested, **kw), PARAMS)
+    s = step(v, "crop_health")
+    assert s["value"] == 1.0 and s["dates"] == 2 and "on track" in s["text"]  # 200 and 225: before the harvest day
+    assert v.value_cny == value_inputs(field(ndvi_season=harvested[:-1], **kw), PARAMS).value_cny
+    # without the harvest day the bare date would count against the crop
+    assert health("maize", harvested, PARAMS.crop_health).factor < 1.0  # type: ignore[arg-type]
+    # a collapse before the harvest day still lowers the value
+    wilted = harvested[:-1] + (((date(2026, 1, 1) + timedelta(days=harvest_doy - 6)).isoformat(), 0.25),)
+    assert step(value_inputs(field(ndvi_season=wilted, **kw), PARAMS), "crop_health")["value"] < 1.0
+    only_after = value_inputs(field(ndvi_season=harvested[-1:], **kw), PARAMS)
+    assert "not judged" in step(only_after, "crop_health")["text"] and "harvest day" in step(only_after, "crop_health")["text"]
+
+
 def test_a_crop_failure_and_a_lagging_curve_are_not_counted_twice() -> None:
     failed = value_inputs(field(reason_codes=("crop_failure",), ndvi_season=season(0.5)), PARAMS)
     assert "the lower one applies" in step(failed, "crop_health")["text"]
@@ -84,7 +106,8 @@ def test_a_crop_failure_and_a_lagging_curve_are_not_counted_twice() -> None:
 def test_columns_and_the_per_field_step_agree() -> None:
     p = PARAMS.crop_health
     assert p is not None
-    seasons = [season(x) for x in (0.3, 0.7, 0.9, 1.2)] + [(), season(1.0, (230, 250))]
+    seasons = [season(x) for x in (0.3, 0.7, 0.9, 1.2)] + [(), season(1.0, (230, 250)),
+                                                           season(1.0, (100, 115)) + season(0.3, (140, 150))]
     rows, days, doy, ndvi = [], [], [], []
     for i, s in enumerate(seasons):
         for on, v in s:
@@ -94,6 +117,11 @@ def test_columns_and_the_per_field_step_agree() -> None:
     got = health_columns(np.full(len(seasons), keys.index("cereals")), np.array(rows), np.array(days),
                          np.array(doy), np.array(ndvi), keys, p)
     assert got.tolist() == [health("wheat", s, p).factor for s in seasons]
+    harvest = np.array([120, 367, 140, 135, 155, 155, 135])  # cut some seasons short by a harvest day
+    got = health_columns(np.full(len(seasons), keys.index("cereals")), np.array(rows), np.array(days),
+                         np.array(doy), np.array(ndvi), keys, p, harvest)
+    want = [health("wheat", s, p, int(h) if h < 367 else None).factor for s, h in zip(seasons, harvest)]
+    assert got.tolist() == want and want != [health("wheat", s, p).factor for s in seasons]
 
 
 # Regional yield and price ranges.

@@ -182,3 +182,21 @@ def test_cli_log_filter_keeps_tracebacks_of_real_bugs() -> None:
     bad_input, bug = record(ImageryError("no tiles")), record(KeyError("oops"))
     assert _NoTracebackForBadInput().filter(bad_input) and bad_input.exc_info is None
     assert _NoTracebackForBadInput().filter(bug) and bug.exc_info is not None
+
+
+def test_reasons_and_alerts_read_as_text(demo_db) -> None:
+    """Tables show each claim's reason as sentences, not the stored JSON, and each alert names its field."""
+    db, printed = demo_db
+    assert '"blocking"' not in printed and '"code"' not in printed
+    assert "ALERT crop_failure (Maize after drought): maize canopy fell" in printed
+    with duckdb.connect(str(db), read_only=True) as con:
+        reasons = dict(con.execute("SELECT name, reason FROM field_valuations").fetchall())
+        status = dict(con.execute("SELECT name, reason FROM claim_status").fetchall())
+    assert reasons == status and not any(r.lstrip().startswith("[") for r in reasons.values() if r)
+    assert reasons["Maize by the road"].endswith("confirmed by 7 satellite dates")
+    assert "already claimed" in reasons["Copy of a neighbour's field"]
+    alerts = json.loads(run_cli("query", "alerts", "--db", str(db), "--format", "json", cwd=db.parent).stdout)
+    named = {(a["kind"], a["claim_name"]) for a in alerts if a["claim_id"]}
+    assert ("crop_failure", "Maize after drought") in named and ("harvest_reached", "Maize by the road") in named
+    table = run_cli("query", "alerts", "--db", str(db), cwd=db.parent).stdout
+    assert "field / device" in table and "probe-003" in table

@@ -5,7 +5,10 @@ Each crop group (or a single crop) has an expected NDVI curve in the versioned p
 cloud-free NDVI dates are divided by the curve at their day of year, keeping the dates where the
 curve is at least ``min_expected_ndvi`` (in season: bare soil says nothing) and within
 ``window_days`` of the newest such date; the mean of those ratios is the field's health. At or above ``tolerance`` nothing
-changes; below it the value is scaled by ``ratio / tolerance`` (never under ``min_factor``). A field
+changes; below it the value is scaled by ``ratio / tolerance`` (never under ``min_factor``). Dates on
+or after the crop's harvest day (``harvest_doy`` of its economics, when the caller gives it) are not
+compared: from then on the canopy senesces and the field may be harvested at any time, so a bare field
+is the expected outcome, not a lagging crop (the `harvest_reached` alert reports it). A field
 whose health cannot be judged (no NDVI this season, no curve for its crop, or only dates where the
 curve is too low to compare) takes ``no_evidence_factor``, which is never above the factor of a
 healthy field, so less evidence can only lower a limit. The factor is at most 1: the step never
@@ -111,12 +114,16 @@ def factor_of(ratio: float, p: CropHealthParams) -> float:
     return 1.0 if ratio >= p.tolerance else max(p.min_factor, ratio / p.tolerance)
 
 
-def health(crop: str | None, ndvi_season: Any, p: CropHealthParams) -> Health:
-    """The crop-health factor of one field (see the module docstring)."""
+def health(crop: str | None, ndvi_season: Any, p: CropHealthParams, harvest_doy: int | None = None) -> Health:
+    """The crop-health factor of one field (see the module docstring); ``harvest_doy``: the crop's
+    harvest day, from which on dates are not compared (None: every date is)."""
     key = p.curve_key(crop)
-    obs = [(*_ordinal_doy(str(on)), float(v)) for on, v in (ndvi_season or ())]
+    seen = [(*_ordinal_doy(str(on)), float(v)) for on, v in (ndvi_season or ())]
+    obs = [o for o in seen if harvest_doy is None or o[1] < harvest_doy]
     if key is None or not obs:
-        why = (f"no expected NDVI curve for {crop}" if key is None and obs else "no cloud-free NDVI this season")
+        why = (f"no expected NDVI curve for {crop}" if key is None and obs
+               else f"no cloud-free NDVI before the {crop} harvest day (day {harvest_doy})" if seen
+               else "no cloud-free NDVI this season")
         return Health(p.no_evidence_factor, None, 0, key, why)
     curve = p.curves[key]
     informative = [(o, v, e) for o, doy, v in obs
@@ -148,11 +155,13 @@ def ordered_sums(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def health_columns(curve_idx: np.ndarray, obs_row: np.ndarray, obs_ordinal: np.ndarray, obs_doy: np.ndarray,
-                   obs_ndvi: np.ndarray, keys: list[str], p: CropHealthParams) -> np.ndarray:
+                   obs_ndvi: np.ndarray, keys: list[str], p: CropHealthParams,
+                   harvest_doy: np.ndarray | None = None) -> np.ndarray:
     """`health(...).factor` for many fields at once.
 
-    ``curve_idx[i]``: index into ``keys`` of field i's curve (-1: none); the observations are flat
-    arrays with ``obs_row`` the field each belongs to, in each field's stored order."""
+    ``curve_idx[i]``: index into ``keys`` of field i's curve (-1: none); ``harvest_doy[i]``: its crop's
+    harvest day (367 or more: none); the observations are flat arrays with ``obs_row`` the field each
+    belongs to, in each field's stored order."""
     n = curve_idx.shape[0]
     factor = np.full(n, p.no_evidence_factor)
     if obs_row.size == 0:
@@ -165,6 +174,8 @@ def health_columns(curve_idx: np.ndarray, obs_row: np.ndarray, obs_ordinal: np.n
             c = p.curves[key]
             expected[sel] = np.interp(obs_doy[sel].astype(np.float64), c.doy, c.ndvi)
     informative = (cidx >= 0) & (expected >= p.min_expected_ndvi)
+    if harvest_doy is not None:
+        informative &= obs_doy < harvest_doy[obs_row]
     newest = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(newest, obs_row[informative], obs_ordinal[informative])
     use = informative & (obs_ordinal >= newest[obs_row] - p.window_days)

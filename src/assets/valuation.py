@@ -157,7 +157,9 @@ def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
     health = params.crop_failure_factor if failed else 1.0
     health_steps: list[dict[str, Any]] = []
     if params.crop_health is not None:  # a lagging crop lowers the value; the step never raises it
-        h = crop_health(health_crop(inp), inp.ndvi_season, params.crop_health)
+        judged_as = health_crop(inp)
+        econ = params.crops.get(judged_as or "")
+        h = crop_health(judged_as, inp.ndvi_season, params.crop_health, econ.harvest_doy if econ else None)
         health = min(health, h.factor)
         health_steps.append({
             "step": "crop_health", "value": h.factor, "ratio": None if h.ratio is None else round(h.ratio, 4),
@@ -177,7 +179,9 @@ def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
         {"step": "area", "value": round(area_mu, 2), "unit": "mu",
          "text": f"{inp.verified_area_ha:.2f} ha verified = {area_mu:.1f} mu (of {inp.claimed_area_ha:.2f} ha claimed)"},
         {"step": "crop", "value": inp.crop, "probability": round(inp.crop_probability, 4),
-         "text": f"crop recognised as {inp.crop} with probability {inp.crop_probability:.0%}"},
+         "text": (f"crop not recognised with confidence (the likeliest crop has probability {inp.crop_probability:.0%})"
+                  if inp.crop == legend.UNKNOWN
+                  else f"crop recognised as {inp.crop} with probability {inp.crop_probability:.0%}")},
         *health_steps,
         {"step": "value_per_mu", "value": round(expected_per_mu, 2), "unit": "CNY/mu",
          "text": ("lowest value per mu among the likely crops (the crop call is uncertain)" if inp.crop == legend.UNKNOWN

@@ -151,11 +151,17 @@ def value_columns(t: pa.Table, params: ValuationParams) -> ValueColumns:
         in_legend = np.array([c in legend.CROPS for c in crop_names] + [False], dtype=bool)
         called = np.where(crop_codes >= 0, crop_codes, len(crop_names))
         curve = np.where(in_legend[called], curve_of_crop[called], curve_of_key[np.where(top >= 0, top, nk)])
+        no_harvest = 367  # later than any day of year: every date is compared
+        harvest_of_key = np.array([params.crops[c].harvest_doy if c in params.crops else no_harvest
+                                   for c in map(str, knames)] + [no_harvest], dtype=np.int64)
+        harvest_of_crop = np.array([params.crops[c].harvest_doy if c in params.crops else no_harvest
+                                    for c in crop_names] + [no_harvest], dtype=np.int64)
+        harvest = np.where(in_legend[called], harvest_of_crop[called], harvest_of_key[np.where(top >= 0, top, nk)])
         orow, dates = _flat_list(t.column("in_ndvi_dates"))
         _, ndvi = _flat_list(t.column("in_ndvi"))
         day = np.asarray(dates.cast(pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int64)
         doy = np.asarray(pc.day_of_year(dates).to_numpy(zero_copy_only=False), dtype=np.int64)
-        health = np.minimum(health, health_columns(curve, orow, day, doy, _f64(ndvi), keys, ch))
+        health = np.minimum(health, health_columns(curve, orow, day, doy, _f64(ndvi), keys, ch, harvest))
 
     value = area_mu * expected * health
     margin = np.full(n, u.area_margin)

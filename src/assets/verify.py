@@ -154,6 +154,6 @@ def verify_claim(
                                     f"({v.verified_area_ha * MU_PER_HA:.0f} mu) is planted farmland; only that part is "
                                     "valued"))
     else:
-        v.reasons.append(Reason("ok", f"{v.verified_area_ha:.2f} ha of {v.crop} confirmed by "
-                                f"{len(usable)} satellite dates"))
+        what = "cropland (crop uncertain)" if v.crop == legend.UNKNOWN else v.crop
+        v.reasons.append(Reason("ok", f"{v.verified_area_ha:.2f} ha of {what} confirmed by {len(usable)} satellite dates"))
     return v

@@ -131,6 +131,13 @@ def cmd_claims_submit(args: argparse.Namespace) -> int:
     return 0 if any(r["status"] != "rejected" for r in rows) else 1
 
 
+def alert_line(alert: dict, *, with_date: bool = False) -> str:
+    """``kind (field, date): message``: which field or device an alert is about, for a borrower with several."""
+    about = [alert.get("claim_name") or alert.get("device_id") or ""] + ([str(alert["as_of"])] if with_date else [])
+    about = [a for a in about if a]
+    return f"{alert['kind']}" + (f" ({', '.join(about)})" if about else "") + f": {alert['message']}"
+
+
 def print_borrowers(db_path: Path) -> None:
     from assets.explain import borrower_detail
     from assets.store import connect
@@ -143,7 +150,7 @@ def print_borrowers(db_path: Path) -> None:
                   f"({b['verified_area_mu']:.0f} mu), value {b['value_cny']:,.0f} CNY")
             print(table(detail["claims"], CLAIM_COLUMNS, CLAIM_HEADERS))
             for alert in detail["alerts"]:
-                print(f"  ALERT {alert['kind']}: {alert['message']}")
+                print(f"  ALERT {alert_line(alert)}")
             print()
 
 
@@ -175,7 +182,7 @@ def cmd_query_borrower(args: argparse.Namespace) -> int:
         print(table(detail["reviews"], ["decided_at", "name", "decision", "decided_by", "note"],
                     ["decided", "claim", "decision", "by", "note"]))
     for alert in detail["alerts"]:
-        print(f"ALERT {alert['kind']} ({alert['as_of']}): {alert['message']}")
+        print(f"ALERT {alert_line(alert, with_date=True)}")
     return 0
 
 
@@ -191,7 +198,10 @@ def cmd_query_alerts(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(to_csv(rows))
     else:
-        print(table(rows, ["as_of", "kind", "borrower_id", "message"], ["as of", "kind", "borrower", "message"]))
+        for r in rows:
+            r["about"] = r.get("claim_name") or r.get("device_id")
+        print(table(rows, ["as_of", "kind", "borrower_id", "about", "message"],
+                    ["as of", "kind", "borrower", "field / device", "message"]))
     return 0
 
 

@@ -49,7 +49,8 @@ def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]
         "AND (t.valid_to IS NULL OR t.valid_to > dt.as_of) GROUP BY dt.as_of ORDER BY dt.as_of",
         [borrower_id, borrower_id]))
     alerts = _records(con.execute(
-        "SELECT kind, as_of, claim_id, device_id, message FROM alerts WHERE borrower_id = ? ORDER BY raised_at",
+        "SELECT a.kind, a.as_of, a.claim_id, c.name AS claim_name, a.device_id, a.message FROM alerts a "
+        "LEFT JOIN claims c USING (claim_id) WHERE a.borrower_id = ? ORDER BY a.raised_at",
         [borrower_id]))
     from assets.store.reviews import borrower_reviews
 
@@ -59,12 +60,13 @@ def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]
 
 def alerts(con: duckdb.DuckDBPyConnection, *, kind: str | None = None) -> list[dict[str, Any]]:
     """Open alerts for operations, newest first (crop failure, silent or drying sensors)."""
-    sql = "SELECT as_of, kind, borrower_id, claim_id, device_id, message FROM alerts"
+    sql = ("SELECT a.as_of, a.kind, a.borrower_id, a.claim_id, c.name AS claim_name, a.device_id, a.message "
+           "FROM alerts a LEFT JOIN claims c USING (claim_id)")
     params: list[Any] = []
     if kind:
-        sql += " WHERE kind = ?"
+        sql += " WHERE a.kind = ?"
         params.append(kind)
-    return _records(con.execute(sql + " ORDER BY as_of DESC, kind, borrower_id", params))
+    return _records(con.execute(sql + " ORDER BY a.as_of DESC, a.kind, a.borrower_id, c.name", params))
 
 
 def preview_tile(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
