@@ -96,6 +96,18 @@ def test_a_field_harvested_after_its_harvest_day_is_not_a_lagging_crop() -> None
     assert "not judged" in step(only_after, "crop_health")["text"] and "harvest day" in step(only_after, "crop_health")["text"]
 
 
+def test_parameter_files_before_stop_at_harvest_recompute_unchanged() -> None:
+    """Decisions valued under 2026.12-5 and earlier compared every date: without the key they still do."""
+    older = parse_params(BASE.replace("stop_at_harvest = true", ""), "older.toml")
+    assert older.crop_health is not None and not older.crop_health.stop_at_harvest
+    maize = PARAMS.crop_health.curves["maize"]  # type: ignore[union-attr]
+    days = (200, 225, PARAMS.crops["maize"].harvest_doy + 19)
+    ndvi = [float(np.interp(d, maize.doy, maize.ndvi)) for d in days[:-1]] + [0.25]
+    harvested = tuple(((date(2026, 1, 1) + timedelta(days=d - 1)).isoformat(), v) for d, v in zip(days, ndvi))
+    f = field(crop="maize", crop_probs={"maize": 1.0}, ndvi_season=harvested)
+    assert step(value_inputs(f, older), "crop_health")["value"] < 1.0 == step(value_inputs(f, PARAMS), "crop_health")["value"]
+
+
 def test_a_crop_failure_and_a_lagging_curve_are_not_counted_twice() -> None:
     failed = value_inputs(field(reason_codes=("crop_failure",), ndvi_season=season(0.5)), PARAMS)
     assert "the lower one applies" in step(failed, "crop_health")["text"]
@@ -163,6 +175,7 @@ BASE = PARAMS.text
      "one ndvi per doy"),
     (lambda t: t.replace("tolerance = 0.85", "tolerance = 1.5"), "0 < tolerance <= 1"),
     (lambda t: t.replace('currency = "CNY"', 'currency = "USD"'), "currency 'USD'"),
+    (lambda t: t.replace("stop_at_harvest = true", 'stop_at_harvest = "yes"'), "stop_at_harvest must be true or false"),
 ])
 def test_bad_regional_and_crop_health_parameters_are_refused_by_name(change, match: str) -> None:
     text = change(BASE)

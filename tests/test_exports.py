@@ -76,7 +76,7 @@ def test_sql_looking_filters_match_nothing_and_change_nothing(bank: Path, evil: 
 
 def test_explain_and_history_commands(bank: Path, capsys) -> None:
     code, out, _ = run(capsys, "query", "explain", "farmer-a", "--db", str(bank), "--as-of", "2026-05-15", "--recompute")
-    assert code == 0 and "the same number" in out and "2026.12-5" in out and "crop-v1" in out
+    assert code == 0 and "the same number" in out and "2026.12-6" in out and "crop-v1" in out
     assert "value low" in out and "(low)" in out and "sensors 2026-04-24..2026-05-01" in out
     code, out, _ = run(capsys, "query", "explain", "farmer-a", "--db", str(bank), "--format", "json", "--recompute")
     doc = json.loads(out)
@@ -87,7 +87,7 @@ def test_explain_and_history_commands(bank: Path, capsys) -> None:
     assert code == 2 and "no borrower" in err
     code, out, _ = run(capsys, "query", "history", "farmer-a", "--db", str(bank), "--format", "json")
     rows = json.loads(out)
-    assert code == 0 and len(rows) == 4 and {r["params_version"] for r in rows} == {"2026.12-5", "test-v2"}
+    assert code == 0 and len(rows) == 4 and {r["params_version"] for r in rows} == {"2026.12-6", "test-v2"}
     assert all(r["limit_change_cny"] is None for r in rows[:2]) and all(r["limit_change_cny"] < 0 for r in rows[2:])
     code, _, err = run(capsys, "query", "history", "farmer-nobody", "--db", str(bank))
     assert code == 2 and "no borrower" in err

@@ -27,7 +27,7 @@ def test_explain_as_of_each_run_recomputes_the_stored_number(bank: Path) -> None
         may = explain(con, "farmer-a", as_of=date(2026, 5, 20), recompute=True)
         june = explain(con, "farmer-a", as_of=date(2026, 6, 20), recompute=True)
         now = explain(con, "farmer-a")
-    assert {c["params_version"] for c in may["claims"]} == {"2026.12-5"}
+    assert {c["params_version"] for c in may["claims"]} == {"2026.12-6"}
     assert {c["crop_model_version"] for c in may["claims"]} == {"crop-v1"}
     assert {c["params_version"] for c in june["claims"]} == {"test-v2"}
     assert {c["crop_model_version"] for c in june["claims"]} == {"crop-v2"}

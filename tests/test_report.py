@@ -28,7 +28,7 @@ def test_report_is_one_self_contained_file(report: Path) -> None:
     for section in ("Fields by status", "Distributions", "Exposure by crop", "Exposure by region",
                     "Limits changed since the previous run", "Alerts"):
         assert section in text
-    assert "parameters 2026.12-5 -&gt; test-v2" in text and "crop model crop-v1 -&gt; crop-v2" in text
+    assert "parameters 2026.12-6 -&gt; test-v2" in text and "crop model crop-v1 -&gt; crop-v2" in text
 
 
 def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:

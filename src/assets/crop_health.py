@@ -5,10 +5,11 @@ Each crop group (or a single crop) has an expected NDVI curve in the versioned p
 cloud-free NDVI dates are divided by the curve at their day of year, keeping the dates where the
 curve is at least ``min_expected_ndvi`` (in season: bare soil says nothing) and within
 ``window_days`` of the newest such date; the mean of those ratios is the field's health. At or above ``tolerance`` nothing
-changes; below it the value is scaled by ``ratio / tolerance`` (never under ``min_factor``). Dates on
-or after the crop's harvest day (``harvest_doy`` of its economics, when the caller gives it) are not
-compared: from then on the canopy senesces and the field may be harvested at any time, so a bare field
-is the expected outcome, not a lagging crop (the `harvest_reached` alert reports it). A field
+changes; below it the value is scaled by ``ratio / tolerance`` (never under ``min_factor``). With
+``stop_at_harvest`` (parameters 2026.12-6 on), dates on or after the crop's harvest day (``harvest_doy``
+of its economics) are not compared: from then on the canopy senesces and the field may be harvested at
+any time, so a bare field is the expected outcome, not a lagging crop (the `harvest_reached` alert
+reports it); parameter files without it compare every date, so older decisions recompute unchanged. A field
 whose health cannot be judged (no NDVI this season, no curve for its crop, or only dates where the
 curve is too low to compare) takes ``no_evidence_factor``, which is never above the factor of a
 healthy field, so less evidence can only lower a limit. The factor is at most 1: the step never
@@ -45,6 +46,7 @@ class CropHealthParams:
     no_evidence_factor: float = 0.95
     window_days: int = 30
     min_expected_ndvi: float = 0.2  # dates where the curve is under this (bare soil) say nothing about health
+    stop_at_harvest: bool = False  # compare only dates before the crop's harvest_doy (absent from files before 2026.12-6)
     curves: dict[str, Curve] = field(default_factory=dict)  # crop group or crop name -> curve
 
     def curve_key(self, crop: str | None) -> str | None:
@@ -87,9 +89,12 @@ def parse_crop_health(raw: Any, name: str) -> CropHealthParams | None:
         p = CropHealthParams(tolerance=float(raw.get("tolerance", 0.85)), min_factor=float(raw.get("min_factor", 0.5)),
                              no_evidence_factor=float(raw.get("no_evidence_factor", 0.95)),
                              window_days=int(raw.get("window_days", 30)),
-                             min_expected_ndvi=float(raw.get("min_expected_ndvi", 0.2)), curves=curves)
+                             min_expected_ndvi=float(raw.get("min_expected_ndvi", 0.2)), curves=curves,
+                             stop_at_harvest=raw.get("stop_at_harvest", False))
     except (TypeError, ValueError) as exc:
         raise InputError(f"valuation parameters {name}: [crop_health] has an unusable number ({exc})") from exc
+    if not isinstance(p.stop_at_harvest, bool):
+        raise InputError(f"valuation parameters {name}: [crop_health] stop_at_harvest must be true or false")
     if not (0 < p.tolerance <= 1 and 0 <= p.min_factor <= 1 and 0 <= p.no_evidence_factor <= 1 and p.window_days > 0):
         raise InputError(f"valuation parameters {name}: [crop_health] needs 0 < tolerance <= 1, min_factor and "
                          "no_evidence_factor in 0..1 and window_days > 0")

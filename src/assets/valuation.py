@@ -158,7 +158,7 @@ def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
     health_steps: list[dict[str, Any]] = []
     if params.crop_health is not None:  # a lagging crop lowers the value; the step never raises it
         judged_as = health_crop(inp)
-        econ = params.crops.get(judged_as or "")
+        econ = params.crops.get(judged_as or "") if params.crop_health.stop_at_harvest else None
         h = crop_health(judged_as, inp.ndvi_season, params.crop_health, econ.harvest_doy if econ else None)
         health = min(health, h.factor)
         health_steps.append({

@@ -161,7 +161,8 @@ def value_columns(t: pa.Table, params: ValuationParams) -> ValueColumns:
         _, ndvi = _flat_list(t.column("in_ndvi"))
         day = np.asarray(dates.cast(pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int64)
         doy = np.asarray(pc.day_of_year(dates).to_numpy(zero_copy_only=False), dtype=np.int64)
-        health = np.minimum(health, health_columns(curve, orow, day, doy, _f64(ndvi), keys, ch, harvest))
+        health = np.minimum(health, health_columns(curve, orow, day, doy, _f64(ndvi), keys, ch,
+                                                   harvest if ch.stop_at_harvest else None))
 
     value = area_mu * expected * health
     margin = np.full(n, u.area_margin)
