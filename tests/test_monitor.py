@@ -66,6 +66,14 @@ def test_harvest_reached_says_repayment_is_due_and_whether_the_imagery_shows_it(
     assert post_loan_alerts("farmer-1", None, MAIZE, params, date(2016, 9, 30)) == []  # no crop, no calendar
 
 
+def test_a_harvest_stays_seen_when_the_stubble_greens_again() -> None:
+    """Winter wheat cut by August (NDVI 0.32), a catch crop green by September (0.63): harvested."""
+    wheat = _obs((date(2016, 5, 16), 0.87, 0.9), (date(2016, 6, 25), 0.45, 0.6), (date(2016, 8, 12), 0.32, 0.4),
+                 (date(2016, 9, 21), 0.63, 0.7))
+    (alert,) = post_loan_alerts("farmer-1", "wheat", wheat, load_params(), date(2016, 9, 30))
+    assert alert.details["harvest_observed"] is True and "shows it harvested (NDVI 0.32 on 2016-08-12)" in alert.message
+
+
 def test_crop_failure_reads_its_thresholds_from_the_parameters() -> None:
     params = load_params()
     collapsed = _obs((date(2016, 6, 25), 0.8, 0.85), (date(2016, 8, 12), 0.3, 0.4))

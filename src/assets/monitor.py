@@ -172,8 +172,11 @@ def post_loan_alerts(borrower_id: str, crop: str | None, obs: ClaimObservation, 
     if green and as_of >= due_on:
         peak = max(green, key=_green)
         after = [d for d in obs.usable_dates if peak.observed_on < d.observed_on <= as_of]
-        seen = bool(after) and (after[-1].ndvi_mean or 0.0) < m.harvested_ndvi
-        what = (f"the imagery shows it harvested (NDVI {after[-1].ndvi_mean:.2f} on {after[-1].observed_on})" if seen
+        # the first bare date after the peak: a catch crop or regrowth greening the stubble later does
+        # not undo the harvest (the newest date alone missed wheat cut in August and green by September)
+        bare = next((d for d in after if d.ndvi_mean is not None and d.ndvi_mean < m.harvested_ndvi), None)
+        seen = bare is not None
+        what = (f"the imagery shows it harvested (NDVI {bare.ndvi_mean:.2f} on {bare.observed_on})" if bare is not None
                 else "the imagery does not show the harvest yet")
         alerts.append(Alert(
             alert_id=_alert_id("harvest_reached", obs.claim_id, year), kind="harvest_reached",
