@@ -108,6 +108,29 @@ def test_parameter_files_before_stop_at_harvest_recompute_unchanged() -> None:
     assert step(value_inputs(f, older), "crop_health")["value"] < 1.0 == step(value_inputs(f, PARAMS), "crop_health")["value"]
 
 
+def test_an_uncertain_call_is_judged_against_the_likely_crop_its_season_fits() -> None:
+    """A spring-barley season on its curve in late June and early July (senescing while maize greens
+    up), the crop call uncertain (maize 45 %, spring barley 35 %): judged against the maize curve it
+    would lag; against spring barley's (the cereals curve) it is on track."""
+    kw = dict(crop="unknown", crop_probability=0.45,
+              crop_probs={"maize": 0.45, "spring_barley": 0.35, "wheat": 0.2},
+              ndvi_season=season(1.0, (178, 183, 188)))
+    v = value_inputs(field(**kw), PARAMS)
+    s = step(v, "crop_health")
+    assert s["value"] == 1.0 and s["curve"] == "cereals" and "likely crops, spring_barley fits best" in s["text"]
+    top = parse_params(BASE.replace('uncertain_crop = "best_fit"', ""), "older.toml")  # files before 2026.12-6
+    t = step(value_inputs(field(**kw), top), "crop_health")
+    assert t["curve"] == "maize" and t["value"] < 1.0 and "fits best" not in t["text"]
+    assert value_inputs(field(**kw), top).value_cny < v.value_cny
+    # a season that lags every likely crop's curve is still cut
+    lagging = value_inputs(field(**{**kw, "ndvi_season": season(0.4, (178, 183, 188))}), PARAMS)
+    assert step(lagging, "crop_health")["value"] < 1.0 and lagging.value_cny < v.value_cny
+    # a known crop is judged against its own curve only
+    known = step(value_inputs(field(crop="maize", crop_probs=kw["crop_probs"], ndvi_season=kw["ndvi_season"]), PARAMS),
+                 "crop_health")
+    assert known["curve"] == "maize" and "fits best" not in known["text"]
+
+
 def test_a_crop_failure_and_a_lagging_curve_are_not_counted_twice() -> None:
     failed = value_inputs(field(reason_codes=("crop_failure",), ndvi_season=season(0.5)), PARAMS)
     assert "the lower one applies" in step(failed, "crop_health")["text"]
@@ -176,6 +199,7 @@ BASE = PARAMS.text
     (lambda t: t.replace("tolerance = 0.85", "tolerance = 1.5"), "0 < tolerance <= 1"),
     (lambda t: t.replace('currency = "CNY"', 'currency = "USD"'), "currency 'USD'"),
     (lambda t: t.replace("stop_at_harvest = true", 'stop_at_harvest = "yes"'), "stop_at_harvest must be true or false"),
+    (lambda t: t.replace('uncertain_crop = "best_fit"', 'uncertain_crop = "mean"'), "uncertain_crop must be"),
 ])
 def test_bad_regional_and_crop_health_parameters_are_refused_by_name(change, match: str) -> None:
     text = change(BASE)

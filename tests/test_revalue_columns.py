@@ -20,6 +20,7 @@ from assets.valuation import (
     ValuationParams,
     cap_borrower_limits,
     health_crop,
+    judge_health,
     load_params,
     parse_params,
     value_inputs,
@@ -95,7 +96,7 @@ def test_columns_equal_the_per_field_function(tmp_path: Path, params: ValuationP
     by_claim = {cid: ValuationInput.from_json(json.loads(doc)) for cid, doc in stored.items()}
     claims = table.column("claim_id").to_pylist()
     seen = {"unknown": 0, "region": 0, "health_lowered": 0, "field_cap": 0, "held": 0, "unpriced": 0,
-            "dates_after_harvest": 0}
+            "dates_after_harvest": 0, "best_fit_not_top": 0}
     for j, cid in enumerate(claims):
         v = value_inputs(by_claim[cid], params)
         got = (cols.value_low_cny[j], cols.value_cny[j], cols.value_high_cny[j], cols.limit_cny[j])
@@ -107,6 +108,7 @@ def test_columns_equal_the_per_field_function(tmp_path: Path, params: ValuationP
         seen["field_cap"] += "field_cap" in steps
         seen["held"] += "no_limit" in steps
         seen["unpriced"] += "no price set" in steps["value_per_mu"]["text"]
+        seen["best_fit_not_top"] += judge_health(by_claim[cid], params)[0] != health_crop(by_claim[cid])
         econ = params.crops.get(health_crop(by_claim[cid]) or "")
         seen["dates_after_harvest"] += bool(econ and by_claim[cid].ndvi_season and any(
             date.fromisoformat(on).timetuple().tm_yday >= econ.harvest_doy for on, _ in by_claim[cid].ndvi_season))

@@ -9,7 +9,10 @@ changes; below it the value is scaled by ``ratio / tolerance`` (never under ``mi
 ``stop_at_harvest`` (parameters 2026.12-6 on), dates on or after the crop's harvest day (``harvest_doy``
 of its economics) are not compared: from then on the canopy senesces and the field may be harvested at
 any time, so a bare field is the expected outcome, not a lagging crop (the `harvest_reached` alert
-reports it); parameter files without it compare every date, so older decisions recompute unchanged. A field
+reports it); parameter files without it compare every date, so older decisions recompute unchanged.
+An uncertain crop call is judged against its most probable crop, or with ``uncertain_crop =
+"best_fit"`` (2026.12-6 on) against the likely crop whose curve the season fits best
+(`valuation.judge_health`). A field
 whose health cannot be judged (no NDVI this season, no curve for its crop, or only dates where the
 curve is too low to compare) takes ``no_evidence_factor``, which is never above the factor of a
 healthy field, so less evidence can only lower a limit. The factor is at most 1: the step never
@@ -47,6 +50,7 @@ class CropHealthParams:
     window_days: int = 30
     min_expected_ndvi: float = 0.2  # dates where the curve is under this (bare soil) say nothing about health
     stop_at_harvest: bool = False  # compare only dates before the crop's harvest_doy (absent from files before 2026.12-6)
+    uncertain_crop: str = "top"  # an uncertain call is judged against: "top" (most probable crop) or "best_fit"
     curves: dict[str, Curve] = field(default_factory=dict)  # crop group or crop name -> curve
 
     def curve_key(self, crop: str | None) -> str | None:
@@ -90,11 +94,16 @@ def parse_crop_health(raw: Any, name: str) -> CropHealthParams | None:
                              no_evidence_factor=float(raw.get("no_evidence_factor", 0.95)),
                              window_days=int(raw.get("window_days", 30)),
                              min_expected_ndvi=float(raw.get("min_expected_ndvi", 0.2)), curves=curves,
-                             stop_at_harvest=raw.get("stop_at_harvest", False))
+                             stop_at_harvest=raw.get("stop_at_harvest", False),
+                             uncertain_crop=raw.get("uncertain_crop", "top"))
     except (TypeError, ValueError) as exc:
         raise InputError(f"valuation parameters {name}: [crop_health] has an unusable number ({exc})") from exc
     if not isinstance(p.stop_at_harvest, bool):
         raise InputError(f"valuation parameters {name}: [crop_health] stop_at_harvest must be true or false")
+    if p.uncertain_crop not in ("top", "best_fit"):
+        raise InputError(f"valuation parameters {name}: [crop_health] uncertain_crop must be \"top\" (the most "
+                         f"probable crop's curve) or \"best_fit\" (the likely crop whose curve fits best), "
+                         f"not {p.uncertain_crop!r}")
     if not (0 < p.tolerance <= 1 and 0 <= p.min_factor <= 1 and 0 <= p.no_evidence_factor <= 1 and p.window_days > 0):
         raise InputError(f"valuation parameters {name}: [crop_health] needs 0 < tolerance <= 1, min_factor and "
                          "no_evidence_factor in 0..1 and window_days > 0")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from assets.crop_health import Health
 from assets.crop_health import health as crop_health
 from assets.fields.geometry import ha_to_mu
 from assets.models import legend
@@ -37,7 +38,7 @@ from assets.verify import Verification
 
 __all__ = ["CURRENCIES", "NATIONAL", "VALUE_STEPS", "CropEconomics", "Region", "Uncertainty", "Valuation",
            "ValuationInput", "ValuationParams", "area_margin", "bbox_centre", "cap_borrower_limits", "field_limit",
-           "health_crop", "likely_crops", "load_params", "parse_params", "per_mu_range", "per_mu_value",
+           "health_crop", "judge_health", "likely_crops", "load_params", "parse_params", "per_mu_range", "per_mu_value",
            "season_ndvi", "value_claim", "value_inputs"]
 
 # Explanation steps stored with the valuation; every other step belongs to the limit.
@@ -143,6 +144,26 @@ def health_crop(inp: ValuationInput) -> str | None:
     return max(inp.crop_probs, key=lambda c: inp.crop_probs[c]) if inp.crop_probs else None
 
 
+def judge_health(inp: ValuationInput, params: ValuationParams) -> tuple[str | None, Health]:
+    """(crop judged against, its health). A known crop is judged against its own curve. An uncertain
+    call, with ``uncertain_crop = "best_fit"``, against each likely crop that has a curve, keeping
+    the one the season fits best: the crop is unknown, so a season lags only if it lags every crop
+    it plausibly is (its value per mu is already the least valuable of them). Otherwise, and in
+    parameter files before 2026.12-6, against the most probable crop."""
+    p = params.crop_health
+    assert p is not None
+
+    def one(crop: str | None) -> tuple[str | None, Health]:
+        econ = params.crops.get(crop or "") if p.stop_at_harvest else None
+        return crop, crop_health(crop, inp.ndvi_season, p, econ.harvest_doy if econ else None)
+
+    if inp.crop == legend.UNKNOWN and p.uncertain_crop == "best_fit" and inp.crop_probs:
+        candidates = [c for c in likely_crops(inp.crop_probs, params) if p.curve_key(c) is not None]
+        if candidates:
+            return max((one(c) for c in candidates), key=lambda judged: judged[1].factor)  # the first of ties
+    return one(health_crop(inp))
+
+
 def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
     """The valuation of stored inputs: the pipeline and `--recompute` both call this."""
     area_mu = ha_to_mu(inp.verified_area_ha)
@@ -157,14 +178,14 @@ def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
     health = params.crop_failure_factor if failed else 1.0
     health_steps: list[dict[str, Any]] = []
     if params.crop_health is not None:  # a lagging crop lowers the value; the step never raises it
-        judged_as = health_crop(inp)
-        econ = params.crops.get(judged_as or "") if params.crop_health.stop_at_harvest else None
-        h = crop_health(judged_as, inp.ndvi_season, params.crop_health, econ.harvest_doy if econ else None)
+        judged_as, h = judge_health(inp, params)
         health = min(health, h.factor)
+        best_fit = (f" (the crop call is uncertain; of its likely crops, {judged_as} fits best)"
+                    if uncertain and params.crop_health.uncertain_crop == "best_fit" else "")
         health_steps.append({
             "step": "crop_health", "value": h.factor, "ratio": None if h.ratio is None else round(h.ratio, 4),
             "curve": h.curve, "dates": h.dates,
-            "text": (f"NDVI at {h.ratio:.0%} of the expected {h.curve} curve over {h.dates} recent date(s)"
+            "text": (f"NDVI at {h.ratio:.0%} of the expected {h.curve} curve over {h.dates} recent date(s)" + best_fit
                      + (f": x {h.factor:.2f}" if h.factor < 1 else ": on track, no change")
                      + f" (curve: {h.why})" if h.ratio is not None
                      else f"crop health not judged ({h.why}): x {h.factor:.2f}")

@@ -161,8 +161,22 @@ def value_columns(t: pa.Table, params: ValuationParams) -> ValueColumns:
         _, ndvi = _flat_list(t.column("in_ndvi"))
         day = np.asarray(dates.cast(pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int64)
         doy = np.asarray(pc.day_of_year(dates).to_numpy(zero_copy_only=False), dtype=np.int64)
-        health = np.minimum(health, health_columns(curve, orow, day, doy, _f64(ndvi), keys, ch,
-                                                   harvest if ch.stop_at_harvest else None))
+        judged = health_columns(curve, orow, day, doy, _f64(ndvi), keys, ch, harvest if ch.stop_at_harvest else None)
+        if ch.uncertain_crop == "best_fit":  # an uncertain call: the best factor over its likely crops with a curve
+            s_curve = curve_of_key[s_k]
+            candidate = likely & (s_curve >= 0) & uncertain[s_row]
+            best = np.full(n, -np.inf)
+            for k in range(int(rank[candidate].max()) + 1 if candidate.any() else 0):
+                at = np.flatnonzero(candidate & (rank == k))
+                curve_k = np.full(n, -1, dtype=np.int64)
+                curve_k[s_row[at]] = s_curve[at]
+                harvest_k = np.full(n, no_harvest, dtype=np.int64)
+                harvest_k[s_row[at]] = harvest_of_key[s_k[at]]
+                f_k = health_columns(curve_k, orow, day, doy, _f64(ndvi), keys, ch,
+                                     harvest_k if ch.stop_at_harvest else None)
+                best[s_row[at]] = np.maximum(best[s_row[at]], f_k[s_row[at]])
+            judged = np.where(np.isfinite(best), best, judged)
+        health = np.minimum(health, judged)
 
     value = area_mu * expected * health
     margin = np.full(n, u.area_margin)
