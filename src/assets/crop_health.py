@@ -135,7 +135,7 @@ def health(crop: str | None, ndvi_season: Any, p: CropHealthParams, harvest_doy:
     seen = [(*_ordinal_doy(str(on)), float(v)) for on, v in (ndvi_season or ())]
     obs = [o for o in seen if harvest_doy is None or o[1] < harvest_doy]
     if key is None or not obs:
-        why = (f"no expected NDVI curve for {crop}" if key is None and obs
+        why = (f"no expected NDVI curve for {crop}" if key is None and seen
                else f"no cloud-free NDVI before the {crop} harvest day (day {harvest_doy})" if seen
                else "no cloud-free NDVI this season")
         return Health(p.no_evidence_factor, None, 0, key, why)
