@@ -285,6 +285,19 @@ def test_cli_train_predict_evaluate(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-2000:]
     rows = list(csv.DictReader(open(pred)))
     assert len(rows) == 100 and {row["label"] for row in rows} <= {"maize", "wheat", legend.UNKNOWN}
+    assert all(r["top_crop"] in {"maize", "wheat"} for r in rows)
+    assert all(r["label"] in (r["top_crop"], legend.UNKNOWN) for r in rows) and "named" in r.stdout
+    r = run_cli("crop", "predict", str(data), "--model", str(out), "--out", str(pred), "--unknown-below", "0.99",
+                cwd=tmp_path)
+    cautious = list(csv.DictReader(open(pred)))
+    assert [x["top_crop"] for x in cautious] == [x["top_crop"] for x in rows]
+    assert all(x["label"] == (x["top_crop"] if float(x["probability"]) >= 0.99 else legend.UNKNOWN) for x in cautious)
+    r = run_cli("crop", "predict", str(data), "--model", str(out), "--out", str(pred), "--unknown-below", "0",
+                cwd=tmp_path)
+    assert all(x["label"] == x["top_crop"] for x in csv.DictReader(open(pred)))
+    r = run_cli("crop", "predict", str(data), "--model", str(out), "--out", str(pred), "--unknown-below", "45",
+                cwd=tmp_path)
+    assert r.returncode == 2 and "not a probability" in r.stderr
     r = run_cli("crop", "evaluate", str(data), "--model", str(out), "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout.strip().splitlines()[-1])["n"] == 100

@@ -41,6 +41,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     predict.add_argument("data", type=Path, help="seasons file (labels optional)")
     predict.add_argument("--model", type=Path, default=None, help="checkpoint (default: the committed models/crop.pt)")
     predict.add_argument("--out", type=Path, required=True, help="CSV to write")
+    predict.add_argument("--unknown-below", type=float, default=None, metavar="P",
+                         help="`label` is `unknown` when the top probability is under P (default: the model's own, "
+                         "0.45 for the committed model; 0 names every row). `top_crop` is always the most probable crop")
     predict.set_defaults(handler=cmd_predict)
 
     evaluate = cmds.add_parser("evaluate", help="accuracy, macro F1, per-class table, calibration")
@@ -118,6 +121,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from assets.models.crop_data import read_seasons
 
     model = _load(args.model)
+    if args.unknown_below is not None:
+        if not 0 <= args.unknown_below <= 1:
+            raise InputError(f"--unknown-below {args.unknown_below} is not a probability; give a number from 0 to 1")
+        model.unknown_below = args.unknown_below
     data = read_seasons(args.data)
     seen = data.season.observed
     proba = np.zeros((len(data), len(model.classes)))
@@ -128,16 +135,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["index", "label", "probability", "group", "farmland_probability", "note"]
+        w.writerow(["index", "label", "probability", "group", "farmland_probability", "top_crop", "note"]
                    + (["true_label"] if data.labels is not None else []))  # fmt: skip
         for i in range(len(proba)):
             top = float(proba[i].max())
             note = "" if seen[i] else "no clear date"
             group = legend.group_of(names[i]) if names[i] in legend.CROPS else ""
-            row = [i, names[i] if seen[i] else legend.UNKNOWN, f"{top:.6f}", group, f"{farm[i]:.6f}", note]
+            top_crop = model.classes[int(proba[i].argmax())] if seen[i] else ""
+            row = [i, names[i] if seen[i] else legend.UNKNOWN, f"{top:.6f}", group, f"{farm[i]:.6f}", top_crop, note]
             w.writerow(row + ([data.labels[i]] if data.labels is not None else []))
+    unsure = sum(1 for i, n in enumerate(names) if seen[i] and n == legend.UNKNOWN)
     extra = f"; {int((~seen).sum())} rows had no clear date" if (~seen).any() else ""
-    print(f"wrote {len(proba)} predictions to {args.out} (model {model.version}){extra}")
+    print(f"wrote {len(proba)} predictions to {args.out} (model {model.version}): {int(seen.sum()) - unsure} named, "
+          f"{unsure} `unknown` (top probability under {model.unknown_below:g}; `top_crop` holds the most probable "
+          f"crop of every row, --unknown-below 0 names them all){extra}")
     return 0
 
 
