@@ -64,6 +64,9 @@ def test_harvest_reached_says_repayment_is_due_and_whether_the_imagery_shows_it(
     (still,) = post_loan_alerts("farmer-1", "maize", standing, params, date(2016, 9, 30))
     assert still.details["harvest_observed"] is False and "does not show the harvest yet" in still.message
     assert post_loan_alerts("farmer-1", None, MAIZE, params, date(2016, 9, 30)) == []  # no crop, no calendar
+    (guessed,) = post_loan_alerts("farmer-1", "maize", MAIZE, params, date(2016, 9, 30), uncertain=True)
+    assert guessed.message.startswith("maize (the likeliest crop; the crop call is uncertain) harvest day")
+    assert guessed.alert_id == alert.alert_id  # the same alert, worded for a guess
 
 
 def test_a_harvest_stays_seen_when_the_stubble_greens_again() -> None:
@@ -78,6 +81,8 @@ def test_crop_failure_reads_its_thresholds_from_the_parameters() -> None:
     params = load_params()
     collapsed = _obs((date(2016, 6, 25), 0.8, 0.85), (date(2016, 8, 12), 0.3, 0.4))
     assert crop_failure("farmer-1", "maize", collapsed, params, date(2016, 8, 20)) is not None
+    guessed = crop_failure("farmer-1", "maize", collapsed, params, date(2016, 8, 20), uncertain=True)
+    assert guessed is not None and "likeliest crop" in guessed.message
     strict = parse_params(params.text.replace("crop_failure_drop_ndvi = 0.35", "crop_failure_drop_ndvi = 0.6"), "x")
     assert crop_failure("farmer-1", "maize", collapsed, strict, date(2016, 8, 20)) is None
 

@@ -114,8 +114,15 @@ class Alert:
                 "message": self.message, "details": self.details}
 
 
-def crop_failure(borrower_id: str, crop: str | None, obs: ClaimObservation, params: ValuationParams, as_of: date) -> Alert | None:
-    """An alert when the field's NDVI collapsed before its crop's harvest day, else None."""
+def _called(crop: str, uncertain: bool) -> str:
+    """How an alert names the crop whose calendar it used: a guess is said to be one."""
+    return f"{crop} (the likeliest crop; the crop call is uncertain)" if uncertain else crop
+
+
+def crop_failure(borrower_id: str, crop: str | None, obs: ClaimObservation, params: ValuationParams, as_of: date,
+                 uncertain: bool = False) -> Alert | None:
+    """An alert when the field's NDVI collapsed before its crop's harvest day, else None
+    (``uncertain``: ``crop`` is only the likeliest crop of an uncertain call)."""
     econ = params.crops.get(crop or "")
     if econ is None:
         return None
@@ -133,8 +140,9 @@ def crop_failure(borrower_id: str, crop: str | None, obs: ClaimObservation, para
     return Alert(
         alert_id="a-" + hashlib.sha256(key.encode()).hexdigest()[:16], kind="crop_failure",
         borrower_id=borrower_id, claim_id=obs.claim_id, as_of=as_of,
-        message=(f"{crop} canopy fell from NDVI {peak.ndvi_mean:.2f} on {peak.observed_on} to {last.ndvi_mean:.2f} "
-                 f"on {last.observed_on}, before the usual harvest (day {econ.harvest_doy}); inspect the field"),
+        message=(f"{_called(crop or '', uncertain)} canopy fell from NDVI {peak.ndvi_mean:.2f} on {peak.observed_on} "
+                 f"to {last.ndvi_mean:.2f} on {last.observed_on}, before the usual harvest (day {econ.harvest_doy}); "
+                 "inspect the field"),
         details={"peak_ndvi": peak.ndvi_mean, "peak_on": str(peak.observed_on), "last_ndvi": last.ndvi_mean,
                  "last_on": str(last.observed_on), "harvest_doy": econ.harvest_doy,
                  "tiles": [peak.tile_id, last.tile_id], "params_version": params.version},
@@ -142,7 +150,7 @@ def crop_failure(borrower_id: str, crop: str | None, obs: ClaimObservation, para
 
 
 def post_loan_alerts(borrower_id: str, crop: str | None, obs: ClaimObservation, params: ValuationParams,
-                     as_of: date) -> list[Alert]:
+                     as_of: date, uncertain: bool = False) -> list[Alert]:
     """`not_planted` and `harvest_reached` for one field in the season of ``as_of`` (at most one each
     per field and season: the alert id is the same every night, so it is stored once)."""
     m = monitoring_params(params)
@@ -164,7 +172,7 @@ def post_loan_alerts(borrower_id: str, crop: str | None, obs: ClaimObservation, 
         alerts.append(Alert(
             alert_id=_alert_id("not_planted", obs.claim_id, year), kind="not_planted", borrower_id=borrower_id,
             claim_id=obs.claim_id, as_of=as_of,
-            message=(f"{crop} not planted by {planted_by}: no clear date since {season_start} shows a green canopy "
+            message=(f"{_called(crop, uncertain)} not planted by {planted_by}: no clear date since {season_start} shows a green canopy "
                      f"(best NDVI {_green(best):.2f} on {best.observed_on}, {m.planted_ndvi:.2f} needed); "
                      "visit the field before the next drawdown"),
             details={**evidence, "planted_by": str(planted_by), "planted_ndvi": m.planted_ndvi}))
@@ -181,7 +189,7 @@ def post_loan_alerts(borrower_id: str, crop: str | None, obs: ClaimObservation, 
         alerts.append(Alert(
             alert_id=_alert_id("harvest_reached", obs.claim_id, year), kind="harvest_reached",
             borrower_id=borrower_id, claim_id=obs.claim_id, as_of=as_of,
-            message=f"{crop} harvest day {harvest_on} reached: repayment due from {due_on}; {what}",
+            message=f"{_called(crop, uncertain)} harvest day {harvest_on} reached: repayment due from {due_on}; {what}",
             details={**evidence, "harvest_on": str(harvest_on), "due_on": str(due_on), "harvest_observed": seen,
                      "peak_on": str(peak.observed_on), "peak_ndvi_p90": round(_green(peak), 3)}))
     return alerts

@@ -197,7 +197,8 @@ def assess_claims(
         if c.geometry is None:
             continue  # rejected at submission; its reason is already stored on the claim
         obs = observations.get(c.claim_id) or ClaimObservation(claim_id=c.claim_id, coverage_fraction=0.0)
-        alert = crop_failure(c.borrower_id, obs.crop[0], obs, params, as_of)
+        guess = obs.crop[1] < settings.crop_unknown_below  # the calendar is the likeliest crop's: say so
+        alert = crop_failure(c.borrower_id, obs.crop[0], obs, params, as_of, uncertain=guess)
         v = verify_claim(claim_id=c.claim_id, claimed_area_ha=c.claimed_area_ha or 0.0, observation=obs,
                          overlap_area_ha=overlaps.get(c.claim_id, 0.0), sensor_evidence=evidence.get(c.claim_id),
                          settings=settings, crop_failure=alert.message if alert else None,
@@ -209,7 +210,8 @@ def assess_claims(
             v, params, len(obs.usable_dates), centre=bbox_centre(c.geometry), ndvi_season=season_ndvi(obs))
         report.assessments.append(Assessment(c, v, vid, obs, valuation))
         if not v.rejected:  # post-loan monitoring of a field the bank may lend against
-            crop_alerts.extend(([alert] if alert else []) + post_loan_alerts(c.borrower_id, obs.crop[0], obs, params, as_of))
+            crop_alerts.extend(([alert] if alert else [])
+                               + post_loan_alerts(c.borrower_id, obs.crop[0], obs, params, as_of, uncertain=guess))
     _cap_per_borrower(report.assessments, params)
     report.alerts = [a.row(started) for a in crop_alerts] + list(device_alerts)
     # 3. Write, all or nothing, by the file's one writer (only this phase is serialised).
