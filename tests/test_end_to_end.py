@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -200,3 +201,9 @@ def test_reasons_and_alerts_read_as_text(demo_db) -> None:
     assert ("crop_failure", "Maize after drought") in named and ("harvest_reached", "Maize by the road") in named
     table = run_cli("query", "alerts", "--db", str(db), cwd=db.parent).stdout
     assert "field / device" in table and "probe-003" in table
+    out = db.parent / "report.html"
+    assert run_cli("report", "portfolio", "--db", str(db), "--out", str(out), cwd=db.parent).returncode == 0
+    in_report = out.read_text().split('id="alerts"')[1]
+    assert "<th>field / device</th>" in in_report and "<td>Maize after drought</td>" in in_report
+    # the map frames the fields the bank may lend against, not the rejected drawing outside the imagery
+    assert re.search(r'<p id="outside">\d rejected fields? l\w+ outside this view', out.read_text())

@@ -31,6 +31,18 @@ def test_report_is_one_self_contained_file(report: Path) -> None:
     assert "parameters 2026.12-6 -&gt; test-v2" in text and "crop model crop-v1 -&gt; crop-v2" in text
 
 
+def test_report_tables_read_as_numbers_and_names(report: Path) -> None:
+    """Areas to two decimals (not 61.65991526872833), numbers right and text left, each change naming
+    its field (alerts: `test_end_to_end.test_reasons_and_alerts_read_as_text`)."""
+    text = report.read_text()
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", text)
+    assert cells and not [c for c in cells if re.fullmatch(r"-?[\d,]*\.\d{3,}", c)]
+    assert re.search(r'<td class="n">[\d,]+\.\d\d</td>', text)  # an area
+    assert '<p id="outside">1 rejected field lies outside this view.</p>' in text  # framed on the lendable fields
+    changes = text.split('id="changes"')[1].split("</table>")[0]
+    assert "<th>field</th><th>claim</th>" in changes and "<td>-</td><td>c-" not in changes  # each change has a name
+
+
 def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (scripts/install_system_deps.sh installs it)")

@@ -32,13 +32,18 @@ def _money(x: float | None) -> str:
 
 
 def _map_svg(fields: Sequence[dict[str, Any]]) -> str:
-    """Fields as polygons in an equirectangular view of their bounding box (north up)."""
+    """Fields as polygons in an equirectangular view (north up) of the fields the bank may lend
+    against; a rejected drawing far away (a field outside the imagery) would otherwise shrink the
+    portfolio to a corner. Rejected fields outside that view are counted under the map."""
     import shapely
 
     shapes = [(f, shapely.from_wkb(bytes(f["geom_wkb"]))) for f in fields if f.get("geom_wkb") is not None]
     if not shapes:
         return "<p>No field has a usable drawing yet.</p>"
-    minx, miny, maxx, maxy = shapely.GeometryCollection([g for _, g in shapes]).bounds
+    framed = [g for f, g in shapes if f["status"] != "rejected"] or [g for _, g in shapes]
+    minx, miny, maxx, maxy = shapely.GeometryCollection(framed).bounds
+    view = shapely.box(minx, miny, maxx, maxy)
+    outside = sum(1 for _, g in shapes if not g.intersects(view))
     kx = math.cos(math.radians((miny + maxy) / 2))  # degrees of longitude are shorter away from the equator
     span = max((maxx - minx) * kx, maxy - miny, 1e-6)
     scale = min(MAP_W, MAP_H) / span * 0.95
@@ -59,7 +64,9 @@ def _map_svg(fields: Sequence[dict[str, Any]]) -> str:
                          f'({_e(f["borrower_id"])}): {_e(f["status"])}, limit {_money(f["limit_cny"])} CNY</title></polygon>')
     parts.append("</svg>")
     legend = " ".join(f'<span class="key" style="background:{c}"></span>{s}' for s, c in COLOURS.items())
-    return "".join(parts) + f'<p class="legend">{legend}</p>'
+    note = (f'<p id="outside">{outside} rejected field{"s lie" if outside > 1 else " lies"} outside this view.</p>'
+            if outside else "")
+    return "".join(parts) + f'<p class="legend">{legend}</p>' + note
 
 
 def _histogram_svg(values: Sequence[float], label: str, bins: int = 12) -> str:
@@ -80,12 +87,22 @@ def _histogram_svg(values: Sequence[float], label: str, bins: int = 12) -> str:
             f'{_money(lo)} to {_money(hi)} CNY</figcaption></figure>')
 
 
+def _cell(value: Any, money: bool) -> str:
+    """A table cell: money to the yuan and other floats to two decimals, numbers right-aligned, text left."""
+    if money:
+        return f'<td class="n">{_money(value)}</td>'
+    if isinstance(value, float):
+        return f'<td class="n">{value:,.2f}</td>'
+    if isinstance(value, int):
+        return f'<td class="n">{value:,}</td>'
+    return f"<td>{_e(value)}</td>"
+
+
 def _table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str]], money: set[str] = set()) -> str:  # noqa: B006  (only read)
     if not rows:
         return "<p>None.</p>"
     head = "".join(f"<th>{_e(h)}</th>" for _, h in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_money(r[c]) if c in money else _e(r[c])}</td>" for c, _ in cols) + "</tr>"
-                   for r in rows)
+    body = "".join("<tr>" + "".join(_cell(r[c], c in money) for c, _ in cols) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -107,11 +124,13 @@ def render(con) -> str:
     fields = field_rows(con)
     since = previous_run_started(con)
     changes = limit_changes_since(con, since)
+    names = {f["claim_id"]: f["name"] for f in fields}
     for c in changes:
         c["why"] = _why(c)
+        c["name"] = names.get(c["claim_id"])
         c["change_cny"] = c["limit_cny"] - (c["previous_limit_cny"] or 0)
     css = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:.5em 0}"
-           "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}td:first-child{text-align:left}"
+           "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}td.n{text-align:right}"
            ".key{display:inline-block;width:1em;height:1em;margin:0 .3em 0 1em;vertical-align:middle}"
            ".cards span{display:inline-block;margin-right:2em}figure{display:inline-block;margin:0 2em 0 0}")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -134,11 +153,13 @@ def render(con) -> str:
                                                                  ('value_cny', 'value CNY'), ('limit_cny', 'limit CNY')],
                                    {'value_cny', 'limit_cny'})}
 <h2>Limits changed since the previous run{f' ({since:%Y-%m-%d %H:%M})' if since else ''}</h2>
-<div id="changes">{_table(changes, [('borrower_id', 'borrower'), ('claim_id', 'field'), ('previous_limit_cny', 'was'),
+<div id="changes">{_table(changes, [('borrower_id', 'borrower'), ('name', 'field'), ('claim_id', 'claim'),
+                                   ('previous_limit_cny', 'was'),
                                    ('limit_cny', 'now'), ('change_cny', 'change'), ('why', 'why')],
                           {'previous_limit_cny', 'limit_cny', 'change_cny'})}</div>
 <h2>Alerts</h2><div id="alerts">{_table(open_alerts(con), [('as_of', 'as of'), ('kind', 'kind'),
-                                                          ('borrower_id', 'borrower'), ('message', 'message')])}</div>
+                                                          ('borrower_id', 'borrower'), ('about', 'field / device'),
+                                                          ('message', 'message')])}</div>
 </body></html>
 """
 

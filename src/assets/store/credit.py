@@ -118,5 +118,8 @@ def field_rows(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFil
 
 
 def open_alerts(con: duckdb.DuckDBPyConnection, limit_rows: int = 100) -> list[dict[str, Any]]:
-    return _records(con.execute("SELECT as_of, kind, borrower_id, claim_id, message FROM alerts_open LIMIT ?",
-                                [limit_rows]))
+    """Open alerts, newest first, each with the field (claim name) or device it is about."""
+    return _records(con.execute(
+        "SELECT a.as_of, a.kind, a.borrower_id, a.claim_id, coalesce(c.name, a.device_id) AS about, a.message "
+        "FROM alerts_open a LEFT JOIN claims c USING (claim_id) ORDER BY a.as_of DESC, a.kind, a.borrower_id, about "
+        "LIMIT ?", [limit_rows]))
