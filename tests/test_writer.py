@@ -157,6 +157,12 @@ def test_an_owner_takes_other_processes_writes_and_analysts_read_the_snapshot(db
                 break
             time.sleep(0.2)
         assert got == 3 * len(bank.FIELDS)
+        views = subprocess.run(  # the analysts' views and their macro (migration 015) travel with the copy
+            [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+             "c.execute('SELECT count(*) FROM field_valuations JOIN claim_status USING (claim_id)').fetchone(); "
+             "print(*c.execute(\"SELECT count(reasons_text(reasons)), count(*) FILTER (reasons_text(reasons) LIKE '[%') \""
+             "\"FROM decisions\").fetchone())", str(snap)], capture_output=True, text=True, timeout=60)
+        assert views.returncode == 0 and views.stdout.split() == [str(3 * len(bank.FIELDS)), "0"], views.stderr[-1000:]
     assert not writer.socket_path(db_path).exists()
     _check_log(db_path, 3 * len(bank.FIELDS))
 
