@@ -118,6 +118,7 @@ def test_an_uncertain_call_is_judged_against_the_likely_crop_its_season_fits() -
     v = value_inputs(field(**kw), PARAMS)
     s = step(v, "crop_health")
     assert s["value"] == 1.0 and s["curve"] == "cereals" and "likely crops, spring_barley fits best" in s["text"]
+    assert step(v, "crop")["text"] == "crop not recognised with confidence (the likeliest crop has probability 45%)"
     top = parse_params(BASE.replace('uncertain_crop = "best_fit"', ""), "older.toml")  # files before 2026.12-6
     t = step(value_inputs(field(**kw), top), "crop_health")
     assert t["curve"] == "maize" and t["value"] < 1.0 and "fits best" not in t["text"]

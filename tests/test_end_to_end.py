@@ -196,6 +196,11 @@ def test_reasons_and_alerts_read_as_text(demo_db) -> None:
     assert reasons == status and not any(r.lstrip().startswith("[") for r in reasons.values() if r)
     assert reasons["Maize by the road"].endswith("confirmed by 7 satellite dates")
     assert "already claimed" in reasons["Copy of a neighbour's field"]
+    with duckdb.connect(str(db), read_only=True) as con:
+        barley = con.execute("SELECT v.crop, v.reasons::VARCHAR FROM claims c JOIN latest_verifications v "
+                             "USING (claim_id) WHERE c.name = 'North barley'").fetchone()
+    assert barley[0] == "unknown"  # the committed model is unsure of it (README, "demo: named fields")
+    assert "ha of cropland (crop uncertain) confirmed by" in barley[1] and "ha of unknown" not in barley[1]
     alerts = json.loads(run_cli("query", "alerts", "--db", str(db), "--format", "json", cwd=db.parent).stdout)
     named = {(a["kind"], a["claim_name"]) for a in alerts if a["claim_id"]}
     assert ("crop_failure", "Maize after drought") in named and ("harvest_reached", "Maize by the road") in named
