@@ -89,6 +89,10 @@ def test_explain_and_history_commands(bank: Path, capsys) -> None:
     rows = json.loads(out)
     assert code == 0 and len(rows) == 4 and {r["params_version"] for r in rows} == {"2026.12-6", "test-v2"}
     assert all(r["limit_change_cny"] is None for r in rows[:2]) and all(r["limit_change_cny"] < 0 for r in rows[2:])
+    assert all(r["name"] for r in rows)  # each decision names its field, as the table's "field" column shows
+    code, out, _ = run(capsys, "query", "history", "farmer-a", "--db", str(bank))
+    assert code == 0 and out.splitlines()[0].split()[:4] == ["from", "to", "field", "claim"]
+    assert rows[0]["name"] in out.splitlines()[2]
     code, _, err = run(capsys, "query", "history", "farmer-nobody", "--db", str(bank))
     assert code == 2 and "no borrower" in err
 

@@ -165,9 +165,9 @@ def cmd_query_history(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(to_csv(rows))
     else:
-        print(table(rows, ["valid_from", "valid_to", "claim_id", "status", "crop", "value_low_cny", "value_cny",
+        print(table(rows, ["valid_from", "valid_to", "name", "claim_id", "status", "crop", "value_low_cny", "value_cny",
                            "limit_cny", "limit_change_cny", "params_version", "crop_model_version"],
-                    ["from", "to", "claim", "status", "crop", "value low", "value", "limit", "change", "params",
+                    ["from", "to", "field", "claim", "status", "crop", "value low", "value", "limit", "change", "params",
                      "crop model"]))
     return 0
 

@@ -417,12 +417,14 @@ def run_decisions(con: duckdb.DuckDBPyConnection, run_id: str, borrower_id: str)
 
 
 def borrower_history(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[dict[str, Any]]:
-    """Every decision of a borrower in time order, with its validity period and what changed."""
+    """Every decision of a borrower in time order, with its validity period, the field's name and what changed."""
     return _records(con.execute(
-        "SELECT valid_from, valid_to, recorded_at, claim_id, status, crop, area_ha, value_low_cny, value_cny, "
-        "value_high_cny, limit_cny, params_version, crop_model_version, seg_model_version, decision_id, "
-        "limit_cny - lag(limit_cny) OVER (PARTITION BY claim_id ORDER BY valid_from, decision_seq) AS limit_change_cny "
-        "FROM decision_timeline WHERE borrower_id = ? ORDER BY valid_from, decision_seq", [borrower_id]))
+        "SELECT t.valid_from, t.valid_to, t.recorded_at, t.claim_id, c.name, t.status, t.crop, t.area_ha, "
+        "t.value_low_cny, t.value_cny, t.value_high_cny, t.limit_cny, t.params_version, t.crop_model_version, "
+        "t.seg_model_version, t.decision_id, t.limit_cny - lag(t.limit_cny) OVER (PARTITION BY t.claim_id "
+        "ORDER BY t.valid_from, t.decision_seq) AS limit_change_cny "
+        "FROM decision_timeline t LEFT JOIN claims c USING (claim_id) WHERE t.borrower_id = ? "
+        "ORDER BY t.valid_from, t.decision_seq", [borrower_id]))
 
 
 def limit_changes_since(con: duckdb.DuckDBPyConnection, since: datetime | None) -> list[dict[str, Any]]:
