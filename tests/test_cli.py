@@ -61,3 +61,14 @@ def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path, monkeypatch, ca
     finally:
         monkeypatch.undo()
         gone.close()
+
+
+def test_tables_show_times_to_the_second() -> None:
+    from datetime import datetime
+
+    from assets.cli.render import table, to_json
+
+    row = {"at": datetime(2026, 12, 7, 15, 14, 57, 276531), "x": 1.5}
+    out = table([row], ["at", "x"])
+    assert "2026-12-07 15:14:57" in out and "276531" not in out and "1.50" in out
+    assert "15:14:57.276531" in to_json(row)  # machine-readable output keeps the full time

@@ -14,6 +14,8 @@ def _fmt(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:,.2f}"
+    if isinstance(value, datetime):  # to the second in a table (JSON and CSV keep the microseconds)
+        return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
 
 
