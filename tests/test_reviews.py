@@ -100,6 +100,8 @@ def test_cli_lists_and_approves(repo: Path, tmp_path: Path, stubbed, capsys) -> 
     assert decision["reasons"] and decision["reasons"][-1]["code"] == "boundary_mismatch"
     assert cli_main(["claims", "review", "--db", str(settings.db_path), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+    assert cli_main(["claims", "review", "--db", str(settings.db_path)]) == 0
+    assert capsys.readouterr().out.strip() == "No claim is waiting for review."  # not an empty table
     assert cli_main(["query", "borrower", "farmer-009", "--db", str(settings.db_path)]) == 0
     assert "Review decisions" in capsys.readouterr().out
 

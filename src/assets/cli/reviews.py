@@ -37,7 +37,10 @@ def cmd_review(args: argparse.Namespace) -> int:
         if args.decision:
             args.review_parser.error("name the claim to decide: assets claims review ID --approve|--reject --note ...")
         rows = reviews.queue(s)
-        print(to_json(rows) if args.format == "json" else table(rows, QUEUE_COLUMNS, QUEUE_HEADERS))
+        if args.format == "json":
+            print(to_json(rows))
+        else:
+            print(table(rows, QUEUE_COLUMNS, QUEUE_HEADERS) if rows else "No claim is waiting for review.")
         return 0
     if not args.decision:
         args.review_parser.error("say --approve or --reject (and --note why)")
