@@ -53,12 +53,15 @@ def _cli(capsys, *args: str) -> tuple[int, str, str]:
 def test_sql_looking_strings_in_every_cli_filter(bank: Path, evil: str, capsys, tmp_path: Path) -> None:
     before = _state(bank)
     db = ("--db", str(bank))
-    for flag in ("--region", "--crop"):  # free text: compared as text, matches nothing
-        code, out, _ = _cli(capsys, "query", "portfolio", *db, "--format", "json", flag, evil)
-        assert code == 0 and json.loads(out)["borrowers"] == [] and json.loads(out)["totals"]["limit_cny"] == 0
-        out_file = tmp_path / "f.geojson"
-        code, _, _ = _cli(capsys, "export", *db, "--format", "geojson", "--out", str(out_file), flag, evil)
-        assert code == 0 and json.loads(out_file.read_text())["features"] == []
+    # free text: compared as text, matches nothing
+    code, out, _ = _cli(capsys, "query", "portfolio", *db, "--format", "json", "--region", evil)
+    assert code == 0 and json.loads(out)["borrowers"] == [] and json.loads(out)["totals"]["limit_cny"] == 0
+    out_file = tmp_path / "f.geojson"
+    code, _, _ = _cli(capsys, "export", *db, "--format", "geojson", "--out", str(out_file), "--region", evil)
+    assert code == 0 and json.loads(out_file.read_text())["features"] == []
+    for cmd in (("query", "portfolio"), ("export", "--format", "geojson", "--out", str(out_file))):
+        code, _, err = _cli(capsys, *cmd, *db, "--crop", evil)  # a crop must be a legend name (or a synonym)
+        assert code == 2 and "is not in the crop legend" in err and repr(evil) in err, (cmd, err)
     for flag in ("--status", "--sort", "--min-limit", "--max-limit", "--from", "--to", "--rows"):  # typed: refused
         code, _, err = _cli(capsys, "query", "portfolio", *db, flag, evil)
         assert code == 2 and f"error: argument {flag}" in err, (flag, err)  # names the option
@@ -106,9 +109,10 @@ def test_sql_looking_strings_in_every_api_parameter(bank: Path) -> None:
     before = _state(bank)
     with TestClient(create_app(Settings(db_path=bank), api_keys=[])) as c:
         for evil in EVIL:
-            for key in ("region", "crop"):
-                r = c.get("/credit/portfolio", params={key: evil}, headers=officer)
-                assert r.status_code == 200 and r.json()["borrowers"] == [] and r.json()["totals"]["limit_cny"] == 0
+            r = c.get("/credit/portfolio", params={"region": evil}, headers=officer)
+            assert r.status_code == 200 and r.json()["borrowers"] == [] and r.json()["totals"]["limit_cny"] == 0
+            r = c.get("/credit/portfolio", params={"crop": evil}, headers=officer)
+            assert r.status_code == 422 and "is not in the crop legend" in r.text, r.text
             for key in ("status", "sort", "min_limit_cny", "max_limit_cny", "as_of_from", "as_of_to", "rows",
                         "descending"):
                 r = c.get("/credit/portfolio", params={key: evil}, headers=officer)

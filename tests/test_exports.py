@@ -52,6 +52,9 @@ def test_portfolio_filters_sorting_and_totals(bank: Path, capsys) -> None:
     assert wheat["limit_cny"] == totals["limit_cny"] and none["borrowers"] == 0 == future["borrowers"]
     code, out, _ = run(capsys, "query", "portfolio", "--db", str(bank))
     assert code == 0 and "TOTAL (2)" in out and "value low" in out
+    by_synonym = [json.loads(run(capsys, "query", "portfolio", "--db", str(bank), "--format", "json", "--crop", name)[1])
+                  for name in ("wheat", "Wheat", "winter wheat")]  # a legend name or a synonym of one
+    assert by_synonym[0]["totals"]["limit_cny"] == wheat["limit_cny"] and by_synonym[1:] == by_synonym[:1] * 2
 
 
 @pytest.mark.parametrize("evil", INJECTIONS)
@@ -65,9 +68,10 @@ def test_sql_looking_filters_match_nothing_and_change_nothing(bank: Path, evil: 
             portfolio(con, PortfolioFilter(sort=evil))
         with pytest.raises(InputError):
             portfolio(con, PortfolioFilter(status=evil))
-    for args in (("--region", evil), ("--crop", evil)):
-        code, out, _ = run(capsys, "query", "portfolio", "--db", str(bank), "--format", "json", *args)
-        assert code == 0 and json.loads(out)["borrowers"] == []
+    code, out, _ = run(capsys, "query", "portfolio", "--db", str(bank), "--format", "json", "--region", evil)
+    assert code == 0 and json.loads(out)["borrowers"] == []
+    code, _, err = run(capsys, "query", "portfolio", "--db", str(bank), "--format", "json", "--crop", evil)
+    assert code == 2 and "not in the crop legend" in err  # a crop is a legend name, checked before any query
     code, _, err = run(capsys, "query", "explain", evil, "--db", str(bank))
     assert code == 2 and err.startswith("error:")
     with connect(bank, read_only=True) as con:
@@ -174,7 +178,9 @@ def test_officer_routes_explain_history_and_portfolio(tmp_path: Path) -> None:
         assert c.get("/credit/borrowers/farmer-zz/history", headers=officer).status_code == 404
         assert len(c.get("/credit/borrowers/farmer-a/history", headers=officer).json()) == 4
         for evil in INJECTIONS:
-            r = c.get("/credit/portfolio", params={"crop": evil, "region": evil}, headers=officer)
+            r = c.get("/credit/portfolio", params={"region": evil}, headers=officer)
             assert r.status_code == 200 and r.json()["borrowers"] == []
+            r = c.get("/credit/portfolio", params={"crop": evil}, headers=officer)
+            assert r.status_code == 422 and "not in the crop legend" in r.text
         assert c.get("/credit/portfolio", params={"sort": "limit_cny; DROP TABLE x"}, headers=officer).status_code == 422
         assert c.get("/credit/portfolio", params={"status": "rejected"}, headers=officer).json()["totals"]["claims"] == 1

@@ -47,8 +47,10 @@ def get_portfolio(region: str | None = None, crop: str | None = None, status: st
                   descending: bool = False, rows: int | None = None,
                   con: duckdb.DuckDBPyConnection = Depends(read_db)) -> dict[str, Any]:
     """Borrowers over the fields matching the filters, with totals (filters are bound parameters)."""
+    from assets.models import legend
     from assets.store.credit import PortfolioFilter, portfolio
 
+    crop = legend.to_crop(crop) if crop else None  # legend names and their synonyms; a typo is a 400 naming it
     found, totals = portfolio(con, PortfolioFilter(region, crop, status, min_limit_cny, max_limit_cny, as_of_from,
                                                    as_of_to, sort, descending, rows))
     return {"borrowers": found, "totals": totals}

@@ -44,9 +44,11 @@ def _filters(p: argparse.ArgumentParser) -> None:
 
 
 def _filter(args: argparse.Namespace):
+    from assets.models import legend
     from assets.store.credit import PortfolioFilter
 
-    return PortfolioFilter(region=args.region, crop=args.crop, status=args.status, min_limit_cny=args.min_limit,
+    crop = legend.to_crop(args.crop) if args.crop else None  # "Maize", "silage maize": maize; a typo: an error
+    return PortfolioFilter(region=args.region, crop=crop, status=args.status, min_limit_cny=args.min_limit,
                            max_limit_cny=args.max_limit, as_of_from=args.as_of_from, as_of_to=args.as_of_to,
                            sort=args.sort, descending=args.desc, rows=args.rows)
 
