@@ -12,7 +12,9 @@ review, crop health). Only the numbers are computed here; the explanation of a r
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -144,24 +146,35 @@ def value_columns(t: pa.Table, params: ValuationParams) -> ValueColumns:
         first = rank == 0
         top[s_row[first]] = s_k[first]
         keys = sorted(ch.curves)
-        curve_of_key = np.array([keys.index(ck) if (ck := ch.curve_key(str(c))) else -1 for c in knames] + [-1],
-                                dtype=np.int64)
-        curve_of_crop = np.array([keys.index(ck) if (ck := ch.curve_key(c)) else -1 for c in crop_names] + [-1],
-                                 dtype=np.int64)
+        no_harvest = 367  # later than any day of year: every date is compared
+
+        def lookup(names: Sequence[Any], value: Callable[[str], int], missing: int) -> np.ndarray:
+            """One entry per name, then ``missing`` for the "no name" code."""
+            return np.array([value(str(c)) for c in names] + [missing], dtype=np.int64)
+
+        def curve_of(c: str) -> int:
+            return keys.index(ck) if (ck := ch.curve_key(c)) else -1
+
+        def harvest_of(c: str) -> int:
+            return params.crops[c].harvest_doy if c in params.crops else no_harvest
+
+        curve_of_key, harvest_of_key = lookup(knames, curve_of, -1), lookup(knames, harvest_of, no_harvest)
         in_legend = np.array([c in legend.CROPS for c in crop_names] + [False], dtype=bool)
         called = np.where(crop_codes >= 0, crop_codes, len(crop_names))
-        curve = np.where(in_legend[called], curve_of_crop[called], curve_of_key[np.where(top >= 0, top, nk)])
-        no_harvest = 367  # later than any day of year: every date is compared
-        harvest_of_key = np.array([params.crops[c].harvest_doy if c in params.crops else no_harvest
-                                   for c in map(str, knames)] + [no_harvest], dtype=np.int64)
-        harvest_of_crop = np.array([params.crops[c].harvest_doy if c in params.crops else no_harvest
-                                    for c in crop_names] + [no_harvest], dtype=np.int64)
-        harvest = np.where(in_legend[called], harvest_of_crop[called], harvest_of_key[np.where(top >= 0, top, nk)])
+        top_key = np.where(top >= 0, top, nk)
+
+        def judged_crop(of_crop: np.ndarray, of_key: np.ndarray) -> np.ndarray:
+            """Per field, for the crop it is judged as: the called crop, else its most probable key."""
+            return np.where(in_legend[called], of_crop[called], of_key[top_key])
+
+        curve = judged_crop(lookup(crop_names, curve_of, -1), curve_of_key)
+        harvest = judged_crop(lookup(crop_names, harvest_of, no_harvest), harvest_of_key)
         orow, dates = _flat_list(t.column("in_ndvi_dates"))
-        _, ndvi = _flat_list(t.column("in_ndvi"))
+        _, ndvi_list = _flat_list(t.column("in_ndvi"))
+        ndvi = _f64(ndvi_list)
         day = np.asarray(dates.cast(pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int64)
         doy = np.asarray(pc.day_of_year(dates).to_numpy(zero_copy_only=False), dtype=np.int64)
-        judged = health_columns(curve, orow, day, doy, _f64(ndvi), keys, ch, harvest if ch.stop_at_harvest else None)
+        judged = health_columns(curve, orow, day, doy, ndvi, keys, ch, harvest if ch.stop_at_harvest else None)
         if ch.uncertain_crop == "best_fit":  # an uncertain call: the best factor over its likely crops with a curve
             s_curve = curve_of_key[s_k]
             candidate = likely & (s_curve >= 0) & uncertain[s_row]
@@ -172,8 +185,7 @@ def value_columns(t: pa.Table, params: ValuationParams) -> ValueColumns:
                 curve_k[s_row[at]] = s_curve[at]
                 harvest_k = np.full(n, no_harvest, dtype=np.int64)
                 harvest_k[s_row[at]] = harvest_of_key[s_k[at]]
-                f_k = health_columns(curve_k, orow, day, doy, _f64(ndvi), keys, ch,
-                                     harvest_k if ch.stop_at_harvest else None)
+                f_k = health_columns(curve_k, orow, day, doy, ndvi, keys, ch, harvest_k if ch.stop_at_harvest else None)
                 best[s_row[at]] = np.maximum(best[s_row[at]], f_k[s_row[at]])
             judged = np.where(np.isfinite(best), best, judged)
         health = np.minimum(health, judged)
