@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from assets.store import connect
-from assets.store.credit import exposure_by, field_rows, open_alerts, portfolio_summary
+from assets.store.credit import exposure_by, field_rows, portfolio_summary
 from assets.store.history import limit_changes_since, previous_run_started
+from assets.store.queries import alerts
 
 COLOURS = {"verified": "#2e7d32", "partial": "#f9a825", "review": "#1565c0", "rejected": "#c62828",
            "submitted": "#757575"}
@@ -157,7 +158,7 @@ def render(con) -> str:
                                    ('previous_limit_cny', 'was'),
                                    ('limit_cny', 'now'), ('change_cny', 'change'), ('why', 'why')],
                           {'previous_limit_cny', 'limit_cny', 'change_cny'})}</div>
-<h2>Alerts</h2><div id="alerts">{_table(open_alerts(con), [('as_of', 'as of'), ('kind', 'kind'),
+<h2>Alerts</h2><div id="alerts">{_table(alerts(con, limit=100), [('as_of', 'as of'), ('kind', 'kind'),
                                                           ('borrower_id', 'borrower'), ('about', 'field / device'),
                                                           ('message', 'message')])}</div>
 </body></html>

@@ -133,8 +133,7 @@ def cmd_claims_submit(args: argparse.Namespace) -> int:
 
 def alert_line(alert: dict, *, with_date: bool = False) -> str:
     """``kind (field, date): message``: which field or device an alert is about, for a borrower with several."""
-    about = [alert.get("claim_name") or alert.get("device_id") or ""] + ([str(alert["as_of"])] if with_date else [])
-    about = [a for a in about if a]
+    about = [a for a in [alert["about"], str(alert["as_of"]) if with_date else None] if a]
     return f"{alert['kind']}" + (f" ({', '.join(about)})" if about else "") + f": {alert['message']}"
 
 
@@ -198,8 +197,6 @@ def cmd_query_alerts(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(to_csv(rows))
     else:
-        for r in rows:
-            r["about"] = r.get("claim_name") or r.get("device_id")
         print(table(rows, ["as_of", "kind", "borrower_id", "about", "message"],
                     ["as of", "kind", "borrower", "field / device", "message"]))
     return 0

@@ -116,10 +116,3 @@ def field_rows(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFil
     return _records(con.execute(f"SELECT {cols} FROM field_valuations WHERE {_FIELD_WHERE} ORDER BY claim_id",
                                 _field_params(f)))
 
-
-def open_alerts(con: duckdb.DuckDBPyConnection, limit_rows: int = 100) -> list[dict[str, Any]]:
-    """Open alerts, newest first, each with the field (claim name) or device it is about."""
-    return _records(con.execute(
-        "SELECT a.as_of, a.kind, a.borrower_id, a.claim_id, coalesce(c.name, a.device_id) AS about, a.message "
-        "FROM alerts_open a LEFT JOIN claims c USING (claim_id) ORDER BY a.as_of DESC, a.kind, a.borrower_id, about "
-        "LIMIT ?", [limit_rows]))

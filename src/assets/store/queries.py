@@ -49,7 +49,7 @@ def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]
         "AND (t.valid_to IS NULL OR t.valid_to > dt.as_of) GROUP BY dt.as_of ORDER BY dt.as_of",
         [borrower_id, borrower_id]))
     alerts = _records(con.execute(
-        "SELECT a.kind, a.as_of, a.claim_id, c.name AS claim_name, a.device_id, a.message FROM alerts a "
+        f"SELECT a.kind, a.as_of, {_ALERT_SUBJECT}, a.message FROM alerts a "
         "LEFT JOIN claims c USING (claim_id) WHERE a.borrower_id = ? ORDER BY a.raised_at",
         [borrower_id]))
     from assets.store.reviews import borrower_reviews
@@ -58,15 +58,23 @@ def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]
             "reviews": borrower_reviews(con, borrower_id)}  # officers' decisions: what, who, why
 
 
-def alerts(con: duckdb.DuckDBPyConnection, *, kind: str | None = None) -> list[dict[str, Any]]:
-    """Open alerts for operations, newest first (crop failure, silent or drying sensors)."""
-    sql = ("SELECT a.as_of, a.kind, a.borrower_id, a.claim_id, c.name AS claim_name, a.device_id, a.message "
-           "FROM alerts a LEFT JOIN claims c USING (claim_id)")
+# What an alert is about: its field (claim id and name) or its device, and the one of them to show.
+_ALERT_SUBJECT = "a.claim_id, c.name AS claim_name, a.device_id, coalesce(c.name, a.device_id) AS about"
+
+
+def alerts(con: duckdb.DuckDBPyConnection, *, kind: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Open alerts for operations, newest first (crop failure, silent or drying sensors), each with
+    the field or device it is about; at most ``limit`` of them."""
+    sql = f"SELECT a.as_of, a.kind, a.borrower_id, {_ALERT_SUBJECT}, a.message FROM alerts a LEFT JOIN claims c USING (claim_id)"
     params: list[Any] = []
     if kind:
         sql += " WHERE a.kind = ?"
         params.append(kind)
-    return _records(con.execute(sql + " ORDER BY a.as_of DESC, a.kind, a.borrower_id, c.name", params))
+    sql += " ORDER BY a.as_of DESC, a.kind, a.borrower_id, about"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return _records(con.execute(sql, params))
 
 
 def preview_tile(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
