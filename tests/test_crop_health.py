@@ -11,7 +11,7 @@ import pytest
 
 from assets.crop_health import health, health_columns
 from assets.errors import InputError
-from assets.valuation import ValuationInput, load_params, parse_params, value_inputs
+from assets.valuation import ValuationInput, calendar_crop, judge_health, load_params, parse_params, value_inputs
 
 PARAMS = load_params()
 CURVE = PARAMS.crop_health.curves["cereals"]  # type: ignore[union-attr]
@@ -130,6 +130,33 @@ def test_an_uncertain_call_is_judged_against_the_likely_crop_its_season_fits() -
     known = step(value_inputs(field(crop="maize", crop_probs=kw["crop_probs"], ndvi_season=kw["ndvi_season"]), PARAMS),
                  "crop_health")
     assert known["curve"] == "maize" and "fits best" not in known["text"]
+
+
+def _without_crop_health(text: str) -> str:
+    """A parameter file from before crop health: every ``[crop_health...]`` table dropped."""
+    kept, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("["):
+            skipping = line.startswith("[crop_health")
+        if not skipping:
+            kept.append(line)
+    return "".join(kept)
+
+
+def test_an_uncertain_call_takes_the_calendar_of_the_crop_its_health_is_judged_by() -> None:
+    """The alerts' calendar (harvest day, season start) follows the crop the value judged the season
+    by, so an alert never speaks of maize while the value treats the field as spring barley."""
+    probs = {"maize": 0.450000004, "spring_barley": 0.35, "wheat": 0.2}
+    summer = season(1.0, (178, 183, 188))
+    assert calendar_crop("unknown", probs, summer, PARAMS) == ("spring_barley", True)
+    judged_as, _ = judge_health(field(crop="unknown", crop_probability=0.45, crop_probs=probs, ndvi_season=summer),
+                                PARAMS)
+    assert judged_as == "spring_barley"  # the same crop as the valuation's health step
+    top = parse_params(BASE.replace('uncertain_crop = "best_fit"', ""), "older.toml")
+    assert calendar_crop("unknown", probs, summer, top) == ("maize", False)  # files before 2026.12-6
+    assert calendar_crop("maize", probs, summer, PARAMS) == ("maize", False)  # a called crop is its own calendar
+    no_health = parse_params(_without_crop_health(BASE), "no-health.toml")
+    assert no_health.crop_health is None and calendar_crop("unknown", probs, summer, no_health) == ("maize", False)
 
 
 def test_a_crop_failure_and_a_lagging_curve_are_not_counted_twice() -> None:

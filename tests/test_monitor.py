@@ -67,6 +67,9 @@ def test_harvest_reached_says_repayment_is_due_and_whether_the_imagery_shows_it(
     (guessed,) = post_loan_alerts("farmer-1", "maize", MAIZE, params, date(2016, 9, 30), uncertain=True)
     assert guessed.message.startswith("maize (the likeliest crop; the crop call is uncertain) harvest day")
     assert guessed.alert_id == alert.alert_id  # the same alert, worded for a guess
+    (fitted,) = post_loan_alerts("farmer-1", "maize", MAIZE, params, date(2016, 9, 30), uncertain=True, best_fit=True)
+    assert fitted.message.startswith("maize (the crop call is uncertain; of its likely crops, maize fits the season "
+                                      "best) harvest day")
 
 
 def test_a_harvest_stays_seen_when_the_stubble_greens_again() -> None:

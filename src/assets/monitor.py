@@ -114,15 +114,20 @@ class Alert:
                 "message": self.message, "details": self.details}
 
 
-def _called(crop: str, uncertain: bool) -> str:
-    """How an alert names the crop whose calendar it used: a guess is said to be one."""
-    return f"{crop} (the likeliest crop; the crop call is uncertain)" if uncertain else crop
+def _called(crop: str, uncertain: bool, best_fit: bool = False) -> str:
+    """How an alert names the crop whose calendar it used: a guess is said to be one, and which."""
+    if not uncertain:
+        return crop
+    if best_fit:
+        return f"{crop} (the crop call is uncertain; of its likely crops, {crop} fits the season best)"
+    return f"{crop} (the likeliest crop; the crop call is uncertain)"
 
 
 def crop_failure(borrower_id: str, crop: str | None, obs: ClaimObservation, params: ValuationParams, as_of: date,
-                 uncertain: bool = False) -> Alert | None:
+                 uncertain: bool = False, best_fit: bool = False) -> Alert | None:
     """An alert when the field's NDVI collapsed before its crop's harvest day, else None
-    (``uncertain``: ``crop`` is only the likeliest crop of an uncertain call)."""
+    (``uncertain``: ``crop`` is a guess of an uncertain call, the likeliest crop or, with
+    ``best_fit``, the likely crop the season fits best: `valuation.calendar_crop`)."""
     econ = params.crops.get(crop or "")
     if econ is None:
         return None
@@ -140,7 +145,7 @@ def crop_failure(borrower_id: str, crop: str | None, obs: ClaimObservation, para
     return Alert(
         alert_id="a-" + hashlib.sha256(key.encode()).hexdigest()[:16], kind="crop_failure",
         borrower_id=borrower_id, claim_id=obs.claim_id, as_of=as_of,
-        message=(f"{_called(crop or '', uncertain)} canopy fell from NDVI {peak.ndvi_mean:.2f} on {peak.observed_on} "
+        message=(f"{_called(crop or '', uncertain, best_fit)} canopy fell from NDVI {peak.ndvi_mean:.2f} on {peak.observed_on} "
                  f"to {last.ndvi_mean:.2f} on {last.observed_on}, before the usual harvest (day {econ.harvest_doy}); "
                  "inspect the field"),
         details={"peak_ndvi": peak.ndvi_mean, "peak_on": str(peak.observed_on), "last_ndvi": last.ndvi_mean,
@@ -150,7 +155,7 @@ def crop_failure(borrower_id: str, crop: str | None, obs: ClaimObservation, para
 
 
 def post_loan_alerts(borrower_id: str, crop: str | None, obs: ClaimObservation, params: ValuationParams,
-                     as_of: date, uncertain: bool = False) -> list[Alert]:
+                     as_of: date, uncertain: bool = False, best_fit: bool = False) -> list[Alert]:
     """`not_planted` and `harvest_reached` for one field in the season of ``as_of`` (at most one each
     per field and season: the alert id is the same every night, so it is stored once)."""
     m = monitoring_params(params)
@@ -172,7 +177,8 @@ def post_loan_alerts(borrower_id: str, crop: str | None, obs: ClaimObservation, 
         alerts.append(Alert(
             alert_id=_alert_id("not_planted", obs.claim_id, year), kind="not_planted", borrower_id=borrower_id,
             claim_id=obs.claim_id, as_of=as_of,
-            message=(f"{_called(crop, uncertain)} not planted by {planted_by}: no clear date since {season_start} shows a green canopy "
+            message=(f"{_called(crop, uncertain, best_fit)} not planted by {planted_by}: no clear date since "
+                     f"{season_start} shows a green canopy "
                      f"(best NDVI {_green(best):.2f} on {best.observed_on}, {m.planted_ndvi:.2f} needed); "
                      "visit the field before the next drawdown"),
             details={**evidence, "planted_by": str(planted_by), "planted_ndvi": m.planted_ndvi}))
@@ -189,7 +195,7 @@ def post_loan_alerts(borrower_id: str, crop: str | None, obs: ClaimObservation, 
         alerts.append(Alert(
             alert_id=_alert_id("harvest_reached", obs.claim_id, year), kind="harvest_reached",
             borrower_id=borrower_id, claim_id=obs.claim_id, as_of=as_of,
-            message=f"{_called(crop, uncertain)} harvest day {harvest_on} reached: repayment due from {due_on}; {what}",
+            message=f"{_called(crop, uncertain, best_fit)} harvest day {harvest_on} reached: repayment due from {due_on}; {what}",
             details={**evidence, "harvest_on": str(harvest_on), "due_on": str(due_on), "harvest_observed": seen,
                      "peak_on": str(peak.observed_on), "peak_ndvi_p90": round(_green(peak), 3)}))
     return alerts

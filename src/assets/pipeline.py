@@ -25,6 +25,7 @@ from assets.claims import Claim, load_claims, overlaps_ha
 from assets.config import Settings
 from assets.imagery.index import TileRecord, tile_from_row
 from assets.imagery.quality import QuarantinedTile
+from assets.models import legend
 from assets.monitor import Alert, crop_failure, monitoring_params, post_loan_alerts
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, writer
@@ -36,6 +37,7 @@ from assets.valuation import (
     Valuation,
     ValuationParams,
     bbox_centre,
+    calendar_crop,
     cap_borrower_limits,
     load_params,
     season_ndvi,
@@ -197,8 +199,11 @@ def assess_claims(
         if c.geometry is None:
             continue  # rejected at submission; its reason is already stored on the claim
         obs = observations.get(c.claim_id) or ClaimObservation(claim_id=c.claim_id, coverage_fraction=0.0)
-        guess = obs.crop[1] < settings.crop_unknown_below  # the calendar is the likeliest crop's: say so
-        alert = crop_failure(c.borrower_id, obs.crop[0], obs, params, as_of, uncertain=guess)
+        # an uncertain call's alerts use the calendar of the crop its health is judged by, and say it is a guess
+        guess = obs.crop[1] < settings.crop_unknown_below
+        calendar, best_fit = calendar_crop(legend.UNKNOWN if guess else obs.crop[0], obs.crop_probs,
+                                           season_ndvi(obs), params)
+        alert = crop_failure(c.borrower_id, calendar, obs, params, as_of, uncertain=guess, best_fit=best_fit)
         v = verify_claim(claim_id=c.claim_id, claimed_area_ha=c.claimed_area_ha or 0.0, observation=obs,
                          overlap_area_ha=overlaps.get(c.claim_id, 0.0), sensor_evidence=evidence.get(c.claim_id),
                          settings=settings, crop_failure=alert.message if alert else None,
@@ -211,7 +216,8 @@ def assess_claims(
         report.assessments.append(Assessment(c, v, vid, obs, valuation))
         if not v.rejected:  # post-loan monitoring of a field the bank may lend against
             crop_alerts.extend(([alert] if alert else [])
-                               + post_loan_alerts(c.borrower_id, obs.crop[0], obs, params, as_of, uncertain=guess))
+                               + post_loan_alerts(c.borrower_id, calendar, obs, params, as_of, uncertain=guess,
+                                                  best_fit=best_fit))
     _cap_per_borrower(report.assessments, params)
     report.alerts = [a.row(started) for a in crop_alerts] + list(device_alerts)
     # 3. Write, all or nothing, by the file's one writer (only this phase is serialised).

@@ -15,6 +15,7 @@ crop (`valuation_uncertainty`) and the credit policy from the low value to the l
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,12 +39,23 @@ from assets.verify import Verification
 
 __all__ = ["CURRENCIES", "NATIONAL", "VALUE_STEPS", "CropEconomics", "Region", "Uncertainty", "Valuation",
            "ValuationInput", "ValuationParams", "area_margin", "bbox_centre", "cap_borrower_limits", "field_limit",
-           "health_crop", "judge_health", "likely_crops", "load_params", "parse_params", "per_mu_range", "per_mu_value",
+           "calendar_crop", "health_crop", "judge_health", "likely_crops", "load_params", "parse_params", "per_mu_range", "per_mu_value",
            "season_ndvi", "value_claim", "value_inputs"]
 
 # Explanation steps stored with the valuation; every other step belongs to the limit.
 VALUE_STEPS = ("area", "crop", "crop_health", "value_per_mu", "value", "area_range", "value_per_mu_range",
                "value_range")
+
+
+def stored_probs(crop_probs: Mapping[str, float]) -> dict[str, float]:
+    """Crop probabilities as a valuation input stores them (6 decimals), so a recomputation and a
+    judgement made before the valuation see the same numbers."""
+    return {k: round(float(p), 6) for k, p in crop_probs.items()}
+
+
+def stored_season(ndvi_season: Any) -> tuple[tuple[str, float], ...] | None:
+    """(ISO date, mean NDVI to 4 decimals) per cloud-free date, as a valuation input stores them."""
+    return None if ndvi_season is None else tuple((str(on), round(float(x), 4)) for on, x in ndvi_season)
 
 
 @dataclass(frozen=True)
@@ -69,13 +81,12 @@ class ValuationInput:
                           ndvi_season: Any = None) -> "ValuationInput":
         return cls(status=v.status, verified_area_ha=float(v.verified_area_ha), claimed_area_ha=float(v.claimed_area_ha),
                    crop=v.crop, crop_probability=round(float(v.crop_probability), 6),
-                   crop_probs={k: round(float(p), 6) for k, p in v.crop_probs.items()},
+                   crop_probs=stored_probs(v.crop_probs),
                    sensor_status=str((v.sensor_evidence or {}).get("status") or "no_devices"),
                    reason_codes=tuple(r.code for r in v.reasons), usable_dates=usable_dates,
                    centre_lon=round(float(centre[0]), 6) if centre else None,
                    centre_lat=round(float(centre[1]), 6) if centre else None,
-                   ndvi_season=None if ndvi_season is None else tuple((str(on), round(float(x), 4))
-                                                                      for on, x in ndvi_season))
+                   ndvi_season=stored_season(ndvi_season))
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> "ValuationInput":
@@ -137,11 +148,35 @@ def season_ndvi(observation: Any) -> list[tuple[str, float]]:
     return [(d.observed_on.isoformat(), float(d.ndvi_mean)) for d in observation.usable_dates]
 
 
+def _top_crop(crop: str | None, crop_probs: Mapping[str, float]) -> str | None:
+    """The called crop, else the most probable one."""
+    if crop in legend.CROPS:
+        return crop
+    return max(crop_probs, key=lambda c: crop_probs[c]) if crop_probs else None
+
+
 def health_crop(inp: ValuationInput) -> str | None:
     """The crop whose NDVI curve a field is judged against: the called crop, else the most probable one."""
-    if inp.crop in legend.CROPS:
-        return inp.crop
-    return max(inp.crop_probs, key=lambda c: inp.crop_probs[c]) if inp.crop_probs else None
+    return _top_crop(inp.crop, inp.crop_probs)
+
+
+def _judge(crop: str | None, crop_probs: Mapping[str, float], ndvi_season: Any,
+           params: ValuationParams) -> tuple[str | None, Health, bool]:
+    """`judge_health` on its parts, so the pipeline can ask before a valuation input exists; the
+    flag says whether the crop was picked by best fit among an uncertain call's likely crops."""
+    p = params.crop_health
+    assert p is not None
+
+    def one(c: str | None) -> tuple[str | None, Health]:
+        econ = params.crops.get(c or "") if p.stop_at_harvest else None
+        return c, crop_health(c, ndvi_season, p, econ.harvest_doy if econ else None)
+
+    if crop == legend.UNKNOWN and p.uncertain_crop == "best_fit" and crop_probs:
+        candidates = [c for c in likely_crops(dict(crop_probs), params) if p.curve_key(c) is not None]
+        if candidates:
+            best = max((one(c) for c in candidates), key=lambda judged: judged[1].factor)  # the first of ties
+            return (*best, True)
+    return (*one(_top_crop(crop, crop_probs)), False)
 
 
 def judge_health(inp: ValuationInput, params: ValuationParams) -> tuple[str | None, Health]:
@@ -150,18 +185,20 @@ def judge_health(inp: ValuationInput, params: ValuationParams) -> tuple[str | No
     the one the season fits best: the crop is unknown, so a season lags only if it lags every crop
     it plausibly is (its value per mu is already the least valuable of them). Otherwise, and in
     parameter files before 2026.12-6, against the most probable crop."""
-    p = params.crop_health
-    assert p is not None
+    judged_as, h, _ = _judge(inp.crop, inp.crop_probs, inp.ndvi_season, params)
+    return judged_as, h
 
-    def one(crop: str | None) -> tuple[str | None, Health]:
-        econ = params.crops.get(crop or "") if p.stop_at_harvest else None
-        return crop, crop_health(crop, inp.ndvi_season, p, econ.harvest_doy if econ else None)
 
-    if inp.crop == legend.UNKNOWN and p.uncertain_crop == "best_fit" and inp.crop_probs:
-        candidates = [c for c in likely_crops(inp.crop_probs, params) if p.curve_key(c) is not None]
-        if candidates:
-            return max((one(c) for c in candidates), key=lambda judged: judged[1].factor)  # the first of ties
-    return one(health_crop(inp))
+def calendar_crop(crop: str | None, crop_probs: Mapping[str, float], ndvi_season: Any,
+                  params: ValuationParams) -> tuple[str | None, bool]:
+    """(crop, picked by best fit) whose calendar (season start, harvest day) the post-loan alerts
+    use: the called crop; for an uncertain call (``crop`` is `unknown`) the crop its health is
+    judged against, the best-fitting likely crop under ``uncertain_crop = "best_fit"``, else the
+    most probable one. An alert and the value then never disagree about which crop a field is."""
+    if params.crop_health is None:
+        return _top_crop(crop, crop_probs), False
+    judged_as, _, best_fit = _judge(crop, stored_probs(crop_probs), stored_season(ndvi_season), params)
+    return judged_as, best_fit
 
 
 def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
