@@ -59,6 +59,9 @@ def test_farmer_submits_a_drawing(client: TestClient, repo: Path) -> None:
     doc["features"][0]["geometry"]["coordinates"] = [ring[:-1]]  # the ring left open
     (unclosed,) = client.post("/borrowers/farmer-new/claims", json=doc, headers=KEY).json()
     assert unclosed["status"] == "rejected" and [r["code"] for r in unclosed["reasons"]] == ["unclosed_ring"]
+    shapes = {f["id"]: f for f in client.get("/borrowers/farmer-new/fields", headers=KEY).json()["features"]}
+    assert shapes[unclosed["claim_id"]]["geometry"] is None  # listed with its reason, never drawn on the map
+    assert shapes[unclosed["claim_id"]]["properties"]["reason"] and shapes[verdict["claim_id"]]["geometry"]
     bad = client.post("/borrowers/farmer-new/claims", json={"type": "FeatureCollection", "features": []}, headers=KEY)
     assert bad.status_code == 422 and "no features" in bad.json()["error"]
 

@@ -123,6 +123,8 @@ def test_sql_looking_strings_in_every_api_parameter(bank: Path) -> None:
             for key in ("as_of", "known_at", "recompute"):
                 r = c.get("/credit/borrowers/farmer-a/explain", params={key: evil}, headers=officer)
                 assert r.status_code == 422, (key, r.text)
+                # the same one-line shape as every other refusal, naming the parameter (not FastAPI's "detail")
+                assert list(r.json()) == ["error"] and r.json()["error"].startswith(f"{key}: "), r.text
             assert c.get("/alerts", params={"kind": evil}, headers=officer).json() == []
     assert _state(bank) == before
 

@@ -122,11 +122,17 @@ def test_double_pledge_of_a_real_field_gives_one_claim_and_one_limit(repo: Path,
     assert first[0]["limit_cny"] and first[0]["limit_cny"] > 0
     assert [r["claim_id"] for r in again] == [first[0]["claim_id"]]
     assert again[0]["limit_cny"] == first[0]["limit_cny"]
+    # submitted again weeks later (the API's date is today's): the stored verdict, not a new decision
+    later = submit_and_assess(settings, redrawn, "farmer-001", as_of=date(2016, 10, 30), models=models)
+    assert later[0]["decision_id"] == first[0]["decision_id"] and later[0]["as_of"] == first[0]["as_of"]
+    assert later[0]["reasons"] == first[0]["reasons"] and later[0]["reasons"][0]["code"]
     from assets.store.queries import portfolio
 
     with connect(settings.db_path) as con:
         (row,) = portfolio(con)
         assert row["claims"] == 1 and row["limit_cny"] == first[0]["limit_cny"]
+        decisions = con.execute("SELECT count(*) FROM decisions WHERE claim_id = ?", [first[0]["claim_id"]]).fetchone()
+        assert decisions == (1,)
 
 
 def test_several_borrowers_stored_in_one_transaction(db_path: Path) -> None:

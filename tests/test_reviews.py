@@ -25,6 +25,7 @@ from assets.errors import InputError, NotFoundError
 from assets.models import segment
 from assets.reviews import Decision, decide
 from assets.store import connect
+from assets.store.credit import exposure_by, portfolio
 from assets.store.queries import borrower
 
 AS_OF = date(2016, 9, 30)
@@ -72,6 +73,11 @@ def test_a_moved_field_waits_for_review_without_a_limit(repo: Path, tmp_path: Pa
         assert detail["borrower"]["limit_cny"] == 0 and detail["borrower"]["claims_accepted"] == 0
         (claim,) = detail["claims"]
         assert claim["boundary"]["verdict"] == "mismatch" and claim["boundary"]["cut_fields"] >= 2
+        # the area the imagery measured is shown on the claim, but no face counts it as verified land
+        assert claim["verified_area_ha"] > 1 and detail["borrower"]["verified_area_ha"] == 0
+        rows, totals = portfolio(con)
+        assert [r["verified_area_ha"] for r in rows] == [0] and totals["verified_area_mu"] == 0
+        assert [(e["status"], e["area_ha"]) for e in exposure_by(con, "status")] == [("review", 0)]
     # The nightly run keeps it waiting.
     pipeline.assess_claims(settings.db_path, as_of=AS_OF, settings=settings, models=stubbed)
     assert pipeline.claim_rows(settings.db_path, [cid])[0]["status"] == "review"
@@ -132,11 +138,17 @@ def test_api_reviews_are_for_officers(repo: Path, tmp_path: Path, stubbed) -> No
         assert [q["claim_id"] for q in c.get("/reviews", headers=officer).json()] == [cid]
         assert c.post(f"/reviews/{cid}", json={"decision": "maybe", "note": "x"}, headers=officer).status_code == 422
         assert c.post("/reviews/c-missing", json={"decision": "approve", "note": "x"}, headers=officer).status_code == 404
+        bare = c.post(f"/reviews/{cid}", json={"decision": "approve"}, headers=officer)
+        assert bare.status_code == 422 and 'needs a "note"' in bare.json()["error"]
+        garbled = c.post(f"/reviews/{cid}", content=b"approve it", headers=officer)
+        assert garbled.status_code == 422 and '"decision"' in garbled.json()["error"]
+        assert "GeoJSON" not in garbled.json()["error"]  # says what this route wants, not what a claim wants
         r = c.post(f"/reviews/{cid}", json={"decision": "approve", "note": "survey map checked"}, headers=officer)
         assert r.status_code == 200, r.text
         assert r.json()["status"] in ("verified", "partial") and r.json()["limit_cny"] > 0
         again = c.post(f"/reviews/{cid}", json={"decision": "reject", "note": "x"}, headers=officer)
         assert again.status_code == 422 and "not waiting for review" in again.json()["error"]
+        assert "GET /reviews" in again.json()["error"]  # where an API user finds the queue
         history = c.get("/borrowers/farmer-009", headers=farmer).json()["reviews"]
         assert [(h["decision"], h["decided_by"], h["note"]) for h in history] == [("approve", "li", "survey map checked")]
 

@@ -122,6 +122,13 @@ def test_uncertain_crop_is_unknown_and_valued_at_the_least_valuable_likely_crop(
     assert "uncertain" in val.explanation[2]["text"]
 
 
+def test_a_rejected_uncertain_call_does_not_say_how_it_would_be_valued() -> None:
+    """Rejected claims are worth nothing: their reasons must not promise a valuation."""
+    v = check(observation(farmland=0.1, probs={"maize": 0.40, "wheat": 0.35, "grasslands": 0.25}))
+    assert v.rejected and [r.code for r in v.reasons] == ["crop_uncertain", "not_farmland"]
+    assert v.reasons[0].message == "the crop is uncertain (best guess maize, 40%)" and "valued" not in v.summary()
+
+
 def test_a_crop_the_model_knows_but_the_bank_does_not_price_is_named() -> None:
     v = check(observation(probs={"grapes": 0.9, "wheat": 0.1}))
     val = value_claim(v, PARAMS)

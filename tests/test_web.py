@@ -182,12 +182,18 @@ def test_farmer_taps_a_field_accepts_the_proposal_and_reads_the_verdict(bank, br
     assert "CNY" in card and "Next step" in card
     expect(page.locator("#my-fields")).to_contain_text("Maize, tapped on a phone", timeout=30_000)
     assert page.evaluate("fieldsLayer.getLayers().length") == 1  # drawn on the map in its status colour
+    icon = page.evaluate("document.querySelector('link[rel=icon]').href")
+    assert page.evaluate(f"fetch('{icon}').then((r) => r.status)") == 200  # no 404 in the console for the icon
+    waiting = page.evaluate("verdictCard({name: 'x', status: 'review', verified_area_ha: 2.5, reasons: []})")
+    assert "Measured area (not verified yet)" in waiting and "2.50 ha (37.5 mu)" in waiting  # not verified land
     page.click("#lang")  # the same page in Chinese, no reload
     expect(page.locator("#result")).to_contain_text("下一步")
     expect(page.locator("#title")).to_have_text("画出您的地块")
     reasons = page.locator("#result .reasons li").all_text_contents()
     assert reasons and all(re.search("[\u4e00-\u9fff]", r) for r in reasons), reasons  # the reasons too
     assert page.locator("#result .reasons li").first.get_attribute("title")  # the English detail, with figures
+    card_zh = page.locator("#result .verdict dl").text_content()
+    assert "公顷" in card_zh and "亩" in card_zh and "元" in card_zh and "CNY" not in card_zh  # units in Chinese too
     _shot(page, "3-verdict-zh")
     page.reload()  # the token and the language stay for the next visit
     expect(page.locator("#who")).to_contain_text("已登录", timeout=30_000)

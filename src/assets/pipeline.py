@@ -29,7 +29,7 @@ from assets.models import legend
 from assets.monitor import Alert, crop_failure, monitoring_params, post_loan_alerts
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, writer
-from assets.store.claims import claim_status_rows
+from assets.store.claims import claim_status_rows, decided_reasons
 from assets.store.history import append_decisions, record_params
 from assets.store.reviews import review_decisions
 from assets.store.tiles import has_tiles_up_to, record_quarantine, usable_tile_rows
@@ -376,9 +376,13 @@ def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: 
         catalogue_tiles(db_path, settings.tiles_source, until=as_of, settings=settings)
     source = "api" if isinstance(path, dict) else str(path)
     claims = store_drawings_of(db_path, [(borrower_id, drawings)], settings, source)[0]
-    usable = [c.claim_id for c in claims if c.geometry is not None]
-    reasons: dict[str, list[dict]] = {c.claim_id: [{"code": c.reason_code, "message": c.reason, "blocking": True}]
-                                      for c in claims if c.geometry is None}
+    # A field submitted again (any first corner, orientation or vertex count) is the stored claim: its
+    # stored verdict comes back, assessed once, not again at today's date as a new decision.
+    with writer.read(db_path) as con:
+        reasons = decided_reasons(con, [c.claim_id for c in claims])
+    usable = [c.claim_id for c in claims if c.geometry is not None and c.claim_id not in reasons]
+    reasons.update({c.claim_id: [{"code": c.reason_code, "message": c.reason, "blocking": True}]
+                    for c in claims if c.geometry is None})
     if usable:
         report = assess_claims(db_path, as_of=as_of, settings=settings, models=models or load_models(settings),
                                claim_ids=usable, kind="claims")

@@ -58,10 +58,11 @@ def record_review(con: Any, *, claim_id: str, decision: str, note: str, decided_
     verdict it was decided on."""
     current = store.claim_verdict(con, claim_id)
     if current is None:
-        raise NotFoundError(f"no claim {claim_id!r}; list the claims waiting with `assets claims review`")
+        raise NotFoundError(f"no claim {claim_id!r}; list the claims waiting for review with `assets claims review` "
+                            "or GET /reviews")
     if current["status"] != "review":
-        raise InputError(f"claim {claim_id} is {current['status']}, not waiting for review; only claims "
-                         "in `assets claims review` can be approved or rejected")
+        raise InputError(f"claim {claim_id} is {current['status']}, not waiting for review; only claims waiting "
+                         "for review (`assets claims review`, GET /reviews) can be approved or rejected")
     review_id = "rv-" + hashlib.sha256(f"{claim_id}|{now.isoformat()}|{decided_by}".encode()).hexdigest()[:16]
     store.record_decision(con, {
         "review_id": review_id, "claim_id": claim_id, "borrower_id": current["borrower_id"],

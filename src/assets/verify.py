@@ -101,9 +101,10 @@ def verify_claim(
     v.farmland_area_ha = claimed_area_ha * farmland_fraction
     v.planted_area_ha = claimed_area_ha * (observation.planted_fraction or 0.0)
     v.crop, v.crop_probability = observation.crop
+    uncertain_at, guess = None, ""
     if v.crop is not None and v.crop_probability < settings.crop_unknown_below:
-        v.reasons.append(Reason("crop_uncertain", f"the crop is uncertain (best guess {v.crop}, "
-                                f"{v.crop_probability:.0%}); it is valued at the least valuable likely crop"))
+        uncertain_at, guess = len(v.reasons), f"the crop is uncertain (best guess {v.crop}, {v.crop_probability:.0%})"
+        v.reasons.append(Reason("crop_uncertain", f"{guess}; it is valued at the least valuable likely crop"))
         v.crop = legend.UNKNOWN
     v.cropland_probability = observation.cropland_probability
     v.crop_probs = dict(observation.crop_probs)
@@ -126,6 +127,8 @@ def verify_claim(
         v.reasons.append(Reason("review_rejected", f"rejected by credit officer {review.decided_by}: {review.note}", True))
     if any(r.blocking for r in v.reasons):
         v.status = "rejected"
+        if uncertain_at is not None:  # nothing is valued: the reason must not say how it would be
+            v.reasons[uncertain_at] = Reason("crop_uncertain", guess)
         return v
     v.verified_area_ha = max(0.0, min(v.planted_area_ha, claimed_area_ha) - overlap_area_ha)
     judgement = bnd.judge(observation.boundary, settings)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -37,6 +38,25 @@ def _headers(exc: AssetsError) -> dict[str, str]:
     if isinstance(exc, AuthenticationError):
         return {"WWW-Authenticate": 'Bearer realm="assets"'}
     return {}
+
+
+def validation_message(errors: Sequence[Any]) -> str:
+    """One sentence from FastAPI's validation errors: ``as_of: 'notadate' is not a valid date (YYYY-MM-DD)``."""
+    parts = []
+    for e in errors:
+        where = ".".join(str(p) for p in e.get("loc", ())[1:]) or "request"
+        got = f"{e['input']!r} " if "input" in e and e["input"] is not None and e.get("type") != "missing" else ""
+        said = str(e.get("msg") or "is not valid").replace("Input should", "should").replace("Value error, ", "")
+        want = _WANTS.get(str(e.get("type", "")), said)
+        parts.append(f"{where}: {got}{want}")
+    return "; ".join(parts) + "; correct it and send the request again"
+
+
+# What a parameter wanted, by pydantic's error type.
+_WANTS = {"missing": "is required", "float_parsing": "is not a number", "int_parsing": "is not a whole number",
+          "date_from_datetime_parsing": "is not a valid date (YYYY-MM-DD)", "date_parsing": "is not a valid date (YYYY-MM-DD)",
+          "datetime_parsing": "is not a valid time (YYYY-MM-DDTHH:MM:SS)", "datetime_from_date_parsing":
+          "is not a valid time (YYYY-MM-DDTHH:MM:SS)", "bool_parsing": "is not true or false"}
 
 
 def create_app(settings: Settings, api_keys: Sequence[str] | None = None, *, own_store: bool = False) -> FastAPI:
@@ -83,6 +103,12 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None, *, own
     @app.exception_handler(AssetsError)
     async def domain_error(request: Request, exc: AssetsError) -> JSONResponse:
         return JSONResponse(status_code=_status(exc), content={"error": str(exc)}, headers=_headers(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def parameter_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own checks (a query parameter that is not a number or a date) answer in the same
+        one-line ``{"error": ...}`` shape as every other refusal, naming the parameter and what it wants."""
+        return JSONResponse(status_code=422, content={"error": validation_message(exc.errors())})
 
     for router in (routes.health, routes.auth, routes.me, routes.portfolio, routes.borrowers, routes.alerts,
                    routes.imagery, routes.reviews, routes.docs):

@@ -109,12 +109,13 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def parse_json(body: bytes) -> Any:
-    """A request body as JSON; orjson caps nesting depth, so no body can exhaust the stack."""
+def parse_json(body: bytes, expected: str = "a GeoJSON FeatureCollection") -> Any:
+    """A request body as JSON; orjson caps nesting depth, so no body can exhaust the stack.
+    ``expected`` says what the route wants, for the error."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InputError(f"the request body is not valid JSON ({exc}); send a GeoJSON FeatureCollection") from None
+        raise InputError(f"the request body is not valid JSON ({exc}); send {expected}") from None
 
 
 def _positions(coordinates: Any, stop_after: int) -> int:

@@ -59,7 +59,7 @@ async def exchange(request: Request, con: duckdb.DuckDBPyConnection = Depends(re
     limits = request.app.state.limits
     address = client_address(request)
     limits.check_signin(address)
-    doc = parse_json(await request.body())
+    doc = parse_json(await request.body(), '{"code": "..."} with the code from your sign-in link')
     code = doc.get("code") if isinstance(doc, dict) else None
     if not isinstance(code, str):
         raise InputError('send {"code": "..."} with the code from your sign-in link')
@@ -138,9 +138,12 @@ async def decide_review(claim_id: str, request: Request, identity: Identity = De
     """Approve (valued at the verified area) or reject a claim in review; stored with who and why."""
     from assets import reviews as review_queue
 
-    doc = parse_json(await request.body())
-    if not isinstance(doc, dict) or not isinstance(doc.get("decision"), str) or not isinstance(doc.get("note"), str):
-        raise InputError('send {"decision": "approve" | "reject", "note": "why"}')
+    shape = '{"decision": "approve" | "reject", "note": "why"}'
+    doc = parse_json(await request.body(), shape)
+    if not isinstance(doc, dict) or not isinstance(doc.get("decision"), str):
+        raise InputError(f"send {shape}")
+    if not isinstance(doc.get("note"), str) or not doc["note"].strip():
+        raise InputError(f'a review decision needs a "note" saying why (it is shown to the borrower); send {shape}')
     decision = review_queue.Decision(claim_id, doc["decision"], doc["note"], identity.name, "api")
 
     return await run_in_threadpool(review_queue.decide, settings, review_queue.check(decision))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Sequence
 
 import duckdb
@@ -33,3 +34,10 @@ def claim_status_rows(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) 
                       [list(claim_ids)])
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def decided_reasons(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The structured reasons of the current decision of each given claim that has one."""
+    rows = con.execute("SELECT claim_id, reasons FROM current_decisions WHERE list_contains(?, claim_id)",
+                       [list(claim_ids)]).fetchall()
+    return {cid: json.loads(reasons) if isinstance(reasons, str) else list(reasons or []) for cid, reasons in rows}

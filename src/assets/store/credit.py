@@ -61,6 +61,10 @@ _FIELD_WHERE = ("(CAST(? AS VARCHAR) IS NULL OR region = ?) AND (CAST(? AS VARCH
                 "AND (CAST(? AS DATE) IS NULL OR as_of <= ?)")
 
 
+# A field's area counts once it is accepted: a claim under review carries its measured area, not a verified one.
+_ACCEPTED = "WHERE status IN ('verified', 'partial')"
+
+
 def _field_params(f: PortfolioFilter) -> list[Any]:
     return [f.region, f.region, f.crop, f.crop, f.status, f.status, f.as_of_from, f.as_of_from, f.as_of_to, f.as_of_to]
 
@@ -71,10 +75,11 @@ def portfolio(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFilt
     f.check()
     sql = (
         "WITH b AS (SELECT borrower_id, count(*) AS claims, "
-        "count(*) FILTER (WHERE status IN ('verified', 'partial')) AS claims_accepted, "
+        f"count(*) FILTER ({_ACCEPTED}) AS claims_accepted, "
         "count(*) FILTER (WHERE status = 'rejected') AS claims_rejected, "
-        "coalesce(sum(verified_area_ha), 0) AS verified_area_ha, coalesce(sum(verified_area_ha), 0) * 15 AS "
-        "verified_area_mu, coalesce(sum(value_low_cny), 0) AS value_low_cny, coalesce(sum(value_cny), 0) AS value_cny, "
+        f"coalesce(sum(verified_area_ha) FILTER ({_ACCEPTED}), 0) AS verified_area_ha, "
+        f"coalesce(sum(verified_area_ha) FILTER ({_ACCEPTED}), 0) * 15 AS verified_area_mu, "
+        "coalesce(sum(value_low_cny), 0) AS value_low_cny, coalesce(sum(value_cny), 0) AS value_cny, "
         "coalesce(sum(value_high_cny), 0) AS value_high_cny, coalesce(sum(limit_cny), 0) AS limit_cny, "
         f"max(as_of) AS as_of FROM field_valuations WHERE {_FIELD_WHERE} GROUP BY borrower_id) "
         "SELECT * FROM b WHERE (CAST(? AS DOUBLE) IS NULL OR limit_cny >= ?) "
@@ -103,7 +108,8 @@ def exposure_by(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, A
     if column not in ("crop", "region", "status"):
         raise InputError(f"cannot group exposure by {column!r}; use crop, region or status")
     return _records(con.execute(
-        f"SELECT coalesce({column}, '-') AS {column}, count(*) AS fields, coalesce(sum(verified_area_ha), 0) AS area_ha, "
+        f"SELECT coalesce({column}, '-') AS {column}, count(*) AS fields, "
+        f"coalesce(sum(verified_area_ha) FILTER ({_ACCEPTED}), 0) AS area_ha, "
         "coalesce(sum(value_cny), 0) AS value_cny, coalesce(sum(limit_cny), 0) AS limit_cny FROM field_valuations "
         f"GROUP BY 1 ORDER BY limit_cny DESC, 1"))
 

@@ -95,8 +95,11 @@ def tile_path(con: duckdb.DuckDBPyConnection, tile_id: str) -> str:
 
 
 def claim_shapes(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[dict[str, Any]]:
-    """A borrower's fields as drawn (GeoJSON geometry text, EPSG:4326) with their current verdict: the map's layer."""
+    """A borrower's fields as drawn (GeoJSON geometry text, EPSG:4326) with their current verdict: the map's layer.
+    A drawing refused at submission (unclosed, the whole Earth, text coordinates) has no shape to
+    draw: it is listed with its reason, its geometry null, so it never paints over real fields."""
     return _records(con.execute(
         "SELECT s.claim_id, s.name, s.status, s.reason, s.claimed_area_ha, s.verified_area_ha, s.crop, s.limit_cny, "
-        "c.geojson FROM claim_status s JOIN claims c USING (claim_id) WHERE s.borrower_id = ? "
+        "CASE WHEN c.geom_wkb IS NOT NULL THEN c.geojson END AS geojson "
+        "FROM claim_status s JOIN claims c USING (claim_id) WHERE s.borrower_id = ? "
         "ORDER BY s.submitted_at, s.claim_id", [borrower_id]))

@@ -290,6 +290,7 @@ async function showFields(borrower, { fit = true, list = "my-fields" } = {}) {
   }
   fieldsLayer.clearLayers();
   L.geoJSON(shapes, {
+    filter: (f) => Boolean(f.geometry), // a drawing refused at submission is listed, not drawn
     style: (f) => ({ color: STATUS_COLOURS[f.properties.status] || STATUS_COLOURS.pending, weight: 2, fillOpacity: 0.25 }),
     onEachFeature: (f, layer) => layer.bindTooltip(`${f.properties.name}: ${t(`status.${f.properties.status}`)}`),
   }).eachLayer((layer) => layer.addTo(fieldsLayer));
@@ -316,8 +317,11 @@ function cropName(crop) {
 
 function verdictCard(claim) {
   const status = claim.status || "pending";
-  const mu = claim.verified_area_ha == null ? "-" : (claim.verified_area_ha * 15).toFixed(1);
-  const money = (v) => (v == null ? "-" : `${Math.round(v).toLocaleString()} CNY`);
+  const area = claim.verified_area_ha == null ? "-" : t("verdict.area_value", {
+    ha: claim.verified_area_ha.toFixed(2), mu: (claim.verified_area_ha * 15).toFixed(1) });
+  const money = (v) => (v == null ? "-" : t("verdict.money", { amount: Math.round(v).toLocaleString() }));
+  // a claim waiting for review shows the area the imagery measured, not land the bank lends on yet
+  const areaLabel = status === "review" ? "verdict.area_measured" : "verdict.area";
   // Each reason in the reader's language by its code (the catalogue's "reason.<code>"); the
   // English sentence, with its figures, is the fallback and the tooltip.
   const coded = (claim.reasons || []).filter((r) => r.code !== "ok" || claim.status === "verified");
@@ -327,7 +331,7 @@ function verdictCard(claim) {
   return `<div class="verdict ${escapeHtml(status)}" data-status="${escapeHtml(status)}">
     <h2>${escapeHtml(claim.name)}: <span class="status">${escapeHtml(t(`status.${status}`))}</span></h2>
     <dl>
-      <dt>${escapeHtml(t("verdict.area"))}</dt><dd>${claim.verified_area_ha == null ? "-" : claim.verified_area_ha.toFixed(2)} ha (${mu} mu)</dd>
+      <dt>${escapeHtml(t(areaLabel))}</dt><dd>${escapeHtml(area)}</dd>
       <dt>${escapeHtml(t("verdict.crop"))}</dt><dd>${escapeHtml(claim.crop == null ? "-" : cropName(claim.crop))}</dd>
       <dt>${escapeHtml(t("verdict.value"))}</dt><dd>${money(claim.value_cny)}</dd>
       <dt>${escapeHtml(t("verdict.limit"))}</dt><dd>${money(claim.limit_cny)}</dd>
