@@ -53,21 +53,22 @@ def _cli(capsys, *args: str) -> tuple[int, str, str]:
 def test_sql_looking_strings_in_every_cli_filter(bank: Path, evil: str, capsys, tmp_path: Path) -> None:
     before = _state(bank)
     db = ("--db", str(bank))
-    # free text: compared as text, matches nothing
-    code, out, _ = _cli(capsys, "query", "portfolio", *db, "--format", "json", "--region", evil)
-    assert code == 0 and json.loads(out)["borrowers"] == [] and json.loads(out)["totals"]["limit_cny"] == 0
     out_file = tmp_path / "f.geojson"
-    code, _, _ = _cli(capsys, "export", *db, "--format", "geojson", "--out", str(out_file), "--region", evil)
-    assert code == 0 and json.loads(out_file.read_text())["features"] == []
     for cmd in (("query", "portfolio"), ("export", "--format", "geojson", "--out", str(out_file))):
         code, _, err = _cli(capsys, *cmd, *db, "--crop", evil)  # a crop must be a legend name (or a synonym)
         assert code == 2 and "is not in the crop legend" in err and repr(evil) in err, (cmd, err)
+        code, _, err = _cli(capsys, *cmd, *db, "--region", evil)  # a region must be a cell name such as N56E009
+        assert code == 2 and "is not a 1-degree cell name such as N56E009" in err, (cmd, err)
+    assert not out_file.exists()
     for flag in ("--status", "--sort", "--min-limit", "--max-limit", "--from", "--to", "--rows"):  # typed: refused
         code, _, err = _cli(capsys, "query", "portfolio", *db, flag, evil)
         assert code == 2 and f"error: argument {flag}" in err, (flag, err)  # names the option
     for cmd in (("query", "borrower"), ("query", "explain"), ("query", "history")):  # borrower ids
         code, _, err = _cli(capsys, *cmd, evil, *db)
         assert code == 2 and ("no borrower" in err or "is not valid" in err), (cmd, err)
+    for cmd in (("query", "alerts"), ("runs", "list")):  # a kind is one of the named kinds
+        code, _, err = _cli(capsys, *cmd, *db, "--kind", evil)
+        assert code == 2 and "error: argument --kind: invalid choice" in err, (cmd, err)
     code, _, err = _cli(capsys, "query", "explain", "farmer-a", *db, "--as-of", evil)
     assert code == 2 and "error: argument --as-of" in err
     code, _, err = _cli(capsys, "query", "explain", "farmer-a", *db, "--known-at", evil)
@@ -79,9 +80,9 @@ def test_sql_looking_strings_in_every_library_filter(bank: Path) -> None:
     before = _state(bank)
     with connect(bank, read_only=True) as con:
         for evil in EVIL:
-            for f in (PortfolioFilter(region=evil), PortfolioFilter(crop=evil)):
-                assert portfolio(con, f)[0] == [] and field_rows(con, f) == []
-            for bad in (PortfolioFilter(status=evil), PortfolioFilter(sort=evil)):
+            f = PortfolioFilter(crop=evil)  # the library compares a crop as text (the faces refuse it first)
+            assert portfolio(con, f)[0] == [] and field_rows(con, f) == []
+            for bad in (PortfolioFilter(status=evil), PortfolioFilter(sort=evil), PortfolioFilter(region=evil)):
                 with pytest.raises(InputError):
                     portfolio(con, bad)
                 with pytest.raises(InputError):
@@ -110,7 +111,7 @@ def test_sql_looking_strings_in_every_api_parameter(bank: Path) -> None:
     with TestClient(create_app(Settings(db_path=bank), api_keys=[])) as c:
         for evil in EVIL:
             r = c.get("/credit/portfolio", params={"region": evil}, headers=officer)
-            assert r.status_code == 200 and r.json()["borrowers"] == [] and r.json()["totals"]["limit_cny"] == 0
+            assert r.status_code == 422 and "1-degree cell name" in r.json()["error"], r.text
             r = c.get("/credit/portfolio", params={"crop": evil}, headers=officer)
             assert r.status_code == 422 and "is not in the crop legend" in r.text, r.text
             for key in ("status", "sort", "min_limit_cny", "max_limit_cny", "as_of_from", "as_of_to", "rows",
@@ -125,7 +126,8 @@ def test_sql_looking_strings_in_every_api_parameter(bank: Path) -> None:
                 assert r.status_code == 422, (key, r.text)
                 # the same one-line shape as every other refusal, naming the parameter (not FastAPI's "detail")
                 assert list(r.json()) == ["error"] and r.json()["error"].startswith(f"{key}: "), r.text
-            assert c.get("/alerts", params={"kind": evil}, headers=officer).json() == []
+            r = c.get("/alerts", params={"kind": evil}, headers=officer)
+            assert r.status_code == 422 and "unknown alert kind" in r.json()["error"]
     assert _state(bank) == before
 
 

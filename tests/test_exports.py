@@ -61,15 +61,16 @@ def test_portfolio_filters_sorting_and_totals(bank: Path, capsys) -> None:
 def test_sql_looking_filters_match_nothing_and_change_nothing(bank: Path, evil: str, capsys) -> None:
     with connect(bank, read_only=True) as con:
         before = con.execute("SELECT count(*) FROM decisions").fetchone()[0]
-        for f in (PortfolioFilter(region=evil), PortfolioFilter(crop=evil)):
-            rows, totals = portfolio(con, f)
-            assert rows == [] and totals["limit_cny"] == 0
+        rows, totals = portfolio(con, PortfolioFilter(crop=evil))
+        assert rows == [] and totals["limit_cny"] == 0
+        with pytest.raises(InputError):
+            portfolio(con, PortfolioFilter(region=evil))
         with pytest.raises(InputError):
             portfolio(con, PortfolioFilter(sort=evil))
         with pytest.raises(InputError):
             portfolio(con, PortfolioFilter(status=evil))
-    code, out, _ = run(capsys, "query", "portfolio", "--db", str(bank), "--format", "json", "--region", evil)
-    assert code == 0 and json.loads(out)["borrowers"] == []
+    code, _, err = run(capsys, "query", "portfolio", "--db", str(bank), "--format", "json", "--region", evil)
+    assert code == 2 and "1-degree cell name" in err
     code, _, err = run(capsys, "query", "portfolio", "--db", str(bank), "--format", "json", "--crop", evil)
     assert code == 2 and "not in the crop legend" in err  # a crop is a legend name, checked before any query
     code, _, err = run(capsys, "query", "explain", evil, "--db", str(bank))
@@ -149,6 +150,28 @@ def test_exports_open_in_geopandas(bank: Path, tmp_path: Path, fmt: str, name: s
     assert bad.value.code == 2
 
 
+def test_an_export_holds_the_fields_of_the_borrowers_the_portfolio_lists(bank: Path, tmp_path: Path, capsys) -> None:
+    """--min-limit, --max-limit, --sort and --rows pick borrowers in `export` as in `query portfolio`."""
+    db = ("--db", str(bank))
+    ranked = json.loads(run(capsys, "query", "portfolio", *db, "--format", "json", "--sort", "limit_cny", "--desc")[1])
+    top = ranked["borrowers"][0]
+
+    def exported(*options: str) -> list[str]:
+        out = tmp_path / "f.geojson"
+        code, _, err = run(capsys, "export", *db, "--format", "geojson", "--out", str(out), *options)
+        assert code == 0, err
+        return [f["properties"]["borrower_id"] for f in json.loads(out.read_text())["features"]]
+
+    assert sorted(set(exported())) == ["farmer-a", "farmer-b"]
+    assert set(exported("--min-limit", str(top["limit_cny"]))) == {top["borrower_id"]}
+    assert set(exported("--sort", "limit_cny", "--desc", "--rows", "1")) == {top["borrower_id"]}
+    assert top["borrower_id"] not in exported("--max-limit", str(top["limit_cny"] - 1))
+    by_limit = exported("--sort", "limit_cny")  # borrowers in the portfolio's order, each borrower's fields together
+    assert by_limit == sorted(by_limit, key=[b["borrower_id"] for b in ranked["borrowers"]][::-1].index)
+    code, _, err = run(capsys, "query", "portfolio", *db, "--from", "2016-12-01", "--to", "2016-01-01")
+    assert code == 2 and "is after --to" in err
+
+
 @pytest.mark.parametrize("cmd", [["query", "explain"], ["query", "history"], ["query", "portfolio"], ["audit", "verify"],
                                  ["export"], ["report", "portfolio"]], ids=" ".join)
 def test_credit_commands_have_help(cmd: list[str], capsys) -> None:
@@ -179,7 +202,7 @@ def test_officer_routes_explain_history_and_portfolio(tmp_path: Path) -> None:
         assert len(c.get("/credit/borrowers/farmer-a/history", headers=officer).json()) == 4
         for evil in INJECTIONS:
             r = c.get("/credit/portfolio", params={"region": evil}, headers=officer)
-            assert r.status_code == 200 and r.json()["borrowers"] == []
+            assert r.status_code == 422 and "1-degree cell name" in r.text
             r = c.get("/credit/portfolio", params={"crop": evil}, headers=officer)
             assert r.status_code == 422 and "not in the crop legend" in r.text
         assert c.get("/credit/portfolio", params={"sort": "limit_cny; DROP TABLE x"}, headers=officer).status_code == 422

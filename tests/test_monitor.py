@@ -102,3 +102,13 @@ def test_the_assessment_raises_harvest_alerts_for_the_sample_season(repo: Path, 
         raised = [a for a in alerts(con) if a["kind"] in {"harvest_reached", "not_planted"}]
     assert {a["claim_id"] for a in raised} == {r["claim_id"] for r in rows if r["status"] != "rejected"}
     assert raised and all(a["kind"] == "harvest_reached" for a in raised)  # both fields were planted and are past harvest
+
+
+def test_every_alert_kind_the_code_raises_is_a_named_kind(repo: Path) -> None:
+    """Filters (`query alerts --kind`, `GET /alerts?kind=`) take only `ALERT_KINDS`: each kind the
+    monitoring and sensor code raises must be one of them, and each named kind must be raised."""
+    from assets.monitor import ALERT_KINDS
+
+    source = "".join((repo / "src/assets" / f).read_text() for f in ("monitor.py", "sensors/evidence.py"))
+    raised = set(re.findall(r'_alert_id\("([a-z_]+)"', source)) | set(re.findall(r'kind="([a-z_]+)"', source))
+    assert raised == set(ALERT_KINDS)

@@ -24,6 +24,18 @@ from assets.errors import InputError
 from assets.observe import ClaimObservation, DateObservation
 from assets.valuation import ValuationParams
 
+# Every kind of alert the platform raises: from the season's NDVI (here) and from the sensors
+# (`sensors.evidence`: silent, drift, drought). Filters take only these names.
+ALERT_KINDS = ("crop_failure", "not_planted", "harvest_reached", "sensor_silent", "sensor_drift", "drought")
+
+
+def check_alert_kind(kind: str | None) -> str | None:
+    """``kind`` when it is one the platform raises (or None); otherwise an error naming the kinds."""
+    if kind is not None and kind not in ALERT_KINDS:
+        raise InputError(f"unknown alert kind {kind!r}; choose one of {', '.join(ALERT_KINDS)}")
+    return kind
+
+
 MIN_PEAK_NDVI = 0.55  # defaults when a parameter file has no [monitoring] table (older versions)
 DROP_NDVI = 0.35
 

@@ -32,6 +32,9 @@ class Stage:
     message: str | None = None
 
 
+RUN_KINDS = ("nightly", "demo", "backfill")  # what writes a run report
+
+
 @dataclass
 class NightReport:
     kind: str

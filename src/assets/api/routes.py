@@ -29,6 +29,7 @@ from assets.api.deps import (ANY_ROLE, allow, current_identity, get_settings, pu
 from assets.api.limits import check_claim_size, client_address, parse_json
 from assets.config import Settings
 from assets.errors import AuthenticationError, InputError
+from assets.monitor import check_alert_kind
 from assets.store import queries
 
 auth = APIRouter(prefix="/auth", tags=["sign-in"], dependencies=[Depends(public)])
@@ -119,7 +120,7 @@ async def submit_claims(
 @alerts.get("")
 def get_alerts(kind: str | None = None, con: duckdb.DuckDBPyConnection = Depends(read_db)) -> list[dict[str, Any]]:
     """Crop-failure and sensor alerts, newest first."""
-    return queries.alerts(con, kind=kind)
+    return queries.alerts(con, kind=check_alert_kind(kind))
 
 
 @reviews.get("")

@@ -79,7 +79,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     register_query(query)  # portfolio (filters, totals), explain, history: assets/cli/credit.py
     p = query.add_parser("alerts", help="crop-failure and sensor alerts raised by the nightly job")
     db_option(p)
-    p.add_argument("--kind", default=None, help="only this kind, e.g. crop_failure, sensor_silent, drought")
+    from assets.monitor import ALERT_KINDS
+
+    p.add_argument("--kind", choices=ALERT_KINDS, default=None, help="only this kind of alert")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.set_defaults(handler=cmd_query_alerts)
 

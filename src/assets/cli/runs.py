@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = runs.add_subparsers(dest="runs_cmd", metavar="ACTION", required=True)
 
     p = actions.add_parser("list", help="the recent runs, newest first")
-    p.add_argument("--kind", default=None, help="only nightly, demo or backfill runs")
+    from assets.runs import RUN_KINDS
+
+    p.add_argument("--kind", choices=RUN_KINDS, default=None, help="only this kind of run")
     p.add_argument("--rows", type=int, default=30)
     p.add_argument("--format", choices=("table", "json"), default="table")
     db_option(p)

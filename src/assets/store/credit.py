@@ -7,6 +7,7 @@ filter value that looks like SQL is only ever compared as text.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -18,6 +19,7 @@ from assets.errors import InputError
 SORTABLE = ("borrower_id", "claims", "verified_area_ha", "value_low_cny", "value_cny", "value_high_cny", "limit_cny",
             "as_of")
 STATUSES = ("verified", "partial", "review", "rejected", "submitted")
+REGION = re.compile(r"[NS]\d{2}[EW]\d{3}")  # the 1-degree cell of a field's centre, as the views name it
 FIELD_COLUMNS = ("claim_id", "borrower_id", "name", "status", "reason", "region", "crop", "claimed_area_ha",
                  "verified_area_ha", "value_low_cny", "value_cny", "value_high_cny", "limit_cny", "as_of",
                  "params_version", "crop_model_version", "seg_model_version", "decision_id")
@@ -53,6 +55,11 @@ class PortfolioFilter:
             raise InputError(f"--min-limit {self.min_limit_cny:,.0f} is above --max-limit {self.max_limit_cny:,.0f}")
         if self.rows is not None and self.rows < 1:
             raise InputError("--rows must be at least 1")
+        if self.region is not None and not REGION.fullmatch(self.region):
+            raise InputError(f"region {self.region!r} is not a 1-degree cell name such as N56E009 (N or S, two digits of "
+                             "latitude, E or W, three digits of longitude, upper case)")
+        if self.as_of_from is not None and self.as_of_to is not None and self.as_of_from > self.as_of_to:
+            raise InputError(f"--from {self.as_of_from} is after --to {self.as_of_to}; swap them")
         return self
 
 
@@ -116,9 +123,18 @@ def exposure_by(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, A
 
 def field_rows(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFilter(),
                with_geometry: bool = True) -> list[dict[str, Any]]:
-    """Every matching field with its current verdict and values (geometry as GeoJSON text and WKB)."""
+    """Every matching field with its current verdict and values (geometry as GeoJSON text and WKB).
+
+    The borrower options act as in `portfolio`, so an export holds the fields of exactly the
+    borrowers that query lists: those whose limit is in ``min_limit_cny`` .. ``max_limit_cny``, in
+    its ``sort`` order, the first ``rows`` of them; each borrower's fields by claim id."""
     f.check()
     cols = ", ".join(FIELD_COLUMNS + (("geojson", "geom_wkb") if with_geometry else ()))
-    return _records(con.execute(f"SELECT {cols} FROM field_valuations WHERE {_FIELD_WHERE} ORDER BY claim_id",
+    rows = _records(con.execute(f"SELECT {cols} FROM field_valuations WHERE {_FIELD_WHERE} ORDER BY claim_id",
                                 _field_params(f)))
+    if f == PortfolioFilter(region=f.region, crop=f.crop, status=f.status, as_of_from=f.as_of_from,
+                            as_of_to=f.as_of_to):
+        return rows  # no borrower option: every matching field, by claim id
+    rank = {b["borrower_id"]: i for i, b in enumerate(portfolio(con, f)[0])}
+    return sorted((r for r in rows if r["borrower_id"] in rank), key=lambda r: (rank[r["borrower_id"]], r["claim_id"]))
 
