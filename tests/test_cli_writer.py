@@ -72,10 +72,14 @@ def test_cli_writes_go_through_the_owning_process(demo_db, tmp_path: Path, repo:
         _ok("tiles", "quarantine", tile_id, "--reason", "stripes across the north half", *d, cwd=tmp_path)
         assert "no catalogued tile" in _refused("tiles", "quarantine", "no-such-tile", "--reason", "x", *d, cwd=tmp_path)
         # a farmer submits their fields again while the owner runs: the same claims (land is pledged
-        # once, matched by the owner in its transaction), verified and valued again
+        # once, matched by the owner in its transaction), with their stored verdicts
         submitted = _ok("claims", "submit", str(repo / "sample_tiles/claims/farmer-001.geojson"), "--borrower",
                         "farmer-001", "--date", "2016-09-30", *d, cwd=tmp_path)
         assert "verified" in submitted
+        # another borrower draws farmer-002's fields: new claims, assessed (overlap) and stored by the owner
+        taken = run_cli("claims", "submit", str(repo / "sample_tiles/claims/farmer-002.geojson"), "--borrower",
+                        "farmer-077", "--date", "2016-09-30", *d, cwd=tmp_path)
+        assert taken.returncode == 1 and "already claimed by an earlier pledge" in taken.stdout, taken.stderr[-2000:]
     shutil.rmtree(sockets, ignore_errors=True)
 
     with connect(db) as con:  # all of it stored, by the owner, once
@@ -90,4 +94,6 @@ def test_cli_writes_go_through_the_owning_process(demo_db, tmp_path: Path, repo:
             ("manual", "stripes across the north half")]
         claims, decisions = con.execute("SELECT (SELECT count(*) FROM claims WHERE borrower_id = 'farmer-001'), "
                                         "(SELECT count(*) FROM decisions)").fetchone()
-    assert claims == claims0 and decisions > decisions0
+        new = con.execute("SELECT count(*) FROM decisions d JOIN claims c USING (claim_id) "
+                          "WHERE c.borrower_id = 'farmer-077'").fetchone()[0]
+    assert claims == claims0 and decisions == decisions0 + new and new > 0  # farmer-001's verdicts stood

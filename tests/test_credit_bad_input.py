@@ -7,7 +7,6 @@ test_valuation_ranges.py and test_verify_valuation.py."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest

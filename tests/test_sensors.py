@@ -144,6 +144,26 @@ def test_registry_add_is_idempotent_conflicts_are_errors_and_retire(tmp_path: Pa
             retire_device(con, "probe-404")
 
 
+def test_a_device_for_a_look_alike_borrower_or_far_from_the_fields_is_refused(tmp_path: Path) -> None:
+    """One spelling per borrower, and a device stands in its borrower's fields: swapped or mistyped
+    coordinates are refused with the distance, once the borrower has drawn fields."""
+    from assets.config import Settings
+    from assets.pipeline import register_claims
+
+    db = tmp_path / "db.duckdb"
+    with connect(db) as con:
+        with pytest.raises(SensorError, match="look-alike characters"):
+            register_device(con, Device("probe-010", "farmer-00\uff11", "soil_probe", 9.25, 56.36))
+        # no fields yet: nothing to measure against, so the place is taken as given
+        assert register_device(con, Device("probe-011", "farmer-001", "soil_probe", 56.36, 9.25)) is True
+    register_claims(db, REPO / "sample_tiles/claims/farmer-001.geojson", "farmer-001", Settings(db_path=db))
+    with connect(db) as con:
+        with pytest.raises(SensorError, match=r"is [\d,]+ km from the nearest of farmer-001's fields.*longitude first"):
+            register_device(con, Device("probe-012", "farmer-001", "soil_probe", 56.36, 9.25))  # lon and lat swapped
+        assert register_device(con, Device("probe-013", "farmer-001", "soil_probe", 9.25, 56.36)) is True
+        assert {d.device_id for d in list_devices(con)} == {"probe-011", "probe-013"}
+
+
 def test_devices_file_bad_input(tmp_path: Path) -> None:
     bad = tmp_path / "devices.json"
     bad.write_text('[{"device_id": "probe-001"}]')
@@ -258,6 +278,7 @@ def test_cli_devices_add_list_retire_import(tmp_path: Path, capsys: pytest.Captu
                      "--lat", "56.3", "--db", db]) == 0
     out = capsys.readouterr().out
     assert "registered probe-010" in out and "secret" in out
+    assert "note: farmer-010 has no fields yet" in out  # an officer learns a mistyped borrower id at once
     assert cli_main(["sensors", "devices", "import", str(SAMPLE / "devices.json"), "--db", db]) == 0
     assert cli_main(["sensors", "devices", "import", str(SAMPLE / "devices.json"), "--db", db]) == 0
     assert "0 new devices" in capsys.readouterr().out

@@ -20,8 +20,9 @@ import duckdb
 import shapely
 from shapely import wkb
 
+from assets.access import canonical_id
 from assets.config import Settings
-from assets.errors import InputError, NotFoundError
+from assets.errors import NotFoundError
 from assets.fields.geometry import ClaimGeometryError, Drawing, area_ha, claim_id, validate_drawing
 from assets.store import append, writer
 from assets.store.claims import borrower_claims_in_bbox, claim_rows
@@ -32,7 +33,6 @@ from assets.store.writer import write_op
 # it must not interleave between them, or the same field could be stored twice.
 _STORE_LOCK = threading.Lock()
 
-BORROWER_ID_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,9 @@ class Claim:
 
 
 def check_borrower_id(borrower_id: str) -> str:
-    cleaned = (borrower_id or "").strip()
-    if not cleaned or len(cleaned) > BORROWER_ID_MAX or not all(c.isalnum() or c in "-_." for c in cleaned):
-        raise InputError(
-            f"borrower id {borrower_id!r} is not valid; use 1-{BORROWER_ID_MAX} letters, digits, '-', '_' or '.'"
-        )
-    return cleaned
+    """The borrower id without surrounding spaces, by the one id rule (`access.canonical_id`): plain
+    ASCII, so a look-alike such as ``farmer-00１`` never files claims under a second borrower."""
+    return canonical_id((borrower_id or "").strip(), "borrower id")
 
 
 def prepare_claims(borrower_id: str, drawings: Sequence[Drawing], settings: Settings, submitted_at: datetime | None = None,

@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     # One pledge per piece of land: a borrower's new drawing whose intersection-over-union with
     # one of their stored claims reaches this is the same field again (the stored claim is kept).
     same_field_min_iou: float = 0.9
+    device_max_km_from_fields: float = 50.0  # a device this far from all its borrower's fields: a typo or swapped lon/lat
     # Boundary agreement (`boundary.py`): the drawing against the fields the imagery detects.
     boundary_window_pad_m: float = 300.0  # fields are labelled this far around a drawing (whole neighbours)
     boundary_season_edge: float = 0.05  # RMS NDVI step between neighbour pixels that splits two fields

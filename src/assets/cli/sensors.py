@@ -114,7 +114,7 @@ def _broker(args: argparse.Namespace) -> str:
 
 
 def cmd_devices_add(args: argparse.Namespace) -> int:
-    from assets.sensors.registry import Device, register_device
+    from assets.sensors.registry import Device, field_bounds, register_device
 
     secret = args.secret or secrets.token_urlsafe(18)
     device = Device(args.device_id, args.borrower, args.kind, args.lon, args.lat, installed_at=args.installed)
@@ -122,6 +122,9 @@ def cmd_devices_add(args: argparse.Namespace) -> int:
     if args.passwd_file is not None:
         _add_to_passwd(args.passwd_file, args.device_id, secret)
     print(f"registered {args.device_id} for {args.borrower} at ({args.lon}, {args.lat})")
+    if not field_bounds(_db(args), args.borrower):
+        print(f"note: {args.borrower} has no fields yet; the device corroborates a field only once one is drawn "
+              "around it (check the borrower id if you expected fields)")
     if args.secret is None:
         print(f"secret (shown once; the device logs in as {args.device_id} with it): {secret}")
     return 0

@@ -17,8 +17,11 @@ from typing import Any, Sequence
 
 import duckdb
 
-from assets.errors import NotFoundError, SensorError
+from assets.access import canonical_id
+from assets.config import Settings
+from assets.errors import InputError, NotFoundError, SensorError
 from assets.sensors.schema import DeviceStatus, check_device_id
+from assets.store import claims as store_claims
 from assets.store import sensors as store_sensors
 from assets.store import writer
 
@@ -72,6 +75,10 @@ def _check(device: Device) -> Device:
     check_device_id(device.device_id)
     if not device.borrower_id or not isinstance(device.borrower_id, str):
         raise SensorError(f"device {device.device_id!r}: borrower id is empty")
+    try:  # one spelling per borrower: a look-alike id would file the device under a second borrower
+        canonical_id(device.borrower_id, "borrower id")
+    except InputError as exc:
+        raise SensorError(f"device {device.device_id!r}: {exc}") from None
     if not isinstance(device.kind, str) or not device.kind.replace("_", "").replace("-", "").isalnum():
         raise SensorError(
             f"device {device.device_id!r}: kind {device.kind!r} must be a word such as {', '.join(KINDS)}"
@@ -97,6 +104,7 @@ def register_device(db: Db, device: Device, secret: str | None = None, *, exist_
     ``exist_ok``: moving a device is a retire + new registration, so history stays attributable.
     """
     _check(device)
+    check_placement(db, device)
     row = {
         "device_id": device.device_id,
         "borrower_id": device.borrower_id,
@@ -120,6 +128,39 @@ def register_device(db: Db, device: Device, secret: str | None = None, *, exist_
         f"device {device.device_id!r} is already registered to {existing.borrower_id} at "
         f"({existing.lon}, {existing.lat}); retire it and register a new id to move it"
     )
+
+
+def _km_to_box(lon: float, lat: float, box: Sequence[float]) -> float:
+    """Great-circle km from a point to the nearest point of a lon/lat box (0 inside it)."""
+    x, y = min(max(lon, box[0]), box[2]), min(max(lat, box[1]), box[3])
+    p1, p2, dl = math.radians(lat), math.radians(y), math.radians(x - lon)
+    c = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(c)))
+
+
+def field_bounds(db: Db, borrower_id: str) -> list[tuple[float, float, float, float]]:
+    """The boxes of a borrower's fields with a usable drawing (none before their first claim)."""
+    if isinstance(db, duckdb.DuckDBPyConnection):
+        return store_claims.borrower_field_bounds(db, borrower_id)
+    with writer.read(db) as con:
+        return store_claims.borrower_field_bounds(con, borrower_id)
+
+
+def check_placement(db: Db, device: Device, max_km: float | None = None) -> None:
+    """A device corroborates only the field it stands in: one further than ``max_km``
+    (`Settings.device_max_km_from_fields`) from every field its borrower has drawn is a typo or
+    swapped coordinates, refused with the distance. A borrower with no fields yet is not checked."""
+    boxes = field_bounds(db, device.borrower_id)
+    if not boxes:
+        return
+    limit = Settings().device_max_km_from_fields if max_km is None else max_km
+    nearest = min(_km_to_box(float(device.lon), float(device.lat), b) for b in boxes)
+    if nearest > limit:
+        raise SensorError(
+            f"device {device.device_id!r} at lon {device.lon}, lat {device.lat} is {nearest:,.0f} km from the nearest "
+            f"of {device.borrower_id}'s fields (at most {limit:g} km); check the location, longitude first, "
+            "then latitude"
+        )
 
 
 def retire_device(db: Db, device_id: str, at: datetime | None = None) -> Device:

@@ -18,6 +18,13 @@ def claim_rows(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str] | None =
                        [list(claim_ids)]).fetchall()
 
 
+def borrower_field_bounds(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[tuple[float, float, float, float]]:
+    """(min lon, min lat, max lon, max lat) of each of a borrower's claims with a usable drawing."""
+    return [tuple(r) for r in con.execute(  # type: ignore[misc]
+        "SELECT min_lon, min_lat, max_lon, max_lat FROM claims WHERE borrower_id = ? AND geom_wkb IS NOT NULL",
+        [borrower_id]).fetchall()]
+
+
 def borrower_claims_in_bbox(con: duckdb.DuckDBPyConnection, borrower_id: str,
                             bounds: tuple[float, float, float, float]) -> list[tuple]:
     """A borrower's claims with a usable drawing whose bounding box meets ``bounds`` (lon/lat)."""
