@@ -25,6 +25,8 @@ def test_report_is_one_self_contained_file(report: Path) -> None:
     text = report.read_text()
     assert "<script" not in text and not re.search(r'(src|href)="(https?:|//|/)', text)
     assert text.count('class="field status-verified"') == 3 and text.count('class="field status-rejected"') == 1
+    drawn = re.findall(r'class="field status-(\w+)"', text)  # rejected first, so accepted fields lie on top
+    assert drawn.index("rejected") < min(i for i, s in enumerate(drawn) if s == "verified")
     for section in ("Fields by status", "Distributions", "Exposure by crop", "Exposure by region",
                     "Limits changed since the previous run", "Alerts"):
         assert section in text

@@ -32,6 +32,9 @@ def _money(x: float | None) -> str:
     return "-" if x is None else f"{x:,.0f}"
 
 
+DRAW_ORDER = {"rejected": 0, "submitted": 1, "review": 2, "partial": 3, "verified": 4}  # later is drawn on top
+
+
 def _map_svg(fields: Sequence[dict[str, Any]]) -> str:
     """Fields as polygons in an equirectangular view (north up) of the fields the bank may lend
     against; a rejected drawing far away (a field outside the imagery) would otherwise shrink the
@@ -54,7 +57,8 @@ def _map_svg(fields: Sequence[dict[str, Any]]) -> str:
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="map of fields by status" '
              f'width="{MAP_W + 20}" height="{MAP_H + 20}" class="map"><rect width="100%" height="100%" fill="#f4f1ea"/>']
-    for f, g in shapes:
+    # accepted fields on top: a rejected copy of a field must not hide the verified field beneath it
+    for f, g in sorted(shapes, key=lambda fg: DRAW_ORDER.get(fg[0]["status"], 1)):
         for poly in getattr(g, "geoms", [g]):
             if poly.geom_type != "Polygon":
                 continue

@@ -289,7 +289,10 @@ async function showFields(borrower, { fit = true, list = "my-fields" } = {}) {
     return;
   }
   fieldsLayer.clearLayers();
-  L.geoJSON(shapes, {
+  // accepted fields drawn last, on top: a rejected copy of a field never hides the verified one beneath
+  const order = { rejected: 0, submitted: 1, review: 2, partial: 3, verified: 4 };
+  const drawn = [...shapes.features].sort((a, b) => (order[a.properties.status] ?? 1) - (order[b.properties.status] ?? 1));
+  L.geoJSON({ type: "FeatureCollection", features: drawn }, {
     filter: (f) => Boolean(f.geometry), // a drawing refused at submission is listed, not drawn
     style: (f) => ({ color: STATUS_COLOURS[f.properties.status] || STATUS_COLOURS.pending, weight: 2, fillOpacity: 0.25 }),
     onEachFeature: (f, layer) => layer.bindTooltip(`${f.properties.name}: ${t(`status.${f.properties.status}`)}`),
