@@ -31,6 +31,15 @@ def test_demo_prints_a_table_per_borrower(demo_db) -> None:
         assert f"Borrower {borrower}: limit" in out
     assert "area mu" in out and "limit CNY" in out
     assert "redraw it without crossing lines" in out  # the bow-tie's reason is printed
+    # the summary counts every claim as the credit views do, the bow-tie refused at submission included
+    db, _ = demo_db
+    with duckdb.connect(str(db), read_only=True) as con:
+        counts = dict(con.execute("SELECT status, count(*) FROM claim_status GROUP BY 1").fetchall())
+    summary = re.search(r"(\d+) claims; (\d+) verified, (\d+) partial, (\d+) in review, (\d+) rejected", out)
+    assert summary, out[-2000:]
+    assert [int(n) for n in summary.groups()] == [sum(counts.values()), counts.get("verified", 0),
+                                                  counts.get("partial", 0), counts.get("review", 0),
+                                                  counts.get("rejected", 0)]
 
 
 def test_every_limit_traces_to_claim_tiles_and_models(demo_db) -> None:
@@ -212,3 +221,6 @@ def test_reasons_and_alerts_read_as_text(demo_db) -> None:
     assert "<th>field / device</th>" in in_report and "<td>Maize after drought</td>" in in_report
     # the map frames the fields the bank may lend against, not the rejected drawing outside the imagery
     assert re.search(r'<p id="outside">\d rejected fields? l\w+ outside this view', out.read_text())
+    with duckdb.connect(str(db), read_only=True) as con:  # the header counts the bow-tie, as claim_status does
+        rejected = con.execute("SELECT count(*) FROM claim_status WHERE status = 'rejected'").fetchone()[0]
+    assert f"Rejected fields <b>{rejected}</b>" in out.read_text()

@@ -154,6 +154,7 @@ class RunReport:
     assessments: list[Assessment] = field(default_factory=list)
     alerts: list[dict] = field(default_factory=list)
     params: ValuationParams | None = None  # what the run valued with (stored with its decisions)
+    refused: int = 0  # claims refused at submission (no usable drawing): counted, never assessed
 
 
 def stored_tiles(con, as_of: date) -> list[TileRecord]:
@@ -197,6 +198,7 @@ def assess_claims(
     crop_alerts: list[Alert] = []
     for c in targets:
         if c.geometry is None:
+            report.refused += 1
             continue  # rejected at submission; its reason is already stored on the claim
         obs = observations.get(c.claim_id) or ClaimObservation(claim_id=c.claim_id, coverage_fraction=0.0)
         # an uncertain call's alerts use the calendar of the crop its health is judged by, and say it is a guess

@@ -30,7 +30,8 @@ class DemoResult:
     def summary(self) -> str:
         n = self.nightly
         return (f"{self.sensors.get('stored', 0)} new sensor readings stored; {self.claims_submitted} claims; "
-                f"{n['verified']} verified, {n['partial']} partial, {n['rejected']} rejected "
+                f"{n['verified']} verified, {n['partial']} partial, {n.get('review', 0)} in review, "
+                f"{n['rejected']} rejected "
                 f"using {n['tiles']} tiles; {n['alerts']} alerts")
 
 

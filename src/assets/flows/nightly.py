@@ -76,9 +76,11 @@ def assess(db_path: str, as_of: date, models_dir: str | None, kind: str) -> dict
     s = make_settings(db_path=db_path, models_dir=models_dir)
     report = assess_claims(Path(db_path), as_of=as_of, settings=s, models=load_models(s), kind=kind)
     statuses = [a.verification.status for a in report.assessments]
-    return {"run_id": report.run_id, "as_of": str(as_of), "tiles": report.tiles, "claims": len(statuses),
-            "verified": statuses.count("verified"), "partial": statuses.count("partial"),
-            "rejected": statuses.count("rejected"), "alerts": len(report.alerts)}
+    # every claim on the book, as the credit views count them: those refused at submission are rejected too
+    return {"run_id": report.run_id, "as_of": str(as_of), "tiles": report.tiles,
+            "claims": len(statuses) + report.refused, "verified": statuses.count("verified"),
+            "partial": statuses.count("partial"), "review": statuses.count("review"),
+            "rejected": statuses.count("rejected") + report.refused, "alerts": len(report.alerts)}
 
 
 @dataclass

@@ -103,11 +103,13 @@ def portfolio(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFilt
 def portfolio_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """One row: the bank's exposure today (what the report and the benchmark time), over the
     current-state rows (`current_decisions`: one per field, kept with every decision append), the
-    same decisions `current_limits` lists with every column."""
+    same decisions `current_limits` lists with every column. ``rejected`` also counts the drawings
+    refused at submission (never assessed, so without a decision), as `claim_status` does."""
     return _records(con.execute(
         "SELECT count(DISTINCT borrower_id) AS borrowers, count(*) AS decisions, sum(limit_cny) AS limit_cny, "
         "sum(value_low_cny) AS value_low_cny, sum(value_cny) AS value_cny, sum(value_high_cny) AS value_high_cny, "
-        "count(*) FILTER (WHERE status = 'rejected') AS rejected FROM current_decisions"))[0]
+        "count(*) FILTER (WHERE status = 'rejected') + (SELECT count(*) FROM claims c WHERE c.status = 'rejected' "
+        "AND c.geom_wkb IS NULL) AS rejected FROM current_decisions"))[0]
 
 
 def exposure_by(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, Any]]:
