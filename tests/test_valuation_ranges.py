@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from assets.errors import InputError
@@ -61,6 +62,18 @@ def test_each_adjustment_is_a_named_step() -> None:
     assert {"haircut_partly_planted", "haircut_crop_uncertain"} <= set(names)
     area = next(s for s in val.explanation if s["step"] == "area_range")
     assert "4 cloud-free dates" in area["text"] and "partly planted" in area["text"]
+
+
+def test_the_printed_limit_step_multiplies_out_to_the_limit() -> None:
+    """A silent probe: 50 % x 0.75 is printed 37.5 % (not 38 %), so a credit officer can redo the sum."""
+    import re
+
+    val = value_inputs(inp(sensor_status="silent", reason_codes=("sensor_silent",)), PARAMS)
+    text = next(s["text"] for s in val.explanation if s["step"] == "limit")
+    low, *rates = re.findall(r"([\d,.]+)(?: CNY \(low\)|%)", text)
+    assert "x 37.5%" in text and rates
+    product = float(low.replace(",", "")) * np.prod([float(r) / 100 for r in rates])
+    assert val.limit_cny == product // PARAMS.round_down_to_cny * PARAMS.round_down_to_cny
 
 
 def test_field_cap_and_no_limit_under_review() -> None:

@@ -19,6 +19,12 @@ def _round_down(x: float, params: ValuationParams) -> float:
     return math.floor(x / params.round_down_to_cny) * params.round_down_to_cny
 
 
+def percent(x: float) -> str:
+    """A rate as a percentage with the decimals it needs (37.5%, 50%), so the printed steps multiply
+    out to the printed limit."""
+    return f"{round(x * 100, 2):g}%"
+
+
 def field_limit(inp: "ValuationInput", params: ValuationParams,
                 value_low: float) -> tuple[float, float, list[dict[str, Any]]]:
     """(limit, advance rate, its explanation steps) of one field whose low estimate is ``value_low`` CNY."""
@@ -26,7 +32,7 @@ def field_limit(inp: "ValuationInput", params: ValuationParams,
     rate = params.advance_rate * factor
     explanation: list[dict[str, Any]] = [
         {"step": "advance_rate", "value": round(rate, 4),
-         "text": f"advance rate {params.advance_rate:.0%} of the LOW value x sensor factor {factor:.2f} "
+         "text": f"advance rate {percent(params.advance_rate)} of the LOW value x sensor factor {factor:.2f} "
                  f"({inp.sensor_status})"},
     ]
     limit = value_low * rate
@@ -34,7 +40,7 @@ def field_limit(inp: "ValuationInput", params: ValuationParams,
         cut = params.haircuts[code]
         limit *= 1 - cut
         explanation.append({"step": f"haircut_{code}", "value": cut,
-                            "text": f"-{cut:.0%} haircut: {code.replace('_', ' ')}"})
+                            "text": f"-{percent(cut)} haircut: {code.replace('_', ' ')}"})
     if limit > params.field_cap_cny:
         explanation.append({"step": "field_cap", "value": params.field_cap_cny, "unit": "CNY",
                             "text": f"{limit:,.0f} CNY capped at the {params.field_cap_cny:,.0f} CNY per-field cap"})
@@ -45,8 +51,8 @@ def field_limit(inp: "ValuationInput", params: ValuationParams,
         limit = 0.0
     limit = _round_down(limit, params)
     explanation.append({"step": "limit", "value": limit, "unit": "CNY",
-                        "text": f"{value_low:,.0f} CNY (low) x {rate:.0%}"
-                                + "".join(f" x {1 - params.haircuts[c]:.0%}"
+                        "text": f"{value_low:,.0f} CNY (low) x {percent(rate)}"
+                                + "".join(f" x {percent(1 - params.haircuts[c])}"
                                           for c in sorted(set(inp.reason_codes) & set(params.haircuts)))
                                 + f", capped and rounded down to {params.round_down_to_cny:.0f} = {limit:,.0f} CNY"})
     return limit, rate, explanation
