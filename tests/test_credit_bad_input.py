@@ -143,6 +143,9 @@ def test_unknown_borrower_and_as_of_before_any_data_on_every_face(bank: Path, ca
         assert code == 2 and "no borrower 'farmer-nobody'" in err
     code, _, err = _cli(capsys, "query", "explain", "farmer-a", *db, "--as-of", "2026-04-30")
     assert code == 2 and "before the first decision" in err and "2026-05-01" in err
+    code, _, err = _cli(capsys, "query", "explain", "farmer-a", *db, "--known-at", "2000-01-01")
+    assert code == 2 and "nothing was recorded for farmer-a by 2000-01-01" in err and "first decision was recorded at" in err
+    assert "run `assets nightly`" not in err  # decisions exist: the advice is the time, not a run
     with connect(bank) as con:
         access.add_user(con, "qian", "officer")
         officer = {"Authorization": f"Bearer {access.issue_token(con, 'qian', days=1).secret}"}

@@ -138,6 +138,11 @@ def explain(con: duckdb.DuckDBPyConnection, borrower_id: str, *, as_of: date | N
     rows = history.borrower_decisions(con, borrower_id, known_at)
     first = min((r["valid_from"] for r in rows), default=None)
     if first is None:
+        later = history.borrower_decisions(con, borrower_id, None) if known_at is not None else []
+        if later:  # decisions exist, all recorded after --known-at
+            recorded = min(r["recorded_at"] for r in later)
+            raise InputError(f"nothing was recorded for {borrower_id} by {known_at} (--known-at); its first decision "
+                             f"was recorded at {recorded:%Y-%m-%d %H:%M:%S}: use a time on or after that")
         raise NotFoundError(f"borrower {borrower_id!r} has no recorded decisions yet; run `assets nightly`")
     if as_of is not None and as_of < first:
         raise InputError(f"--as-of {as_of} is before the first decision for {borrower_id} ({first}); "
