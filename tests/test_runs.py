@@ -75,3 +75,19 @@ def test_a_night_that_fails_is_reported_as_failed(prefect_harness, tmp_path: Pat
         stages = con.execute("SELECT stage, status FROM run_stages").fetchall()
     assert row[0] == "failed" and "no GeoTIFF tiles" in row[1] and row[2]
     assert stages == [("ingest", "failed")]
+
+
+def test_a_night_with_nothing_delivered_goes_on_with_the_catalogue(prefect_harness, demo_db, tmp_path: Path) -> None:
+    """An empty inbox is a normal night: no new tiles, the fields are re-assessed with the tiles
+    already catalogued and the run is ok, not failed."""
+    from assets.flows.nightly import NightlyConfig, nightly
+
+    db = tmp_path / "assets.duckdb"
+    shutil.copy(demo_db[0], db)
+    (tmp_path / "empty").mkdir()
+    summary = nightly(NightlyConfig(db_path=str(db), tiles_dir=str(tmp_path / "empty"), as_of=AS_OF))
+    assert summary["tiles"] == 7 and summary["verified"] > 0 and summary["report"]["tiles_ingested"] == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        status, stages = con.execute("SELECT status, (SELECT list(status) FROM run_stages s WHERE s.run_id = r.run_id) "
+                                     "FROM run_reports r ORDER BY started_at DESC LIMIT 1").fetchone()
+    assert status == "ok" and set(stages) == {"ok"}

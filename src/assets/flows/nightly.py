@@ -21,9 +21,16 @@ from prefect import flow, task, unmapped
 from assets import runs
 from assets.config import Settings
 from assets.config import settings as make_settings
-from assets.errors import BrokerError, InputError
+from assets.errors import BrokerError, ImageryError, InputError
 from assets.flows.runners import describe, task_runner
-from assets.imagery.catalog import CatalogueResult, Delivery, ingest_tile, record_deliveries, tile_sources
+from assets.imagery.catalog import (
+    CatalogueResult,
+    Delivery,
+    has_catalogued_tiles,
+    ingest_tile,
+    record_deliveries,
+    tile_sources,
+)
 from assets.imagery.index import TileRecord, TileSurvey, no_usable_tiles
 from assets.pipeline import assess_claims, load_models, reference_tiles, segment_tile, segmentation_cache
 
@@ -96,8 +103,11 @@ class Ingested:
 def ingest_tiles(settings: Settings, tiles: str, until: date) -> Ingested:
     """Catalogue every tile delivered at ``tiles`` (one task each) and record the batch. A bad tile
     is quarantined, one that cannot be fetched or written is reported and left for the next night;
-    only a delivery without one usable tile stops the run."""
-    sources = tile_sources(tiles)  # raises the clear "no tiles" error
+    only a delivery without one usable tile stops the run. A night with nothing delivered is
+    normal: it goes on with the tiles already catalogued (sensors, alerts, limits are refreshed)."""
+    sources = tile_sources(tiles, allow_empty=True)  # a missing folder or URL is still an error
+    if not sources:
+        return nothing_delivered(settings, tiles, until)
     futures = catalogue_tile.map(sources, unmapped(settings))  # a pydantic model is iterable: never map it
     deliveries: list[Delivery] = []
     failed: list[dict[str, str]] = []
@@ -115,6 +125,15 @@ def ingest_tiles(settings: Settings, tiles: str, until: date) -> Ingested:
             raise InputError(f"no tile at {tiles} could be catalogued: " + "; ".join(f["error"] for f in failed[:3]))
         raise no_usable_tiles(tiles, result.survey.quarantined)
     return Ingested(result, failed)
+
+
+def nothing_delivered(settings: Settings, tiles: str, until: date) -> Ingested:
+    """An empty inbox: no new tiles tonight, the stored catalogue serves; none stored at all is an error."""
+    if not has_catalogued_tiles(settings, until):
+        raise ImageryError(f"no GeoTIFF tiles (*.tif) in {tiles} and none catalogued up to {until}; deliver the "
+                           "first tiles there (or pass --tiles DIR) and run again")
+    print(f"no new tiles in {tiles}; assessing with the tiles already catalogued up to {until}")
+    return Ingested(CatalogueResult(survey=TileSurvey([], []), deliveries=[]), [])
 
 
 def segment_references(survey: TileSurvey, db_path: str, models_dir: str | None) -> None:

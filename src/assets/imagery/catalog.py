@@ -77,9 +77,17 @@ def is_url(location: str | os.PathLike[str]) -> bool:
     return "://" in str(location)
 
 
-def tile_sources(location: str | os.PathLike[str]) -> list[str]:
+def has_catalogued_tiles(settings: Settings, until: date) -> bool:
+    """Whether the catalogue holds a usable tile acquired up to ``until`` (what a night can assess with)."""
+    from assets.store.tiles import has_tiles_up_to
+
+    with writer.read(settings.db_path) as con:
+        return has_tiles_up_to(con, until)
+
+
+def tile_sources(location: str | os.PathLike[str], *, allow_empty: bool = False) -> list[str]:
     """Every GeoTIFF directly inside a folder or fsspec URL (file://, memory://, s3://...), sorted;
-    `ImageryError` when the location is missing or holds no tile."""
+    `ImageryError` when the location is missing or (unless ``allow_empty``) holds no tile."""
     text = str(location)
     try:
         fs, root = fsspec.core.url_to_fs(text)
@@ -89,7 +97,7 @@ def tile_sources(location: str | os.PathLike[str]) -> list[str]:
     if not fs.isdir(root):
         raise ImageryError(f"tile folder {text} does not exist; pass --tiles DIR (a folder or an fsspec URL)")
     names = sorted(p for p in fs.ls(root, detail=False) if Path(p).suffix.lower() in TIFF_SUFFIXES)
-    if not names:
+    if not names and not allow_empty:
         raise ImageryError(f"no GeoTIFF tiles (*.tif) in {text}")
     if _is_local(fs):
         return [str(Path(p)) for p in names]
