@@ -215,3 +215,22 @@ def test_claim_status_is_the_decision_log_on_every_face(repo: Path, tmp_path: Pa
         old_tables = con.execute("SELECT l.limit_cny FROM credit_limits l JOIN valuations a USING (valuation_id) "
                                  "WHERE a.claim_id = ? ORDER BY l.created_at DESC LIMIT 1", [cid]).fetchone()[0]
     assert old_tables == pytest.approx(approved_limit)  # the old tables never saw the revaluation
+
+
+def test_a_field_seen_only_in_an_earlier_season_waits_for_review(repo: Path, tmp_path: Path, stubbed) -> None:
+    """farmer-002's wheat field, drawn as registered: lent on as of the bundled season's end, but
+    submitted today (ten years after its newest image) it waits for an officer; a service told to
+    replay that season (`assets serve --as-of 2016-09-30`) assesses API submissions as of then."""
+    doc = json.loads((repo / "sample_tiles/claims/farmer-002.geojson").read_text())
+    doc["features"] = doc["features"][:1]
+    settings = Settings(db_path=tmp_path / "s.duckdb", tiles_dir=repo / "sample_tiles")
+    (today,) = pipeline.submit_and_assess(settings, doc, "farmer-009", as_of=date(2026, 12, 7), models=stubbed)
+    assert today["status"] == "review" and today["limit_cny"] is None
+    assert "stale_imagery" in [r["code"] for r in today["reasons"]] and "from 2016-09-21" in today["reason"]
+    replay = Settings(db_path=tmp_path / "r.duckdb", tiles_dir=repo / "sample_tiles", as_of=AS_OF)
+    with connect(replay.db_path) as con:
+        access.add_user(con, "li", "officer")
+        officer = {"Authorization": f"Bearer {access.issue_token(con, 'li', days=1).secret}"}
+    with TestClient(create_app(replay, api_keys=[])) as c:
+        r = c.post("/borrowers/farmer-009/claims", json=doc, headers=officer)
+        assert r.status_code == 201 and r.json()[0]["status"] == "verified" and r.json()[0]["as_of"] == str(AS_OF)

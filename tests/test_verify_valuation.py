@@ -175,3 +175,27 @@ def test_a_long_tail_of_unlikely_crops_does_not_zero_an_uncertain_call() -> None
     mixture = sum(p * PARAMS.crops[c].value_cny_per_mu for c, p in probs.items() if c in PARAMS.crops)
     floor = min(PARAMS.crops[c].value_cny_per_mu for c in ("maize", "grasslands"))
     assert v.crop == "unknown" and per_mu == pytest.approx(min(mixture, floor)) and per_mu > 0
+
+
+def test_imagery_older_than_a_season_sends_the_claim_to_review() -> None:
+    """The newest clear image is from September 2016 (the observation's last date): assessed as of
+    2017-06-01 it still speaks for the season; as of 2026 it shows an earlier season, so the claim
+    waits for a credit officer with the reason, and an approval values it."""
+    from assets.verify import ReviewDecision
+
+    obs = observation()  # clear dates 2016-04-10 .. 2016-09-10
+    fresh = verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=obs, overlap_area_ha=0.0,
+                         sensor_evidence=None, settings=Settings(), as_of=date(2017, 6, 1))
+    assert fresh.status == "verified"
+    old = verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=obs, overlap_area_ha=0.0,
+                       sensor_evidence=None, settings=Settings(), as_of=date(2026, 12, 7))
+    assert old.status == "review" and value_claim(old, PARAMS).limit_cny == 0
+    (stale,) = [r for r in old.reasons if r.code == "stale_imagery"]
+    assert "from 2016-09-10, 3,740 days before 2026-12-07" in stale.message and not stale.blocking
+    approved = verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=obs, overlap_area_ha=0.0,
+                            sensor_evidence=None, settings=Settings(), as_of=date(2026, 12, 7),
+                            review=ReviewDecision("rv-1", "approve", "li", "visited the field in November"))
+    assert approved.status == "verified" and any(r.code == "review_approved" for r in approved.reasons)
+    unlimited = verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=obs, overlap_area_ha=0.0,
+                             sensor_evidence=None, settings=Settings(max_imagery_age_days=None), as_of=date(2026, 12, 7))
+    assert unlimited.status == "verified"

@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -51,7 +52,9 @@ def _serve(db: Path) -> Iterator[tuple[str, Path]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(Settings(db_path=db), api_keys=[]), host="127.0.0.1", port=port,
+    # the service replays the bundled 2016 season as if it were now (`assets serve --as-of`)
+    settings = Settings(db_path=db, as_of=date(2016, 9, 30))
+    config = uvicorn.Config(create_app(settings, api_keys=[]), host="127.0.0.1", port=port,
                             log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

@@ -6,6 +6,7 @@ environment variables elsewhere.
 
 from __future__ import annotations
 
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,12 @@ class Settings(BaseSettings):
     min_farmland_probability: float = 0.5  # P(crops, fallow or managed grass) under which a claim is rejected
     min_area_ha: float = 0.01  # one 10 m Sentinel-2 pixel: anything smaller cannot be seen
     max_area_ha: float = 2000.0
+    # Imagery older than this before the as-of date shows an earlier season, not this one: such a
+    # claim waits for a credit officer (`review`) instead of being lent on. None: no limit.
+    max_imagery_age_days: int | None = 365
+    # The date the service assesses at (`assets serve --as-of`, ASSETS_AS_OF): None is today. Set it to
+    # replay a past season, such as the bundled 2016 demo season, as if it were now.
+    as_of: date | None = None
     # Drawings. A 2,000 ha field is ~5 km across, so a drawing spanning more than this many
     # degrees is not one field (the whole Earth would otherwise be measured as 0 ha).
     max_drawing_extent_deg: float = 0.5

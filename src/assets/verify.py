@@ -7,7 +7,9 @@ farmer or a credit committee verbatim.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from assets import boundary as bnd
@@ -16,7 +18,7 @@ from assets.fields.geometry import MU_PER_HA
 from assets.models import legend
 
 if TYPE_CHECKING:  # only the attributes are read; keeps verification free of torch/rasterio
-    from assets.observe import ClaimObservation
+    from assets.observe import ClaimObservation, DateObservation
 
 MIN_USABLE_DATES = 3
 PARTIAL_BELOW = 0.8  # verified area under 80 % of the claimed area makes the claim partial
@@ -69,6 +71,19 @@ class Verification:
         return "; ".join(blocking or [r.message for r in self.reasons if r.code != "ok"]) or "verified"
 
 
+def stale_imagery(usable: Sequence["DateObservation"], as_of: date | None, settings: Settings) -> str | None:
+    """Why the newest clear image of a field is too old to speak for the season of ``as_of``, or None."""
+    if as_of is None or settings.max_imagery_age_days is None or not usable:
+        return None
+    newest = max(d.observed_on for d in usable)
+    age = (as_of - newest).days
+    if age <= settings.max_imagery_age_days:
+        return None
+    return (f"the newest clear image of this field is from {newest}, {age:,} days before {as_of}: it shows an earlier "
+            f"season, not this one (at most {settings.max_imagery_age_days} days); a credit officer will check the "
+            "field, and it is checked again when new imagery arrives")
+
+
 def verify_claim(
     *,
     claim_id: str,
@@ -79,12 +94,14 @@ def verify_claim(
     settings: Settings,
     crop_failure: str | None = None,
     review: ReviewDecision | None = None,
+    as_of: date | None = None,
 ) -> Verification:
     """Decide whether the imagery, other claims and sensors support the claimed field.
 
-    A drawing whose boundary follows no detected field waits in `review` for a credit officer
-    (``review`` is their latest decision on this claim: approved, it is valued like any other;
-    rejected, it stays rejected).
+    A drawing whose boundary follows no detected field, and a field whose newest clear image is
+    older than `Settings.max_imagery_age_days` before ``as_of`` (it shows an earlier season), wait
+    in `review` for a credit officer (``review`` is their latest decision on this claim: approved,
+    it is valued like any other; rejected, it stays rejected).
     """
     v = Verification(claim_id=claim_id, status="verified", reasons=[], claimed_area_ha=claimed_area_ha,
                      overlap_area_ha=overlap_area_ha, sensor_evidence=sensor_evidence)
@@ -150,6 +167,15 @@ def verify_claim(
             return v
         v.reasons.append(Reason("review_approved", f"approved by credit officer {review.decided_by} "
                                 f"({judgement.code.replace('_', ' ')}): {review.note}"))
+    stale = stale_imagery(usable, as_of, settings)
+    if stale is not None:
+        if review is None:
+            v.status = "review"
+            v.reasons.append(Reason("stale_imagery", stale))
+            return v
+        if judgement.kind != bnd.MISMATCH:  # that branch has already recorded the approval
+            v.reasons.append(Reason("review_approved", f"approved by credit officer {review.decided_by} "
+                                    f"(stale imagery): {review.note}"))
     if v.verified_area_ha < PARTIAL_BELOW * claimed_area_ha:
         v.status = "partial"
         if judgement.kind != bnd.INFLATED and not bitten:  # the boundary reason already says what is valued

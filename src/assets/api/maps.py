@@ -95,7 +95,7 @@ async def field_proposal(request: Request,
 
     def run() -> dict[str, Any]:
         with connect(settings.db_path) as con:
-            tiles = stored_tiles(con, date.today())
+            tiles = stored_tiles(con, settings.as_of or date.today())
         return propose_field(lon, lat, tiles, request.app.state.segmentations, settings).to_geojson()
 
     return await run_in_threadpool(run)

@@ -114,7 +114,8 @@ async def submit_claims(
 
     # Assessments run side by side; only their short write transactions take turns, in the
     # store's one writer (`store.writer`), which numbers and chains the decisions.
-    return await run_in_threadpool(submit_and_assess, settings, doc, borrower_id, as_of=as_of or date.today())
+    when = as_of or settings.as_of or date.today()
+    return await run_in_threadpool(submit_and_assess, settings, doc, borrower_id, as_of=when)
 
 
 @alerts.get("")

@@ -66,6 +66,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     db_option(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--as-of", type=_iso_date, default=None,
+                   help="assess submissions as of this date YYYY-MM-DD (default: today); e.g. 2016-09-30 to "
+                        "replay the bundled demo season, whose imagery is older than a season today")
     p.set_defaults(handler=cmd_serve)
 
     query = sub.add_parser("query", help="credit-team queries").add_subparsers(dest="query_cmd", metavar="WHAT", required=True)
@@ -105,7 +108,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     s = make_settings(db_path=args.db, tiles_dir=None if url else args.tiles, broker_url=args.broker,
                       dask_cluster=args.dask)
     summary = run_nightly(NightlyConfig(
-        db_path=str(s.db_path), tiles_dir=url or s.tiles_source, as_of=args.date, broker_url=s.broker_url,
+        db_path=str(s.db_path), tiles_dir=url or s.tiles_source, as_of=args.date or s.as_of, broker_url=s.broker_url,
         models_dir=str(s.models_dir), catalog_dir=str(s.catalog_dir) if s.catalog_dir else None,
         dask_cluster=s.dask_cluster, dask_processes=s.dask_processes))
     print(to_json(summary))
@@ -128,7 +131,8 @@ def cmd_claims_submit(args: argparse.Namespace) -> int:
     from assets.pipeline import submit_and_assess
 
     s = make_settings(db_path=args.db)
-    rows = submit_and_assess(s, args.file, canonical_id(args.borrower, "borrower id"), as_of=args.date or date.today())
+    rows = submit_and_assess(s, args.file, canonical_id(args.borrower, "borrower id"),
+                             as_of=args.date or s.as_of or date.today())
     print(table(rows, CLAIM_COLUMNS, CLAIM_HEADERS))  # claim_status rows already carry verified_area_mu
     return 0 if any(r["status"] != "rejected" for r in rows) else 1
 
@@ -204,6 +208,20 @@ def cmd_query_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    from assets.errors import InputError
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port} ({exc.strerror}); stop what uses it or pick another "
+                             "--port") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import secrets
 
@@ -213,7 +231,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from assets.store import connect
     from assets.store.users import count_users
 
-    s = make_settings(db_path=args.db)
+    s = make_settings(db_path=args.db, as_of=args.as_of)
+    _check_port_free(args.host, args.port)  # before a one-off token is printed for a server that cannot start
     keys = list(s.officer_api_keys)
     with connect(s.db_path) as con:
         have_users = count_users(con) > 0
