@@ -85,7 +85,8 @@ def main() -> None:
         env = {**os.environ, "ASSETS_TILES": str(settings.tiles_dir), "PYTHONPATH": str(REPO / "src")}
         log = open(Path(tmp) / "server.log", "w+b")  # noqa: SIM115 (closed with the server)
         server = subprocess.Popen([sys.executable, "-m", "assets.cli", "serve", "--db", str(db), "--host", "127.0.0.1",
-                                   "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=log)
+                                   "--port", str(port), "--as-of", "2016-09-30"],  # the bundled season's end
+                                  env=env, stdout=subprocess.DEVNULL, stderr=log)
 
         def fail(message: str) -> None:
             log.seek(0)
