@@ -270,6 +270,22 @@ def test_alerts_silence_and_drought_are_deterministic(tmp_path: Path) -> None:
         assert alerts(con, date(2016, 9, 10)) == []  # all quiet mid-month
 
 
+def test_a_silent_sensor_alert_closes_when_the_device_reports_again(tmp_path: Path) -> None:
+    """Alerts are stored once; a silent probe's alert stays open only while the probe stays silent."""
+    from assets.store.queries import alerts as open_alerts
+
+    with connect(tmp_path / "db.duckdb") as con:
+        _load_sample(con)
+        store_alerts(con, alerts(con, date(2016, 9, 30)))
+        assert {(a["kind"], a["device_id"]) for a in open_alerts(con)} == {("sensor_silent", "probe-003"),
+                                                                          ("drought", "probe-002")}
+        con.execute("INSERT INTO sensor_readings (device_id, seq, ts, received_at, soil_moisture_pct) "
+                    "VALUES ('probe-003', 999999, TIMESTAMP '2016-10-02 06:00', TIMESTAMP '2016-10-02 06:01', 30.0)")
+        assert {(a["kind"], a["device_id"]) for a in open_alerts(con)} == {("drought", "probe-002")}
+        assert con.execute("SELECT count(*) FROM alerts").fetchone()[0] == 2  # kept, only no longer open
+        assert [r[0] for r in con.execute("SELECT kind FROM alerts_open").fetchall()] == ["drought"]
+
+
 # --- CLI --------------------------------------------------------------------------------
 
 def test_cli_devices_add_list_retire_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
