@@ -72,3 +72,19 @@ def test_tables_show_times_to_the_second() -> None:
     out = table([row], ["at", "x"])
     assert "2026-12-07 15:14:57" in out and "276531" not in out and "1.50" in out
     assert "15:14:57.276531" in to_json(row)  # machine-readable output keeps the full time
+
+
+@pytest.mark.parametrize("status, code", [("ok", 0), ("partial", 1)])
+def test_a_partial_night_exits_1_so_cron_sees_it(status: str, code: int, monkeypatch, tmp_path: Path, capsys) -> None:
+    """The broker down or a delivery unfetched: the night still does the rest (tests/test_nightly_faults.py),
+    and `assets nightly` says so on stderr and exits 1 instead of 0."""
+    import assets.flows.nightly as nightly
+    import assets.runs as runs
+
+    report = {"run_id": "n-test", "status": status}
+    monkeypatch.setattr(nightly, "run_nightly", lambda config: {"report": report})
+    monkeypatch.setattr(runs, "run_report", lambda db, run_id: {"run_id": run_id})
+    monkeypatch.setattr(runs, "render", lambda r: f"run {r['run_id']}")
+    assert main(["nightly", "--db", str(tmp_path / "a.duckdb"), "--date", "2016-09-30"]) == code
+    err = capsys.readouterr().err
+    assert ("night n-test is partial" in err) == (status == "partial")

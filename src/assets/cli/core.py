@@ -113,6 +113,10 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         dask_cluster=s.dask_cluster, dask_processes=s.dask_processes))
     print(to_json(summary))
     print(render(run_report(s.db_path, summary["report"]["run_id"])))  # the night's report, last
+    if summary["report"]["status"] == "partial":  # done, but not all of it: cron and monitoring must see it
+        print(f"warning: night {summary['report']['run_id']} is partial (a stage or a delivery failed and is tried "
+              "again next night); see the report above or `assets runs show`", file=sys.stderr)
+        return 1
     return 0
 
 
