@@ -53,6 +53,8 @@ def test_each_night_reports_what_came_in_and_what_changed(prefect_harness, repo:
     listed = run_cli("runs", "list", "--db", str(db), cwd=tmp_path)
     assert listed.returncode == 0 and first["run_id"] in listed.stdout and second["run_id"] in listed.stdout
     shown = run_cli("runs", "show", first["run_id"], "--db", str(db), cwd=tmp_path).stdout
+    by_assessment = run_cli("runs", "show", rows[1][6], "--db", str(db), cwd=tmp_path)
+    assert by_assessment.returncode == 0 and by_assessment.stdout == shown  # the r-... id the night prints first
     assert "7 ingested" in shown and "1 duplicate" in shown and "limits changed 2" in shown
     assert "quarantined S2_DK_20160901.tif" in shown and "time per stage: ingest" in shown
     detail = json.loads(run_cli("runs", "show", first["run_id"], "--db", str(db), "--format", "json",

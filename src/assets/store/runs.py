@@ -44,11 +44,14 @@ def run_rows(con: duckdb.DuckDBPyConnection, *, kind: str | None = None, limit: 
 
 
 def run_detail(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
-    """One night: its overview row, details (JSON) and stages in order; None if unknown."""
-    rows = _records(con.execute("SELECT * FROM run_overview WHERE run_id = ?", [run_id]))
+    """One night, by its report id (n-...) or the id of the assessment it ran (r-..., the decisions'
+    `run_id`): its overview row, details (JSON) and stages in order; None if unknown."""
+    rows = _records(con.execute("SELECT * FROM run_overview WHERE run_id = ? OR assessment_run_id = ? "
+                                "ORDER BY run_id = ? DESC LIMIT 1", [run_id, run_id, run_id]))
     if not rows:
         return None
     report = rows[0]
+    run_id = report["run_id"]
     details = con.execute("SELECT details FROM run_reports WHERE run_id = ?", [run_id]).fetchone()
     report["details"] = json.loads(details[0]) if details and details[0] else {}
     report["stages"] = _records(con.execute(
