@@ -183,6 +183,7 @@ def test_farmer_taps_a_field_accepts_the_proposal_and_reads_the_verdict(bank, br
     status = page.locator("#result .verdict").get_attribute("data-status")
     assert status in ("verified", "partial"), card  # the detected boundary passes the boundary check
     assert "CNY" in card and "Next step" in card
+    assert "Drag a corner" not in page.locator("#hint").text_content()  # no field left to edit after a submit
     expect(page.locator("#my-fields")).to_contain_text("Maize, tapped on a phone", timeout=30_000)
     assert page.evaluate("fieldsLayer.getLayers().length") == 1  # drawn on the map in its status colour
     icon = page.evaluate("document.querySelector('link[rel=icon]').href")
@@ -311,6 +312,8 @@ def test_an_officer_sees_the_portfolio_and_decides_a_review(bank, browser) -> No
     page.click("#signin-button")
     expect(page.locator("#who")).to_contain_text("li (officer)", timeout=30_000)
     expect(page.locator("#portfolio")).to_contain_text("farmer-002", timeout=30_000)
+    assert page.evaluate("(() => { const w = document.querySelector('.table-wrap'); "
+                         "return w.scrollWidth <= w.clientWidth; })()"), "the portfolio scrolls sideways on a phone"
     page.click("#portfolio button.show-borrower[data-borrower='farmer-002']")
     expect(page.locator("#borrower-fields")).to_contain_text("Moved wheat", timeout=30_000)
     colour = page.evaluate("fieldsLayer.getLayers()[0].options.color")

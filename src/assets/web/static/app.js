@@ -360,6 +360,7 @@ $("claim-form").addEventListener("submit", async (event) => {
     $("result").innerHTML = lastVerdicts.map(verdictCard).join("");
     clearField();
     $("proposal").hidden = true;
+    $("hint").textContent = t("hint.tap"); // the field is submitted: back to tapping the next one
     showFields(borrower, { fit: false, list: me.borrower_id ? "my-fields" : "borrower-fields" });
     if (me.role === "officer") { showPortfolio(); showReviews(); }
   } catch (err) {
