@@ -118,12 +118,34 @@ def test_scaled_reflectance_is_divided_and_said_so() -> None:
     assert np.allclose(s.x, 0.15) and "10,000" in (s.scale_note or "")
 
 
-@pytest.mark.parametrize("values, match", [(65535.0, "saturated or raw"), (-0.5, "below")])
-def test_impossible_reflectance_is_an_error(values: float, match: str) -> None:
-    x = np.full((1, 3, 4), 0.1, np.float32)
+@pytest.mark.parametrize("base, values, match", [(1500.0, 65535.0, "saturated or raw"), (0.1, -0.5, "below"),
+                                                  (12.0, 12.0, "percent")])
+def test_impossible_reflectance_is_an_error(base: float, values: float, match: str) -> None:
+    x = np.full((1, 3, 4), base, np.float32)
     x[0, 1, 2] = values
     with pytest.raises(InputError, match=match):
         make_season(x, BANDS, days=[0, 10, 20])
+
+
+def test_a_few_bad_pixels_never_rescale_a_file() -> None:
+    """Flanders (real, 0-1) holds 50 values of 2.5-6.2 in 10 rows: those observations are masked
+    and said so; the file stays 0-1 (it used to be divided by 10,000 as a whole)."""
+    x = np.full((20, 3, 4), 0.15, np.float32)
+    x[:3, 1, 2] = 5.0  # impossible for 0-1 reflectance
+    s = make_season(x, BANDS, days=[0, 10, 20])
+    assert np.allclose(s.x[~np.isnan(s.x)], 0.15) and not s.mask[:3, 1].any() and s.mask[3:].all()
+    assert "3 observation(s) with reflectance above 2" in (s.scale_note or "") and "10,000" not in s.scale_note
+
+
+def test_all_zero_observations_are_nodata() -> None:
+    """uint16 files often store nodata as 0: an observation with every band 0 is not clear sky."""
+    x = np.full((2, 3, 4), 1500, np.uint16)
+    x[0, :, :] = 0  # a row never observed
+    x[1, 2, :] = 0
+    s = make_season(x, BANDS, days=[0, 10, 20])
+    assert not s.mask[0].any() and s.mask[1].tolist() == [True, True, False]
+    assert "4 observation(s) with every band 0 were read as nodata" in (s.scale_note or "")
+    assert "10,000" in s.scale_note and np.allclose(s.x[1, :2], 0.15)
 
 
 def test_unordered_dates_and_no_clear_date_are_errors() -> None:
@@ -310,6 +332,35 @@ def test_cli_predict_names_missing_bands(tmp_path: Path, tiny_model: crop.CropMo
     np.savez(path, X=x[:, :, :3], bands=np.array(["blue", "green", "red"]), dates=iso)
     r = run_cli("crop", "predict", str(path), "--model", str(model), "--out", str(tmp_path / "p.csv"), cwd=tmp_path)
     assert r.returncode == 2 and "missing ['B08', 'ndvi']" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_predict_takes_unknown_labels_bytes_names_and_says_what_it_converted(
+        tmp_path: Path, tiny_model: crop.CropModel, capsys) -> None:
+    """Labels only sit beside predict's calls, so one outside the legend is kept as written; bands and
+    dates saved as bytes are decoded; every conversion is printed; a folder as --out is refused."""
+    from assets.cli import main
+
+    model = crop.save(tiny_model, tmp_path / "m.pt")
+    x, iso, labels = synthetic(6)
+    labels = labels.copy()
+    labels[0] = "moonbeans"
+    path = tmp_path / "odd.npz"
+    np.savez(path, X=x * 10000, bands=np.array([b.encode() for b in BANDS]), dates=np.array([d.encode() for d in iso]),
+             labels=labels)
+    out = tmp_path / "p.csv"
+    assert main(["crop", "predict", str(path), "--model", str(model), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "divided by 10,000" in printed  # the conversion is said, not done silently
+    rows = list(csv.DictReader(open(out)))
+    assert rows[0]["true_label"] == "moonbeans" and len(rows) == 6
+    assert main(["crop", "predict", str(path), "--model", str(model), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    blank = tmp_path / "blank.npz"
+    x[0] = np.nan  # a row with no clear date: no probability at all, not 0
+    np.savez(blank, X=x, bands=np.array(BANDS), dates=iso)
+    assert main(["crop", "predict", str(blank), "--model", str(model), "--out", str(out)]) == 0
+    first = next(csv.DictReader(open(out)))
+    assert first["note"] == "no clear date" and first["probability"] == "" and first["farmland_probability"] == ""
 
 
 def test_committed_model_on_real_sentinel2(shared_data: Path) -> None:

@@ -79,8 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     optional = canonical_bands([b for b in args.optional.split(",") if b.strip()])
     sets = [read_seasons(p, labelled=True) for p in args.data]
     for s in sets:
-        for note in filter(None, [s.season.scale_note, s.dropped_bands and f"layers that are not bands were left out: {s.dropped_bands}"]):
-            print(f"{s.source}: {note}")
+        _print_notes(s)
     recipe = ct.Recipe(epochs=args.epochs, batch=args.batch, seed=args.seed, min_steps=args.min_steps)
     ts = ct.prepare(sets, wanted, recipe.min_count, optional=optional)
     classes = sorted(set(ts.labels.tolist()))
@@ -110,6 +109,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_notes(data) -> None:  # noqa: ANN001 (a LabelledSeasons)
+    """Every documented conversion the reader applied, so no face converts silently."""
+    for note in filter(None, [data.season.scale_note, data.dropped_bands
+                              and f"layers that are not bands were left out: {data.dropped_bands}"]):
+        print(f"{data.source}: {note}")
+
+
 def _load(path: Path | None):  # noqa: ANN202
     from assets.models import crop
 
@@ -125,7 +131,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not 0 <= args.unknown_below <= 1:
             raise InputError(f"--unknown-below {args.unknown_below} is not a probability; give a number from 0 to 1")
         model.unknown_below = args.unknown_below
-    data = read_seasons(args.data)
+    data = read_seasons(args.data, strict_labels=False)  # labels only sit beside the calls here
+    _print_notes(data)
+    if args.out.is_dir():
+        raise InputError(f"--out {args.out} is a folder; give a file name such as {args.out / 'predictions.csv'}")
     seen = data.season.observed
     proba = np.zeros((len(data), len(model.classes)))
     if seen.any():
@@ -142,7 +151,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note = "" if seen[i] else "no clear date"
             group = legend.group_of(names[i]) if names[i] in legend.CROPS else ""
             top_crop = model.classes[int(proba[i].argmax())] if seen[i] else ""
-            row = [i, names[i] if seen[i] else legend.UNKNOWN, f"{top:.6f}", group, f"{farm[i]:.6f}", top_crop, note]
+            p_top, p_farm = (f"{top:.6f}", f"{farm[i]:.6f}") if seen[i] else ("", "")  # no evidence, not 0
+            row = [i, names[i] if seen[i] else legend.UNKNOWN, p_top, group, p_farm, top_crop, note]
             w.writerow(row + ([data.labels[i]] if data.labels is not None else []))
     unsure = sum(1 for i, n in enumerate(names) if seen[i] and n == legend.UNKNOWN)
     extra = f"; {int((~seen).sum())} rows had no clear date" if (~seen).any() else ""
@@ -161,6 +171,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = read_seasons(args.data, labelled=True)
     if data.labels is None:
         raise InputError(f"{args.data} has no labels; evaluate needs them (use `assets crop predict` instead)")
+    _print_notes(data)
+    trained_on = {Path(str(p)).name for p in (model.meta.get("data") or [])}
+    if Path(args.data).name in trained_on:
+        print(f"note: {Path(args.data).name} is one of the files model {model.version} was trained on, so these "
+              "scores are in-sample; the held-out figures are in its model card (out-of-block)")
     seen = data.season.observed
     labels = data.labels[seen]
     classes = list(model.classes)

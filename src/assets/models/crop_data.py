@@ -85,7 +85,14 @@ def read_ucr(path: Path, labelled: bool | None = None) -> LabelledSeasons:
     return LabelledSeasons(season, labels, raw, None, str(path))
 
 
-def read_npz(path: Path, season_year: int | None = None) -> LabelledSeasons:
+def _text(values: np.ndarray) -> np.ndarray:
+    """Names and dates as str, whether saved as str or as bytes (dtype S: decoded, never "b'B02'")."""
+    return values.astype(str) if values.dtype.kind in "SU" else values
+
+
+def read_npz(path: Path, season_year: int | None = None, strict_labels: bool = True) -> LabelledSeasons:
+    """An .npz season file; with ``strict_labels`` False a label outside the legend is kept as
+    written (`assets crop predict` only reports labels beside its calls) instead of an error."""
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
@@ -104,7 +111,7 @@ def read_npz(path: Path, season_year: int | None = None) -> LabelledSeasons:
             raise InputError(f"{path} has {x.shape[2]} bands but no 'bands' names; add bands=['B02', 'B03', ...]")
         bands = ["ndvi"]
     else:
-        bands = [str(b) for b in data["bands"].tolist()]
+        bands = [str(b) for b in _text(data["bands"]).tolist()]
     keep, dropped = known_bands(bands)
     if not keep:
         raise InputError(f"{path}: none of the bands {bands} is a Sentinel-2 band; name them B02..B12 or blue, red, nir ...")
@@ -114,7 +121,7 @@ def read_npz(path: Path, season_year: int | None = None) -> LabelledSeasons:
         raise InputError(f"{path} has no 'dates'; give the ISO date of each column (dates=['2023-04-01', ...])")
     if season_year is None and "season_year" in data:
         season_year = int(np.asarray(data["season_year"]).ravel()[0])
-    season = make_season(x, bands, data["dates"], mask=data.get("mask"), season_year=season_year)
+    season = make_season(x, bands, _text(data["dates"]), mask=data.get("mask"), season_year=season_year)
     if "X_s1" in data:
         season = with_radar(season, _radar_db(path, data))
     raw = labels = None
@@ -122,7 +129,7 @@ def read_npz(path: Path, season_year: int | None = None) -> LabelledSeasons:
         raw = data["labels"].astype(str)
         if raw.shape != (n,):
             raise InputError(f"{path}: labels must be (n,) = ({n},), got {raw.shape}")
-        labels = np.array(legend.to_crops(list(raw)))
+        labels = np.array(legend.to_crops(list(raw)) if strict_labels else [_as_crop(r) for r in raw])
     blocks = next((data[k].astype(str) for k in BLOCK_KEYS if k in data and data[k].shape == (n,)), None)
     return LabelledSeasons(season, labels, raw, blocks, str(path), dropped)
 
@@ -145,7 +152,15 @@ def _radar_db(path: Path, data: dict[str, np.ndarray]) -> np.ndarray:
     return s1
 
 
-def read_seasons(path: str | Path, labelled: bool | None = None, season_year: int | None = None) -> LabelledSeasons:
+def _as_crop(label: str) -> str:
+    try:
+        return legend.to_crop(label)
+    except InputError:
+        return str(label)
+
+
+def read_seasons(path: str | Path, labelled: bool | None = None, season_year: int | None = None, *,
+                 strict_labels: bool = True) -> LabelledSeasons:
     """Read either format (see the module docstring)."""
     path = Path(path)
     if not path.is_file():
@@ -154,7 +169,7 @@ def read_seasons(path: str | Path, labelled: bool | None = None, season_year: in
         raise InputError(f"data file {path} is empty")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return read_npz(path, season_year)
+        return read_npz(path, season_year, strict_labels)
     if suffix in (".npy", ".tsv", ".txt", ".csv"):
         return read_ucr(path, labelled)
     raise InputError(f"unsupported data file {path.name}: use an .npz with X, bands, dates (or a UCR-style table)")

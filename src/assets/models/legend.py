@@ -183,7 +183,8 @@ def to_crops(labels: list[str] | tuple[str, ...]) -> list[str]:
     if bad:
         uniq = sorted(set(bad))
         raise InputError(f"{len(bad)} labels are not in the crop legend ({', '.join(map(repr, uniq[:8]))}"
-                         f"{' ...' if len(uniq) > 8 else ''}); map them in assets/models/legend.py")
+                         f"{' ...' if len(uniq) > 8 else ''}); relabel them with legend names (WorldCereal's "
+                         "coarse names such as maize, wheat, grasslands) or a synonym the legend knows")
     return out
 
 

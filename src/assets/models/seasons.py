@@ -8,8 +8,10 @@ winter crop has negative days and a season may span two calendar years. The crop
 reads the season on a fixed grid of 10-day slots from day -180 to day 410.
 
 Checks here turn each kind of bad input into an `InputError` or a documented conversion:
-band names (``B4``/``B04``/``red``), reflectance x 10,000 (divided, documented), negative or
-saturated reflectance, unordered dates, rows with no clear date.
+band names (``B4``/``B04``/``red``), reflectance x 10,000 (divided, documented; the scale is read
+from the file's median, so a few bad pixels never rescale it), impossible values in a 0-1 file and
+all-zero nodata (masked, documented), percent, negative or saturated reflectance, unordered dates,
+rows with no clear date.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ SLOT_DAYS = 10
 N_SLOTS = 60  # -180 .. 410: two-year seasons (winter crops) fit, as do ten-day composites
 MAX_SCALED = 16000.0  # reflectance x 10,000 never exceeds this (saturation is 65535: an error)
 MIN_REFLECTANCE = -0.2  # L2A can dip slightly below 0 over water and shadow; below this is wrong
+MAX_REFLECTANCE = 2.0  # surface reflectance 0-1 tops out near 1.6 (bright cloud, fresh snow); above is impossible
+MIN_SCALED_MEDIAN = 150.0  # a file whose typical value is above this is reflectance x 10,000
 
 
 def canonical_band(name: str) -> str:
@@ -166,27 +170,48 @@ def season_days(dates: np.ndarray, season_year: int | None = None) -> tuple[np.n
     return days, year
 
 
-def check_reflectance(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """Reflectance 0-1: values x 10,000 are divided (and said so); impossible values are an error."""
+def check_reflectance(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(reflectance 0-1, validity, note): the file's scale is read from its typical value, never
+    from its extremes, so a few bad pixels cannot rescale a whole file.
+
+    - Median above 150: Sentinel-2 L2A integers (x 10,000), divided (and said so); a value above
+      16,000 is saturated or raw digital numbers, an error.
+    - Median 2-150: percent or another scale; an error naming it.
+    - Median 0-2 (reflectance): an observation with a band above 2 (impossible: the brightest cloud
+      or snow stays under 1.6) is masked as not clear, and said so, instead of dividing the file.
+    - An observation whose bands are all exactly 0 is nodata stored as zero, masked and said so.
+    """
+    valid = valid.copy()
+    zero = valid & np.all(x == 0, axis=2)
+    valid &= ~zero
     vals = x[valid]
     vals = vals[np.isfinite(vals)]
+    notes = [f"{int(zero.sum())} observation(s) with every band 0 were read as nodata"] if zero.any() else []
     if vals.size == 0:
-        return x, None
-    hi, lo = float(np.percentile(vals, 99.9)), float(vals.min())
-    note = None
-    if hi > 2.0:
+        return x, valid, "; ".join(notes) or None
+    typical = float(np.median(vals))
+    if typical > MIN_SCALED_MEDIAN:
         if vals.max() > MAX_SCALED:
             raise InputError(
                 f"reflectance up to {vals.max():.0f}: saturated or raw digital numbers; give surface reflectance "
                 "(0-1, or x 10,000 as Sentinel-2 L2A stores it)"
             )
         x = x / 10000.0
-        lo /= 10000.0
-        note = "reflectance looked like Sentinel-2 L2A integers (x 10,000) and was divided by 10,000"
+        notes.append("reflectance looked like Sentinel-2 L2A integers (x 10,000) and was divided by 10,000")
+    elif typical > MAX_REFLECTANCE:
+        raise InputError(f"typical reflectance {typical:.1f} is neither 0-1 nor x 10,000 (percent?); give surface "
+                         "reflectance 0-1, or x 10,000 as Sentinel-2 L2A stores it")
+    else:
+        bright = valid & np.any(x > MAX_REFLECTANCE, axis=2)
+        if bright.any():
+            valid &= ~bright
+            notes.append(f"{int(bright.sum())} observation(s) with reflectance above {MAX_REFLECTANCE:g} (impossible "
+                         "for surface reflectance 0-1) were masked as not clear")
+    lo = float(np.nanmin(np.where(valid[:, :, None], x, np.nan))) if valid.any() else 0.0
     if lo < MIN_REFLECTANCE:
         raise InputError(f"reflectance as low as {lo:.3f} (below {MIN_REFLECTANCE}); these are not surface "
                          "reflectance values: check the band scale and offset")
-    return x.astype(np.float32, copy=False), note
+    return x.astype(np.float32, copy=False), valid, "; ".join(notes) or None
 
 
 def make_season(
@@ -230,7 +255,7 @@ def make_season(
     refl = [i for i, name in enumerate(names) if name not in INDEX_BANDS]
     note = None
     if refl:
-        x[:, :, refl], note = check_reflectance(x[:, :, refl], valid)
+        x[:, :, refl], valid, note = check_reflectance(x[:, :, refl], valid)
     if not valid.any():
         raise InputError("no series has a single clear date (all cloud or nodata); wait for cloud-free imagery")
     x = np.where(valid[:, :, None], x, np.nan).astype(np.float32)
