@@ -96,6 +96,10 @@ def test_alerts_reach_operations(demo_db) -> None:
     alerts = json.loads(out.stdout)
     silent = [a for a in alerts if a["kind"] == "sensor_silent"]
     assert silent and silent[0]["device_id"] == "probe-003" and silent[0]["borrower_id"] == "farmer-003"
+    with duckdb.connect(str(db), read_only=True) as con:  # details are JSON objects analysts can query
+        kinds = dict(con.execute("SELECT kind, list(DISTINCT json_type(details)) FROM alerts GROUP BY 1").fetchall())
+        assert all(t == ["OBJECT"] for t in kinds.values()), kinds
+        assert con.execute("SELECT details->>'device_id' FROM alerts WHERE kind = 'sensor_silent'").fetchone()[0]
     with duckdb.connect(str(db), read_only=True) as con:
         drought_claim = con.execute("SELECT claim_id FROM claims WHERE name = 'Maize after drought'").fetchone()[0]
         value_reason = con.execute("SELECT reason FROM claim_status WHERE claim_id = ?", [drought_claim]).fetchone()[0]

@@ -279,8 +279,9 @@ def test_a_silent_sensor_alert_closes_when_the_device_reports_again(tmp_path: Pa
         store_alerts(con, alerts(con, date(2016, 9, 30)))
         assert {(a["kind"], a["device_id"]) for a in open_alerts(con)} == {("sensor_silent", "probe-003"),
                                                                           ("drought", "probe-002")}
+        # a reading that arrives late, timed before the as-of day but after the silence began, closes it too
         con.execute("INSERT INTO sensor_readings (device_id, seq, ts, received_at, soil_moisture_pct) "
-                    "VALUES ('probe-003', 999999, TIMESTAMP '2016-10-02 06:00', TIMESTAMP '2016-10-02 06:01', 30.0)")
+                    "VALUES ('probe-003', 999999, TIMESTAMP '2016-09-29 06:00', TIMESTAMP '2016-10-02 06:01', 30.0)")
         assert {(a["kind"], a["device_id"]) for a in open_alerts(con)} == {("drought", "probe-002")}
         assert con.execute("SELECT count(*) FROM alerts").fetchone()[0] == 2  # kept, only no longer open
         assert [r[0] for r in con.execute("SELECT kind FROM alerts_open").fetchall()] == ["drought"]
@@ -295,6 +296,9 @@ def test_cli_devices_add_list_retire_import(tmp_path: Path, capsys: pytest.Captu
     out = capsys.readouterr().out
     assert "registered probe-010" in out and "secret" in out
     assert "note: farmer-010 has no fields yet" in out  # an officer learns a mistyped borrower id at once
+    for cmd in (["sensors", "devices", "list"], ["sensors", "quarantine"]):  # a mistyped --db creates nothing
+        assert cli_main([*cmd, "--db", str(tmp_path / "typo.duckdb")]) == 2
+        assert "no database at" in capsys.readouterr().err and not (tmp_path / "typo.duckdb").exists()
     assert cli_main(["sensors", "devices", "import", str(SAMPLE / "devices.json"), "--db", db]) == 0
     assert cli_main(["sensors", "devices", "import", str(SAMPLE / "devices.json"), "--db", db]) == 0
     assert "0 new devices" in capsys.readouterr().out

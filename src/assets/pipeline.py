@@ -310,7 +310,9 @@ def _write_steps(report: RunReport, tiles: Sequence[TileRecord], models: Models,
             tiles={t.tile_id: t for t in tiles}, sensor_window_days=WINDOW_DAYS)
         steps += [(record_params, {"sha256": p.sha256, "version": p.version, "text": p.text, "now": now}),
                   (append_decisions, {"rows": decision_rows(report.assessments, ctx)})]
-    alert_rows = [{**r, "details": json.dumps(r.get("details"), default=str)} for r in report.alerts]
+    # sensor alerts carry their details as JSON text already: encoding it again stored a string, not an object
+    alert_rows = [{**r, "details": d if isinstance(d := r.get("details"), str) else json.dumps(d, default=str)}
+                  for r in report.alerts]
     steps += [rows("alerts", alert_rows, "ignore"), rows("ingest_runs", [{
         "run_id": report.run_id, "kind": kind, "started_at": now, "finished_at": _now(), "status": "ok",
         "as_of": report.as_of, "tiles_seen": len(tiles), "claims_processed": len(report.assessments),

@@ -147,9 +147,9 @@ def _add_to_passwd(path: Path, user: str, secret: str) -> None:
 
 def cmd_devices_list(args: argparse.Namespace) -> int:
     from assets.sensors.registry import list_devices
-    from assets.store import writer
+    from assets.store import connect
 
-    with writer.read(_db(args)) as con:
+    with connect(_db(args), read_only=True) as con:  # a mistyped --db is an error, never a new empty file
         devices = list_devices(con, borrower_id=args.borrower)
     if args.format == "json":
         print(json.dumps([d.to_dict() for d in devices], indent=2))
@@ -214,10 +214,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    from assets.store import writer
+    from assets.store import connect
     from assets.store.sensors import quarantine_counts, recent_quarantine
 
-    with writer.read(_db(args)) as con:
+    with connect(_db(args), read_only=True) as con:  # a mistyped --db is an error, never a new empty file
         counts = quarantine_counts(con)
         rows = recent_quarantine(con, args.limit)
     print("rejected messages by reason: " + (", ".join(f"{c} {n}" for c, n in counts) or "none"))
