@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from itertools import accumulate
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from assets.claims import Claim, load_claims, overlaps_ha
 from assets.config import Settings
@@ -311,8 +311,7 @@ def _write_steps(report: RunReport, tiles: Sequence[TileRecord], models: Models,
         steps += [(record_params, {"sha256": p.sha256, "version": p.version, "text": p.text, "now": now}),
                   (append_decisions, {"rows": decision_rows(report.assessments, ctx)})]
     # sensor alerts carry their details as JSON text already: encoding it again stored a string, not an object
-    alert_rows = [{**r, "details": d if isinstance(d := r.get("details"), str) else json.dumps(d, default=str)}
-                  for r in report.alerts]
+    alert_rows = [{**r, "details": _json_text(r.get("details"))} for r in report.alerts]
     steps += [rows("alerts", alert_rows, "ignore"), rows("ingest_runs", [{
         "run_id": report.run_id, "kind": kind, "started_at": now, "finished_at": _now(), "status": "ok",
         "as_of": report.as_of, "tiles_seen": len(tiles), "claims_processed": len(report.assessments),
@@ -327,6 +326,11 @@ def register_claims(db_path: Path, path: Path | str | dict, borrower_id: str, se
 
     drawings = read_drawings(path, max_features=settings.max_features_per_file)
     return store_drawings_of(db_path, [(borrower_id, drawings)], settings, "api" if isinstance(path, dict) else str(path))[0]
+
+
+def _json_text(details: Any) -> str:
+    """An alert's details as JSON text, encoded once (sensor alerts carry text already)."""
+    return details if isinstance(details, str) else json.dumps(details, default=str)
 
 
 def store_drawings_of(db_path: Path, batch: Sequence[tuple[str, list]], settings: Settings,
