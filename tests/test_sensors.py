@@ -201,6 +201,21 @@ def test_store_batch_dedupes_accepts_out_of_order_and_quarantines(tmp_path: Path
         assert quarantined[0][1] == b"garbage"
 
 
+def test_a_reused_seq_with_another_time_is_quarantined_not_lost(tmp_path: Path) -> None:
+    """A probe whose counter restarted (or next month's log numbered from 1 again): the same
+    (device, seq) with a new time used to count as a duplicate and vanish."""
+    with connect(tmp_path / "db.duckdb") as con:
+        _register(con, "probe-001")
+        topic = topic_for("probe-001")
+        store_batch(con, [(topic, msg(seq=s, ts=f"2024-06-01T0{s}:00:00Z")) for s in (1, 2)], now=NOW)
+        restarted = [(topic, msg(seq=1, ts="2024-06-01T01:00:00Z")),  # a true redelivery
+                     (topic, msg(seq=2, ts="2024-06-01T09:00:00Z"))]  # seq 2 again, hours later
+        r = store_batch(con, restarted, now=NOW)
+        assert (r.stored, r.duplicates, r.quarantined) == (0, 1, 1) and r.reasons == {"seq_conflict": 1}
+        (reason,) = con.execute("SELECT reason FROM sensor_quarantine WHERE reason_code = 'seq_conflict'").fetchone()
+        assert "seq 2 again with another time (2024-06-01 09:00:00; stored 2024-06-01 02:00:00)" in reason
+
+
 # --- evidence and alerts ------------------------------------------------------------------
 
 def _load_sample(con) -> None:  # type: ignore[no-untyped-def]

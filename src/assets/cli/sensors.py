@@ -84,7 +84,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db_option(p)
     p.set_defaults(handler=cmd_ingest)
 
-    p = ssub.add_parser("replay", help="publish a sensor log CSV as device messages (QoS 1)")
+    p = ssub.add_parser("replay", help="publish a sensor log CSV as device messages (QoS 1)",
+                        description="Sequence numbers come from a `seq` column, else each device's row count in "
+                        "the file (so the same file replayed twice stores nothing twice). Give a later log of the "
+                        "same devices a `seq` column: numbered from 1 again, its readings would reuse stored "
+                        "numbers with other times and be quarantined as seq_conflict.")
     p.add_argument("csv", type=Path)
     p.add_argument("--broker", default=None, help="mqtt://host:port (default $ASSETS_BROKER)")
     p.add_argument("--speed", type=float, default=0.0, help="N x real time; 0 = as fast as possible (default)")

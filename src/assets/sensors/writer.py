@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -94,7 +94,8 @@ def store_batch(
     """Validate ``(topic, payload)`` messages and store them in one transaction.
 
     Accepted readings go to ``sensor_readings`` (a (device_id, seq) already stored, or repeated
-    in the batch, is counted as a duplicate and the stored row is kept), rejects go to
+    in the batch, with the same time is counted as a duplicate and the stored row is kept; with
+    another time it is quarantined as `seq_conflict`, never dropped silently), rejects go to
     ``sensor_quarantine`` with their reason. ``devices`` defaults to the registry in ``con``.
     """
     with transaction(con):
@@ -115,28 +116,55 @@ def _messages_table(messages: Sequence[tuple[str, bytes]]) -> pa.Table:
                      "payload": pa.array([bytes(m[1]) for m in messages], pa.binary())})
 
 
+def _seq_conflicts(con: duckdb.DuckDBPyConnection, readings: list[Reading], sources: list[tuple[str, bytes]],
+                   reject: Any) -> int:
+    """Quarantine, as `seq_conflict`, the readings the store kept out as duplicates whose
+    (device_id, seq) holds another time: a device whose counter restarted, or two logs numbered
+    from 1, would otherwise lose those readings silently. Returns how many there were. Asked only
+    when a batch had duplicates, so the ingest path pays nothing otherwise."""
+    keys = pa.table({"device_id": pa.array([r.device_id for r in readings], pa.string()),
+                     "seq": pa.array([r.seq for r in readings], pa.int64())})
+    stored = store_sensors.stored_times(con, keys)
+    n = 0
+    for r, (topic, payload) in zip(readings, sources):
+        first = stored.get((r.device_id, r.seq))
+        if first is not None and first != r.ts:
+            n += 1
+            reject(topic, payload, Reject("seq_conflict", f"{r.device_id} sent seq {r.seq} again with another time "
+                                          f"({r.ts:%Y-%m-%d %H:%M:%S}; stored {first:%Y-%m-%d %H:%M:%S}): its counter "
+                                          "restarted or two logs share numbers; give every reading its own seq",
+                                          r.device_id))
+    return n
+
+
 def _store_messages(con: duckdb.DuckDBPyConnection, messages: Sequence[tuple[str, bytes]],
                     devices: Mapping[str, DeviceStatus] | None, now: datetime) -> BatchResult:
     if devices is None:
         devices = device_statuses(con)
     readings: list[Reading] = []
+    sources: list[tuple[str, bytes]] = []
     rejects: list[dict[str, object]] = []
     reasons: dict[str, int] = {}
+
+    def reject(topic: str, payload: bytes, why: Reject) -> None:
+        reasons[why.code] = reasons.get(why.code, 0) + 1
+        rejects.append(_reject_row(topic, payload, why, now))
+
     for topic, payload in messages:
         result = validate(topic, payload, devices, now)
         if type(result) is Reading:
             readings.append(result)
+            sources.append((topic, payload))
         else:
-            reasons[result.code] = reasons.get(result.code, 0) + 1  # type: ignore[union-attr]
-            rejects.append(_reject_row(topic, payload, result, now))  # type: ignore[arg-type]
+            reject(topic, payload, result)  # type: ignore[arg-type]
     table = _readings_table(readings, now)
     before = store_sensors.count_readings(con)
     append(con, "sensor_readings", table, on_conflict="ignore")
-    after = store_sensors.count_readings(con)
+    stored = int(store_sensors.count_readings(con) - before)
+    conflicts = _seq_conflicts(con, readings, sources, reject) if stored < table.num_rows else 0
     if rejects:
         append(con, "sensor_quarantine", rejects, on_conflict="ignore")
-    stored = int(after - before)
-    return BatchResult(stored, table.num_rows - stored, len(rejects), reasons)
+    return BatchResult(stored, table.num_rows - stored - conflicts, len(rejects), reasons)
 
 
 class BatchWriter:

@@ -109,6 +109,17 @@ def daily_means(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
         " GROUP BY device_id, d ORDER BY device_id, d", [start, end]).fetchall()
 
 
+def stored_times(con: duckdb.DuckDBPyConnection, keys: Any) -> dict[tuple[str, int], Any]:
+    """(device_id, seq) -> stored ts, for the keys of an Arrow table (columns device_id, seq) already stored."""
+    con.register("incoming_keys", keys)
+    try:
+        rows = con.execute("SELECT r.device_id, r.seq, r.ts FROM sensor_readings r "
+                           "JOIN incoming_keys k USING (device_id, seq)").fetchall()
+    finally:
+        con.unregister("incoming_keys")
+    return {(d, q): ts for d, q, ts in rows}
+
+
 def count_readings(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute("SELECT count(*) FROM sensor_readings").fetchall()[0][0])
 
