@@ -122,6 +122,13 @@ def test_uncertain_crop_is_unknown_and_valued_at_the_least_valuable_likely_crop(
     assert "uncertain" in val.explanation[2]["text"]
 
 
+def test_an_uncertain_call_is_confirmed_as_cropland_not_as_unknown() -> None:
+    v = check(observation(probs={"maize": 0.40, "wheat": 0.35, "grasslands": 0.25}))
+    assert v.status == "verified" and v.crop == "unknown"
+    (ok,) = [r for r in v.reasons if r.code == "ok"]
+    assert "ha of cropland (crop uncertain) confirmed by 6 satellite dates" in ok.message and "unknown" not in ok.message
+
+
 def test_a_rejected_uncertain_call_does_not_say_how_it_would_be_valued() -> None:
     """Rejected claims are worth nothing: their reasons must not promise a valuation."""
     v = check(observation(farmland=0.1, probs={"maize": 0.40, "wheat": 0.35, "grasslands": 0.25}))
