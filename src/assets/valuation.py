@@ -215,10 +215,9 @@ def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
     health = params.crop_failure_factor if failed else 1.0
     health_steps: list[dict[str, Any]] = []
     if params.crop_health is not None:  # a lagging crop lowers the value; the step never raises it
-        judged_as, h = judge_health(inp, params)
+        judged_as, h, by_fit = _judge(inp.crop, inp.crop_probs, inp.ndvi_season, params)
         health = min(health, h.factor)
-        best_fit = (f" (the crop call is uncertain; of its likely crops, {judged_as} fits best)"
-                    if uncertain and params.crop_health.uncertain_crop == "best_fit" else "")
+        best_fit = f" (the crop call is uncertain; of its likely crops, {judged_as} fits best)" if by_fit else ""
         health_steps.append({
             "step": "crop_health", "value": h.factor, "ratio": None if h.ratio is None else round(h.ratio, 4),
             "curve": h.curve, "dates": h.dates,
