@@ -47,6 +47,13 @@ def ha_to_mu(area_ha: float) -> float:
     return area_ha * MU_PER_HA
 
 
+def great_circle_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Haversine distance in km between two lon/lat points (mean Earth radius 6,371 km)."""
+    la1, la2, dl = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
+    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin(dl / 2) ** 2
+    return 12_742.0 * math.asin(min(1.0, math.sqrt(h)))
+
+
 @lru_cache(maxsize=64)
 def utm_crs(lon: float, lat: float) -> CRS:
     """The WGS 84 / UTM zone containing (lon, lat)."""

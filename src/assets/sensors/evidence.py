@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -21,6 +20,7 @@ from typing import Any
 import duckdb
 from shapely.geometry import MultiPolygon, Point, Polygon
 
+from assets.fields.geometry import great_circle_km
 from assets.monitor import MonitoringParams
 from assets.sensors.registry import Device, list_devices
 from assets.store import sensors as store_sensors
@@ -247,9 +247,7 @@ DRIFT_VARIABLES = (("air_temp_c", "sensor_drift_air_temp_c", "C"), ("air_pressur
 
 
 def _km(a: Device, b: Device) -> float:
-    la1, la2, dl = math.radians(a.lat), math.radians(b.lat), math.radians(b.lon - a.lon)
-    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin(dl / 2) ** 2
-    return 12_742.0 * math.asin(min(1.0, math.sqrt(h)))
+    return great_circle_km(a.lon, a.lat, b.lon, b.lat)
 
 
 def drift_alerts(con: duckdb.DuckDBPyConnection, as_of: date, monitoring: Any = None,

@@ -20,6 +20,7 @@ import duckdb
 from assets.access import canonical_id
 from assets.config import Settings
 from assets.errors import InputError, NotFoundError, SensorError
+from assets.fields.geometry import great_circle_km
 from assets.sensors.schema import DeviceStatus, check_device_id
 from assets.store import claims as store_claims
 from assets.store import sensors as store_sensors
@@ -133,9 +134,7 @@ def register_device(db: Db, device: Device, secret: str | None = None, *, exist_
 def _km_to_box(lon: float, lat: float, box: Sequence[float]) -> float:
     """Great-circle km from a point to the nearest point of a lon/lat box (0 inside it)."""
     x, y = min(max(lon, box[0]), box[2]), min(max(lat, box[1]), box[3])
-    p1, p2, dl = math.radians(lat), math.radians(y), math.radians(x - lon)
-    c = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(c)))
+    return great_circle_km(lon, lat, x, y)
 
 
 def field_bounds(db: Db, borrower_id: str) -> list[tuple[float, float, float, float]]:
