@@ -34,6 +34,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/me"): frozenset({FARMER, OFFICER, OPERATIONS}),
     ("GET", "/portfolio"): frozenset({OFFICER, OPERATIONS}),
     ("GET", "/alerts"): frozenset({OFFICER, OPERATIONS}),
+    ("POST", "/alerts/{alert_id}/resolve"): frozenset({OFFICER, OPERATIONS}),
     ("GET", "/borrowers/{borrower_id}"): frozenset({FARMER, OFFICER}),
     ("POST", "/borrowers/{borrower_id}/claims"): frozenset({FARMER, OFFICER}),
     ("GET", "/credit/borrowers/{borrower_id}/explain"): frozenset({OFFICER}),

@@ -5,7 +5,7 @@
 | auth        | anyone (sign-in itself, throttled per address) |
 | me          | any signed-in role       |
 | borrowers   | farmer (own borrower only, 404 otherwise), officer |
-| portfolio, alerts | officer, operations |
+| portfolio, alerts | officer, operations (both may resolve an alert) |
 | reviews     | officer (decides claims waiting for review) |
 | docs        | officer                  |
 | imagery     | anyone (public Copernicus data) |
@@ -122,6 +122,22 @@ async def submit_claims(
 def get_alerts(kind: str | None = None, con: duckdb.DuckDBPyConnection = Depends(read_db)) -> list[dict[str, Any]]:
     """Crop-failure and sensor alerts, newest first."""
     return queries.alerts(con, kind=check_alert_kind(kind))
+
+
+@alerts.post("/{alert_id}/resolve", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "required": ["note"], "properties": {"note": {"type": "string"}}}}}}})
+async def resolve_alert(alert_id: str, request: Request, identity: Identity = Depends(current_identity),
+                        settings: Settings = Depends(get_settings)) -> dict[str, Any]:
+    """Close an open alert once dealt with; stored with who and why. A condition still there on a later
+    night raises a new alert."""
+    from assets import alerts as alert_lifecycle
+
+    shape = '{"note": "what was done"}'
+    doc = parse_json(await request.body(), shape)
+    if not isinstance(doc, dict) or not isinstance(doc.get("note"), str):
+        raise InputError(f"send {shape}")
+    resolution = alert_lifecycle.check(alert_lifecycle.Resolution(alert_id, doc["note"], identity.name, "api"))
+    return await run_in_threadpool(alert_lifecycle.resolve, settings, resolution)
 
 
 @reviews.get("")

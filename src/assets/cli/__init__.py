@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from assets.errors import AssetsError
 
 # Command groups, each owning its own module (assets.cli.<name>).
-_GROUPS = ("core", "credit", "crop", "fields", "sensors", "users", "tiles", "runs", "store")
+_GROUPS = ("core", "credit", "crop", "fields", "sensors", "users", "tiles", "runs", "store", "alerts")
 
 
 class _Parser(argparse.ArgumentParser):

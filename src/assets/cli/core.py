@@ -207,8 +207,8 @@ def cmd_query_alerts(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(to_csv(rows))
     else:
-        print(table(rows, ["as_of", "kind", "borrower_id", "about", "message"],
-                    ["as of", "kind", "borrower", "field / device", "message"]))
+        print(table(rows, ["alert_id", "as_of", "kind", "borrower_id", "about", "message"],
+                    ["alert", "as of", "kind", "borrower", "field / device", "message"]))
     return 0
 
 

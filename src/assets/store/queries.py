@@ -49,7 +49,7 @@ def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]
         "AND (t.valid_to IS NULL OR t.valid_to > dt.as_of) GROUP BY dt.as_of ORDER BY dt.as_of",
         [borrower_id, borrower_id]))
     alerts = _records(con.execute(
-        f"SELECT a.kind, a.as_of, {_ALERT_SUBJECT}, a.message FROM alerts_open a "  # resolved ones left out
+        f"SELECT a.alert_id, a.kind, a.as_of, {_ALERT_SUBJECT}, a.message FROM alerts_open a "  # resolved ones left out
         "LEFT JOIN claims c USING (claim_id) WHERE a.borrower_id = ? ORDER BY a.raised_at, a.as_of",
         [borrower_id]))
     from assets.store.reviews import borrower_reviews
@@ -66,7 +66,7 @@ def alerts(con: duckdb.DuckDBPyConnection, *, kind: str | None = None, limit: in
     """Open alerts for operations, newest first (crop failure, silent or drying sensors), each with
     the field or device it is about; at most ``limit`` of them. Open is the `alerts_open` view's rule
     (a silent sensor's alert closes once the device reports again)."""
-    sql = (f"SELECT a.as_of, a.kind, a.borrower_id, {_ALERT_SUBJECT}, a.message FROM alerts_open a "
+    sql = (f"SELECT a.alert_id, a.as_of, a.kind, a.borrower_id, {_ALERT_SUBJECT}, a.message FROM alerts_open a "
            "LEFT JOIN claims c USING (claim_id)")
     params: list[Any] = []
     if kind:
