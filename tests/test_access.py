@@ -83,7 +83,7 @@ def test_revoked_and_expired_tokens_are_refused(con) -> None:
         access.verify(con, two.secret)
     with pytest.raises(NotFoundError):
         access.revoke(con, "nobody")
-    with pytest.raises(InputError, match="at least 1"):
+    with pytest.raises(InputError, match="from 1 to 365"):
         access.issue_token(con, "li", days=0)
 
 
@@ -169,3 +169,44 @@ def test_claims_submit_refuses_a_look_alike_borrower(tmp_path: Path, capsys) -> 
     assert main(["claims", "submit", str(tmp_path / "f.geojson"), "--borrower", "farmer-00１",
                  "--db", str(tmp_path / "x.duckdb")]) == 2
     assert "look-alike" in capsys.readouterr().err
+
+
+def test_users_commands_refuse_what_they_cannot_mean(db_path: Path, tmp_path: Path, capsys) -> None:
+    """QA 2026-12-07: 0 days gave a 90-day token, 100 million days a traceback; a user named like a
+    token id made `revoke ID` revoke the user instead; a mistyped --db made a new empty database."""
+    db = ["--db", str(db_path)]
+    assert main(["users", "add", "li", "--role", "officer", *db]) == 0
+    assert "no database at" in capsys.readouterr().out  # a new file is said, not silent
+    for days in ("0", "366", "100000000"):
+        assert main(["users", "token", "li", "--expires-days", days, *db]) == 2
+        assert "--expires-days must be from 1 to 365" in capsys.readouterr().err
+    assert main(["users", "add", "0123456789abcdef", "--role", "operations", *db]) == 2
+    assert "looks like a token id" in capsys.readouterr().err
+    assert main(["users", "revoke", "li", *db]) == 0
+    assert "nothing to revoke" in capsys.readouterr().out
+    typo = tmp_path / "typo.duckdb"
+    for argv in (["users", "list"], ["users", "token", "li"], ["users", "link", "li"], ["users", "revoke", "li"]):
+        assert main([*argv, "--db", str(typo)]) == 2
+        assert "no database at" in capsys.readouterr().err
+    assert not typo.exists()
+    assert main(["users", "add", "wang", "--role", "farmer", "--borrower", "farmer-404", *db]) == 0
+    assert "farmer-404 has no claims yet" in capsys.readouterr().out
+
+
+def test_a_user_named_like_a_token_id_is_never_ambiguous(con) -> None:
+    """Names of that shape are refused now; one stored before (or by hand) makes revoke refuse, not guess."""
+    issued = access.issue_token(con, "li", days=1)
+    con.execute("INSERT INTO users (user_name, role, borrower_id, created_at) VALUES (?, 'operations', NULL, now())",
+                [issued.token_id])
+    with pytest.raises(InputError, match="both a user name and a token id"):
+        access.revoke(con, issued.token_id)
+    assert access.verify(con, issued.secret).name == "li"
+
+
+def test_a_new_sign_in_link_replaces_the_unused_ones(con) -> None:
+    settings = Settings()
+    first, _ = access.issue_link(con, "wang", settings)
+    second, _ = access.issue_link(con, "wang", settings)
+    with pytest.raises(AuthenticationError):
+        access.exchange_code(con, first.secret, settings)
+    assert access.exchange_code(con, second.secret, settings).role is Role.FARMER

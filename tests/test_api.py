@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ KEY = {"X-API-Key": "test-key"}
 def client(demo_db, tmp_path: Path):
     db = tmp_path / "api.duckdb"
     shutil.copy(demo_db[0], db)  # writes in these tests never touch the shared demo database
-    with TestClient(create_app(Settings(db_path=db), api_keys=["test-key"])) as c:
+    # the bundled season's day, as `assets serve --as-of 2016-09-30`: farmers never choose the date
+    with TestClient(create_app(Settings(db_path=db, as_of=date(2016, 9, 30)), api_keys=["test-key"])) as c:
         yield c
 
 
@@ -100,9 +102,9 @@ def test_a_farmer_signed_in_by_link_files_only_their_own_claims(client: TestClie
     token = client.post("/auth/exchange", json={"code": link.secret}).json()["token"]
     farmer = {"Authorization": f"Bearer {token}"}
     doc = json.loads((repo / "sample_tiles/claims/farmer-001.geojson").read_text())
-    r = client.post("/borrowers/farmer-001/claims?as_of=2016-09-30", json=doc, headers=farmer)
+    r = client.post("/borrowers/farmer-001/claims", json=doc, headers=farmer)
     assert r.status_code == 201 and [c["status"] for c in r.json()] == ["verified", "verified"], r.text
-    assert client.post("/borrowers/farmer-002/claims?as_of=2016-09-30", json=doc, headers=farmer).status_code == 404
+    assert client.post("/borrowers/farmer-002/claims", json=doc, headers=farmer).status_code == 404
     assert client.get("/borrowers/farmer-002", headers=farmer).status_code == 404
     assert client.get("/portfolio", headers=farmer).status_code == 403
     assert client.get("/borrowers/farmer-001", headers=farmer).json()["borrower"]["claims"] >= 2

@@ -128,7 +128,8 @@ def test_every_route_answers_only_its_roles(client: TestClient, world, role: str
             assert r.headers["www-authenticate"].startswith("Bearer")
         elif Role(role) not in allowed:
             assert r.status_code == 403, (method, path, role, r.text)
-            assert "you are signed in as a " + role in r.json()["error"]
+            assert "you are signed in as " + {"farmer": "a farmer", "officer": "an officer",
+                                              "operations": "an operations user"}[role] in r.json()["error"]
         else:
             assert r.status_code not in (401, 403), (method, path, role, r.text)
 
@@ -304,3 +305,57 @@ def test_api_keys_are_officers(world, tmp_path: Path) -> None:
         assert c.get("/portfolio", headers={"X-API-Key": "k1"}).status_code == 200
         assert c.get("/me", headers={"Authorization": "Bearer k1"}).json()["role"] == "officer"
         assert c.get("/portfolio", headers={"X-API-Key": "k2"}).status_code == 401
+
+
+def test_only_officers_set_the_assessment_date_and_never_a_future_one(client: TestClient, world, tmp_path: Path) -> None:
+    """QA 2026-12-07: a farmer's `?as_of=2099-12-31` was stored as the decision date (it would stay the
+    current verdict over every real night), and `as_of=9999-12-31` left a claim with no verdict."""
+    doc = {"type": "FeatureCollection", "features": [_square(9.1, 56.1)]}
+    r = client.post("/borrowers/farmer-001/claims?as_of=2016-09-30", json=doc, headers=world["farmer"])
+    assert r.status_code == 403 and "only a credit officer may set the assessment date" in r.json()["error"]
+    for when, says in (("2099-12-31", "is after today"), ("9999-12-31", "is after today"),
+                       ("0001-01-01", "before the first Sentinel-2 images")):
+        r = client.post(f"/borrowers/farmer-001/claims?as_of={when}", json=doc, headers=world["officer"])
+        assert r.status_code == 422 and says in r.json()["error"], r.text
+    with connect(tmp_path / "roles.duckdb") as con:
+        assert con.execute("SELECT count(*) FROM claims").fetchone()[0] == 2  # nothing stored
+
+
+def test_every_refusal_is_one_json_error(client: TestClient, world, tmp_path: Path, monkeypatch) -> None:
+    missing = client.get("/no-such-route", headers=world["officer"])
+    assert missing.status_code == 404 and "no such address /no-such-route" in missing.json()["error"]
+    wrong = client.put("/borrowers/farmer-001", headers=world["officer"])
+    assert wrong.status_code == 405 and wrong.json() == {"error": "PUT is not allowed on /borrowers/farmer-001"}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("assets.store.queries.alerts", broken)
+    with TestClient(client.app, raise_server_exceptions=False) as c:
+        r = c.get("/alerts", headers=world["officer"])
+    assert r.status_code == 500 and r.json()["error"].startswith("internal error (reference ")
+    assert "a bug" not in r.text and "Traceback" not in r.text
+
+
+def test_a_revoked_token_keeps_only_map_tiles_for_the_cache_time(client: TestClient, world, tmp_path: Path) -> None:
+    farmer = world["farmer"]
+    assert client.get("/map/tiles/12/2150/1260.png", headers=farmer).status_code == 200  # identity remembered
+    with connect(tmp_path / "roles.duckdb") as con:
+        access.revoke(con, "wang")
+    assert client.get("/map/tiles/12/2150/1260.png", headers=farmer).status_code == 200  # tiles: public imagery
+    assert client.get("/map/imagery", headers=farmer).status_code == 401  # anything else: checked every time
+
+
+def test_sign_ins_and_officer_audit_rows_reach_the_snapshot(client: TestClient, world, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    """Both are written on the request's own connection, not through the writer: they must still mark
+    the read snapshot stale, or `assets users list` beside a running server shows a used link as unused."""
+    noted: list[Path] = []
+    monkeypatch.setattr("assets.api.routes.published", lambda db: noted.append(Path(db)))
+    monkeypatch.setattr("assets.api.middleware.published", lambda db: noted.append(Path(db)))
+    with connect(tmp_path / "roles.duckdb") as con:
+        link, _ = access.issue_link(con, "wang", Settings(db_path=tmp_path / "roles.duckdb"))
+    assert client.post("/auth/exchange", json={"code": link.secret}).status_code == 200
+    assert noted == [tmp_path / "roles.duckdb"]
+    assert client.get("/portfolio", headers=world["officer"]).status_code == 200  # an audited officer request
+    assert noted == [tmp_path / "roles.duckdb"] * 2

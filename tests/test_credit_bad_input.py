@@ -127,6 +127,10 @@ def test_sql_looking_strings_in_every_api_parameter(bank: Path) -> None:
                 assert list(r.json()) == ["error"] and r.json()["error"].startswith(f"{key}: "), r.text
             r = c.get("/alerts", params={"kind": evil}, headers=officer)
             assert r.status_code == 422 and "unknown alert kind" in r.json()["error"]
+        for key in ("min_limit_cny", "max_limit_cny"):  # parsed as floats: not a silently empty portfolio
+            for value in ("nan", "inf", "-Infinity"):
+                r = c.get("/credit/portfolio", params={key: value}, headers=officer)
+                assert r.status_code == 422 and "is not a number of CNY" in r.json()["error"], (key, value, r.text)
     assert _state(bank) == before
 
 

@@ -169,7 +169,7 @@ def test_an_export_holds_the_fields_of_the_borrowers_the_portfolio_lists(bank: P
     by_limit = exported("--sort", "limit_cny")  # borrowers in the portfolio's order, each borrower's fields together
     assert by_limit == sorted(by_limit, key=[b["borrower_id"] for b in ranked["borrowers"]][::-1].index)
     code, _, err = run(capsys, "query", "portfolio", *db, "--from", "2016-12-01", "--to", "2016-01-01")
-    assert code == 2 and "is after --to" in err
+    assert code == 2 and "is after the last 2016-01-01 (--from / --to" in err
 
 
 @pytest.mark.parametrize("cmd", [["query", "explain"], ["query", "history"], ["query", "portfolio"], ["audit", "verify"],

@@ -104,6 +104,22 @@ def test_the_imagery_summary_names_the_latest_and_cloud_free_dates(client, world
     assert 56.3 < south < north < 56.4 and 9.2 < west < east < 9.3
 
 
+def test_the_public_tile_preview_is_rendered_once(client, monkeypatch) -> None:
+    """QA 2026-12-07: every anonymous GET re-rendered the whole tile (~0.5 s of CPU each)."""
+    import assets.imagery.preview as preview
+
+    renders = []
+    real = preview.render_preview
+    monkeypatch.setattr(preview, "render_preview", lambda path, **kw: renders.append(path) or real(path, **kw))
+    latest = client.get("/imagery/latest").json()
+    first = client.get(latest["url"])
+    assert first.status_code == 200 and first.headers["content-type"] == "image/png"
+    assert client.get(latest["url"]).content == first.content
+    assert len(renders) == 1
+    assert client.get("/imagery/t-0000000000000000.png").status_code == 404
+    assert len(renders) == 1
+
+
 def test_choose_imagery_prefers_the_newest_clean_tile_per_grid() -> None:
     from datetime import date
 

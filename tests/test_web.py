@@ -174,18 +174,21 @@ def test_farmer_taps_a_field_accepts_the_proposal_and_reads_the_verdict(bank, br
     _shot(page, "1-proposal")
     page.click("#accept")
     assert page.locator("#submit").is_enabled()
-    page.fill("#field-name", "Maize, tapped on a phone")
+    page.fill("#field-name", "Maize, <b>tapped</b> on a phone")  # markup in a name stays text everywhere
     page.click("#submit")
     page.locator("#result .verdict, #result .error").first.wait_for(timeout=180_000)
     card = page.locator("#result").text_content()
     _shot(page, "2-verdict")
-    assert "Maize, tapped on a phone" in card and page.locator("#result .verdict").count() == 1
+    assert "Maize, <b>tapped</b> on a phone" in card and page.locator("#result .verdict").count() == 1
     status = page.locator("#result .verdict").get_attribute("data-status")
     assert status in ("verified", "partial"), card  # the detected boundary passes the boundary check
     assert "CNY" in card and "Next step" in card
     assert "Drag a corner" not in page.locator("#hint").text_content()  # no field left to edit after a submit
-    expect(page.locator("#my-fields")).to_contain_text("Maize, tapped on a phone", timeout=30_000)
+    expect(page.locator("#my-fields")).to_contain_text("Maize, <b>tapped</b> on a phone", timeout=30_000)
     assert page.evaluate("fieldsLayer.getLayers().length") == 1  # drawn on the map in its status colour
+    tooltip = page.evaluate("fieldsLayer.getLayers()[0].getTooltip().getContent()")  # Leaflet sets it as HTML
+    assert tooltip.startswith("Maize, &lt;b&gt;tapped&lt;/b&gt; on a phone: "), tooltip
+    assert page.locator("#result b, #my-fields b").count() == 0
     icon = page.evaluate("document.querySelector('link[rel=icon]').href")
     assert page.evaluate(f"fetch('{icon}').then((r) => r.status)") == 200  # no 404 in the console for the icon
     waiting = page.evaluate("verdictCard({name: 'x', status: 'review', verified_area_ha: 2.5, reasons: []})")

@@ -31,6 +31,7 @@ ID_MAX = 64
 _ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{ID_MAX - 1}}}")
 _SECRET = re.compile(r"(ast|asl)_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 TOKEN_PREFIX, LINK_PREFIX = "ast", "asl"
+TOKEN_ID = re.compile(r"[0-9a-f]{16}")  # a token's public id (`secrets.token_hex(8)`), as listed and revoked
 _UNKNOWN = "unknown or malformed token; send `Authorization: Bearer <token>` with a token from `assets users token`"
 
 
@@ -108,6 +109,9 @@ def add_user(db: Db, name: str, role: str, borrower_id: str | None = None,
              *, now: datetime | None = None) -> store.UserRow:
     """Register a user; farmers must name their one borrower, other roles must not."""
     name = canonical_id(name, "user name")
+    if TOKEN_ID.fullmatch(name):
+        raise InputError(f"user name {name!r} looks like a token id (16 hex digits), so `assets users revoke {name}` "
+                         "could not tell them apart; choose another name")
     try:
         role = Role(role)
     except ValueError:
@@ -143,10 +147,11 @@ def _issued(secret: str, row: store.TokenRow, user: store.UserRow | dict[str, An
     return IssuedSecret(row.token_id, secret, row.user_name, Role(found["role"]), found["borrower_id"], row.expires_at)
 
 
-def issue_token(db: Db, name: str, *, days: int, now: datetime | None = None) -> IssuedSecret:
-    """A new bearer token for ``name`` valid ``days`` days; the caller shows it once."""
-    if days < 1:
-        raise InputError(f"--expires-days must be at least 1 (got {days})")
+def issue_token(db: Db, name: str, *, days: int, max_days: int = 365, now: datetime | None = None) -> IssuedSecret:
+    """A new bearer token for ``name`` valid ``days`` days (1 to ``max_days``, `Settings.token_max_days`:
+    a bank's bearer token is renewed, not issued for ever); the caller shows it once."""
+    if not 1 <= days <= max_days:
+        raise InputError(f"--expires-days must be from 1 to {max_days} (got {days}); issue a new token when it expires")
     now = now or utcnow()
     secret, row = _issue(name, "token", now + timedelta(days=days), now)
     user = writer.apply(db, store.store_secret, token=asdict(row), audit=_audit("users token", f"{name} {row.token_id}", now))

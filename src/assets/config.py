@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # The date the service assesses at (`assets serve --as-of`, ASSETS_AS_OF): None is today. Set it to
     # replay a past season, such as the bundled 2016 demo season, as if it were now.
     as_of: date | None = None
+    # No assessment date before the first Sentinel-2 images (2A launched 2015-06-23): an earlier one
+    # can only be a typo, and dates near year 1 or 9999 overflow the sensor windows.
+    earliest_as_of: date = date(2015, 6, 23)
     # Drawings. A 2,000 ha field is ~5 km across, so a drawing spanning more than this many
     # degrees is not one field (the whole Earth would otherwise be measured as 0 ha).
     max_drawing_extent_deg: float = 0.5
@@ -114,6 +117,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     # ASSETS_API_KEYS: comma-separated officer keys without expiry, for scripts (`officer_api_keys`).
     api_keys: SecretStr = SecretStr("")
+    token_max_days: int = 365  # the longest lifetime `assets users token --expires-days` may ask for
     token_days: int = 90  # default lifetime of `assets users token` and of a token bought with a sign-in link
     signin_link_minutes: int = 24 * 60  # a one-time SMS sign-in code is good for a day
     signin_failures_max: int = 10  # failed sign-ins per client address per window before 429
@@ -129,6 +133,7 @@ class Settings(BaseSettings):
     map_cloud_free_max: float = 0.1  # a tile with at most this cloud (or nodata) fraction is clean / cloud-free
     map_gain: float = 3.5  # reflectance x gain = true colour (Sentinel-2 fields are dark)
     map_tile_cache_tiles: int = 2048  # rendered PNGs kept per server process (~40-80 kB each)
+    preview_cache_images: int = 16  # whole-tile previews (public /imagery/{id}.png, ~0.3 MB, 0.5 s to render) kept
     # Scenes warped once to Web Mercator and sampled per tile (4 bytes a pixel): 64 Mpx = 256 MB per server.
     map_picture_max_pixels: int = 64_000_000
     # Decoded tile pixels kept per process for claim windows (`imagery/blockcache.py`); 0 turns it off.

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from assets.claims import Claim, load_claims, overlaps_ha
 from assets.config import Settings
+from assets.errors import InputError
 from assets.imagery.index import TileRecord, tile_from_row
 from assets.imagery.quality import QuarantinedTile
 from assets.models import legend
@@ -369,10 +370,25 @@ def claim_rows(db_path: Path, claim_ids: Sequence[str]) -> list[dict]:
         return claim_status_rows(con, claim_ids)
 
 
+def check_as_of(as_of: date, settings: Settings) -> date:
+    """An assessment date, or an `InputError`: not before `Settings.earliest_as_of` (the first
+    Sentinel-2 images) and not after the service's today (`Settings.as_of`, else the calendar's).
+    A decision dated in the future would stay the current one over every real night until then."""
+    today = settings.as_of or date.today()
+    if as_of > today:
+        raise InputError(f"the assessment date {as_of} is after today ({today}); assess at today's date or earlier")
+    if as_of < settings.earliest_as_of:
+        raise InputError(f"the assessment date {as_of} is before the first Sentinel-2 images "
+                         f"({settings.earliest_as_of}); give a date from then on")
+    return as_of
+
+
 def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: str, *, as_of: date,
                       models: Models | None = None) -> list[dict]:
     """A farmer's submission end to end: store the drawings, verify and value them now."""
     from assets.claims import check_borrower_id
+
+    as_of = check_as_of(as_of, settings)
     from assets.fields.geometry import read_drawings
 
     db_path = settings.db_path

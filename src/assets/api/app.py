@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
@@ -10,6 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assets import access
 from assets.api import credit, maps, routes
@@ -21,6 +24,8 @@ from assets.imagery import maptiles
 from assets.store.writer import WriterService
 from assets.errors import (AssetsError, AuthenticationError, InputError, NotFoundError, PermissionDeniedError,
                            RateLimitError, StoreLockedError, TooLargeError)
+
+log = logging.getLogger("assets.api")
 
 # Most specific first: TooLargeError is an InputError.
 _STATUS: tuple[tuple[type[AssetsError], int], ...] = (
@@ -80,6 +85,7 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None, *, own
         app.state.limits = Limits(settings)
         app.state.writer = WriterService(settings.db_path).start() if own_store else None
         app.state.map_tiles = maptiles.TileCache(settings.map_tile_cache_tiles)  # rendered PNGs, LRU
+        app.state.previews = maptiles.TileCache(settings.preview_cache_images)  # public whole-tile PNGs
         app.state.map_pictures = maptiles.MercatorImages(settings.map_picture_max_pixels, settings.map_max_zoom)
         app.state.empty_tile = maptiles.transparent_png()
         app.state.tile_identities = {}  # sha256(token) -> (identity, trusted until), see deps.tile_identity
@@ -110,11 +116,27 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None, *, own
         one-line ``{"error": ...}`` shape as every other refusal, naming the parameter and what it wants."""
         return JSONResponse(status_code=422, content={"error": validation_message(exc.errors())})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own refusals (an unknown path, a method a route does not take) in the same shape."""
+        said = {404: f"no such address {request.url.path}; the API's routes are listed at /docs",
+                405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
+        return JSONResponse(status_code=exc.status_code, content={"error": said}, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        """A bug, not bad input: logged with its traceback under a reference the caller can quote."""
+        ref = secrets.token_hex(4)
+        log.exception("unexpected error %s on %s %s", ref, request.method, request.url.path)
+        return JSONResponse(status_code=500, content={
+            "error": f"internal error (reference {ref}); nothing you sent was wrong as far as the server can tell: "
+                     "try again, and give the bank this reference if it happens again"})
+
     for router in (routes.health, routes.auth, routes.me, routes.portfolio, routes.borrowers, routes.alerts,
                    routes.imagery, routes.reviews, routes.docs):
         app.include_router(router)
     app.include_router(credit.credit)  # officers: explain, history, filtered portfolio (#14)
-    for router in (maps.map_api, maps.borrower_fields, maps.fields):  # the map (#13); before the /map mount
+    for router in (maps.map_api, maps.map_tiles, maps.borrower_fields, maps.fields):  # the map (#13); before the /map mount
         app.include_router(router)
     _mount_map(app, settings.web_dir)
     return app

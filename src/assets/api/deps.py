@@ -110,13 +110,16 @@ def public() -> None:
 public.roles = None  # type: ignore[attr-defined]
 
 
+_AS = {Role.FARMER: "a farmer", Role.OFFICER: "an officer", Role.OPERATIONS: "an operations user"}
+
+
 def allow(*roles: Role, identify: Callable[..., Identity] = current_identity) -> Callable[..., Identity]:
     """A router dependency admitting only ``roles``; others get 403, callers without a token 401."""
     names = ", ".join(r.value for r in roles)
 
     def dependency(identity: Identity = Depends(identify)) -> Identity:
         if identity.role not in roles:
-            raise PermissionDeniedError(f"this resource is for {names}; you are signed in as a {identity.role.value}")
+            raise PermissionDeniedError(f"this resource is for {names}; you are signed in as {_AS[identity.role]}")
         return identity
 
     dependency.roles = frozenset(roles)  # type: ignore[attr-defined]

@@ -3,7 +3,8 @@ GeoJSON, and the detected field under a tapped point.
 
 | router      | who                      |
 |-------------|--------------------------|
-| map         | any signed-in role; tiles have their own request budget (`map_tiles_per_token_per_min`) |
+| map         | any signed-in role |
+| map_tiles   | any signed-in role; tiles have their own request budget (`map_tiles_per_token_per_min`) |
 | borrower_fields | farmer (own borrower only, 404 otherwise), officer |
 | fields      | farmer, officer (officers file claims for borrowers too) |
 """
@@ -25,7 +26,10 @@ from assets.imagery import maptiles
 from assets.store import connect, queries
 from assets.store.tiles import map_tile_rows
 
-map_api = APIRouter(prefix="/map", tags=["map"], dependencies=[Depends(allow_tiles(*Role))])
+map_api = APIRouter(prefix="/map", tags=["map"], dependencies=[Depends(allow(*Role))])
+# Tiles only: a map page fetches dozens at once, so their identity is cached briefly (`deps.tile_identity`)
+# and they have their own budget; a revoked token may fetch tiles for that long, nothing else.
+map_tiles = APIRouter(prefix="/map", tags=["map"], dependencies=[Depends(allow_tiles(*Role))])
 borrower_fields = APIRouter(prefix="/borrowers", tags=["map"], dependencies=[Depends(allow(Role.FARMER, Role.OFFICER))])
 fields = APIRouter(prefix="/fields", tags=["map"], dependencies=[Depends(allow(Role.FARMER, Role.OFFICER))])
 
@@ -49,7 +53,7 @@ def map_imagery(con: duckdb.DuckDBPyConnection = Depends(read_db),
             "bounds": None if bounds is None else [[bounds[1], bounds[0]], [bounds[3], bounds[2]]]}
 
 
-@map_api.get("/tiles/{z}/{x}/{y}.png", response_class=Response)
+@map_tiles.get("/tiles/{z}/{x}/{y}.png", response_class=Response)
 def map_tile(z: int, x: int, y: int, request: Request, settings: Settings = Depends(get_settings)) -> Response:
     """A 256 px true-colour Web Mercator tile of the newest clean imagery; transparent outside it."""
     maptiles.check_xyz(z, x, y, settings.map_max_zoom)

@@ -28,9 +28,10 @@ from assets.api.deps import (ANY_ROLE, allow, current_identity, get_settings, pu
                              visible_borrower)
 from assets.api.limits import check_claim_size, client_address, parse_json
 from assets.config import Settings
-from assets.errors import AuthenticationError, InputError
+from assets.errors import AuthenticationError, InputError, PermissionDeniedError
 from assets.monitor import check_alert_kind
 from assets.store import queries
+from assets.store.writer import published
 
 auth = APIRouter(prefix="/auth", tags=["sign-in"], dependencies=[Depends(public)])
 me = APIRouter(prefix="/me", tags=["sign-in"], dependencies=[Depends(ANY_ROLE)])
@@ -69,6 +70,7 @@ async def exchange(request: Request, con: duckdb.DuckDBPyConnection = Depends(re
     except AuthenticationError:
         limits.signin_failed(address)
         raise
+    published(settings.db_path)  # written on this request's connection: the snapshot (`users list`) must see it
     return {"token": issued.secret, "token_type": "bearer", "expires_at": issued.expires_at,
             "name": issued.user_name, "role": issued.role.value, "borrower_id": issued.borrower_id}
 
@@ -99,22 +101,28 @@ def get_borrower(borrower_id: str = Depends(visible_borrower),
 async def submit_claims(
     request: Request,
     borrower_id: str = Depends(visible_borrower),
-    as_of: date | None = Query(None, description="verify with imagery up to this date (default today)"),
+    as_of: date | None = Query(None, description="officers only: verify with imagery up to this date (default "
+                               "today), not after today"),
+    identity: Identity = Depends(current_identity),
     settings: Settings = Depends(get_settings),
 ) -> list[dict[str, Any]]:
     """Register and verify field boundaries drawn by a farmer; returns each claim's verdict.
 
     The body is read only after the caller's role and borrower are checked, so an unauthorised
-    caller learns nothing from how a body is parsed.
+    caller learns nothing from how a body is parsed. The assessment date is the bank's: a farmer
+    cannot choose it (a date before a crop failure, or one after every later night).
     """
-    from assets.pipeline import submit_and_assess
+    from assets.pipeline import check_as_of, submit_and_assess
 
+    if as_of is not None and identity.role is not Role.OFFICER:
+        raise PermissionDeniedError("only a credit officer may set the assessment date (as_of); send the claim "
+                                    "without it and it is assessed at today's date")
+    when = check_as_of(as_of or settings.as_of or date.today(), settings)
     doc = parse_json(await request.body())
     check_claim_size(doc, settings)
 
     # Assessments run side by side; only their short write transactions take turns, in the
     # store's one writer (`store.writer`), which numbers and chains the decisions.
-    when = as_of or settings.as_of or date.today()
     return await run_in_threadpool(submit_and_assess, settings, doc, borrower_id, as_of=when)
 
 
@@ -189,9 +197,15 @@ def latest_imagery(con: duckdb.DuckDBPyConnection = Depends(read_db)) -> dict[st
 
 
 @imagery.get("/{tile_id}.png", response_class=Response)
-def imagery_png(tile_id: str, con: duckdb.DuckDBPyConnection = Depends(read_db)) -> Response:
-    """True-colour PNG of a tile in Web Mercator."""
+def imagery_png(tile_id: str, request: Request, con: duckdb.DuckDBPyConnection = Depends(read_db)) -> Response:
+    """True-colour PNG of a tile in Web Mercator, rendered once per tile (ids are content checksums):
+    the route is public, so repeated requests must not cost a render each."""
     from assets.imagery.preview import render_preview
 
-    png = render_preview(queries.tile_path(con, tile_id)).png
+    path = queries.tile_path(con, tile_id)  # 404 for an unknown id, before the cache is consulted
+    cache = request.app.state.previews
+    png = cache.get((tile_id,))
+    if png is None:
+        png = render_preview(path).png
+        cache.put((tile_id,), png)
     return Response(content=png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})

@@ -9,10 +9,13 @@ stores it, so the CLI works beside a live server.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from assets.cli.options import db_option
 from assets.cli.render import table, to_json
+from assets.config import Settings
 from assets.config import settings as make_settings
+from assets.errors import StoreError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,18 +58,41 @@ def cmd_add(args: argparse.Namespace) -> int:
     from assets import access
 
     s = make_settings(db_path=args.db)
+    new_file = not s.db_path.exists()
     user = access.add_user(s.db_path, args.name, args.role, args.borrower)
     bound = f" for borrower {user.borrower_id}" if user.borrower_id else ""
     print(f"added {user.role} {user.user_name}{bound}; next: `assets users "
           f"{'link' if user.role == 'farmer' else 'token'} {user.user_name}`")
+    if new_file:
+        print(f"note: there was no database at {s.db_path}, so a new one was made; if the server uses another "
+              "file, add the user again with --db (or ASSETS_DB) naming it")
+    elif user.borrower_id and not _borrower_known(s.db_path, user.borrower_id):
+        print(f"note: borrower {user.borrower_id} has no claims yet; their first field creates it (check the id "
+              "if you expected one)")
     return 0
+
+
+def _borrower_known(db_path: Path, borrower_id: str) -> bool:
+    from assets.store import writer
+    from assets.store.history import borrower_exists
+
+    with writer.read(db_path) as con:
+        return borrower_exists(con, borrower_id)
+
+
+def _existing(s: Settings) -> Path:
+    """The database file, which these commands never create: a typo in --db is said, not made."""
+    if not s.db_path.exists():
+        raise StoreError(f"no database at {s.db_path}; pass --db (or ASSETS_DB) with the file the server uses")
+    return s.db_path
 
 
 def cmd_token(args: argparse.Namespace) -> int:
     from assets import access
 
     s = make_settings(db_path=args.db)
-    issued = access.issue_token(s.db_path, args.name, days=args.expires_days or s.token_days)
+    days = s.token_days if args.expires_days is None else args.expires_days
+    issued = access.issue_token(_existing(s), args.name, days=days, max_days=s.token_max_days)
     print(f"token {issued.token_id} for {issued.user_name} ({issued.role.value}), expires "
           f"{issued.expires_at:%Y-%m-%d %H:%M} UTC; shown once, send it as `Authorization: Bearer <token>`:")
     print(issued.secret)
@@ -77,7 +103,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     from assets import access
 
     s = make_settings(db_path=args.db, public_url=args.base_url)
-    issued, url = access.issue_link(s.db_path, args.name, s)
+    issued, url = access.issue_link(_existing(s), args.name, s)
     print(f"one-time sign-in link for {issued.user_name} (borrower {issued.borrower_id}), good until "
           f"{issued.expires_at:%Y-%m-%d %H:%M} UTC; send it by SMS:")
     print(url)
@@ -88,8 +114,11 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     from assets import access
 
     s = make_settings(db_path=args.db)
-    count = access.revoke(s.db_path, args.target)
-    print(f"revoked {count} token(s) and link(s) of {args.target}")
+    count = access.revoke(_existing(s), args.target)
+    if count:
+        print(f"revoked {count} token(s) and link(s) of {args.target}")
+    else:
+        print(f"nothing to revoke: {args.target} had no token or link still valid")
     return 0
 
 
@@ -99,7 +128,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from assets.store import writer
 
     s = make_settings(db_path=args.db)
-    with writer.read(s.db_path) as con:
+    with writer.read(_existing(s)) as con:
         rows = store.list_tokens(con) if args.tokens else store.list_users(con, utcnow())
     if args.format == "json":
         print(to_json(rows))

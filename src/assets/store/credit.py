@@ -7,6 +7,7 @@ filter value that looks like SQL is only ever compared as text.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -50,16 +51,22 @@ class PortfolioFilter:
             raise InputError(f"cannot sort by {self.sort!r}; choose one of {', '.join(SORTABLE)}")
         if self.status is not None and self.status not in STATUSES:
             raise InputError(f"unknown status {self.status!r}; choose one of {', '.join(STATUSES)}")
+        for name, value in (("minimum limit (--min-limit, min_limit_cny)", self.min_limit_cny),
+                            ("maximum limit (--max-limit, max_limit_cny)", self.max_limit_cny)):
+            if value is not None and not math.isfinite(value):
+                raise InputError(f"the {name} {value} is not a number of CNY; give an amount such as 100000")
         if (self.min_limit_cny is not None and self.max_limit_cny is not None
                 and self.min_limit_cny > self.max_limit_cny):
-            raise InputError(f"--min-limit {self.min_limit_cny:,.0f} is above --max-limit {self.max_limit_cny:,.0f}")
+            raise InputError(f"the minimum limit {self.min_limit_cny:,.0f} is above the maximum {self.max_limit_cny:,.0f} "
+                             "(--min-limit / --max-limit, min_limit_cny / max_limit_cny); swap them")
         if self.rows is not None and self.rows < 1:
-            raise InputError("--rows must be at least 1")
+            raise InputError("the number of rows (--rows, rows) must be at least 1")
         if self.region is not None and not REGION.fullmatch(self.region):
             raise InputError(f"region {self.region!r} is not a 1-degree cell name such as N56E009 (N or S, two digits of "
                              "latitude, E or W, three digits of longitude, upper case)")
         if self.as_of_from is not None and self.as_of_to is not None and self.as_of_from > self.as_of_to:
-            raise InputError(f"--from {self.as_of_from} is after --to {self.as_of_to}; swap them")
+            raise InputError(f"the first as-of day {self.as_of_from} is after the last {self.as_of_to} "
+                             "(--from / --to, as_of_from / as_of_to); swap them")
         return self
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 
+from assets.errors import InputError
 from assets.store.db import transaction
 from assets.store.writer import write_op
 
@@ -137,6 +138,9 @@ def store_secret(con: duckdb.DuckDBPyConnection, token: dict[str, Any], audit: d
         return None
     stored = role is None or user.role == role
     if stored:
+        if token["kind"] == "link":  # a new SMS link replaces the user's earlier unused ones
+            con.execute("UPDATE api_tokens SET revoked = true, revoked_at = ? WHERE user_name = ? AND kind = 'link' "
+                        "AND used_at IS NULL AND NOT revoked", [token["created_at"], token["user_name"]])
         add_token(con, TokenRow(**token))
         record_audit(con, [audit])
     return {**asdict(user), "stored": stored}
@@ -146,6 +150,9 @@ def store_secret(con: duckdb.DuckDBPyConnection, token: dict[str, Any], audit: d
 def revoke_target(con: duckdb.DuckDBPyConnection, target: str, now: datetime, audit: dict[str, Any]) -> int | None:
     """Revoke every token of the user named ``target``, or the one token with that id; how many,
     None (nothing written) when it names neither."""
+    if get_user(con, target) is not None and get_token(con, target) is not None:
+        raise InputError(f"{target!r} is both a user name and a token id; revoke the user's tokens with their "
+                         "token ids one by one (`assets users list --tokens`), or rename the user")
     if get_user(con, target) is not None:
         count = revoke_tokens(con, now=now, user_name=target)
     elif get_token(con, target) is not None:

@@ -295,7 +295,7 @@ async function showFields(borrower, { fit = true, list = "my-fields" } = {}) {
   L.geoJSON({ type: "FeatureCollection", features: drawn }, {
     filter: (f) => Boolean(f.geometry), // a drawing refused at submission is listed, not drawn
     style: (f) => ({ color: STATUS_COLOURS[f.properties.status] || STATUS_COLOURS.pending, weight: 2, fillOpacity: 0.25 }),
-    onEachFeature: (f, layer) => layer.bindTooltip(`${f.properties.name}: ${t(`status.${f.properties.status}`)}`),
+    onEachFeature: (f, layer) => layer.bindTooltip(escapeHtml(`${f.properties.name}: ${t(`status.${f.properties.status}`)}`)),
   }).eachLayer((layer) => layer.addTo(fieldsLayer));
   $("my-fields-title").hidden = list !== "my-fields";
   $(list).innerHTML = shapes.features.length ? shapes.features.map(({ properties: c }) =>
