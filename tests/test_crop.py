@@ -112,6 +112,26 @@ def test_two_year_season_days_are_relative_to_the_harvest_year() -> None:
     assert days[0] == -92 and GRID_START_DAY <= days[0]
 
 
+def test_empty_months_padded_after_a_season_do_not_move_it() -> None:
+    """QA 2026-12-07: 12 clear months then 24 empty ones moved the season a year on, and every clear
+    date was pressed into the grid's first slot: accuracy 0.89 -> 0.00, no word said."""
+    months = np.array([f"{2017 + m // 12}-{m % 12 + 1:02d}-15" for m in range(36)])
+    x = np.full((2, 36, 4), np.nan, np.float32)
+    x[:, :12] = 0.1
+    padded = make_season(x, BANDS, months)
+    alone = make_season(x[:, :12], BANDS, months[:12])
+    assert padded.season_year == alone.season_year == 2017
+    assert np.array_equal(padded.days[:, :12], alone.days) and padded.mask[:, :12].all()
+    assert padded.scale_note is None  # nothing clear was left out
+
+
+def test_clear_dates_outside_the_season_window_are_left_out_and_said() -> None:
+    dates = np.array(["2016-03-01", "2017-03-01", "2017-06-01", "2017-09-01", "2019-06-01"])
+    s = make_season(np.full((1, 5, 4), 0.1, np.float32), BANDS, dates)
+    assert s.season_year == 2017 and s.mask.tolist() == [[False, True, True, True, False]]
+    assert "2 clear observation(s) outside the season window were left out" in (s.scale_note or "")
+
+
 def test_scaled_reflectance_is_divided_and_said_so() -> None:
     x = np.full((1, 3, 4), 1500.0, np.float32)
     s = make_season(x, BANDS, days=[0, 10, 20])
@@ -361,6 +381,38 @@ def test_cli_predict_takes_unknown_labels_bytes_names_and_says_what_it_converted
     assert main(["crop", "predict", str(blank), "--model", str(model), "--out", str(out)]) == 0
     first = next(csv.DictReader(open(out)))
     assert first["note"] == "no clear date" and first["probability"] == "" and first["farmland_probability"] == ""
+
+
+def test_cli_crop_refuses_what_it_cannot_honestly_answer(tmp_path: Path, tiny_model: crop.CropModel, capsys) -> None:
+    """QA 2026-12-07: a model whose every band was optional ran on a file with none of them; 2 clear
+    dates were called without a word; an unwritable --out or --plot ended in a traceback."""
+    from assets.cli import main
+    from assets.models.seasons import channels
+
+    data = write_npz(tmp_path / "d.npz", n=20)
+    assert main(["crop", "train", str(data), "--bands", "B02,B03", "--optional", "B02,B03",
+                 "--out", str(tmp_path / "m.pt")]) == 2
+    assert "also --optional" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
+    x, iso, _ = synthetic(3)
+    with pytest.raises(InputError, match="missing"):  # nothing the model reads is in the data
+        channels(make_season(x[:, :, :1], ["B02"], iso), ["B11", "B12"], optional=("B11", "B12"))
+    model = crop.save(tiny_model, tmp_path / "m.pt")
+    x[0, 2:] = np.nan  # row 0 keeps at most 2 clear dates
+    x[0, :2] = 0.1
+    sparse = tmp_path / "sparse.npz"
+    np.savez(sparse, X=x, bands=np.array(BANDS), dates=iso)
+    out = tmp_path / "p.csv"
+    assert main(["crop", "predict", str(sparse), "--model", str(model), "--out", str(out)]) == 0
+    assert "1 rows had fewer than 3 clear dates" in capsys.readouterr().out
+    notes = [r["note"] for r in csv.DictReader(open(out))]
+    assert notes[0] == "only 2 clear date(s): unreliable" and notes[1:] == ["", ""]
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["crop", "predict", str(sparse), "--model", str(model), "--out", str(blocker / "p.csv")]) == 2
+    assert "cannot write --out" in capsys.readouterr().err
+    labelled = write_npz(tmp_path / "l.npz", n=12)
+    assert main(["crop", "evaluate", str(labelled), "--model", str(model), "--plot", str(blocker / "c.png")]) == 2
+    assert "cannot write --plot" in capsys.readouterr().err
 
 
 def test_committed_model_on_real_sentinel2(shared_data: Path) -> None:

@@ -124,3 +124,32 @@ def test_bad_drawings_are_stored_rejected_with_their_reason(db_path: Path) -> No
         ("open", "rejected", "unclosed_ring"), ("earth", "rejected", "not_one_field"), ("good", "submitted", None)]
     with connect(db_path) as con:
         assert con.execute("SELECT count(*) FROM claims WHERE status = 'rejected' AND reason <> ''").fetchone()[0] == 2
+
+
+def test_malformed_files_get_one_line_errors_on_the_cli(tmp_path: Path, db_path: Path, capsys) -> None:
+    """QA 2026-12-07: `properties` as a string, a BOM, deep nesting, a 5,000-character name and a
+    20,001-corner field each reached a traceback or slipped past the API's own caps."""
+    from assets.cli import main
+    from assets.store import connect
+
+    feature = {"type": "Feature", "properties": {"name": "north field"}, "geometry": FIELD}
+    bom = tmp_path / "bom.geojson"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"type": "FeatureCollection", "features": [feature]}).encode())
+    assert [d.name for d in read_drawings(bom)] == ["north field"]  # Windows editors write one: harmless
+    cases = {
+        "props.geojson": ({**feature, "properties": "north field"}, "'properties' that are not an object"),
+        "deep.geojson": ("[" * 100_000 + "]" * 100_000, "nests its arrays too deeply"),
+        "name.geojson": ({**feature, "properties": {"name": "n" * 5000}}, "above the limit of 120"),
+        "corners.geojson": ({**feature, "geometry": {"type": "Polygon", "coordinates": [
+            [[9.2 + 0.00001 * i, 56.3 + 0.00001 * (i % 2)] for i in range(20_001)] + [[9.2, 56.3]]]}},
+            "more than 20,000 corners"),
+    }
+    for name, (doc, says) in cases.items():
+        f = tmp_path / name
+        f.write_text(doc if isinstance(doc, str) else json.dumps({"type": "FeatureCollection", "features": [doc]}))
+        assert main(["claims", "submit", str(f), "--borrower", "farmer-9", "--db", str(db_path),
+                     "--date", "2016-09-30"]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and says in err and err.count("\n") == 1, (name, err)
+    with connect(db_path) as con:
+        assert con.execute("SELECT count(*) FROM claims").fetchone()[0] == 0

@@ -156,3 +156,36 @@ def test_several_borrowers_stored_in_one_transaction(db_path: Path) -> None:
     # stored as one borrower at a time would be: the same claim ids
     again = store_drawings_of(db_path, batch[1:2], Settings(db_path=db_path), "test")
     assert again == [out[1]]
+
+
+def test_a_rejected_claim_holds_no_land(db_path: Path) -> None:
+    """QA 2026-12-07: a refused grab around a field kept blocking the real field submitted after it."""
+    from assets.claims import Pledges
+
+    grab = mapping(square_lonlat(x0=512300, side=800))  # 64 ha around FIELD
+    big = _store(db_path, "farmer-9", [[list(p) for p in grab["coordinates"][0]]], datetime(2024, 1, 1))[0]
+    real = _store(db_path, "farmer-1", [RING], datetime(2024, 1, 2))[0]
+    with connect(db_path) as con:
+        claims = load_claims(con)
+    assert overlaps_ha(claims)[real.claim_id] == pytest.approx(4.0, rel=1e-3)  # the grab, pending, holds it
+    assert overlaps_ha(claims, released={big.claim_id})[real.claim_id] == 0.0  # rejected: released
+    pledges = Pledges(claims, released={big.claim_id})
+    pledges.settle(big.claim_id, rejected=False)  # re-assessed and accepted this run: first come again
+    assert pledges.overlap_ha(real) == pytest.approx(4.0, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_a_refused_grab_does_not_block_the_real_field_inside_it(repo: Path, tmp_path: Path) -> None:
+    from assets.pipeline import load_models, submit_and_assess
+
+    settings = Settings(db_path=tmp_path / "assets.duckdb", tiles_dir=repo / "sample_tiles")
+    models = load_models(settings)
+    doc = json.loads((repo / "sample_tiles/claims/farmer-001.geojson").read_text())
+    doc["features"] = doc["features"][1:]  # maize by the road
+    w, s, e, n = 9.18, 56.340, 9.256, 56.360  # around it, reaching west off the imagery (it starts at 9.2007)
+    grab = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"name": "everything"},
+            "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}}]}
+    (refused,) = submit_and_assess(settings, grab, "farmer-017", as_of=date(2016, 9, 30), models=models)
+    assert refused["status"] == "rejected", refused["reason"]
+    (field,) = submit_and_assess(settings, doc, "farmer-016", as_of=date(2016, 9, 30), models=models)
+    assert field["status"] == "verified" and field["limit_cny"] > 0, field["reason"]

@@ -14,7 +14,7 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import duckdb
 import shapely
@@ -22,7 +22,7 @@ from shapely import wkb
 
 from assets.access import canonical_id
 from assets.config import Settings
-from assets.errors import NotFoundError
+from assets.errors import NotFoundError, TooLargeError
 from assets.fields.geometry import ClaimGeometryError, Drawing, area_ha, claim_id, validate_drawing
 from assets.store import append, writer
 from assets.store.claims import borrower_claims_in_bbox, claim_rows
@@ -46,6 +46,40 @@ class Claim:
     status: str
     reason_code: str | None = None
     reason: str | None = None
+
+
+def _positions(coordinates: Any, stop_after: int) -> int:
+    """How many [x, y] positions a GeoJSON coordinates array holds (iterative: depth is no risk)."""
+    count, stack = 0, [coordinates]
+    while stack and count <= stop_after:
+        item = stack.pop()
+        if isinstance(item, list):
+            if item and all(isinstance(v, (int, float)) for v in item):
+                count += 1
+            else:
+                stack.extend(item)
+    return count
+
+
+def check_drawing_sizes(drawings: Sequence[Drawing], settings: Settings, *, one_request: bool = False) -> None:
+    """Refuse, before anything is stored, a field name longer than `max_field_name_chars` or a drawing
+    with more than `max_claim_vertices` corners (`TooLargeError`): on every face. ``one_request``
+    (the API) also caps the fields and corners of the whole submission; a file given to `assets
+    claims submit` may hold up to `max_features_per_file` fields."""
+    if one_request and len(drawings) > settings.max_claim_features:
+        raise TooLargeError(f"{len(drawings)} fields in one submission, above the limit of "
+                            f"{settings.max_claim_features} (max_claim_features); submit them in smaller groups")
+    total = 0
+    for d in drawings:
+        if len(d.name) > settings.max_field_name_chars:
+            raise TooLargeError(f"a field name is {len(d.name):,} characters, above the limit of "
+                                f"{settings.max_field_name_chars} (max_field_name_chars); shorten it")
+        corners = _positions(d.geojson.get("coordinates"), settings.max_claim_vertices)
+        total = total + corners if one_request else corners
+        if total > settings.max_claim_vertices:
+            raise TooLargeError(f"{'the submission' if one_request else repr(d.name)} has more than "
+                                f"{settings.max_claim_vertices:,} corners (max_claim_vertices); simplify the "
+                                f"boundar{'ies or submit fewer fields' if one_request else 'y'}")
 
 
 def check_borrower_id(borrower_id: str) -> str:
@@ -169,22 +203,42 @@ def load_claims(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str] | None 
     return [by_id[c] for c in claim_ids]
 
 
-def overlaps_ha(claims: Sequence[Claim]) -> dict[str, float]:
-    """Area of each claim already pledged by an earlier usable claim, whoever's it is.
+class Pledges:
+    """Land held by claims, first come, first served: a claim carries the part of it already held
+    by an earlier claim, whoever's it is (one piece of land is pledged once, also by one borrower).
 
-    First come, first served: the earlier drawing keeps the land, the later one carries the
-    overlap, also when both are the same borrower's (one piece of land is pledged once). The
-    shared part is measured in its local UTM zone, so how a drawing is written does not matter.
+    A claim whose current verdict is ``rejected`` holds no land: a refused 274 ha grab around a
+    village must not block the real field inside it that is submitted next. Assessments settle
+    each claim's verdict in submission order (`settle`), so a later claim sees this run's verdicts
+    of the earlier ones. Shared parts are measured in their local UTM zone, so how a drawing is
+    written does not matter.
     """
-    usable = sorted((c for c in claims if c.geometry is not None), key=lambda c: (c.submitted_at, c.claim_id))
-    tree = shapely.STRtree([c.geometry for c in usable])
-    out: dict[str, float] = {}
-    for i, c in enumerate(usable):
-        total = 0.0
-        earlier = [usable[j] for j in tree.query(c.geometry) if j < i]
-        if earlier:
-            shared = c.geometry.intersection(  # type: ignore[union-attr]  # usable claims have geometry
-                shapely.union_all([e.geometry for e in earlier]))
-            total = area_ha(shared) if not shared.is_empty else 0.0
-        out[c.claim_id] = total
-    return out
+
+    def __init__(self, claims: Sequence[Claim], released: Collection[str] = ()) -> None:
+        self._usable = sorted((c for c in claims if c.geometry is not None), key=lambda c: (c.submitted_at, c.claim_id))
+        self._order = {c.claim_id: i for i, c in enumerate(self._usable)}
+        self._tree = shapely.STRtree([c.geometry for c in self._usable])
+        self._holds = {c.claim_id: c.claim_id not in released for c in self._usable}
+
+    def overlap_ha(self, claim: Claim) -> float:
+        """Area of ``claim`` already held by earlier claims (0 for a claim without geometry)."""
+        i = self._order.get(claim.claim_id)
+        if i is None or claim.geometry is None:
+            return 0.0
+        earlier = [self._usable[j].geometry for j in self._tree.query(claim.geometry)
+                   if j < i and self._holds[self._usable[j].claim_id]]
+        if not earlier:
+            return 0.0
+        shared = claim.geometry.intersection(shapely.union_all(earlier))
+        return area_ha(shared) if not shared.is_empty else 0.0
+
+    def settle(self, claim_id: str, rejected: bool) -> None:
+        """Record a claim's new verdict: rejected, it releases its land to later claims."""
+        if claim_id in self._holds:
+            self._holds[claim_id] = not rejected
+
+
+def overlaps_ha(claims: Sequence[Claim], released: Collection[str] = ()) -> dict[str, float]:
+    """`Pledges.overlap_ha` of every claim, the ``released`` ones (rejected) holding no land."""
+    pledges = Pledges(claims, released)
+    return {c.claim_id: pledges.overlap_ha(c) for c in claims if c.geometry is not None}

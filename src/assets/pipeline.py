@@ -21,7 +21,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from assets.claims import Claim, load_claims, overlaps_ha
+from assets.claims import Claim, Pledges, load_claims
 from assets.config import Settings
 from assets.errors import InputError
 from assets.imagery.index import TileRecord, tile_from_row
@@ -30,7 +30,7 @@ from assets.models import legend
 from assets.monitor import Alert, crop_failure, monitoring_params, post_loan_alerts
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, writer
-from assets.store.claims import claim_status_rows, decided_reasons
+from assets.store.claims import claim_status_rows, decided_reasons, rejected_claim_ids
 from assets.store.history import append_decisions, record_params
 from assets.store.reviews import review_decisions
 from assets.store.tiles import has_tiles_up_to, record_quarantine, usable_tile_rows
@@ -189,12 +189,12 @@ def assess_claims(
                     for c in targets if c.geometry is not None}
         device_alerts = sensor_alerts(con, as_of, monitoring_params(params))
         decisions = {cid: ReviewDecision(**row) for cid, row in review_decisions(con, [c.claim_id for c in targets]).items()}
+        pledges = Pledges(every_claim, released=rejected_claim_ids(con))  # rejected claims hold no land
     # 2. Compute, without holding the database.
     cache = segmentation_cache(db_path)
     seg_paths = {t.tile_id: segment_tile(t, models.segmenter, cache) for t in reference_tiles(tiles)}
     usable = {c.claim_id: c.geometry for c in targets if c.geometry is not None}
     observations = observe_claims(usable, tiles, seg_paths, models.crop, settings) if tiles and usable else {}
-    overlaps = overlaps_ha(every_claim)
     report = RunReport(run_id=run_id, as_of=as_of, tiles=len(tiles), params=params)
     crop_alerts: list[Alert] = []
     for c in targets:
@@ -208,7 +208,7 @@ def assess_claims(
                                            season_ndvi(obs), params)
         alert = crop_failure(c.borrower_id, calendar, obs, params, as_of, uncertain=guess, best_fit=best_fit)
         v = verify_claim(claim_id=c.claim_id, claimed_area_ha=c.claimed_area_ha or 0.0, observation=obs,
-                         overlap_area_ha=overlaps.get(c.claim_id, 0.0), sensor_evidence=evidence.get(c.claim_id),
+                         overlap_area_ha=pledges.overlap_ha(c), sensor_evidence=evidence.get(c.claim_id),
                          settings=settings, crop_failure=alert.message if alert else None,
                          review=decisions.get(c.claim_id), as_of=as_of)
         vid = _hash_id("v-", c.claim_id, sorted(obs.tile_ids), models.seg_version, models.crop_version, as_of,
@@ -217,6 +217,7 @@ def assess_claims(
         valuation = None if v.status == "review" else value_claim(  # no limit under review
             v, params, len(obs.usable_dates), centre=bbox_centre(c.geometry), ndvi_season=season_ndvi(obs))
         report.assessments.append(Assessment(c, v, vid, obs, valuation))
+        pledges.settle(c.claim_id, rejected=v.rejected)  # later claims see this verdict
         if not v.rejected:  # post-loan monitoring of a field the bank may lend against
             crop_alerts.extend(([alert] if alert else [])
                                + post_loan_alerts(c.borrower_id, calendar, obs, params, as_of, uncertain=guess,
@@ -386,13 +387,13 @@ def check_as_of(as_of: date, settings: Settings) -> date:
 def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: str, *, as_of: date,
                       models: Models | None = None) -> list[dict]:
     """A farmer's submission end to end: store the drawings, verify and value them now."""
-    from assets.claims import check_borrower_id
-
-    as_of = check_as_of(as_of, settings)
+    from assets.claims import check_borrower_id, check_drawing_sizes
     from assets.fields.geometry import read_drawings
 
+    as_of = check_as_of(as_of, settings)
     db_path = settings.db_path
     drawings = read_drawings(path, max_features=settings.max_features_per_file)  # bad files fail before any write
+    check_drawing_sizes(drawings, settings)
     borrower_id = check_borrower_id(borrower_id)
     with writer.read(db_path) as con:
         have_tiles = has_tiles_up_to(con, as_of)

@@ -16,8 +16,9 @@ from typing import Any, Awaitable, Callable
 import orjson
 from fastapi import Request
 
+from assets.claims import check_drawing_sizes
 from assets.config import Settings
-from assets.errors import InputError, RateLimitError, TooLargeError
+from assets.errors import InputError, RateLimitError
 from assets.fields.geometry import read_drawings
 
 Scope = dict[str, Any]
@@ -118,39 +119,12 @@ def parse_json(body: bytes, expected: str = "a GeoJSON FeatureCollection") -> An
         raise InputError(f"the request body is not valid JSON ({exc}); send {expected}") from None
 
 
-def _positions(coordinates: Any, stop_after: int) -> int:
-    """How many [x, y] positions a GeoJSON coordinates array holds (iterative: depth is no risk)."""
-    count, stack = 0, [coordinates]
-    while stack and count <= stop_after:
-        item = stack.pop()
-        if isinstance(item, list):
-            if item and all(isinstance(v, (int, float)) for v in item):
-                count += 1
-            else:
-                stack.extend(item)
-    return count
-
-
 def check_claim_size(doc: Any, settings: Settings) -> None:
-    """Refuse a claim submission with too many fields, corners or too long a field name (413).
-
-    Route-level caps, so the geometry reader itself stays about what makes a drawing valid.
-    """
+    """Refuse a claim submission with too many fields, corners or too long a field name (413),
+    before the route does any work (`claims.check_drawing_sizes`, which the CLI applies too)."""
     if not isinstance(doc, dict):
         raise InputError("the request body is not a GeoJSON object; send a FeatureCollection of field polygons")
-    drawings = read_drawings(doc)
-    if len(drawings) > settings.max_claim_features:
-        raise TooLargeError(f"{len(drawings)} fields in one submission, above the limit of "
-                            f"{settings.max_claim_features} (max_claim_features); submit them in smaller groups")
-    total = 0
-    for d in drawings:
-        if len(d.name) > settings.max_field_name_chars:
-            raise TooLargeError(f"a field name is {len(d.name):,} characters, above the limit of "
-                                f"{settings.max_field_name_chars} (max_field_name_chars); shorten it")
-        total += _positions(d.geojson.get("coordinates"), settings.max_claim_vertices - total)
-        if total > settings.max_claim_vertices:
-            raise TooLargeError(f"the submission has more than {settings.max_claim_vertices:,} corners "
-                                "(max_claim_vertices); simplify the boundaries or submit fewer fields")
+    check_drawing_sizes(read_drawings(doc), settings, one_request=True)
 
 
 async def _reply(send: Send, status: int, message: str) -> None:

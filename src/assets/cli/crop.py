@@ -77,6 +77,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     wanted = canonical_bands([b for b in args.bands.split(",") if b.strip()])
     optional = canonical_bands([b for b in args.optional.split(",") if b.strip()])
+    if wanted and set(wanted) <= set(optional):
+        raise InputError(f"every band of --bands {','.join(wanted)} is also --optional: such a model could run on a "
+                         "file with none of them; leave at least one band required (e.g. --optional B05,B06)")
     sets = [read_seasons(p, labelled=True) for p in args.data]
     for s in sets:
         _print_notes(s)
@@ -122,9 +125,21 @@ def _load(path: Path | None):  # noqa: ANN202
     return crop.load(path)
 
 
+def _writable(path: Path, option: str) -> None:
+    """Make ``path``'s folder, or say in one line why the file cannot be written there."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write {option} {path}: {exc.strerror or exc}; give a file in a folder you can "
+                         "write to") from None
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from assets.models import legend
     from assets.models.crop_data import read_seasons
+    from assets.verify import MIN_USABLE_DATES
 
     model = _load(args.model)
     if args.unknown_below is not None:
@@ -141,7 +156,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         proba[seen] = model.predict_proba(data.season.rows(seen))
     names = model.labels(proba)
     farm = model.farmland_probability(proba)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    _writable(args.out, "--out")
+    few = seen & (data.season.mask.sum(axis=1) < MIN_USABLE_DATES)  # what a claim's verdict needs
     with open(args.out, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["index", "label", "probability", "group", "farmland_probability", "top_crop", "note"]
@@ -149,6 +165,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for i in range(len(proba)):
             top = float(proba[i].max())
             note = "" if seen[i] else "no clear date"
+            note = f"only {int(data.season.mask[i].sum())} clear date(s): unreliable" if few[i] else note
             group = legend.group_of(names[i]) if names[i] in legend.CROPS else ""
             top_crop = model.classes[int(proba[i].argmax())] if seen[i] else ""
             p_top, p_farm = (f"{top:.6f}", f"{farm[i]:.6f}") if seen[i] else ("", "")  # no evidence, not 0
@@ -156,6 +173,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             w.writerow(row + ([data.labels[i]] if data.labels is not None else []))
     unsure = sum(1 for i, n in enumerate(names) if seen[i] and n == legend.UNKNOWN)
     extra = f"; {int((~seen).sum())} rows had no clear date" if (~seen).any() else ""
+    if few.any():  # a claim needs 3 (`observe`); fewer is a guess, so say it beside the call
+        extra += f"; {int(few.sum())} rows had fewer than {MIN_USABLE_DATES} clear dates (see `note`: unreliable)"
     print(f"wrote {len(proba)} predictions to {args.out} (model {model.version}): {int(seen.sum()) - unsure} named, "
           f"{unsure} `unknown` (top probability under {model.unknown_below:g}; `top_crop` holds the most probable "
           f"crop of every row, --unknown-below 0 names them all){extra}")
@@ -202,6 +221,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"retrained on this file, 5 folds of whole spatial blocks: {summary(cv)}")
         result.update(block_cv_accuracy=cv.accuracy, block_cv_macro_f1=cv.macro_f1)
     if args.plot:
+        _writable(args.plot, "--plot")
         confusion_plot(scores, classes + extra, args.plot)
         print(f"wrote {args.plot}")
     if args.json:

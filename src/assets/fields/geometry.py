@@ -100,9 +100,11 @@ def read_drawings(source: str | Path | dict[str, Any], *, max_features: int | No
         if not path.is_file():
             raise InputError(f"claim file {path} not found; pass a GeoJSON file of field polygons")
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is harmless
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"{path} is not valid GeoJSON ({exc}); export the boundary as GeoJSON") from exc
+        except RecursionError:
+            raise InputError(f"{path} nests its arrays too deeply to be GeoJSON; export the boundary as GeoJSON") from None
     if not isinstance(doc, dict) or "type" not in doc:
         raise InputError(f"{label} is not GeoJSON (no 'type'); expected a FeatureCollection of polygons")
     _check_crs_member(doc, label)
@@ -128,6 +130,9 @@ def read_drawings(source: str | Path | dict[str, Any], *, max_features: int | No
         _check_crs_member(feat, f"{label}: feature {i}")
         _check_crs_member(feat["geometry"], f"{label}: feature {i}")
         props = feat.get("properties") or {}
+        if not isinstance(props, dict):
+            raise InputError(f"{label}: feature {i} has 'properties' that are not an object "
+                             f"({type(props).__name__}); give them as {{\"name\": \"...\"}} or leave them out")
         drawings.append(Drawing(name=str(props.get("name") or f"field {i}"), geojson=feat["geometry"]))
     return drawings
 

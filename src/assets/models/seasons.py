@@ -43,6 +43,8 @@ _ALIASES = {
 GRID_START_DAY = -180  # 5 July of the year before the harvest year
 SLOT_DAYS = 10
 N_SLOTS = 60  # -180 .. 410: two-year seasons (winter crops) fit, as do ten-day composites
+SEASON_FIRST_DAY = GRID_START_DAY - SLOT_DAYS / 2  # the grid's reach, days from 1 January of the season year
+SEASON_END_DAY = GRID_START_DAY + (N_SLOTS - 0.5) * SLOT_DAYS
 MAX_SCALED = 16000.0  # reflectance x 10,000 never exceeds this (saturation is 65535: an error)
 MIN_REFLECTANCE = -0.2  # L2A can dip slightly below 0 over water and shadow; below this is wrong
 MAX_REFLECTANCE = 2.0  # surface reflectance 0-1 tops out near 1.6 (bright cloud, fresh snow); above is impossible
@@ -148,19 +150,27 @@ def parse_date(text: object) -> dt.date | None:
         raise InputError(f"date {s!r} is not an ISO date (YYYY-MM-DD) or interval (start/end)") from None
 
 
-def season_days(dates: np.ndarray, season_year: int | None = None) -> tuple[np.ndarray, int]:
+def season_days(dates: np.ndarray, season_year: int | None = None,
+                clear: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Days since 1 January of the season year for dates (t,) or (n, t); NaN where missing.
 
-    The season year defaults to the year of the middle date (across all rows): a French winter
-    wheat season of Sept 2022 .. Aug 2023 is season 2023, an East African 2017 season is 2017.
+    The season year defaults to the year of the middle date (across all rows) of those with a
+    clear observation (``clear``, (n, t), when given): a French winter wheat season of Sept 2022 ..
+    Aug 2023 is season 2023, an East African 2017 season is 2017, and empty months padded after a
+    season do not move it a year on.
     """
     dates = np.asarray(dates)
     parsed = np.empty(dates.shape, dtype=object)
     for idx, value in np.ndenumerate(dates):
         parsed[idx] = parse_date(value)
-    known = sorted(d for d in parsed.ravel() if d is not None)
-    if not known:
+    if not any(d is not None for d in parsed.ravel()):
         raise InputError("no dates given: every series needs the date of each observation")
+    used = parsed
+    if clear is not None and clear.any():
+        used = np.broadcast_to(parsed, clear.shape)[clear]
+    known = sorted(d for d in np.ravel(used) if d is not None)
+    if not known:
+        known = sorted(d for d in parsed.ravel() if d is not None)
     year = season_year if season_year is not None else known[len(known) // 2].year
     ref = dt.date(year, 1, 1)
     days = np.full(dates.shape, np.nan)
@@ -247,15 +257,23 @@ def make_season(
         dates = np.asarray(dates)
         if dates.shape not in ((t,), (n, t)):
             raise InputError(f"dates must be (dates,) or (n, dates) matching {(n, t)}, got {dates.shape}")
-        days, season_year = season_days(dates, season_year)
+        days, season_year = season_days(dates, season_year, clear=valid)
     days = np.broadcast_to(np.asarray(days, dtype=np.float64), (n, t)).copy()
     valid &= np.isfinite(days)
+    outside = valid & ((days < SEASON_FIRST_DAY) | (days >= SEASON_END_DAY))
+    notes = []
+    if outside.any():  # once pressed into the grid's edge slots, they read as a season that never was
+        valid &= ~outside
+        notes.append(f"{int(outside.sum())} clear observation(s) outside the season window were left out "
+                     f"(days {SEASON_FIRST_DAY:.0f} to {SEASON_END_DAY:.0f} of season {season_year}, 1 January = 0; "
+                     "one file holds one season)")
     if _unordered(np.where(valid, days, np.nan)):
         raise InputError("dates are out of order (or repeated) within a series; sort each series by date")
     refl = [i for i, name in enumerate(names) if name not in INDEX_BANDS]
-    note = None
     if refl:
-        x[:, :, refl], valid, note = check_reflectance(x[:, :, refl], valid)
+        x[:, :, refl], valid, refl_note = check_reflectance(x[:, :, refl], valid)
+        notes += [refl_note] if refl_note else []
+    note = "; ".join(notes) or None
     if not valid.any():
         raise InputError("no series has a single clear date (all cloud or nodata); wait for cloud-free imagery")
     x = np.where(valid[:, :, None], x, np.nan).astype(np.float32)
@@ -281,6 +299,8 @@ def channels(season: Season, wanted: list[str], optional: tuple[str, ...] | list
     have = set(season.bands) | ({"ndvi"} if {"B04", "B08"} <= set(season.bands) else set()) \
         | (set(RADAR_BANDS) if radar else set())
     missing = [w for w in wanted if w not in have and w not in optional]
+    if not missing and not any(w in have for w in wanted):  # a model whose every band is optional
+        missing = list(wanted)
     if missing:
         raise InputError(f"the data has bands {season.bands} but the model needs {wanted}: missing {missing}; "
                          "use a model trained on these bands (`assets crop train --bands ...`)")

@@ -43,6 +43,11 @@ def claim_status_rows(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) 
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
+def rejected_claim_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Claims whose current verdict is ``rejected``: they hold no land (`claims.Pledges`)."""
+    return {r[0] for r in con.execute("SELECT claim_id FROM current_decisions WHERE status = 'rejected'").fetchall()}
+
+
 def decided_reasons(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """The structured reasons of the current decision of each given claim that has one."""
     rows = con.execute("SELECT claim_id, reasons FROM current_decisions WHERE list_contains(?, claim_id)",
