@@ -134,8 +134,18 @@ def test_clear_dates_outside_the_season_window_are_left_out_and_said() -> None:
 
 def test_scaled_reflectance_is_divided_and_said_so() -> None:
     x = np.full((1, 3, 4), 1500.0, np.float32)
+    x[:, :, 0] = 400.0  # real land has a dark band (blue): otherwise it reads as the +1,000 offset of 2022 on
     s = make_season(x, BANDS, days=[0, 10, 20])
-    assert np.allclose(s.x, 0.15) and "10,000" in (s.scale_note or "")
+    assert np.allclose(s.x[:, :, 1:], 0.15) and np.allclose(s.x[:, :, 0], 0.04) and "10,000" in (s.scale_note or "")
+
+
+def test_the_l2a_offset_of_baseline_04_is_subtracted_and_said() -> None:
+    """QA 2026-12-07: data of 2022 on (x 10,000 + 1,000) was only divided: accuracy 0.89 -> 0.01."""
+    x, iso, _ = synthetic(30, seed=2)
+    plain = make_season(x * 10000, BANDS, iso)
+    offset = make_season(x * 10000 + 1000, BANDS, iso)
+    assert np.allclose(plain.x, x, atol=1e-5, equal_nan=True) and "divided by 10,000" in (plain.scale_note or "")
+    assert np.allclose(offset.x, x, atol=1e-5, equal_nan=True) and "1,000 was subtracted" in (offset.scale_note or "")
 
 
 @pytest.mark.parametrize("base, values, match", [(1500.0, 65535.0, "saturated or raw"), (0.1, -0.5, "below"),
@@ -160,12 +170,13 @@ def test_a_few_bad_pixels_never_rescale_a_file() -> None:
 def test_all_zero_observations_are_nodata() -> None:
     """uint16 files often store nodata as 0: an observation with every band 0 is not clear sky."""
     x = np.full((2, 3, 4), 1500, np.uint16)
+    x[:, :, 0] = 400  # a dark blue band, as on real land
     x[0, :, :] = 0  # a row never observed
     x[1, 2, :] = 0
     s = make_season(x, BANDS, days=[0, 10, 20])
     assert not s.mask[0].any() and s.mask[1].tolist() == [True, True, False]
     assert "4 observation(s) with every band 0 were read as nodata" in (s.scale_note or "")
-    assert "10,000" in s.scale_note and np.allclose(s.x[1, :2], 0.15)
+    assert "10,000" in s.scale_note and np.allclose(s.x[1, :2, 1:], 0.15)
 
 
 def test_unordered_dates_and_no_clear_date_are_errors() -> None:

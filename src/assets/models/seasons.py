@@ -49,6 +49,12 @@ MAX_SCALED = 16000.0  # reflectance x 10,000 never exceeds this (saturation is 6
 MIN_REFLECTANCE = -0.2  # L2A can dip slightly below 0 over water and shadow; below this is wrong
 MAX_REFLECTANCE = 2.0  # surface reflectance 0-1 tops out near 1.6 (bright cloud, fresh snow); above is impossible
 MIN_SCALED_MEDIAN = 150.0  # a file whose typical value is above this is reflectance x 10,000
+# Sentinel-2 L2A from processing baseline 04.00 (25 January 2022 on) stores reflectance x 10,000 + 1,000
+# (BOA_ADD_OFFSET). Real land always has a dark band (blue, red or water's NIR: 0.004-0.03 at the 1st
+# percentile of each observation's darkest band in every shared file), so when even that is above this,
+# the offset is in the numbers.
+L2A_OFFSET = 1000.0
+OFFSET_DARKEST_P1 = 900.0
 
 
 def canonical_band(name: str) -> str:
@@ -206,8 +212,16 @@ def check_reflectance(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.
                 f"reflectance up to {vals.max():.0f}: saturated or raw digital numbers; give surface reflectance "
                 "(0-1, or x 10,000 as Sentinel-2 L2A stores it)"
             )
-        x = x / 10000.0
-        notes.append("reflectance looked like Sentinel-2 L2A integers (x 10,000) and was divided by 10,000")
+        darkest = np.min(np.where(valid[:, :, None], x, np.inf), axis=2)[valid]
+        darkest = darkest[np.isfinite(darkest)]
+        if darkest.size and float(np.percentile(darkest, 1)) >= OFFSET_DARKEST_P1:
+            x = (x - L2A_OFFSET) / 10000.0
+            notes.append("reflectance looked like Sentinel-2 L2A integers of processing baseline 04.00 or later (x 10,000 "
+                         "+ 1,000: even the darkest band of nearly every observation was above 900): 1,000 was "
+                         "subtracted and the rest divided by 10,000")
+        else:
+            x = x / 10000.0
+            notes.append("reflectance looked like Sentinel-2 L2A integers (x 10,000) and was divided by 10,000")
     elif typical > MAX_REFLECTANCE:
         raise InputError(f"typical reflectance {typical:.1f} is neither 0-1 nor x 10,000 (percent?); give surface "
                          "reflectance 0-1, or x 10,000 as Sentinel-2 L2A stores it")
