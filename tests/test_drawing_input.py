@@ -153,3 +153,23 @@ def test_malformed_files_get_one_line_errors_on_the_cli(tmp_path: Path, db_path:
         assert err.startswith("error: ") and says in err and err.count("\n") == 1, (name, err)
     with connect(db_path) as con:
         assert con.execute("SELECT count(*) FROM claims").fetchone()[0] == 0
+
+
+def test_an_interrupted_submission_leaves_no_claim_without_a_verdict(tmp_path: Path, db_path: Path,
+                                                                    monkeypatch) -> None:
+    """QA 2026-12-07: Ctrl-C during the assessment of a 500-field file left 500 claims `submitted`,
+    holding their land, with no decision."""
+    import assets.pipeline as pipeline
+    from assets.store import connect
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "assess_claims", interrupted)
+    repo = Path(__file__).resolve().parents[1]
+    s = Settings(db_path=db_path, tiles_dir=repo / "sample_tiles")
+    doc = json.loads((repo / "sample_tiles/claims/farmer-001.geojson").read_text())
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.submit_and_assess(s, doc, "farmer-new", as_of=date(2016, 9, 30))
+    with connect(db_path) as con:
+        assert con.execute("SELECT count(*) FROM claims").fetchone()[0] == 0

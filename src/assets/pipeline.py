@@ -30,7 +30,7 @@ from assets.models import legend
 from assets.monitor import Alert, crop_failure, monitoring_params, post_loan_alerts
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, writer
-from assets.store.claims import claim_status_rows, decided_reasons, rejected_claim_ids
+from assets.store.claims import claim_status_rows, decided_reasons, rejected_claim_ids, withdraw_undecided
 from assets.store.history import append_decisions, record_params
 from assets.store.reviews import review_decisions
 from assets.store.tiles import has_tiles_up_to, record_quarantine, usable_tile_rows
@@ -409,8 +409,12 @@ def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: 
     reasons.update({c.claim_id: [{"code": c.reason_code, "message": c.reason, "blocking": True}]
                     for c in claims if c.geometry is None})
     if usable:
-        report = assess_claims(db_path, as_of=as_of, settings=settings, models=models or load_models(settings),
-                               claim_ids=usable, kind="claims")
+        try:
+            report = assess_claims(db_path, as_of=as_of, settings=settings, models=models or load_models(settings),
+                                   claim_ids=usable, kind="claims")
+        except BaseException:  # failed or interrupted (Ctrl-C): no claim is left stored without a verdict
+            writer.call(db_path, withdraw_undecided, claim_ids=usable)
+            raise
         reasons.update({a.claim.claim_id: a.verification.reasons_json() for a in report.assessments})
     # Each row also carries its reasons by code, so a face can word them in the reader's language.
     return [{**row, "reasons": reasons.get(row["claim_id"], [])} for row in claim_rows(db_path, [c.claim_id for c in claims])]

@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import duckdb
 
+from assets.store.writer import write_op
+
 CLAIM_COLUMNS = "claim_id, borrower_id, name, submitted_at, geom_wkb, claimed_area_ha, status, reason_code, reason"
 
 
@@ -41,6 +43,18 @@ def claim_status_rows(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) 
                       [list(claim_ids)])
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+@write_op
+def withdraw_undecided(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> int:
+    """Delete those of ``claim_ids`` that never got a verification (a submission whose assessment
+    failed or was interrupted); how many went. A borrower row it created stays (DuckDB cannot drop a
+    referenced row in the transaction that drops its references); with no claims it lists nothing."""
+    gone = con.execute(
+        "DELETE FROM claims WHERE list_contains(?, claim_id) "
+        "AND claim_id NOT IN (SELECT claim_id FROM verifications) RETURNING claim_id",
+        [list(claim_ids)]).fetchall()
+    return len(gone)
 
 
 def rejected_claim_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
