@@ -175,6 +175,7 @@ def test_farmer_taps_a_field_accepts_the_proposal_and_reads_the_verdict(bank, br
     page.click("#accept")
     assert page.locator("#submit").is_enabled()
     page.fill("#field-name", "Maize, <b>tapped</b> on a phone")  # markup in a name stays text everywhere
+    page.fill("#field-crop", "winter wheat")  # the farmer's word for it; the imagery says maize
     page.click("#submit")
     page.locator("#result .verdict, #result .error").first.wait_for(timeout=180_000)
     card = page.locator("#result").text_content()
@@ -183,6 +184,7 @@ def test_farmer_taps_a_field_accepts_the_proposal_and_reads_the_verdict(bank, br
     status = page.locator("#result .verdict").get_attribute("data-status")
     assert status in ("verified", "partial"), card  # the detected boundary passes the boundary check
     assert "CNY" in card and "Next step" in card
+    assert "declared wheat ('winter wheat') but the imagery shows maize" in card, card
     assert "Drag a corner" not in page.locator("#hint").text_content()  # no field left to edit after a submit
     expect(page.locator("#my-fields")).to_contain_text("Maize, <b>tapped</b> on a phone", timeout=30_000)
     assert page.evaluate("fieldsLayer.getLayers().length") == 1  # drawn on the map in its status colour

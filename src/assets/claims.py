@@ -46,6 +46,7 @@ class Claim:
     status: str
     reason_code: str | None = None
     reason: str | None = None
+    declared_crop: str | None = None  # what the farmer says grows there, as written
 
 
 def _positions(coordinates: Any, stop_after: int) -> int:
@@ -71,9 +72,10 @@ def check_drawing_sizes(drawings: Sequence[Drawing], settings: Settings, *, one_
                             f"{settings.max_claim_features} (max_claim_features); submit them in smaller groups")
     total = 0
     for d in drawings:
-        if len(d.name) > settings.max_field_name_chars:
-            raise TooLargeError(f"a field name is {len(d.name):,} characters, above the limit of "
-                                f"{settings.max_field_name_chars} (max_field_name_chars); shorten it")
+        for what, text in (("field name", d.name), ("declared crop", d.declared_crop or "")):
+            if len(text) > settings.max_field_name_chars:
+                raise TooLargeError(f"a {what} is {len(text):,} characters, above the limit of "
+                                    f"{settings.max_field_name_chars} (max_field_name_chars); shorten it")
         corners = _positions(d.geojson.get("coordinates"), settings.max_claim_vertices)
         total = total + corners if one_request else corners
         if total > settings.max_claim_vertices:
@@ -100,9 +102,11 @@ def prepare_claims(borrower_id: str, drawings: Sequence[Drawing], settings: Sett
             geom = validate_drawing(d, min_area_ha=settings.min_area_ha, max_area_ha=settings.max_area_ha,
                                     max_extent_deg=settings.max_drawing_extent_deg, footprints_lonlat=footprints_lonlat)
         except ClaimGeometryError as exc:
-            claims.append(Claim(cid, borrower_id, d.name, when, None, None, "rejected", exc.code, str(exc)))
+            claims.append(Claim(cid, borrower_id, d.name, when, None, None, "rejected", exc.code, str(exc),
+                                d.declared_crop))
             continue
-        claims.append(Claim(cid, borrower_id, d.name, when, geom, area_ha(geom), "submitted"))
+        claims.append(Claim(cid, borrower_id, d.name, when, geom, area_ha(geom), "submitted",
+                            declared_crop=d.declared_crop))
     return claims
 
 
@@ -174,7 +178,7 @@ def _claim_of_row(row: dict[str, Any]) -> Claim:
     blob = row["geom_wkb"]
     return Claim(row["claim_id"], row["borrower_id"], row["name"], row["submitted_at"],
                  wkb.loads(bytes(blob)) if blob is not None else None, row["claimed_area_ha"], row["status"],
-                 row["reason_code"], row["reason"])
+                 row["reason_code"], row["reason"], row.get("declared_crop"))
 
 
 def _row(c: Claim, d: Drawing, source: str) -> dict[str, object]:
@@ -184,12 +188,14 @@ def _row(c: Claim, d: Drawing, source: str) -> dict[str, object]:
         "source": source, "geom_wkb": wkb.dumps(c.geometry) if c.geometry is not None else None,
         "geojson": json.dumps(d.geojson), "min_lon": b[0], "min_lat": b[1], "max_lon": b[2], "max_lat": b[3],
         "claimed_area_ha": c.claimed_area_ha, "status": c.status, "reason_code": c.reason_code, "reason": c.reason,
+        "declared_crop": c.declared_crop,
     }
 
 
 def _claim(row: tuple) -> Claim:
-    cid, bid, name, at, blob, area, status, code, reason = row
-    return Claim(cid, bid, name, at, wkb.loads(bytes(blob)) if blob is not None else None, area, status, code, reason)
+    cid, bid, name, at, blob, area, status, code, reason, declared = row
+    return Claim(cid, bid, name, at, wkb.loads(bytes(blob)) if blob is not None else None, area, status, code, reason,
+                 declared)
 
 
 def load_claims(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str] | None = None) -> list[Claim]:

@@ -210,7 +210,7 @@ def assess_claims(
         v = verify_claim(claim_id=c.claim_id, claimed_area_ha=c.claimed_area_ha or 0.0, observation=obs,
                          overlap_area_ha=pledges.overlap_ha(c), sensor_evidence=evidence.get(c.claim_id),
                          settings=settings, crop_failure=alert.message if alert else None,
-                         review=decisions.get(c.claim_id), as_of=as_of)
+                         review=decisions.get(c.claim_id), as_of=as_of, declared_crop=c.declared_crop)
         vid = _hash_id("v-", c.claim_id, sorted(obs.tile_ids), models.seg_version, models.crop_version, as_of,
                        params.version, json.dumps(evidence.get(c.claim_id), sort_keys=True, default=str),
                        *([decisions[c.claim_id].review_id] if c.claim_id in decisions else []))

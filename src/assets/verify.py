@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from assets import boundary as bnd
 from assets.config import Settings
+from assets.errors import InputError
 from assets.fields.geometry import MU_PER_HA
 from assets.models import legend
 
@@ -84,6 +85,29 @@ def stale_imagery(usable: Sequence["DateObservation"], as_of: date | None, setti
             "field, and it is checked again when new imagery arrives")
 
 
+def declared_crop_reason(declared: str | None, crop: str | None, probability: float,
+                         probs: dict[str, float]) -> Reason | None:
+    """What the imagery says of the crop the farmer declared, or None when it agrees (or none was
+    declared). Never blocking: the value goes by the imagery, so declaring a dearer crop gains
+    nothing, but a credit officer sees the disagreement."""
+    if not declared or crop is None:
+        return None
+    try:
+        said = legend.to_crop(declared)
+    except InputError:
+        return Reason("declared_crop_unknown", f"the declared crop {declared!r} is not one the platform knows; the "
+                      "crop is taken from the imagery")
+    if said == crop:
+        return None
+    shown = ", ".join(f"{c} {p:.0%}" for c, p in sorted(probs.items(), key=lambda kv: -kv[1])[:3])
+    if crop == legend.UNKNOWN:
+        return Reason("declared_crop_unconfirmed", f"the imagery cannot confirm the declared crop {said} "
+                      f"({declared!r}; {said} {probs.get(said, 0.0):.0%}, likeliest: {shown}); it is valued as an "
+                      "uncertain crop")
+    return Reason("declared_crop_differs", f"the farmer declared {said} ({declared!r}) but the imagery shows {crop} "
+                  f"({probability:.0%}; {said} {probs.get(said, 0.0):.0%}); the field is valued as {crop}")
+
+
 def verify_claim(
     *,
     claim_id: str,
@@ -95,6 +119,7 @@ def verify_claim(
     crop_failure: str | None = None,
     review: ReviewDecision | None = None,
     as_of: date | None = None,
+    declared_crop: str | None = None,
 ) -> Verification:
     """Decide whether the imagery, other claims and sensors support the claimed field.
 
@@ -125,6 +150,9 @@ def verify_claim(
         v.crop = legend.UNKNOWN
     v.cropland_probability = observation.cropland_probability
     v.crop_probs = dict(observation.crop_probs)
+    declared = declared_crop_reason(declared_crop, v.crop, v.crop_probability, v.crop_probs)
+    if declared is not None:
+        v.reasons.append(declared)
     if farmland_fraction < settings.min_farmland_fraction:
         v.reasons.append(Reason("not_farmland", f"only {farmland_fraction:.0%} of the drawn area looks like farmland "
                                 "in the imagery; check that the boundary is drawn around the field", True))

@@ -41,6 +41,7 @@ class Drawing:
 
     name: str
     geojson: dict[str, Any]  # the Feature's geometry, exactly as submitted
+    declared_crop: str | None = None  # `properties.crop` as the farmer wrote it (free text)
 
 
 def ha_to_mu(area_ha: float) -> float:
@@ -133,7 +134,12 @@ def read_drawings(source: str | Path | dict[str, Any], *, max_features: int | No
         if not isinstance(props, dict):
             raise InputError(f"{label}: feature {i} has 'properties' that are not an object "
                              f"({type(props).__name__}); give them as {{\"name\": \"...\"}} or leave them out")
-        drawings.append(Drawing(name=str(props.get("name") or f"field {i}"), geojson=feat["geometry"]))
+        declared = props.get("crop", props.get("declared_crop"))
+        if declared is not None and not isinstance(declared, str):
+            raise InputError(f"{label}: feature {i} declares its crop as {json.dumps(declared)[:40]}; give it as text "
+                             '({"crop": "maize"}) or leave it out')
+        drawings.append(Drawing(name=str(props.get("name") or f"field {i}"), geojson=feat["geometry"],
+                                declared_crop=(declared or "").strip() or None))
     return drawings
 
 

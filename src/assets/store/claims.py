@@ -9,7 +9,8 @@ import duckdb
 
 from assets.store.writer import write_op
 
-CLAIM_COLUMNS = "claim_id, borrower_id, name, submitted_at, geom_wkb, claimed_area_ha, status, reason_code, reason"
+CLAIM_COLUMNS = ("claim_id, borrower_id, name, submitted_at, geom_wkb, claimed_area_ha, status, reason_code, reason, "
+                 "declared_crop")
 
 
 def claim_rows(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str] | None = None) -> list[tuple]:

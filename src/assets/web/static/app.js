@@ -350,7 +350,8 @@ $("claim-form").addEventListener("submit", async (event) => {
   const ring = field.getLatLngs()[0].map((c) => [Number(c.lng.toFixed(7)), Number(c.lat.toFixed(7))]);
   ring.push(ring[0]);
   const body = { type: "FeatureCollection", features: [{ type: "Feature",
-    properties: { name: $("field-name").value.trim() || t("field.default_name") },
+    properties: { name: $("field-name").value.trim() || t("field.default_name"),
+      ...($("field-crop").value.trim() ? { crop: $("field-crop").value.trim() } : {}) },
     geometry: { type: "Polygon", coordinates: [ring] } }] };
   $("submit").disabled = true;
   $("result").innerHTML = `<p class="muted">${escapeHtml(t("submit.checking"))}</p>`;
