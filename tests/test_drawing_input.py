@@ -173,3 +173,14 @@ def test_an_interrupted_submission_leaves_no_claim_without_a_verdict(tmp_path: P
         pipeline.submit_and_assess(s, doc, "farmer-new", as_of=date(2016, 9, 30))
     with connect(db_path) as con:
         assert con.execute("SELECT count(*) FROM claims").fetchone()[0] == 0
+
+
+def test_flat_rings_and_near_range_coordinates_are_named_for_what_they_are() -> None:
+    flat = _reject({"type": "Polygon", "coordinates": [[[9.2, 56.3], [9.21, 56.3], [9.22, 56.3], [9.2, 56.3]]]})
+    assert flat.code == "too_small" and "encloses no area" in str(flat)  # was "self-intersection"
+    past = _reject({"type": "Polygon", "coordinates": [[[180.001, 56.3], [180.002, 56.3], [180.002, 56.31],
+                                                        [180.001, 56.3]]]})
+    assert "longitude runs from -180 to 180" in str(past) and "metres" not in str(past)
+    metres = _reject({"type": "Polygon", "coordinates": [[[500000, 6200000], [500100, 6200000], [500100, 6200100],
+                                                          [500000, 6200000]]]})
+    assert "not projected metres" in str(metres)

@@ -187,8 +187,11 @@ def validate_drawing(
         raise ClaimGeometryError("empty", f"'{name}' is empty; draw at least three corners")
     minx, miny, maxx, maxy = geom.bounds
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        hint = ("they look like [latitude, longitude]: put longitude first" if -90 <= minx <= maxx <= 90
-                and -180 <= miny <= maxy <= 180 else "send EPSG:4326 [longitude, latitude] pairs, not projected metres")
+        if max(abs(minx), abs(maxx), abs(miny), abs(maxy)) <= 360:  # just past the range: not metres
+            hint = ("they look like [latitude, longitude]: put longitude first" if -90 <= minx <= maxx <= 90
+                    and -180 <= miny <= maxy <= 180 else "longitude runs from -180 to 180 and latitude from -90 to 90")
+        else:
+            hint = "send EPSG:4326 [longitude, latitude] pairs, not projected metres"
         raise ClaimGeometryError(
             "not_lon_lat",
             f"'{name}' has coordinates outside longitude/latitude range ({minx:.1f}, {miny:.1f}); {hint}",
@@ -202,6 +205,9 @@ def validate_drawing(
                 f"'{name}' lies where we hold no imagery, but with latitude and longitude swapped it lies on our "
                 f"imagery (near {swapped.centroid.x:.3f} E, {swapped.centroid.y:.3f} N); send [longitude, latitude] pairs",
             )
+    if geom.convex_hull.area == 0:  # every corner on one line: no land, whatever GEOS calls it
+        raise ClaimGeometryError("too_small", f"'{name}' encloses no area (its corners lie on one line); draw the "
+                                 "field's outline with at least three corners")
     if not geom.is_valid:
         why = explain_validity(geom)
         code = "self_intersection" if "Self-intersection" in why or "Ring Self-intersection" in why else "invalid"
