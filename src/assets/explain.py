@@ -125,7 +125,9 @@ def recompute_decisions(con: duckdb.DuckDBPyConnection, decisions: list[dict[str
             if g["decision_id"] == d["decision_id"]:
                 d["recomputed"] = {"value_low_cny": val.value_low_cny, "value_cny": val.value_cny,
                                    "value_high_cny": val.value_high_cny}
-        capped = cap_borrower_limits(limits, cache[d["params_sha256"]])
+        rooms = [float(s["room_cny"]) for g in group for s in (g.get("explanation") or [])
+                 if isinstance(s, dict) and s.get("step") == "borrower_cap" and s.get("room_cny") is not None]
+        capped = cap_borrower_limits(limits, cache[d["params_sha256"]], min(rooms) if rooms else None)
         out.update({g["decision_id"]: c for g, c in zip(group, capped)})
     return out
 

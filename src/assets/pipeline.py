@@ -30,7 +30,13 @@ from assets.models import legend
 from assets.monitor import Alert, crop_failure, monitoring_params, post_loan_alerts
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, writer
-from assets.store.claims import claim_status_rows, decided_reasons, rejected_claim_ids, withdraw_undecided
+from assets.store.claims import (
+    claim_status_rows,
+    decided_reasons,
+    other_limits_by_borrower,
+    rejected_claim_ids,
+    withdraw_undecided,
+)
 from assets.store.history import append_decisions, record_params
 from assets.store.reviews import review_decisions
 from assets.store.tiles import has_tiles_up_to, record_quarantine, usable_tile_rows
@@ -190,6 +196,7 @@ def assess_claims(
         device_alerts = sensor_alerts(con, as_of, monitoring_params(params))
         decisions = {cid: ReviewDecision(**row) for cid, row in review_decisions(con, [c.claim_id for c in targets]).items()}
         pledges = Pledges(every_claim, released=rejected_claim_ids(con))  # rejected claims hold no land
+        held_elsewhere = other_limits_by_borrower(con, [c.claim_id for c in targets])  # the cap is per borrower
     # 2. Compute, without holding the database.
     cache = segmentation_cache(db_path)
     seg_paths = {t.tile_id: segment_tile(t, models.segmenter, cache) for t in reference_tiles(tiles)}
@@ -222,24 +229,32 @@ def assess_claims(
             crop_alerts.extend(([alert] if alert else [])
                                + post_loan_alerts(c.borrower_id, calendar, obs, params, as_of, uncertain=guess,
                                                   best_fit=best_fit))
-    _cap_per_borrower(report.assessments, params)
+    _cap_per_borrower(report.assessments, params, held_elsewhere)
     report.alerts = [a.row(started) for a in crop_alerts] + list(device_alerts)
     # 3. Write, all or nothing, by the file's one writer (only this phase is serialised).
     writer.run(db_path, _write_steps(report, tiles, models, started, kind))
     return report
 
 
-def _cap_per_borrower(assessments: list[Assessment], params) -> None:
+def _cap_per_borrower(assessments: list[Assessment], params, held_elsewhere: dict[str, float] | None = None) -> None:
+    """The borrower cap over the borrower's whole limit: this run's limits share what their fields
+    decided in other runs leave under it (``held_elsewhere``), so splitting fields over several
+    submissions never gets past it. The room is kept in the step, so `explain --recompute` can check it."""
     by_borrower: dict[str, list[Valuation]] = {}
     for a in assessments:
         if a.valuation is not None:
             by_borrower.setdefault(a.claim.borrower_id, []).append(a.valuation)
-    for vals in by_borrower.values():
-        capped = cap_borrower_limits([v.limit_cny for v in vals], params)
+    for borrower_id, vals in by_borrower.items():
+        held = (held_elsewhere or {}).get(borrower_id, 0.0)
+        room = max(0.0, params.borrower_cap_cny - held)
+        capped = cap_borrower_limits([v.limit_cny for v in vals], params, room)
         for v, new in zip(vals, capped):
             if new != v.limit_cny:
-                v.explanation.append({"step": "borrower_cap", "value": new, "unit": "CNY",
-                                      "text": f"scaled to respect the {params.borrower_cap_cny:,.0f} CNY borrower cap"})
+                others = (f"; the borrower's other fields already hold {held:,.0f} CNY of it, leaving {room:,.0f}"
+                          if held else "")
+                v.explanation.append({"step": "borrower_cap", "value": new, "unit": "CNY", "room_cny": room,
+                                      "text": f"{v.limit_cny:,.0f} CNY scaled to {new:,.0f} CNY to respect the "
+                                              f"{params.borrower_cap_cny:,.0f} CNY borrower cap{others}"})
                 v.limit_cny = new
 
 

@@ -58,10 +58,12 @@ def field_limit(inp: "ValuationInput", params: ValuationParams,
     return limit, rate, explanation
 
 
-def cap_borrower_limits(limits_cny: list[float], params: ValuationParams) -> list[float]:
-    """Scale one borrower's claim limits down proportionally so their sum respects the cap."""
+def cap_borrower_limits(limits_cny: list[float], params: ValuationParams, room_cny: float | None = None) -> list[float]:
+    """Scale one borrower's claim limits down proportionally so their sum respects the cap, or the
+    ``room_cny`` left under it by the borrower's other fields (limits decided in earlier runs)."""
+    cap = params.borrower_cap_cny if room_cny is None else max(0.0, min(room_cny, params.borrower_cap_cny))
     total = sum(limits_cny)
-    if total <= params.borrower_cap_cny or total == 0:
+    if total <= cap or total == 0:
         return limits_cny
-    scale = params.borrower_cap_cny / total
+    scale = cap / total
     return [_round_down(x * scale, params) for x in limits_cny]

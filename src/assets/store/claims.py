@@ -58,6 +58,14 @@ def withdraw_undecided(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str])
     return len(gone)
 
 
+def other_limits_by_borrower(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> dict[str, float]:
+    """Per borrower, the limits in force on their claims other than ``claim_ids``: what a run that
+    decides only ``claim_ids`` must leave room for under the borrower cap."""
+    rows = con.execute("SELECT borrower_id, sum(limit_cny) FROM current_decisions WHERE NOT list_contains(?, claim_id) "
+                       "GROUP BY borrower_id", [list(claim_ids)]).fetchall()
+    return {b: float(total or 0.0) for b, total in rows}
+
+
 def rejected_claim_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Claims whose current verdict is ``rejected``: they hold no land (`claims.Pledges`)."""
     return {r[0] for r in con.execute("SELECT claim_id FROM current_decisions WHERE status = 'rejected'").fetchall()}
