@@ -189,3 +189,35 @@ def test_a_refused_grab_does_not_block_the_real_field_inside_it(repo: Path, tmp_
     assert refused["status"] == "rejected", refused["reason"]
     (field,) = submit_and_assess(settings, doc, "farmer-016", as_of=date(2016, 9, 30), models=models)
     assert field["status"] == "verified" and field["limit_cny"] > 0, field["reason"]
+
+
+def test_land_inside_an_inflated_drawing_is_contested_not_taken(db_path: Path) -> None:
+    """QA 2026-12-07: a drawing valued only at its detected field (boundary_inflated) blocked the real
+    neighbour's field it swallowed. Such land is contested: an officer decides, the neighbour is not refused."""
+    from assets.claims import Pledges
+
+    grab = mapping(square_lonlat(x0=512300, side=800))  # 64 ha over FIELD (and more)
+    big = _store(db_path, "farmer-9", [[list(p) for p in grab["coordinates"][0]]], datetime(2024, 1, 1))[0]
+    real = _store(db_path, "farmer-1", [RING], datetime(2024, 1, 2))[0]
+    with connect(db_path) as con:
+        claims = load_claims(con)
+    pledges = Pledges(claims, contested={big.claim_id})
+    assert pledges.overlap_ha(real) == 0.0 and pledges.contested_ha(real) == pytest.approx(4.0, rel=1e-3)
+    pledges.settle(big.claim_id, rejected=False, inflated=False)  # judged a true field this night: firm again
+    assert pledges.overlap_ha(real) == pytest.approx(4.0, rel=1e-3) and pledges.contested_ha(real) == 0.0
+
+
+def test_a_contested_overlap_waits_for_an_officer() -> None:
+    from assets.verify import ReviewDecision, verify_claim
+    from tests.test_verify_valuation import observation
+
+    def verdict(review=None):
+        return verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=observation(), overlap_area_ha=0.0,
+                            contested_overlap_ha=4.0, sensor_evidence=None, settings=Settings(), review=review)
+
+    waiting = verdict()
+    assert waiting.status == "review" and waiting.reasons[-1].code == "overlap_contested"
+    assert "a credit officer decides whose land it is" in waiting.reasons[-1].message
+    approved = verdict(ReviewDecision(review_id="rv-1", decision="approve", decided_by="li", note="site visit: theirs"))
+    assert approved.status == "verified" and approved.verified_area_ha == pytest.approx(9.0)
+    assert any(r.code == "review_approved" and "site visit" in r.message for r in approved.reasons)

@@ -220,31 +220,51 @@ class Pledges:
     written does not matter.
     """
 
-    def __init__(self, claims: Sequence[Claim], released: Collection[str] = ()) -> None:
+    FIRM, CONTESTED, RELEASED = "firm", "contested", "released"
+
+    def __init__(self, claims: Sequence[Claim], released: Collection[str] = (), contested: Collection[str] = ()) -> None:
         self._usable = sorted((c for c in claims if c.geometry is not None), key=lambda c: (c.submitted_at, c.claim_id))
         self._order = {c.claim_id: i for i, c in enumerate(self._usable)}
         self._tree = shapely.STRtree([c.geometry for c in self._usable])
-        self._holds = {c.claim_id: c.claim_id not in released for c in self._usable}
+        self._hold = {c.claim_id: self.RELEASED if c.claim_id in released else
+                      self.CONTESTED if c.claim_id in contested else self.FIRM for c in self._usable}
+
+    def _earlier(self, claim: Claim, hold: str) -> list[shapely.Geometry]:
+        i = self._order.get(claim.claim_id)
+        if i is None or claim.geometry is None:
+            return []
+        return [self._usable[j].geometry for j in self._tree.query(claim.geometry)
+                if j < i and self._hold[self._usable[j].claim_id] == hold]
 
     def overlap_ha(self, claim: Claim) -> float:
         """Area of ``claim`` already held by earlier claims (0 for a claim without geometry)."""
-        i = self._order.get(claim.claim_id)
-        if i is None or claim.geometry is None:
-            return 0.0
-        earlier = [self._usable[j].geometry for j in self._tree.query(claim.geometry)
-                   if j < i and self._holds[self._usable[j].claim_id]]
+        earlier = self._earlier(claim, self.FIRM)
         if not earlier:
             return 0.0
-        shared = claim.geometry.intersection(shapely.union_all(earlier))
+        shared = claim.geometry.intersection(shapely.union_all(earlier))  # type: ignore[union-attr]
         return area_ha(shared) if not shared.is_empty else 0.0
 
-    def settle(self, claim_id: str, rejected: bool) -> None:
-        """Record a claim's new verdict: rejected, it releases its land to later claims."""
-        if claim_id in self._holds:
-            self._holds[claim_id] = not rejected
+    def contested_ha(self, claim: Claim) -> float:
+        """Area of ``claim`` inside earlier *inflated* drawings only (valued at their detected field, so
+        whether this land is theirs is open), outside firmly held land: an officer decides it."""
+        earlier = self._earlier(claim, self.CONTESTED)
+        if not earlier:
+            return 0.0
+        shared = claim.geometry.intersection(shapely.union_all(earlier))  # type: ignore[union-attr]
+        firm = self._earlier(claim, self.FIRM)
+        if firm and not shared.is_empty:
+            shared = shared.difference(shapely.union_all(firm))
+        return area_ha(shared) if not shared.is_empty else 0.0
+
+    def settle(self, claim_id: str, rejected: bool, inflated: bool = False) -> None:
+        """Record a claim's new verdict: rejected, it releases its land to later claims; valued only at
+        the detected field inside an inflated drawing, the rest of the drawing is contested."""
+        if claim_id in self._hold:
+            self._hold[claim_id] = self.RELEASED if rejected else self.CONTESTED if inflated else self.FIRM
 
 
-def overlaps_ha(claims: Sequence[Claim], released: Collection[str] = ()) -> dict[str, float]:
+def overlaps_ha(claims: Sequence[Claim], released: Collection[str] = (),
+                contested: Collection[str] = ()) -> dict[str, float]:
     """`Pledges.overlap_ha` of every claim, the ``released`` ones (rejected) holding no land."""
-    pledges = Pledges(claims, released)
+    pledges = Pledges(claims, released, contested)
     return {c.claim_id: pledges.overlap_ha(c) for c in claims if c.geometry is not None}

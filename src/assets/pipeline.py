@@ -33,6 +33,7 @@ from assets.store import append, writer
 from assets.store.claims import (
     claim_status_rows,
     decided_reasons,
+    inflated_claim_ids,
     other_limits_by_borrower,
     rejected_claim_ids,
     withdraw_undecided,
@@ -195,7 +196,8 @@ def assess_claims(
                     for c in targets if c.geometry is not None}
         device_alerts = sensor_alerts(con, as_of, monitoring_params(params))
         decisions = {cid: ReviewDecision(**row) for cid, row in review_decisions(con, [c.claim_id for c in targets]).items()}
-        pledges = Pledges(every_claim, released=rejected_claim_ids(con))  # rejected claims hold no land
+        pledges = Pledges(every_claim, released=rejected_claim_ids(con),  # rejected claims hold no land
+                          contested=inflated_claim_ids(con))  # inflated ones hold their drawing beyond the field loosely
         held_elsewhere = other_limits_by_borrower(con, [c.claim_id for c in targets])  # the cap is per borrower
     # 2. Compute, without holding the database.
     cache = segmentation_cache(db_path)
@@ -215,7 +217,8 @@ def assess_claims(
                                            season_ndvi(obs), params)
         alert = crop_failure(c.borrower_id, calendar, obs, params, as_of, uncertain=guess, best_fit=best_fit)
         v = verify_claim(claim_id=c.claim_id, claimed_area_ha=c.claimed_area_ha or 0.0, observation=obs,
-                         overlap_area_ha=pledges.overlap_ha(c), sensor_evidence=evidence.get(c.claim_id),
+                         overlap_area_ha=pledges.overlap_ha(c), contested_overlap_ha=pledges.contested_ha(c),
+                         sensor_evidence=evidence.get(c.claim_id),
                          settings=settings, crop_failure=alert.message if alert else None,
                          review=decisions.get(c.claim_id), as_of=as_of, declared_crop=c.declared_crop)
         vid = _hash_id("v-", c.claim_id, sorted(obs.tile_ids), models.seg_version, models.crop_version, as_of,
@@ -224,7 +227,8 @@ def assess_claims(
         valuation = None if v.status == "review" else value_claim(  # no limit under review
             v, params, len(obs.usable_dates), centre=bbox_centre(c.geometry), ndvi_season=season_ndvi(obs))
         report.assessments.append(Assessment(c, v, vid, obs, valuation))
-        pledges.settle(c.claim_id, rejected=v.rejected)  # later claims see this verdict
+        pledges.settle(c.claim_id, rejected=v.rejected,  # later claims see this verdict
+                       inflated=any(r.code == "boundary_inflated" for r in v.reasons))
         if not v.rejected:  # post-loan monitoring of a field the bank may lend against
             crop_alerts.extend(([alert] if alert else [])
                                + post_loan_alerts(c.borrower_id, calendar, obs, params, as_of, uncertain=guess,

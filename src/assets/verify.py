@@ -114,6 +114,7 @@ def verify_claim(
     claimed_area_ha: float,
     observation: "ClaimObservation",
     overlap_area_ha: float,
+    contested_overlap_ha: float = 0.0,
     sensor_evidence: dict[str, Any] | None,
     settings: Settings,
     crop_failure: str | None = None,
@@ -175,6 +176,16 @@ def verify_claim(
         if uncertain_at is not None:  # nothing is valued: the reason must not say how it would be
             v.reasons[uncertain_at] = Reason("crop_uncertain", guess)
         return v
+    if contested_overlap_ha > settings.max_overlap_fraction * claimed_area_ha:
+        contested = (f"{contested_overlap_ha:.2f} ha ({contested_overlap_ha / claimed_area_ha:.0%}) of this field lies "
+                     "inside an earlier drawing that was larger than its own field (valued only at that field)")
+        if review is None:
+            v.status = "review"
+            v.reasons.append(Reason("overlap_contested", f"{contested}; a credit officer decides whose land it is "
+                                    "before any credit"))
+            return v
+        v.reasons.append(Reason("review_approved", f"approved by credit officer {review.decided_by} ({contested}): "
+                                f"{review.note}"))
     v.verified_area_ha = max(0.0, min(v.planted_area_ha, claimed_area_ha) - overlap_area_ha)
     judgement = bnd.judge(observation.boundary, settings)
     if observation.boundary is not None:

@@ -71,6 +71,14 @@ def rejected_claim_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in con.execute("SELECT claim_id FROM current_decisions WHERE status = 'rejected'").fetchall()}
 
 
+def inflated_claim_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Claims whose current verdict values an inflated drawing at its detected field only
+    (`boundary_inflated`): the rest of their drawing is contested land (`claims.Pledges`)."""
+    return {r[0] for r in con.execute(
+        "SELECT claim_id FROM current_decisions WHERE status <> 'rejected' "
+        "AND list_contains(json_extract_string(reasons, '$[*].code'), 'boundary_inflated')").fetchall()}
+
+
 def decided_reasons(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """The structured reasons of the current decision of each given claim that has one."""
     rows = con.execute("SELECT claim_id, reasons FROM current_decisions WHERE list_contains(?, claim_id)",
