@@ -8,7 +8,7 @@ from assets.fields.geometry import ha_to_mu
 from assets.monitor import crop_failure
 from assets.observe import ClaimObservation, DateObservation
 from assets.valuation import ValuationParams, cap_borrower_limits, load_params, value_claim
-from assets.verify import verify_claim
+from assets.verify import Reason, verify_claim
 
 # The valuation arithmetic without the crop-health step (tested in test_crop_health.py): these fields carry no NDVI.
 PARAMS = dataclasses.replace(load_params(), crop_health=None)
@@ -206,3 +206,16 @@ def test_imagery_older_than_a_season_sends_the_claim_to_review() -> None:
     unlimited = verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=obs, overlap_area_ha=0.0,
                              sensor_evidence=None, settings=Settings(max_imagery_age_days=None), as_of=date(2026, 12, 7))
     assert unlimited.status == "verified"
+
+
+def test_the_structured_steps_multiply_out_when_a_crop_failed() -> None:
+    """QA 2026-12-07: the crop_health step said 0.5 where the crop failure's 0.2 was applied."""
+    v = check(observation(), area=10.0)
+    v.reasons.append(Reason("crop_failure", "canopy collapsed"))
+    params = load_params()  # with its crop_health table
+    val = value_claim(v, params, 6)
+    steps = {s["step"]: s for s in val.explanation}
+    assert steps["crop_health"]["value"] == pytest.approx(params.crop_failure_factor)
+    per_mu = steps["value_per_mu"]["value"]
+    assert steps["area"]["value"] * per_mu * steps["crop_health"]["value"] == pytest.approx(val.value_cny, rel=1e-4)
+    assert val.value_cny == pytest.approx(135.0 * per_mu * params.crop_failure_factor, rel=1e-4)

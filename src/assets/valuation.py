@@ -219,7 +219,9 @@ def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
         health = min(health, h.factor)
         best_fit = f" (the crop call is uncertain; of its likely crops, {judged_as} fits best)" if by_fit else ""
         health_steps.append({
-            "step": "crop_health", "value": h.factor, "ratio": None if h.ratio is None else round(h.ratio, 4),
+            # the factor applied (a crop failure's, when lower), so the steps multiply out; the curve's own too
+            "step": "crop_health", "value": health, "curve_factor": h.factor,
+            "ratio": None if h.ratio is None else round(h.ratio, 4),
             "curve": h.curve, "dates": h.dates,
             "text": (f"NDVI at {h.ratio:.0%} of the expected {h.curve} curve over {h.dates} recent date(s)" + best_fit
                      + (f": x {h.factor:.2f}" if h.factor < 1 else ": on track, no change")
