@@ -31,8 +31,13 @@ def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]
     claims = _records(con.execute(
         "SELECT f.claim_id, f.borrower_id, f.name, f.submitted_at, f.claimed_area_ha, f.status, f.reason, "
         "d.verification_id, f.as_of, f.verified_area_ha, f.verified_area_ha * 15 AS verified_area_mu, f.crop, "
-        "v.crop_probability, v.tile_ids, f.seg_model_version, f.crop_model_version, d.valuation_id, f.value_low_cny, "
-        "f.value_cny, f.value_high_cny, f.decision_id, f.limit_cny, f.params_version, d.params_sha256, "
+        "v.crop_probability, v.tile_ids, f.seg_model_version, f.crop_model_version, d.valuation_id, "
+        # a field in review or rejected has no value or limit (null, shown as "-"), not one of 0
+        "CASE WHEN d.valuation_id IS NOT NULL THEN f.value_low_cny END AS value_low_cny, "
+        "CASE WHEN d.valuation_id IS NOT NULL THEN f.value_cny END AS value_cny, "
+        "CASE WHEN d.valuation_id IS NOT NULL THEN f.value_high_cny END AS value_high_cny, "
+        "f.decision_id, CASE WHEN d.valuation_id IS NOT NULL THEN f.limit_cny END AS limit_cny, "
+        "f.params_version, d.params_sha256, "
         "d.explanation, d.inputs, v.reasons, v.sensor_evidence, v.farmland_area_ha, v.planted_area_ha, "
         "v.overlap_area_ha, v.crop_probs, v.boundary "
         "FROM field_valuations f LEFT JOIN decisions d ON d.decision_id = f.decision_id "
