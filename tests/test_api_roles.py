@@ -359,3 +359,13 @@ def test_sign_ins_and_officer_audit_rows_reach_the_snapshot(client: TestClient, 
     assert noted == [tmp_path / "roles.duckdb"]
     assert client.get("/portfolio", headers=world["officer"]).status_code == 200  # an audited officer request
     assert noted == [tmp_path / "roles.duckdb"] * 2
+
+
+def test_a_parameter_a_route_does_not_take_is_refused(client: TestClient, world) -> None:
+    """QA 2026-12-07: `?sort=limit_cny&desc=true` answered 200 smallest first, `?min_limit=` everyone."""
+    for query, unknown in (("sort=limit_cny&desc=true", "desc"), ("min_limit=100000", "min_limit"), ("from=2016-10-01", "from")):
+        r = client.get(f"/credit/portfolio?{query}", headers=world["officer"])
+        assert r.status_code == 422, r.text
+        assert f"does not take {unknown}" in r.json()["error"] and "descending" in r.json()["error"]
+    assert client.get("/credit/portfolio?descending=true&min_limit_cny=0", headers=world["officer"]).status_code == 200
+    assert "no query parameters" in client.get("/me?x=1", headers=world["farmer"]).json()["error"]

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assets import access
 from assets.api import credit, maps, routes
-from assets.api.deps import public
+from assets.api.deps import known_query_parameters, public
 from assets.api.limits import BodyLimitMiddleware, Limits
 from assets.api.middleware import AuditMiddleware, SecurityHeadersMiddleware
 from assets.config import Settings
@@ -101,6 +101,7 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None, *, own
 
     # /docs and /openapi.json are served by routes.docs, for officers only.
     app = FastAPI(title="assets", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  dependencies=[Depends(known_query_parameters)],
                   openapi_url=None, description="Verified farm assets and credit limits for credit teams and farmers.")
     app.add_middleware(AuditMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)

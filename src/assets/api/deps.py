@@ -21,7 +21,7 @@ from assets import access
 from assets.access import Identity, Role
 from assets.api.limits import Limits, client_address
 from assets.config import Settings
-from assets.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from assets.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError
 from assets.store import connect
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `assets users token` or a sign-in link")
@@ -101,6 +101,26 @@ def _identify(request: Request, con: duckdb.DuckDBPyConnection, bearer: HTTPAuth
         raise
     request.state.identity = identity  # read by the audit middleware
     return identity
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def known_query_parameters(request: Request) -> None:
+    """Refuse a query parameter the route does not take (422 naming it and the ones it takes): a
+    misspelt filter (`?desc=true`, `?min_limit=`) must not answer 200 with everything, unfiltered."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    allowed = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        takes = ", ".join(sorted(allowed)) if allowed else "no query parameters"
+        raise InputError(f"{request.url.path} does not take {', '.join(unknown)}; it takes {takes}")
 
 
 def public() -> None:
