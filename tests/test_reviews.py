@@ -105,6 +105,14 @@ def test_cli_lists_and_approves(repo: Path, tmp_path: Path, stubbed, capsys) -> 
     assert (decision["decision"], decision["decided_by"], decision["note"]) == (
         "approve", "li", "visited: one farm, hedges removed")
     assert decision["reasons"] and decision["reasons"][-1]["code"] == "boundary_mismatch"
+    assert cli_main(["audit", "verify", "--db", str(settings.db_path)]) == 0  # the decision records who and why
+    capsys.readouterr()
+    with connect(settings.db_path) as con:  # who approved it, rewritten by hand: the log says otherwise
+        con.execute("UPDATE claim_reviews SET decided_by = 'wang', note = 'approved after a site visit'")
+    assert cli_main(["audit", "verify", "--db", str(settings.db_path)]) == 1
+    assert "matches no logged decision" in capsys.readouterr().out
+    with connect(settings.db_path) as con:
+        con.execute("UPDATE claim_reviews SET decided_by = 'li', note = 'visited: one farm, hedges removed'")
     assert cli_main(["claims", "review", "--db", str(settings.db_path), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert cli_main(["claims", "review", "--db", str(settings.db_path)]) == 0

@@ -358,7 +358,23 @@ def verify_chain(con: duckdb.DuckDBPyConnection, batch: int = 50_000) -> ChainCh
             "WHERE a.value_cny IS DISTINCT FROM d.value_cny ORDER BY 1")):
         check.broken.append(r)
     check.broken.extend(current_state_problems(con))
+    check.broken.extend(review_problems(con))
     return check
+
+
+def review_problems(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Officers' decisions (`claim_reviews`, outside the hash chain) that no logged decision of their
+    claim records: each approval or rejection is written into the next decision's reasons ("approved
+    by credit officer li (...): note"), which the chain protects, so an edited who or why shows here."""
+    return _records(con.execute(
+        "SELECT NULL AS decision_seq, r.review_id AS decision_id, 'claim_reviews ' || r.review_id || ' (' || r.decision "
+        "|| ' by ' || r.decided_by || ') matches no logged decision of claim ' || r.claim_id || ': who or why was "
+        "edited' AS problem FROM claim_reviews r WHERE NOT EXISTS ("
+        " SELECT 1 FROM decisions d, unnest(CAST(d.reasons AS JSON[])) AS t(x) WHERE d.claim_id = r.claim_id"
+        " AND x->>'code' IN ('review_approved', 'review_rejected')"
+        " AND (contains(x->>'message', 'by credit officer ' || r.decided_by || ' (')"
+        "  OR contains(x->>'message', 'by credit officer ' || r.decided_by || ': '))"
+        " AND suffix(x->>'message', ': ' || r.note)) ORDER BY r.decided_at"))
 
 
 def current_state_problems(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
