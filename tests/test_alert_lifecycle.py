@@ -45,20 +45,15 @@ def _open(con) -> list[tuple[str, str, date]]:  # type: ignore[no-untyped-def]
     return sorted((a["kind"], a["device_id"], a["as_of"]) for a in open_alerts(con))
 
 
-def test_a_repeated_alert_shows_once_and_drought_closes_when_no_longer_found(db: Path) -> None:
+def test_a_repeated_alert_shows_once_and_a_drought_waits_for_a_person(db: Path) -> None:
     with connect(db) as con:
         _night(con, date(2016, 9, 29))
         _night(con, date(2016, 9, 30))  # the same silence (same alert) and the same drought, one day on
         assert con.execute("SELECT count(*) FROM alerts WHERE kind = 'drought'").fetchone()[0] == 2  # both kept
         assert _open(con) == [("drought", "probe-002", date(2016, 9, 30)), ("sensor_silent", "probe-003", date(2016, 9, 29))]
-        # a later night that computed the device alerts and raised no drought: the drought is over
-        con.execute("INSERT INTO ingest_runs (run_id, kind, started_at, status, as_of) "
-                    "VALUES ('r-later', 'nightly', now(), 'ok', DATE '2016-10-02')")
-        assert _open(con) == [("sensor_silent", "probe-003", date(2016, 9, 29))]  # silence has its own rule
-        # a failed night proves nothing
-        con.execute("DELETE FROM ingest_runs WHERE run_id = 'r-later'")
-        con.execute("INSERT INTO ingest_runs (run_id, kind, started_at, status, as_of) "
-                    "VALUES ('r-failed', 'nightly', now(), 'failed', DATE '2016-10-02')")
+        # a later night that raised no drought may only lack the readings to judge (QA 2026-12-07: a
+        # claim assessed a day past the last reading closed another borrower's drought): it stays open
+        _night(con, date(2016, 10, 2))
         assert ("drought", "probe-002", date(2016, 9, 30)) in _open(con)
 
 

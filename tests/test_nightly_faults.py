@@ -35,19 +35,29 @@ def _limits(db: Path) -> list[tuple]:
 
 
 def test_the_broker_down_during_the_night(prefect_harness, repo: Path, tmp_path: Path) -> None:
-    """No broker: the sensor stage fails with the broker named, the tiles and fields are still done."""
+    """No broker: the sensor stage fails with the broker named, the tiles are still catalogued, and the
+    claims keep the limits they had: assessed without the night's readings, every probe would look
+    silent, its limit cut and a `sensor_silent` alert raised for the broker's fault (QA 2026-12-07)."""
     from assets.flows.nightly import NightlyConfig, run_nightly
 
     db = tmp_path / "assets.duckdb"
     register_claims(db, repo / "sample_tiles/claims/farmer-001.geojson", "farmer-001", Settings(db_path=db))
-    config = NightlyConfig(db_path=str(db), tiles_dir=str(repo / "sample_tiles"), as_of=AS_OF,
-                           broker_url=f"mqtt://127.0.0.1:{_closed_port()}")
-    report = run_nightly(config)["report"]
-    assert report["status"] == "partial" and report["fields_refreshed"] == 2 and report["limits_changed"] == 2
+    config = NightlyConfig(db_path=str(db), tiles_dir=str(repo / "sample_tiles"), as_of=AS_OF)
+    assert run_nightly(config)["report"]["status"] == "ok"
+    before = _limits(db)
+    assert all(limit for _, limit in before)
+    down = NightlyConfig(db_path=str(db), tiles_dir=str(repo / "sample_tiles"), as_of=date(2016, 10, 1),
+                         broker_url=f"mqtt://127.0.0.1:{_closed_port()}")
+    report = run_nightly(down)["report"]
+    assert report["status"] == "partial" and report["fields_refreshed"] == 0 and report["limits_changed"] == 0
     with duckdb.connect(str(db), read_only=True) as con:
-        (stage,) = con.execute("SELECT status, message FROM run_stages WHERE stage = 'sensors'").fetchall()
-    assert stage[0] == "failed" and "127.0.0.1" in stage[1]
-    assert all(limit for _, limit in _limits(db))  # the fields were valued without the night's readings
+        stages = dict(con.execute("SELECT stage, status FROM run_stages WHERE run_id = ?", [report["run_id"]]).fetchall())
+        (message,) = con.execute("SELECT message FROM run_stages WHERE run_id = ? AND stage = 'sensors'",
+                                 [report["run_id"]]).fetchone()
+        silent = con.execute("SELECT count(*) FROM alerts WHERE kind = 'sensor_silent' AND as_of = DATE '2016-10-01'")
+        assert silent.fetchone()[0] == 0
+    assert stages == {"sensors": "failed", "ingest": "ok", "segment": "ok", "assess": "skipped"} and "127.0.0.1" in message
+    assert _limits(db) == before  # nothing decided on knowingly missing readings
 
 
 def _nightly_cli(db: Path, tiles: Path, cwd: Path) -> subprocess.Popen:

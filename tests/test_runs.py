@@ -93,3 +93,23 @@ def test_a_night_with_nothing_delivered_goes_on_with_the_catalogue(prefect_harne
         status, stages = con.execute("SELECT status, (SELECT list(status) FROM run_stages s WHERE s.run_id = r.run_id) "
                                      "FROM run_reports r ORDER BY started_at DESC LIMIT 1").fetchone()
     assert status == "ok" and set(stages) == {"ok"}
+
+
+def test_a_night_with_only_a_bad_tile_goes_on_and_a_future_night_is_refused(prefect_harness, demo_db, repo: Path,
+                                                                            tmp_path: Path) -> None:
+    """QA 2026-12-07: one bad tile alone in the inbox failed the whole night (report: 0 quarantined);
+    `--date 2031-01-01` put every field into review and outranked every later real night."""
+    from assets.errors import InputError
+    from assets.flows.nightly import NightlyConfig, nightly
+
+    db = tmp_path / "assets.duckdb"
+    shutil.copy(demo_db[0], db)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "S2_DK_20161001_truncated.tif").write_bytes((repo / "sample_tiles" / "S2_DK_20160921.tif").read_bytes()[:5000])
+    summary = nightly(NightlyConfig(db_path=str(db), tiles_dir=str(inbox), as_of=AS_OF))
+    assert summary["report"]["tiles_quarantined"] == 1 and summary["tiles"] == 7 and summary["verified"] > 0
+    with pytest.raises(InputError, match="is after today"):
+        nightly(NightlyConfig(db_path=str(db), tiles_dir=str(inbox), as_of=date(2099, 1, 1)))
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM decisions WHERE valid_from > DATE '2030-01-01'").fetchone()[0] == 0

@@ -123,6 +123,18 @@ def test_reference_tile_prefers_clear_pixels_over_a_clean_tag(repo: Path) -> Non
     assert reference_tile([good, empty_but_tagged_clean]) is good
 
 
+def test_a_scene_delivered_twice_in_other_bytes_is_one_date(repo: Path) -> None:
+    """QA 2026-12-07: a re-exported copy of a catalogued scene (same grid and date, other bytes) made
+    every later night fail with "dates are out of order (or repeated)"."""
+    from assets.observe import group_by_grid
+
+    good = describe_tile(repo / "sample_tiles" / GOOD)
+    copy = TileRecord(**{**good.__dict__, "tile_id": "t-copy", "cloud_fraction": good.cloud_fraction + 0.01})
+    other_day = TileRecord(**{**good.__dict__, "tile_id": "t-later", "acquired_on": date(2016, 9, 30)})
+    (grid,) = group_by_grid([copy, good, other_day])
+    assert [t.tile_id for t in grid] == [good.tile_id, "t-later"]  # the clearer copy, dates unique and in order
+
+
 def test_quarantined_tiles_are_stored_and_never_used(repo: Path, tmp_path: Path, db_path: Path) -> None:
     from assets.pipeline import catalogue_tiles, stored_tiles
     from assets.store import connect, transaction

@@ -2,8 +2,8 @@
 
 The nightly job raises alerts (`monitor`, `sensors.evidence`); what is *open* is the store's
 `alerts_open` view: the newest alert per field or device and kind, a silent sensor until it reports
-again, drift and drought until a later assessment no longer finds them. Operations or a credit
-officer close the rest by hand once dealt with (a field inspected, a probe recalibrated), with a
+again. Operations or a credit officer close the rest by hand once dealt with (a field inspected, a
+probe recalibrated; a night that raises no drought may only lack the readings to judge), with a
 note saying what was done; who, when and why are kept. A condition still there on a later night
 raises a new alert. CLI (`assets alerts resolve`) and API (POST /alerts/{id}/resolve) call `resolve`.
 """

@@ -84,10 +84,20 @@ def _grid_key(t: TileRecord) -> tuple:
 
 
 def group_by_grid(tiles: Iterable[TileRecord]) -> list[list[TileRecord]]:
-    groups: dict[tuple, list[TileRecord]] = defaultdict(list)
+    """Tiles per pixel grid in date order, one per date: a scene delivered twice in other bytes (a
+    re-export, another compression) is one observation, the clearer copy (on a tie the smaller tile id),
+    not a repeated date that would stop every later night."""
+    groups: dict[tuple, dict[date, TileRecord]] = defaultdict(dict)
     for t in tiles:
-        groups[_grid_key(t)].append(t)
-    return [sorted(g, key=lambda t: t.acquired_on) for g in groups.values()]
+        same_day = groups[_grid_key(t)]
+        kept = same_day.get(t.acquired_on)
+        if kept is None or _clearness(t) < _clearness(kept):
+            same_day[t.acquired_on] = t
+    return [sorted(g.values(), key=lambda t: t.acquired_on) for g in groups.values()]
+
+
+def _clearness(t: TileRecord) -> tuple[float, str]:
+    return (round(max(t.cloud_fraction, t.nodata_fraction), 3), t.tile_id)
 
 
 def reference_tile(group: Sequence[TileRecord]) -> TileRecord:

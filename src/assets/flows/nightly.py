@@ -32,7 +32,7 @@ from assets.imagery.catalog import (
     tile_sources,
 )
 from assets.imagery.index import TileRecord, TileSurvey, no_usable_tiles
-from assets.pipeline import assess_claims, load_models, reference_tiles, segment_tile, segmentation_cache
+from assets.pipeline import assess_claims, check_as_of, load_models, reference_tiles, segment_tile, segmentation_cache
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,9 @@ def ingest_tiles(settings: Settings, tiles: str, until: date) -> Ingested:
     for q in result.survey.quarantined:
         print(f"quarantined tile {q.path.name} ({q.code}): {q.reason}")
     if not any(d.tile is not None for d in deliveries):
+        if has_catalogued_tiles(settings, until):  # bad or unreachable deliveries: the stored catalogue serves
+            print(f"no usable new tile in {tiles}; assessing with the tiles already catalogued up to {until}")
+            return Ingested(result, failed)
         if failed and not result.survey.quarantined:
             raise InputError(f"no tile at {tiles} could be catalogued: " + "; ".join(f["error"] for f in failed[:3]))
         raise no_usable_tiles(tiles, result.survey.quarantined)
@@ -145,11 +148,12 @@ def segment_references(survey: TileSurvey, db_path: str, models_dir: str | None)
 
 @flow(name="nightly", log_prints=True)
 def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> dict:
-    as_of = config.as_of or date.today()
     s = config.settings()
+    as_of = check_as_of(config.as_of or s.as_of or date.today(), s)  # a future night would outrank every real one
     db = Path(config.db_path)
     report = runs.NightReport(kind=kind, as_of=as_of, task_runner=describe(config.dask_cluster))
     summary: dict = {}
+    sensors_failed = False
     with runs.tracked(db, report):  # visible as `running` at once: a night killed mid-way is not silent
         before = runs.snapshot(db)
         if config.broker_url:
@@ -158,17 +162,23 @@ def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> d
                     from assets.flows.sensors import drain_sensors
 
                     summary["sensors"] = drain_sensors(config.db_path, config.broker_url)
-                except BrokerError as exc:  # the night goes on with the readings already stored
-                    st.status, st.message = "failed", str(exc)
+                except BrokerError as exc:  # tiles are still catalogued and segmented; claims wait (below)
+                    st.status, st.message, sensors_failed = "failed", str(exc), True
         with report.stage("ingest"):
             ingested = ingest_tiles(s, config.tiles_dir, as_of)
         count_tiles(report, ingested)
         with report.stage("segment"):
             segment_references(ingested.survey, config.db_path, config.models_dir)
-        with report.stage("assess"):
-            summary.update(assess(config.db_path, as_of, config.models_dir, kind))
-    report.fields_refreshed = summary["claims"]
-    report.assessment_run_id = summary["run_id"]
+        with report.stage("assess") as st:
+            if sensors_failed:  # every probe would read as silent: limits cut and alerts raised for the broker's fault
+                st.status, st.message = "skipped", ("not assessed: the sensor readings could not be drained, so every "
+                                                    "probe would look silent; limits stay as they were. Fix the broker "
+                                                    "and run the night again")
+                print(f"claims not assessed tonight: {st.message}")
+            else:
+                summary.update(assess(config.db_path, as_of, config.models_dir, kind))
+    report.fields_refreshed = summary.get("claims", 0)
+    report.assessment_run_id = summary.get("run_id")
     runs.complete(db, report, before, failed_parts=bool(ingested.failed))
     summary["quarantined"] = [q.summary() for q in ingested.survey.quarantined]
     summary["report"] = report.summary()

@@ -4,9 +4,9 @@
 -- listed thirty "drifted" alerts in December. Now:
 --   * one line per subject: only the newest alert of a kind for one field, device (and variable)
 --     is listed; the older rows stay in `alerts` as the record;
---   * drift and drought close by themselves once a later assessment ran (an `ok` row in
---     `ingest_runs` with a later as-of day: every assessment recomputes the device alerts) without
---     raising them again;
+--   * drift and drought stay open until someone resolves them: a later night that raises none
+--     may only lack the readings to judge (a broker outage, a claim assessed a day past the last
+--     reading), which is not the soil getting wetter;
 --   * any alert can be resolved by a person, with a note (`assets alerts resolve`, POST
 --     /alerts/{id}/resolve); who, when and why are kept here. A condition that holds on a later
 --     night raises a new alert (a new id) and is listed again.
@@ -32,8 +32,6 @@ SELECT a.alert_id, a.as_of, a.kind, a.borrower_id, a.claim_id, a.device_id, a.me
 FROM newest a
 WHERE a.nth = 1
   AND NOT EXISTS (SELECT 1 FROM alert_resolutions x WHERE x.alert_id = a.alert_id)
-  AND NOT (a.kind IN ('sensor_drift', 'drought') AND EXISTS (
-      SELECT 1 FROM ingest_runs r WHERE r.status = 'ok' AND r.as_of > a.as_of))
   AND NOT (a.kind = 'sensor_silent' AND EXISTS (
       SELECT 1 FROM sensor_readings r
       WHERE r.device_id = a.device_id
