@@ -398,6 +398,7 @@ def test_deploy_password_script_and_cli_passwd_file_work_with_mosquitto(tmp_path
     assert not any("secret" in line or "ingest-pw" in line for line in lines)  # hashed
     assert cli_main(["sensors", "devices", "add", "probe-009", "--borrower", "farmer-009", "--lon", "9.3",
                      "--lat", "56.3", "--secret", "nine-secret", "--passwd-file", str(passwd), "--db", str(db)]) == 0
+    assert passwd.stat().st_mode & 0o777 == 0o600  # hashes of device secrets: never world-readable
     broker = start_mosquitto(tmp_path / "broker", {}, password_file=passwd)
     try:
         ingester = Ingester(db, broker.url(INGESTER_USER, USERS[INGESTER_USER]), client_id="pw", max_latency_s=0.05).start()

@@ -143,10 +143,19 @@ def _add_to_passwd(path: Path, user: str, secret: str) -> None:
     binary = shutil.which("mosquitto_passwd")
     if binary is None:
         raise AssetsError("mosquitto_passwd not found; install mosquitto or build the file with deploy/mosquitto/make-passwd.sh")
-    cmd = [binary, "-b", str(path), user, secret] if path.exists() else [binary, "-c", "-b", str(path), user, secret]
+    new = not path.exists()
+    cmd = [binary, "-c", "-b", str(path), user, secret] if new else [binary, "-b", str(path), user, secret]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise AssetsError(f"mosquitto_passwd failed on {path}: {done.stderr.strip()}")
+    try:
+        path.chmod(0o600)  # hashes of device secrets: the broker's user only (deploy/mosquitto/README.md)
+    except OSError:  # not this user's file: its owner keeps it private
+        pass
+    if new:
+        print(f"note: {path} did not exist and was created; if the broker reads another file, add the device there")
+    print(f"the broker reads {path} at start and on SIGHUP: reload it (`kill -HUP <mosquitto pid>`) so "
+          f"{user} can log in")
 
 
 def cmd_devices_list(args: argparse.Namespace) -> int:
