@@ -143,6 +143,10 @@ def test_an_owner_takes_other_processes_writes_and_analysts_read_the_snapshot(db
                              cwd=REPO, capture_output=True, text=True, timeout=120,
                              env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
         assert cli.returncode == 0 and '"owner_running": true' in cli.stdout, cli.stderr[-1000:]
+        typo = subprocess.run([sys.executable, "-m", "assets.cli", "store", "status", "--db", str(db_path) + ".typo"],
+                              cwd=REPO, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
+        assert typo.returncode == 2 and "no database at" in typo.stderr
         ro = subprocess.run([sys.executable, "-c", "import sys; from assets.store import connect\n"
                              "with connect(sys.argv[1], read_only=True) as con:\n"
                              "    print(con.execute('SELECT count(*) FROM decisions').fetchone()[0])", str(db_path)],
