@@ -143,6 +143,8 @@ def test_exports_open_in_geopandas(bank: Path, tmp_path: Path, fmt: str, name: s
     assert set(gdf["status"]) == {"verified", "rejected"}
     assert gdf.loc[gdf["status"] == "verified", "limit_cny"].gt(0).all()
     assert (gdf["value_low_cny"] <= gdf["value_cny"]).all() and gdf.geometry.is_valid.all()
+    assert (gdf["verified_area_mu"] - 15 * gdf["verified_area_ha"]).abs().max() < 1e-6  # a bank in China reads mu
+    assert (gdf["claimed_area_mu"] - 15 * gdf["claimed_area_ha"]).abs().max() < 1e-6
     minx, miny, maxx, maxy = gdf.total_bounds
     assert 9.0 < minx < maxx < 11 and 55 < miny < maxy < 57  # lon/lat order, degrees
     with pytest.raises(SystemExit) as bad:

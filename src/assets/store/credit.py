@@ -22,8 +22,11 @@ SORTABLE = ("borrower_id", "claims", "verified_area_ha", "value_low_cny", "value
 STATUSES = ("verified", "partial", "review", "rejected", "submitted")
 REGION = re.compile(r"[NS]\d{2}[EW]\d{3}")  # the 1-degree cell of a field's centre, as the views name it
 FIELD_COLUMNS = ("claim_id", "borrower_id", "name", "status", "reason", "region", "crop", "claimed_area_ha",
-                 "verified_area_ha", "value_low_cny", "value_cny", "value_high_cny", "limit_cny", "as_of",
-                 "params_version", "crop_model_version", "seg_model_version", "decision_id")
+                 "claimed_area_mu", "verified_area_ha", "verified_area_mu", "value_low_cny", "value_cny",
+                 "value_high_cny", "limit_cny", "as_of", "params_version", "crop_model_version", "seg_model_version",
+                 "decision_id")
+_DERIVED = {"claimed_area_mu": "claimed_area_ha * 15 AS claimed_area_mu",  # 1 ha = 15 mu, as in the views
+            "verified_area_mu": "verified_area_ha * 15 AS verified_area_mu"}
 
 
 def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -138,7 +141,7 @@ def field_rows(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFil
     borrowers that query lists: those whose limit is in ``min_limit_cny`` .. ``max_limit_cny``, in
     its ``sort`` order, the first ``rows`` of them; each borrower's fields by claim id."""
     f.check()
-    cols = ", ".join(FIELD_COLUMNS + (("geojson", "geom_wkb") if with_geometry else ()))
+    cols = ", ".join(_DERIVED.get(c, c) for c in FIELD_COLUMNS + (("geojson", "geom_wkb") if with_geometry else ()))
     rows = _records(con.execute(f"SELECT {cols} FROM field_valuations WHERE {_FIELD_WHERE} ORDER BY claim_id",
                                 _field_params(f)))
     if f == PortfolioFilter(region=f.region, crop=f.crop, status=f.status, as_of_from=f.as_of_from,
