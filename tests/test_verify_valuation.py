@@ -219,3 +219,11 @@ def test_the_structured_steps_multiply_out_when_a_crop_failed() -> None:
     per_mu = steps["value_per_mu"]["value"]
     assert steps["area"]["value"] * per_mu * steps["crop_health"]["value"] == pytest.approx(val.value_cny, rel=1e-4)
     assert val.value_cny == pytest.approx(135.0 * per_mu * params.crop_failure_factor, rel=1e-4)
+
+
+def test_the_area_range_says_when_its_high_end_is_the_claimed_area() -> None:
+    whole = value_claim(check(observation(farmland=1.0, planted=1.0)), PARAMS, 6)
+    text = next(s["text"] for s in whole.explanation if s["step"] == "area_range")
+    assert "the high end is the area claimed" in text  # +-5% printed, +0% applied: said
+    part = value_claim(check(observation()), PARAMS, 6)  # 9 of 10 ha: the margin fits under the claim
+    assert "the high end is the area claimed" not in next(s["text"] for s in part.explanation if s["step"] == "area_range")

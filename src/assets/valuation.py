@@ -246,7 +246,9 @@ def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
          "text": ("lowest value per mu among the likely crops (the crop call is uncertain)" if inp.crop == legend.UNKNOWN
                   else "expected harvest value per mu over the crop probabilities")
                  + (f" ({inp.crop}: {top.yield_kg_per_mu:.0f} kg/mu x {top.price_cny_per_kg:.2f} CNY/kg)" if top else "")
-                 + (f"; no price set for {', '.join(unpriced)}, counted as 0" if unpriced else "")},
+                 + ((f"; no price set for {', '.join(unpriced)}, so the lowest is taken among the priced ones"
+                     if inp.crop == legend.UNKNOWN else f"; no price set for {', '.join(unpriced)}, counted as 0")
+                    if unpriced else "")},
         {"step": "value", "value": round(value, 2), "unit": "CNY",
          "text": f"{area_mu:.1f} mu x {expected_per_mu:.0f} CNY/mu"
                  + (f" x {health:.0%} (" + ("crop failure this season" if failed and health == params.crop_failure_factor
@@ -254,7 +256,9 @@ def value_inputs(inp: ValuationInput, params: ValuationParams) -> Valuation:
                  + f" = {value:,.0f} CNY"},
         {"step": "area_range", "value": [round(area_low_mu, 2), round(area_high_mu, 2)], "unit": "mu",
          "margin": round(margin, 4), "text": f"area {area_low_mu:.1f}-{area_high_mu:.1f} mu (+-{margin:.0%}: "
-                                              + ", ".join(margin_why) + ")"},
+                                              + ", ".join(margin_why)
+                                              + ("; the high end is the area claimed, no more"
+                                                 if area_high_mu < area_mu * (1 + margin) - 1e-9 else "") + ")"},
         {"step": "value_per_mu_range", "value": [round(low_per_mu, 2), round(high_per_mu, 2)], "unit": "CNY/mu",
          "text": f"{low_per_mu:.0f}-{high_per_mu:.0f} CNY/mu: low and high yield x price over the crop "
                  "probabilities" + (" (low: the least valuable likely crop)" if inp.crop == legend.UNKNOWN else "")
