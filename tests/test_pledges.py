@@ -218,6 +218,10 @@ def test_a_contested_overlap_waits_for_an_officer() -> None:
     waiting = verdict()
     assert waiting.status == "review" and waiting.reasons[-1].code == "overlap_contested"
     assert "a credit officer decides whose land it is" in waiting.reasons[-1].message
-    approved = verdict(ReviewDecision(review_id="rv-1", decision="approve", decided_by="li", note="site visit: theirs"))
+    approved = verdict(ReviewDecision(review_id="rv-1", decision="approve", decided_by="li", note="site visit: theirs",
+                                      reviewed=("overlap_contested",)))
     assert approved.status == "verified" and approved.verified_area_ha == pytest.approx(9.0)
+    other = verdict(ReviewDecision(review_id="rv-0", decision="approve", decided_by="li", note="boundary fine",
+                                   reviewed=("boundary_mismatch",)))
+    assert other.status == "review"  # an approval of another question does not settle whose land this is
     assert any(r.code == "review_approved" and "site visit" in r.message for r in approved.reasons)

@@ -40,6 +40,7 @@ class ReviewDecision:
     decision: str  # approve | reject
     decided_by: str
     note: str
+    reviewed: tuple[str, ...] = ()  # codes of the reasons the officer saw when deciding
 
 
 @dataclass
@@ -179,8 +180,8 @@ def verify_claim(
     if contested_overlap_ha > settings.max_overlap_fraction * claimed_area_ha:
         contested = (f"{contested_overlap_ha:.2f} ha ({contested_overlap_ha / claimed_area_ha:.0%}) of this field lies "
                      "inside an earlier drawing that was larger than its own field (valued only at that field)")
-        if review is None:
-            v.status = "review"
+        if review is None or (review.decision == "approve" and "overlap_contested" not in review.reviewed):
+            v.status = "review"  # an approval of something else (a boundary, old imagery) does not settle this
             v.reasons.append(Reason("overlap_contested", f"{contested}; a credit officer decides whose land it is "
                                     "before any credit"))
             return v

@@ -46,14 +46,20 @@ def record_decision(con: duckdb.DuckDBPyConnection, row: Mapping[str, Any]) -> N
 
 
 def review_decisions(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The newest decision per claim: {claim_id: {review_id, decision, decided_by, note}}."""
+    """The newest decision per claim: {claim_id: {review_id, decision, decided_by, note, reviewed}};
+    ``reviewed`` holds the codes of the reasons the officer saw (what the decision was about)."""
     if not claim_ids:
         return {}
     rows = con.execute(
-        "SELECT claim_id, review_id, decision, decided_by, note FROM ("
+        "SELECT claim_id, review_id, decision, decided_by, note, reasons FROM ("
         " SELECT *, row_number() OVER (PARTITION BY claim_id ORDER BY decided_at DESC, review_id) AS rn"
         " FROM claim_reviews WHERE list_contains(?, claim_id)) WHERE rn = 1", [list(claim_ids)]).fetchall()
-    return {r[0]: {"review_id": r[1], "decision": r[2], "decided_by": r[3], "note": r[4]} for r in rows}
+    out = {}
+    for cid, rid, decision, by, note, reasons in rows:
+        seen = json.loads(reasons) if isinstance(reasons, str) else (reasons or [])
+        out[cid] = {"review_id": rid, "decision": decision, "decided_by": by, "note": note,
+                    "reviewed": tuple(str(r.get("code")) for r in seen if isinstance(r, dict))}
+    return out
 
 
 def borrower_reviews(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[dict[str, Any]]:
