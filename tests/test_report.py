@@ -28,7 +28,7 @@ def test_report_is_one_self_contained_file(report: Path) -> None:
     drawn = re.findall(r'class="field status-(\w+)"', text)  # rejected first, so accepted fields lie on top
     assert drawn.index("rejected") < min(i for i, s in enumerate(drawn) if s == "verified")
     for section in ("Fields by status", "Distributions", "Exposure by crop", "Exposure by region",
-                    "Limits changed since the previous run", "Alerts"):
+                    "Limits changed since the last night", "Alerts"):
         assert section in text
     assert "parameters 2026.12-6 -&gt; test-v2" in text and "crop model crop-v1 -&gt; crop-v2" in text
 

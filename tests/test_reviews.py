@@ -105,6 +105,11 @@ def test_cli_lists_and_approves(repo: Path, tmp_path: Path, stubbed, capsys) -> 
     assert (decision["decision"], decision["decided_by"], decision["note"]) == (
         "approve", "li", "visited: one farm, hedges removed")
     assert decision["reasons"] and decision["reasons"][-1]["code"] == "boundary_mismatch"
+    from assets.report import render
+
+    with connect(settings.db_path) as con:  # the report's "why" of the change is the officer's decision
+        changes = render(con).split('id="changes"')[1].split("</table>")[0]
+    assert "approved by credit officer li" in changes and "haircut" not in changes
     assert cli_main(["audit", "verify", "--db", str(settings.db_path)]) == 0  # the decision records who and why
     capsys.readouterr()
     with connect(settings.db_path) as con:  # who approved it, rewritten by hand: the log says otherwise

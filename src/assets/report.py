@@ -2,7 +2,7 @@
 
 Inline SVG only (no scripts, no external files, so it opens offline and from e-mail): a map of the
 fields coloured by status, distributions of value and limit, exposure by crop and region, the
-limits that changed since the previous assessment run and why, and open alerts. Every text from
+limits that changed since the last night started (and the claims and reviews after it) and why, and open alerts. Every text from
 the database is HTML-escaped.
 """
 
@@ -119,6 +119,10 @@ def _why(change: dict[str, Any]) -> str:
         reasons.append(f"parameters {change['previous_params_version']} -> {change['params_version']}")
     if change["previous_crop_model"] not in (None, change["crop_model_version"]):
         reasons.append(f"crop model {change['previous_crop_model']} -> {change['crop_model_version']}")
+    officers = [r["message"] for r in change.get("reasons") or []
+                if isinstance(r, dict) and r.get("code") in ("review_approved", "review_rejected")]
+    if officers:  # the officer's decision is the why, not the haircuts it leaves in place
+        return "; ".join(reasons + officers)
     steps = [s["text"] for s in change["explanation"] or [] if s.get("step", "").startswith(("haircut", "no_limit"))]
     return "; ".join(reasons + steps) or "new imagery or sensor evidence"
 
@@ -157,7 +161,7 @@ def render(con) -> str:
 <h2>Exposure by region</h2>{_table(exposure_by(con, 'region'), [('region', 'region'), ('fields', 'fields'),
                                                                  ('value_cny', 'value CNY'), ('limit_cny', 'limit CNY')],
                                    {'value_cny', 'limit_cny'})}
-<h2>Limits changed since the previous run{f' ({since:%Y-%m-%d %H:%M})' if since else ''}</h2>
+<h2>Limits changed since the last night{f' (started {since:%Y-%m-%d %H:%M}; claims and reviews after it included)' if since else ''}</h2>
 <div id="changes">{_table(changes, [('borrower_id', 'borrower'), ('name', 'field'), ('claim_id', 'claim'),
                                    ('previous_limit_cny', 'was'),
                                    ('limit_cny', 'now'), ('change_cny', 'change'), ('why', 'why')],

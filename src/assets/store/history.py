@@ -447,16 +447,19 @@ def limit_changes_since(con: duckdb.DuckDBPyConnection, since: datetime | None) 
     """Current decisions recorded after ``since`` whose limit differs from the one they replaced."""
     return _parse(_records(con.execute(
         "SELECT * FROM (SELECT borrower_id, claim_id, valid_from, recorded_at, limit_cny, params_version, "
-        "crop_model_version, explanation, lag(limit_cny) OVER w AS previous_limit_cny, "
+        "crop_model_version, explanation, reasons, lag(limit_cny) OVER w AS previous_limit_cny, "
         "lag(params_version) OVER w AS previous_params_version, lag(crop_model_version) OVER w AS previous_crop_model, "
         "lead(valid_from) OVER w AS valid_to FROM decisions WINDOW w AS (PARTITION BY claim_id ORDER BY valid_from, "
-        "decision_seq)) WHERE valid_to IS NULL AND (CAST(? AS TIMESTAMP) IS NULL OR recorded_at > ?) "
-        "AND previous_limit_cny IS DISTINCT FROM limit_cny ORDER BY abs(limit_cny - coalesce(previous_limit_cny, 0)) "
+        "decision_seq)) WHERE valid_to IS NULL AND (CAST(? AS TIMESTAMP) IS NULL OR recorded_at >= ?) "
+        "AND previous_limit_cny IS DISTINCT FROM limit_cny "
+        "AND NOT (previous_limit_cny IS NULL AND limit_cny = 0) ORDER BY abs(limit_cny - coalesce(previous_limit_cny, 0)) "
         "DESC LIMIT 200", [since, since])))
 
 
 def previous_run_started(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    """When the assessment run before the newest one started: "changed since the last run" starts there."""
-    row = con.execute("SELECT started_at FROM ingest_runs WHERE status = 'ok' ORDER BY started_at DESC "
-                      "LIMIT 1 OFFSET 1").fetchone()
+    """When the newest night (a nightly or demo run) started: "changed since the last night" starts
+    there and takes in the claims submitted and reviews decided after it (each an assessment run of
+    its own, so counting from the run before the newest one showed only the last single action)."""
+    row = con.execute("SELECT started_at FROM ingest_runs WHERE status = 'ok' AND kind IN ('nightly', 'demo') "
+                      "ORDER BY started_at DESC LIMIT 1").fetchone()
     return row[0] if row else None
