@@ -71,6 +71,7 @@ def test_a_moved_field_waits_for_review_without_a_limit(repo: Path, tmp_path: Pa
     with connect(settings.db_path) as con:
         detail = borrower(con, "farmer-009")
         assert detail["borrower"]["limit_cny"] == 0 and detail["borrower"]["claims_accepted"] == 0
+        assert detail["borrower"]["claims_in_review"] == 1  # waiting, not "accepted 0, rejected 0" only
         (claim,) = detail["claims"]
         assert claim["boundary"]["verdict"] == "mismatch" and claim["boundary"]["cut_fields"] >= 2
         # the area the imagery measured is shown on the claim, but no face counts it as verified land
@@ -78,6 +79,7 @@ def test_a_moved_field_waits_for_review_without_a_limit(repo: Path, tmp_path: Pa
         assert claim["limit_cny"] is None and claim["value_cny"] is None  # no value yet, not a value of 0
         rows, totals = portfolio(con)
         assert [r["verified_area_ha"] for r in rows] == [0] and totals["verified_area_mu"] == 0
+        assert [r["claims_in_review"] for r in rows] == [1] and totals["claims_in_review"] == 1
         assert [(e["status"], e["area_ha"]) for e in exposure_by(con, "status")] == [("review", 0)]
     # The nightly run keeps it waiting.
     pipeline.assess_claims(settings.db_path, as_of=AS_OF, settings=settings, models=stubbed)

@@ -15,10 +15,10 @@ from assets.cli.options import db_option
 from assets.cli.render import table, to_csv, to_json
 from assets.config import settings as make_settings
 
-PORTFOLIO_COLUMNS = ["borrower_id", "claims", "claims_accepted", "claims_rejected", "verified_area_ha",
-                     "value_low_cny", "value_cny", "value_high_cny", "limit_cny"]
-PORTFOLIO_HEADERS = ["borrower", "claims", "accepted", "rejected", "area ha", "value low", "value CNY", "value high",
-                     "limit CNY"]
+PORTFOLIO_COLUMNS = ["borrower_id", "claims", "claims_accepted", "claims_in_review", "claims_rejected",
+                     "verified_area_ha", "value_low_cny", "value_cny", "value_high_cny", "limit_cny"]
+PORTFOLIO_HEADERS = ["borrower", "claims", "accepted", "in review", "rejected", "area ha", "value low", "value CNY",
+                     "value high", "limit CNY"]
 
 
 def _timestamp(text: str) -> datetime:

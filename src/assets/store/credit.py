@@ -94,6 +94,7 @@ def portfolio(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFilt
         "WITH b AS (SELECT borrower_id, count(*) AS claims, "
         f"count(*) FILTER ({_ACCEPTED}) AS claims_accepted, "
         "count(*) FILTER (WHERE status = 'rejected') AS claims_rejected, "
+        "count(*) FILTER (WHERE status = 'review') AS claims_in_review, "
         f"coalesce(sum(verified_area_ha) FILTER ({_ACCEPTED}), 0) AS verified_area_ha, "
         f"coalesce(sum(verified_area_ha) FILTER ({_ACCEPTED}), 0) * 15 AS verified_area_mu, "
         "coalesce(sum(value_low_cny), 0) AS value_low_cny, coalesce(sum(value_cny), 0) AS value_cny, "
@@ -105,7 +106,8 @@ def portfolio(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFilt
     params = _field_params(f) + [f.min_limit_cny, f.min_limit_cny, f.max_limit_cny, f.max_limit_cny]
     rows = _records(con.execute(sql, params))
     totals = {"borrowers": len(rows), **{k: sum(r[k] or 0 for r in rows) for k in (
-        "claims", "claims_accepted", "claims_rejected", "verified_area_ha", "verified_area_mu", "value_low_cny",
+        "claims", "claims_accepted", "claims_rejected", "claims_in_review", "verified_area_ha", "verified_area_mu",
+        "value_low_cny",
         "value_cny", "value_high_cny", "limit_cny")}}
     return (rows[: f.rows] if f.rows else rows), totals
 
