@@ -122,3 +122,15 @@ def test_operations_resolve_an_alert_over_the_api(db: Path) -> None:
         assert con.execute("SELECT resolved_by, channel FROM alert_resolutions").fetchall() == [("ops", "api")]
     assert json.loads(json.dumps(r.json()))  # plain JSON
     assert isinstance(datetime.fromisoformat(r.json()["resolved_at"]), datetime)
+
+
+def test_an_alert_about_a_rejected_field_is_not_listed(db: Path) -> None:
+    """QA 2026-12-07: a harvest alert stayed open on a field an officer had rejected (limit 0)."""
+    with connect(db) as con:
+        con.execute("INSERT INTO alerts (alert_id, kind, borrower_id, claim_id, device_id, raised_at, as_of, message) "
+                    "VALUES ('a-harvest', 'harvest_reached', 'farmer-001', 'c-1', NULL, now(), DATE '2016-09-30', 'x')")
+        assert "a-harvest" in {a["alert_id"] for a in open_alerts(con)}
+        con.execute("INSERT INTO current_decisions (claim_id, decision_seq, decision_id, borrower_id, verification_id, "
+                    "valid_from, recorded_at, status, limit_cny, params_version, reasons) VALUES ('c-1', 1, 'dec-1', "
+                    "'farmer-001', 'v-1', DATE '2016-09-30', now(), 'rejected', 0, 't', '[]')")
+        assert "a-harvest" not in {a["alert_id"] for a in open_alerts(con)}

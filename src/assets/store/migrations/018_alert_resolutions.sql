@@ -10,6 +10,8 @@
 --   * any alert can be resolved by a person, with a note (`assets alerts resolve`, POST
 --     /alerts/{id}/resolve); who, when and why are kept here. A condition that holds on a later
 --     night raises a new alert (a new id) and is listed again.
+--   * an alert about a field whose current verdict is `rejected` (by an officer, or a later night) is
+--     not listed: nothing is lent on that field.
 -- The silent-sensor rule of migration 017 is unchanged.
 CREATE TABLE alert_resolutions (
     alert_id     VARCHAR PRIMARY KEY,
@@ -32,6 +34,8 @@ SELECT a.alert_id, a.as_of, a.kind, a.borrower_id, a.claim_id, a.device_id, a.me
 FROM newest a
 WHERE a.nth = 1
   AND NOT EXISTS (SELECT 1 FROM alert_resolutions x WHERE x.alert_id = a.alert_id)
+  AND NOT (a.claim_id IS NOT NULL AND EXISTS (
+      SELECT 1 FROM current_decisions d WHERE d.claim_id = a.claim_id AND d.status = 'rejected'))
   AND NOT (a.kind = 'sensor_silent' AND EXISTS (
       SELECT 1 FROM sensor_readings r
       WHERE r.device_id = a.device_id
