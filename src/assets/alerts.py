@@ -15,9 +15,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from assets.config import Settings
-from assets.errors import InputError, NotFoundError, StoreError
+from assets.errors import InputError, NotFoundError
 from assets.store import alerts as store
 from assets.store import writer
+from assets.store.db import require_database
 
 NOTE_MAX_CHARS = 500
 
@@ -64,8 +65,7 @@ def record_resolution(con: Any, *, alert_id: str, note: str, resolved_by: str, c
 def resolve(settings: Settings, resolution: Resolution) -> dict[str, Any]:
     """Close an open alert with a note; returns the alert with who resolved it, when and why."""
     r = check(resolution)
-    if not settings.db_path.exists():
-        raise StoreError(f"no database at {settings.db_path}; pass --db with the file the nightly job writes")
+    require_database(settings.db_path)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     return writer.call(settings.db_path, record_resolution, alert_id=r.alert_id, note=r.note,  # type: ignore[no-any-return]
                        resolved_by=r.resolved_by, channel=r.channel, now=now)

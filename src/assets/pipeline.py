@@ -33,9 +33,8 @@ from assets.store import append, writer
 from assets.store.claims import (
     claim_status_rows,
     decided_reasons,
-    inflated_claim_ids,
     other_limits_by_borrower,
-    rejected_claim_ids,
+    pledge_states,
     withdraw_undecided,
 )
 from assets.store.history import append_decisions, record_params
@@ -196,9 +195,10 @@ def assess_claims(
                     for c in targets if c.geometry is not None}
         device_alerts = sensor_alerts(con, as_of, monitoring_params(params))
         decisions = {cid: ReviewDecision(**row) for cid, row in review_decisions(con, [c.claim_id for c in targets]).items()}
-        pledges = Pledges(every_claim, released=rejected_claim_ids(con),  # rejected claims hold no land
-                          contested=inflated_claim_ids(con))  # inflated ones hold their drawing beyond the field loosely
-        held_elsewhere = other_limits_by_borrower(con, [c.claim_id for c in targets])  # the cap is per borrower
+        released, contested = pledge_states(con)  # rejected claims hold no land, inflated ones part of theirs loosely
+        pledges = Pledges(every_claim, released=released, contested=contested)
+        held_elsewhere = other_limits_by_borrower(con, [c.claim_id for c in targets],  # the cap is per borrower
+                                                  [c.borrower_id for c in targets])
     # 2. Compute, without holding the database.
     cache = segmentation_cache(db_path)
     seg_paths = {t.tile_id: segment_tile(t, models.segmenter, cache) for t in reference_tiles(tiles)}

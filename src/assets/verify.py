@@ -42,6 +42,11 @@ class ReviewDecision:
     note: str
     reviewed: tuple[str, ...] = ()  # codes of the reasons the officer saw when deciding
 
+    def approval(self, about: str) -> "Reason":
+        """The reason an approval leaves on the verdict; its wording is what `audit verify` matches
+        against `claim_reviews` (`store.history.review_problems`)."""
+        return Reason("review_approved", f"approved by credit officer {self.decided_by} ({about}): {self.note}")
+
 
 @dataclass
 class Verification:
@@ -185,8 +190,7 @@ def verify_claim(
             v.reasons.append(Reason("overlap_contested", f"{contested}; a credit officer decides whose land it is "
                                     "before any credit"))
             return v
-        v.reasons.append(Reason("review_approved", f"approved by credit officer {review.decided_by} ({contested}): "
-                                f"{review.note}"))
+        v.reasons.append(review.approval(contested))
     v.verified_area_ha = max(0.0, min(v.planted_area_ha, claimed_area_ha) - overlap_area_ha)
     judgement = bnd.judge(observation.boundary, settings)
     if observation.boundary is not None:
@@ -205,8 +209,7 @@ def verify_claim(
             v.status = "review"
             v.reasons.append(Reason(judgement.code, judgement.message))
             return v
-        v.reasons.append(Reason("review_approved", f"approved by credit officer {review.decided_by} "
-                                f"({judgement.code.replace('_', ' ')}): {review.note}"))
+        v.reasons.append(review.approval(judgement.code.replace("_", " ")))
     stale = stale_imagery(usable, as_of, settings)
     if stale is not None:
         if review is None:
@@ -214,8 +217,7 @@ def verify_claim(
             v.reasons.append(Reason("stale_imagery", stale))
             return v
         if judgement.kind != bnd.MISMATCH:  # that branch has already recorded the approval
-            v.reasons.append(Reason("review_approved", f"approved by credit officer {review.decided_by} "
-                                    f"(stale imagery): {review.note}"))
+            v.reasons.append(review.approval("stale imagery"))
     if v.verified_area_ha < PARTIAL_BELOW * claimed_area_ha:
         v.status = "partial"
         if judgement.kind != bnd.INFLATED and not bitten:  # the boundary reason already says what is valued

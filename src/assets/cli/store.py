@@ -78,13 +78,10 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from assets.store import writer
+    from assets.store.db import require_database
 
     s = make_settings(db_path=args.db)
-    if not s.db_path.exists():
-        from assets.errors import StoreError
-
-        raise StoreError(f"no database at {s.db_path}; pass --db (or ASSETS_DB) with the file the server uses")
-    snap = writer.snapshot_path(s.db_path)
+    snap = writer.snapshot_path(require_database(s.db_path))
     print(to_json({"db": str(s.db_path), "owner_running": writer.owner_running(s.db_path),
                    "socket": str(writer.socket_path(s.db_path)), "snapshot": str(snap),
                    "snapshot_exists": snap.exists()}))

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from assets.cli.options import db_option
 from assets.cli.render import table, to_json
-from assets.config import Settings
 from assets.config import settings as make_settings
-from assets.errors import StoreError
+from assets.store.db import require_database
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,19 +79,12 @@ def _borrower_known(db_path: Path, borrower_id: str) -> bool:
         return borrower_exists(con, borrower_id)
 
 
-def _existing(s: Settings) -> Path:
-    """The database file, which these commands never create: a typo in --db is said, not made."""
-    if not s.db_path.exists():
-        raise StoreError(f"no database at {s.db_path}; pass --db (or ASSETS_DB) with the file the server uses")
-    return s.db_path
-
-
 def cmd_token(args: argparse.Namespace) -> int:
     from assets import access
 
     s = make_settings(db_path=args.db)
     days = s.token_days if args.expires_days is None else args.expires_days
-    issued = access.issue_token(_existing(s), args.name, days=days, max_days=s.token_max_days)
+    issued = access.issue_token(require_database(s.db_path), args.name, days=days, max_days=s.token_max_days)
     print(f"token {issued.token_id} for {issued.user_name} ({issued.role.value}), expires "
           f"{issued.expires_at:%Y-%m-%d %H:%M} UTC; shown once, send it as `Authorization: Bearer <token>`:")
     print(issued.secret)
@@ -103,7 +95,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     from assets import access
 
     s = make_settings(db_path=args.db, public_url=args.base_url)
-    issued, url = access.issue_link(_existing(s), args.name, s)
+    issued, url = access.issue_link(require_database(s.db_path), args.name, s)
     print(f"one-time sign-in link for {issued.user_name} (borrower {issued.borrower_id}), good until "
           f"{issued.expires_at:%Y-%m-%d %H:%M} UTC; send it by SMS:")
     print(url)
@@ -114,7 +106,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     from assets import access
 
     s = make_settings(db_path=args.db)
-    count = access.revoke(_existing(s), args.target)
+    count = access.revoke(require_database(s.db_path), args.target)
     if count:
         print(f"revoked {count} token(s) and link(s) of {args.target}")
     else:
@@ -128,7 +120,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from assets.store import writer
 
     s = make_settings(db_path=args.db)
-    with writer.read(_existing(s)) as con:
+    with writer.read(require_database(s.db_path)) as con:
         rows = store.list_tokens(con) if args.tokens else store.list_users(con, utcnow())
     if args.format == "json":
         print(to_json(rows))

@@ -58,25 +58,25 @@ def withdraw_undecided(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str])
     return len(gone)
 
 
-def other_limits_by_borrower(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> dict[str, float]:
-    """Per borrower, the limits in force on their claims other than ``claim_ids``: what a run that
-    decides only ``claim_ids`` must leave room for under the borrower cap."""
-    rows = con.execute("SELECT borrower_id, sum(limit_cny) FROM current_decisions WHERE NOT list_contains(?, claim_id) "
-                       "GROUP BY borrower_id", [list(claim_ids)]).fetchall()
+def other_limits_by_borrower(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str],
+                             borrower_ids: Sequence[str]) -> dict[str, float]:
+    """Per borrower of ``borrower_ids``, the limits in force on their claims other than ``claim_ids``:
+    what a run that decides only ``claim_ids`` must leave room for under the borrower cap."""
+    rows = con.execute("SELECT borrower_id, sum(limit_cny) FROM current_decisions WHERE list_contains(?, borrower_id) "
+                       "AND NOT list_contains(?, claim_id) GROUP BY borrower_id",
+                       [sorted(set(borrower_ids)), list(claim_ids)]).fetchall()
     return {b: float(total or 0.0) for b, total in rows}
 
 
-def rejected_claim_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Claims whose current verdict is ``rejected``: they hold no land (`claims.Pledges`)."""
-    return {r[0] for r in con.execute("SELECT claim_id FROM current_decisions WHERE status = 'rejected'").fetchall()}
-
-
-def inflated_claim_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Claims whose current verdict values an inflated drawing at its detected field only
-    (`boundary_inflated`): the rest of their drawing is contested land (`claims.Pledges`)."""
-    return {r[0] for r in con.execute(
-        "SELECT claim_id FROM current_decisions WHERE status <> 'rejected' "
-        "AND list_contains(json_extract_string(reasons, '$[*].code'), 'boundary_inflated')").fetchall()}
+def pledge_states(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str]]:
+    """(claims whose current verdict is ``rejected``: they hold no land; claims whose verdict values an
+    inflated drawing at its detected field only, `boundary_inflated`: the rest of their drawing is
+    contested land), for `claims.Pledges`, in one pass (a text test first, so only those rows are parsed)."""
+    rows = con.execute(
+        "SELECT claim_id, status = 'rejected' FROM current_decisions WHERE status = 'rejected' "
+        "OR (contains(CAST(reasons AS VARCHAR), 'boundary_inflated') "
+        "AND list_contains(json_extract_string(reasons, '$[*].code'), 'boundary_inflated'))").fetchall()
+    return {c for c, rejected in rows if rejected}, {c for c, rejected in rows if not rejected}
 
 
 def decided_reasons(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

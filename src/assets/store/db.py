@@ -73,6 +73,16 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     return newest_known
 
 
+def require_database(path: str | Path) -> Path:
+    """``path``, or a `StoreError` when no database is there: commands that read or change what the
+    nightly job stored never create an empty file in place of a mistyped one."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"no database at {path}; pass --db (or ASSETS_DB) naming the file the nightly job and the "
+                         f"server use, or make one with `assets demo --db {path}` or `assets nightly`")
+    return path
+
+
 @contextmanager
 def connect(
     path: str | Path, *, read_only: bool = False, retry_s: float = 5.0
@@ -83,9 +93,7 @@ def connect(
     `StoreLockedError`, so short overlapping jobs take turns. A read-only open of a file that a
     writer service owns (`assets serve`, `store/writer.py`) opens its read snapshot instead.
     """
-    path = Path(path)
-    if read_only and not path.exists():
-        raise StoreError(f"no database at {path}; run `assets demo --db {path}` or `assets nightly` first")
+    path = require_database(path) if read_only else Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + retry_s
