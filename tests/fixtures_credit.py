@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from assets.claims import Claim
 from assets.config import Settings
 from assets.observe import ClaimObservation, DateObservation
-from assets.pipeline import Assessment, Models, RunReport, _cap_per_borrower, _write
+from assets.pipeline import Assessment, Models, RunReport, _cap_per_borrower, _write_steps
 from assets.store import connect, transaction
 from assets.valuation import ValuationParams, load_params, parse_params, season_ndvi, value_claim
 from assets.verify import verify_claim
@@ -82,5 +82,6 @@ def assess(db: Path, as_of: date, params: ValuationParams, crop_version: str, pr
     _cap_per_borrower(report.assessments, params)
     models = Models(segmenter=SimpleNamespace(version="seg-v1"), crop=SimpleNamespace(version=crop_version))
     with connect(db) as con, transaction(con):
-        _write(con, report, [], models, datetime(as_of.year, as_of.month, as_of.day, 3), "test")
+        for fn, kwargs in _write_steps(report, [], models, datetime(as_of.year, as_of.month, as_of.day, 3), "test"):
+            fn(con, **kwargs)
     return report

@@ -14,12 +14,13 @@ from assets import access
 from assets.api.app import create_app
 from assets.cli import main as cli_main
 from assets.config import Settings
-from assets.sensors.evidence import alerts, store_alerts
+from assets.sensors.evidence import alerts
 from assets.sensors.ingest import store_batch
 from assets.sensors.registry import register_devices_file
 from assets.sensors.replay import read_messages
 from assets.store.db import connect
 from assets.store.queries import alerts as open_alerts
+from tests.test_sensors import store_alerts
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_tiles" / "sensors"
 

@@ -127,8 +127,10 @@ def test_verdicts_for_each_kind() -> None:
     v = _verify(shifted)
     assert v.status == "review" and not v.rejected and v.verified_area_ha > 0  # what approval would value
     assert [r.code for r in v.reasons][-1] == "boundary_mismatch"
-    approved = _verify(shifted, ReviewDecision("rv-1", "approve", "li", "walked the field"))
+    approved = _verify(shifted, ReviewDecision("rv-1", "approve", "li", "walked the field", ("boundary_mismatch",)))
     assert approved.status == "verified" and "review_approved" in [r.code for r in approved.reasons]
+    # QA 2026-12-07: an approval of another question (old imagery) used to settle the boundary too.
+    assert _verify(shifted, ReviewDecision("rv-1", "approve", "li", "old image ok", ("stale_imagery",))).status == "review"
     rejected = _verify(shifted, ReviewDecision("rv-2", "reject", "li", "neighbour's land"))
     assert rejected.status == "rejected" and rejected.verified_area_ha == 0.0
     assert "neighbour's land" in rejected.summary()

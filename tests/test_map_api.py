@@ -110,12 +110,15 @@ def test_the_public_tile_preview_is_rendered_once(client, monkeypatch) -> None:
 
     renders = []
     real = preview.render_preview
-    monkeypatch.setattr(preview, "render_preview", lambda path, **kw: renders.append(path) or real(path, **kw))
+    gains = []
+    monkeypatch.setattr(preview, "render_preview",
+                        lambda path, **kw: renders.append(path) or gains.append(kw["gain"]) or real(path, **kw))
     latest = client.get("/imagery/latest").json()
     first = client.get(latest["url"])
     assert first.status_code == 200 and first.headers["content-type"] == "image/png"
     assert client.get(latest["url"]).content == first.content
     assert len(renders) == 1
+    assert gains == [client.app.state.settings.map_gain]  # ASSETS_MAP_GAIN brightens this picture as the tiles
     assert client.get("/imagery/t-0000000000000000.png").status_code == 404
     assert len(renders) == 1
 

@@ -250,3 +250,45 @@ def test_a_field_seen_only_in_an_earlier_season_waits_for_review(repo: Path, tmp
     with TestClient(create_app(replay, api_keys=[])) as c:
         r = c.post("/borrowers/farmer-009/claims", json=doc, headers=officer)
         assert r.status_code == 201 and r.json()[0]["status"] == "verified" and r.json()[0]["as_of"] == str(AS_OF)
+
+
+def test_an_approval_answers_only_the_question_it_was_asked(repo: Path, tmp_path: Path, stubbed, capsys) -> None:
+    """QA 2026-12-07: an approval of a moved boundary also let the claim be lent on imagery two years
+    old (and said the officer had approved the old imagery). Each question needs its own approval,
+    and each approval names the officer who gave it."""
+    settings, cid = _in_review(repo, tmp_path / "r.duckdb", stubbed)
+    row = decide(settings, Decision(cid, "approve", "walked it: one farm", "li"))
+    assert row["status"] in ("verified", "partial")
+    later = date(2018, 9, 30)  # the newest image of the field is two years old by then
+    pipeline.assess_claims(settings.db_path, as_of=later, settings=settings, models=stubbed)
+    with connect(settings.db_path) as con:
+        (row,) = borrower(con, "farmer-009")["claims"]
+    assert row["status"] == "review" and row["limit_cny"] is None
+    codes = [r["code"] for r in row["reasons"]]
+    assert codes[-1] == "stale_imagery" and "boundary_mismatch" not in codes  # the boundary stays answered
+    assert decide(settings, Decision(cid, "approve", "2018 visit: same crop", "wang"))["limit_cny"] > 0
+    with connect(settings.db_path) as con:
+        (row,) = borrower(con, "farmer-009")["claims"]
+    assert row["status"] in ("verified", "partial")
+    approvals = [r["message"] for r in row["reasons"] if r["code"] == "review_approved"]
+    assert any("officer li (boundary mismatch): walked it" in m for m in approvals), approvals
+    assert any("officer wang (stale imagery): 2018 visit" in m for m in approvals), approvals
+    assert cli_main(["audit", "verify", "--db", str(settings.db_path)]) == 0, capsys.readouterr().out
+
+
+def test_a_decision_whose_reassessment_fails_is_not_kept(repo: Path, tmp_path: Path, stubbed, monkeypatch) -> None:
+    """QA 2026-12-07: the decision was stored, the re-assessment failed, and the claim stayed in review
+    with a retry refused. Now the decision is taken back and the officer can decide again."""
+    settings, cid = _in_review(repo, tmp_path / "r.duckdb", stubbed)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pipeline, "assess_claims", broken)
+    with pytest.raises(OSError, match="disk full"):
+        decide(settings, Decision(cid, "approve", "ok", "li"))
+    with connect(settings.db_path) as con:
+        assert borrower(con, "farmer-009")["reviews"] == []
+    monkeypatch.undo()
+    monkeypatch.setattr(pipeline, "load_models", lambda settings: stubbed)
+    assert decide(settings, Decision(cid, "approve", "ok", "li"))["status"] in ("verified", "partial")

@@ -12,7 +12,7 @@ from shapely.geometry import Point, box
 
 from assets.cli import main as cli_main
 from assets.errors import NotFoundError, SensorError
-from assets.sensors.evidence import alerts, field_evidence, store_alerts
+from assets.sensors.evidence import alerts, field_evidence
 from assets.sensors.ingest import store_batch
 from assets.sensors.registry import (
     Device,
@@ -32,7 +32,8 @@ from assets.sensors.schema import (
     topic_for,
     validate,
 )
-from assets.store.db import connect
+from assets.store.db import append, connect
+from assets.store.sensors import count_alerts
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_tiles" / "sensors"
@@ -225,6 +226,14 @@ def _load_sample(con) -> None:  # type: ignore[no-untyped-def]
     store_batch(con, [(m.topic, m.payload) for m in messages])
 
 
+def store_alerts(con, rows: list[dict]) -> int:  # type: ignore[no-untyped-def]
+    """Store alert rows as an assessment's write step does (`pipeline._write_steps`: appended, the ones
+    already stored ignored); how many were new."""
+    before = count_alerts(con)
+    append(con, "alerts", rows, on_conflict="ignore")
+    return count_alerts(con) - before
+
+
 def _around(lon: float, lat: float, d: float = 0.001):  # type: ignore[no-untyped-def]
     return box(lon - d, lat - d, lon + d, lat + d)
 
@@ -235,23 +244,26 @@ def test_field_evidence_on_the_sample_season(tmp_path: Path) -> None:
         _load_sample(con)
         as_of = date(2016, 9, 30)
         p1, p2, p3 = (devices[f"probe-00{i}"] for i in (1, 2, 3))
-        ok = field_evidence(con, "farmer-001", _around(p1["lon"], p1["lat"]), as_of)
+        ok = field_evidence(con, "farmer-001", _around(p1["lon"], p1["lat"]), as_of, 24.0)
         assert ok.status == "corroborated" and ok.device_ids == ("probe-001",)
         assert ok.last_seen == datetime(2016, 9, 30, 23, 45) and ok.in_range_fraction == 1.0
         json.dumps(ok.to_dict())
-        dry = field_evidence(con, "farmer-002", _around(p2["lon"], p2["lat"]), as_of)
+        dry = field_evidence(con, "farmer-002", _around(p2["lon"], p2["lat"]), as_of, 24.0)
         assert dry.status == "corroborated" and dry.soil_moisture_anomaly_z is not None and dry.soil_moisture_anomaly_z < -2
-        silent = field_evidence(con, "farmer-003", _around(p3["lon"], p3["lat"]), as_of)
+        silent = field_evidence(con, "farmer-003", _around(p3["lon"], p3["lat"]), as_of, 24.0)
         assert silent.status == "silent" and silent.last_seen == datetime(2016, 9, 19, 23, 45)
+        # The threshold is the parameters' (the silence alerts use it too): 12 days of leeway, not silent.
+        lenient = field_evidence(con, "farmer-003", _around(p3["lon"], p3["lat"]), as_of, 24.0 * 12)
+        assert lenient.status != "silent"
         # Before the silence the same probe corroborates.
-        assert field_evidence(con, "farmer-003", _around(p3["lon"], p3["lat"]), date(2016, 9, 15)).status == "corroborated"
+        assert field_evidence(con, "farmer-003", _around(p3["lon"], p3["lat"]), date(2016, 9, 15), 24.0).status == "corroborated"
         # Another borrower's field, or a field the device is not in: no devices.
-        assert field_evidence(con, "farmer-002", _around(p1["lon"], p1["lat"]), as_of).status == "no_devices"
-        elsewhere = field_evidence(con, "farmer-001", _around(p1["lon"] + 0.1, p1["lat"]), as_of)
+        assert field_evidence(con, "farmer-002", _around(p1["lon"], p1["lat"]), as_of, 24.0).status == "no_devices"
+        elsewhere = field_evidence(con, "farmer-001", _around(p1["lon"] + 0.1, p1["lat"]), as_of, 24.0)
         assert elsewhere.status == "no_devices" and elsewhere.outside_device_ids == ("probe-001",)
         # A retired device is not evidence.
         retire_device(con, "probe-001", datetime(2016, 9, 25))
-        assert field_evidence(con, "farmer-001", _around(p1["lon"], p1["lat"]), as_of).status == "no_devices"
+        assert field_evidence(con, "farmer-001", _around(p1["lon"], p1["lat"]), as_of, 24.0).status == "no_devices"
 
 
 def test_stuck_or_implausible_probe_is_flagged(tmp_path: Path) -> None:
@@ -264,9 +276,9 @@ def test_stuck_or_implausible_probe_is_flagged(tmp_path: Path) -> None:
             for i in range(24 * 10)
         ]
         store_batch(con, batch)
-        dry_air = field_evidence(con, "farmer-001", Point(9.25, 56.36).buffer(0.001), date(2016, 9, 30))
+        dry_air = field_evidence(con, "farmer-001", Point(9.25, 56.36).buffer(0.001), date(2016, 9, 30), 24.0)
         assert dry_air.status == "implausible" and "plausible" in dry_air.message
-        stuck = field_evidence(con, "farmer-002", Point(9.26, 56.36).buffer(0.001), date(2016, 9, 30))
+        stuck = field_evidence(con, "farmer-002", Point(9.26, 56.36).buffer(0.001), date(2016, 9, 30), 24.0)
         assert stuck.status == "implausible" and "stuck" in stuck.message
 
 

@@ -47,7 +47,7 @@ def test_feed_sample_is_idempotent_and_releases_the_database(tmp_path: Path, sho
         assert con.execute("SELECT count(*) FROM sensor_devices").fetchall()[0][0] == 3
         device = load_devices_file(SAMPLE / "devices.json")[0][0]
         field = box(device.lon - 0.001, device.lat - 0.001, device.lon + 0.001, device.lat + 0.001)
-        ev = field_evidence(con, device.borrower_id, field, date(2016, 9, 30))
+        ev = field_evidence(con, device.borrower_id, field, date(2016, 9, 30), 24.0)
     assert ev.status == "corroborated" and ev.device_ids == (device.device_id,)
 
 

@@ -69,6 +69,8 @@ def test_each_bad_tile_is_quarantined_with_a_reason(repo: Path, tmp_path: Path) 
     (lambda dn: (dn * 4).astype(np.uint16), "scale", "not reflectance x 10000"),
     (lambda dn: dn.astype(np.float32) / 1e4 - 0.3, "range", "cannot be negative"),
     (lambda dn: np.where(np.arange(len(dn))[:, None, None] == 0, 900, dn).astype(np.uint16), "band_stats", "band red"),
+    # code review 2026-12-07: L2A baseline 04.00+ (x 10000 + 1000) passed the gate and biased NDVI low
+    (lambda dn: np.where(dn > 0, dn + 1000, 0).astype(np.uint16), "offset", "subtract the 1000 offset"),
 ])
 def test_scale_range_and_band_statistics(repo: Path, tmp_path: Path, make, code, fragment) -> None:
     dn = _pixels(repo)

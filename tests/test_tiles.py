@@ -117,7 +117,7 @@ def test_map_preview_is_web_mercator_with_transparent_clouds(repo: Path) -> None
     from assets.imagery.preview import preview_bounds, render_preview
 
     cloudy = repo / "sample_tiles" / "S2_DK_20160625.tif"
-    preview = render_preview(str(cloudy), max_px=256)
+    preview = render_preview(str(cloudy), gain=3.5, max_px=256)
     image = np.asarray(Image.open(io.BytesIO(preview.png)))
     assert image.shape[2] == 4 and max(image.shape[:2]) == 256
     transparent = (image[..., 3] == 0).mean()

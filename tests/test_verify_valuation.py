@@ -201,8 +201,14 @@ def test_imagery_older_than_a_season_sends_the_claim_to_review() -> None:
     assert "from 2016-09-10, 3,740 days before 2026-12-07" in stale.message and not stale.blocking
     approved = verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=obs, overlap_area_ha=0.0,
                             sensor_evidence=None, settings=Settings(), as_of=date(2026, 12, 7),
-                            review=ReviewDecision("rv-1", "approve", "li", "visited the field in November"))
+                            review=ReviewDecision("rv-1", "approve", "li", "visited the field in November",
+                                                  ("stale_imagery",)))
     assert approved.status == "verified" and any(r.code == "review_approved" for r in approved.reasons)
+    # QA 2026-12-07: an approval given on the boundary used to let a field be lent on two-year-old imagery.
+    boundary_only = verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=obs, overlap_area_ha=0.0,
+                                 sensor_evidence=None, settings=Settings(), as_of=date(2026, 12, 7),
+                                 review=ReviewDecision("rv-1", "approve", "li", "edge fine", ("boundary_mismatch",)))
+    assert boundary_only.status == "review" and boundary_only.reasons[-1].code == "stale_imagery"
     unlimited = verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=obs, overlap_area_ha=0.0,
                              sensor_evidence=None, settings=Settings(max_imagery_age_days=None), as_of=date(2026, 12, 7))
     assert unlimited.status == "verified"

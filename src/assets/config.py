@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     tile_max_reflectance: float = 1.5  # 99th percentile above this: raw digital numbers / wrong scale
     tile_min_bright_reflectance: float = 0.03  # 99th percentile below this: 8-bit DNs or scaled twice
     tile_min_reflectance: float = -0.05  # 1st percentile below this: not reflectance
+    # 1st percentile of each clear pixel's darkest band above this in an integer tile: the +1,000 offset of
+    # Sentinel-2 L2A baseline 04.00+ (or a tile under cloud). Real scenes measure 0.01-0.05 (bundled season,
+    # Danish and FTW tiles); offset ones start at 0.10. The crop reader's test is `seasons.OFFSET_DARKEST_P1`.
+    tile_max_darkest_reflectance: float = 0.09
     tile_min_band_std: float = 1e-4  # a band this flat over all clear pixels is a fill, not an image
     tile_cloud_tag_tolerance: float = 0.25  # visible cloud may exceed the CLOUD_FRACTION tag by this much
     tile_sample_pixels: int = 200_000  # pixels sampled (evenly, by block) for the band statistics

@@ -33,6 +33,11 @@ class StoreLockedError(StoreError):
     """Another process holds the DuckDB file open for writing."""
 
 
+class ConcurrentChangeError(StoreError):
+    """What a write was computed from changed before it could be written (another run decided the
+    same borrower's fields meanwhile); the writer retries with the new state."""
+
+
 class StoreFullError(StoreError):
     """The disk holding the database is full; the write was rolled back."""
 

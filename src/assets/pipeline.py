@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from assets.claims import Claim, Pledges, load_claims
 from assets.config import Settings
-from assets.errors import InputError
+from assets.errors import ConcurrentChangeError, InputError
 from assets.imagery.index import TileRecord, tile_from_row
-from assets.imagery.quality import QuarantinedTile
 from assets.models import legend
 from assets.monitor import Alert, crop_failure, monitoring_params, post_loan_alerts
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, writer
 from assets.store.claims import (
+    check_other_limits,
     claim_status_rows,
     decided_reasons,
     other_limits_by_borrower,
@@ -39,7 +39,7 @@ from assets.store.claims import (
 )
 from assets.store.history import append_decisions, record_params
 from assets.store.reviews import review_decisions
-from assets.store.tiles import has_tiles_up_to, record_quarantine, usable_tile_rows
+from assets.store.tiles import has_tiles_up_to, usable_tile_rows
 from assets.valuation import (
     Valuation,
     ValuationParams,
@@ -73,6 +73,7 @@ class Models:
         return str(self.crop.version)
 
 
+CAP_RETRIES = 5  # writes re-capped after another run changed the borrower's other limits meanwhile
 _MODELS: dict[tuple[str, ...], Models] = {}
 _MODELS_LOCK = threading.Lock()
 
@@ -110,12 +111,6 @@ def catalogue_tiles(db_path: Path, tiles_dir: Path | str, until: date | None = N
 
     s = (settings or Settings()).model_copy(update={"db_path": Path(db_path)})
     return ingest(tiles_dir, s, until).survey.tiles
-
-
-def record_tiles(db_path: Path, tiles: Sequence[TileRecord], quarantined: Sequence[QuarantinedTile] = ()) -> None:
-    now = _now()
-    writer.run(db_path, [(append, {"table": "tiles", "rows": [t.row(now) for t in tiles], "on_conflict": "ignore"}),
-                         (record_quarantine, {"rows": [q.row(now) for q in quarantined]})])
 
 
 def segmentation_cache(db_path: Path) -> Path:
@@ -191,9 +186,11 @@ def assess_claims(
         wanted = None if claim_ids is None else set(claim_ids)
         targets = [c for c in every_claim if wanted is None or c.claim_id in wanted]
         tiles = stored_tiles(con, as_of)
-        evidence = {c.claim_id: field_evidence(con, c.borrower_id, c.geometry, as_of).to_dict()
+        monitoring = monitoring_params(params)  # one silence threshold for verdicts and alerts
+        evidence = {c.claim_id: field_evidence(con, c.borrower_id, c.geometry, as_of,
+                                               monitoring.sensor_silent_hours).to_dict()
                     for c in targets if c.geometry is not None}
-        device_alerts = sensor_alerts(con, as_of, monitoring_params(params))
+        device_alerts = sensor_alerts(con, as_of, monitoring)
         decisions = {cid: ReviewDecision(**row) for cid, row in review_decisions(con, [c.claim_id for c in targets]).items()}
         released, contested = pledge_states(con)  # rejected claims hold no land, inflated ones part of theirs loosely
         pledges = Pledges(every_claim, released=released, contested=contested)
@@ -233,11 +230,32 @@ def assess_claims(
             crop_alerts.extend(([alert] if alert else [])
                                + post_loan_alerts(c.borrower_id, calendar, obs, params, as_of, uncertain=guess,
                                                   best_fit=best_fit))
-    _cap_per_borrower(report.assessments, params, held_elsewhere)
     report.alerts = [a.row(started) for a in crop_alerts] + list(device_alerts)
-    # 3. Write, all or nothing, by the file's one writer (only this phase is serialised).
-    writer.run(db_path, _write_steps(report, tiles, models, started, kind))
+    # 3. Write, all or nothing, by the file's one writer (only this phase is serialised). The cap is
+    # checked against the borrowers' other limits inside that transaction: a run that decided one
+    # of the borrower's fields meanwhile makes this one cap again, not compute again.
+    uncapped = [(a.valuation, a.valuation.limit_cny, len(a.valuation.explanation))
+                for a in report.assessments if a.valuation is not None]
+    decided = [a.claim.claim_id for a in report.assessments]
+    for attempt in range(CAP_RETRIES):
+        for val, limit, steps in uncapped:
+            val.limit_cny, val.explanation[steps:] = limit, []
+        _cap_per_borrower(report.assessments, params, held_elsewhere)
+        check = (check_other_limits, {"claim_ids": decided, "expected": held_elsewhere_of(report, held_elsewhere)})
+        try:
+            writer.run(db_path, [check, *_write_steps(report, tiles, models, started, kind)])
+            return report
+        except ConcurrentChangeError:
+            if attempt == CAP_RETRIES - 1:
+                raise
+            with writer.read(db_path) as con:
+                held_elsewhere = other_limits_by_borrower(con, decided, [a.claim.borrower_id for a in report.assessments])
     return report
+
+
+def held_elsewhere_of(report: RunReport, held: dict[str, float]) -> dict[str, float]:
+    """The other limits the cap of each valued borrower in ``report`` was computed from (0 when none)."""
+    return {a.claim.borrower_id: held.get(a.claim.borrower_id, 0.0) for a in report.assessments if a.valuation}
 
 
 def _cap_per_borrower(assessments: list[Assessment], params, held_elsewhere: dict[str, float] | None = None) -> None:
@@ -260,12 +278,6 @@ def _cap_per_borrower(assessments: list[Assessment], params, held_elsewhere: dic
                                       "text": f"{v.limit_cny:,.0f} CNY scaled to {new:,.0f} CNY to respect the "
                                               f"{params.borrower_cap_cny:,.0f} CNY borrower cap{others}"})
                 v.limit_cny = new
-
-
-def _write(con, report: RunReport, tiles: Sequence[TileRecord], models: Models, now: datetime, kind: str) -> None:
-    """The write phase on an open connection, inside the caller's transaction."""
-    for fn, kwargs in _write_steps(report, tiles, models, now, kind):
-        fn(con, **kwargs)
 
 
 def _write_steps(report: RunReport, tiles: Sequence[TileRecord], models: Models, now: datetime,

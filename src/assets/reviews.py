@@ -68,7 +68,18 @@ def record_review(con: Any, *, claim_id: str, decision: str, note: str, decided_
         "review_id": review_id, "claim_id": claim_id, "borrower_id": current["borrower_id"],
         "verification_id": current["verification_id"], "decision": decision, "note": note,
         "decided_by": decided_by, "channel": channel, "decided_at": now, "reasons": current.get("reasons") or []})
-    return current
+    return {**current, "review_id": review_id}
+
+
+@writer.write_op
+def withdraw_review(con: Any, *, claim_id: str, review_id: str) -> bool:
+    """Take back a decision whose re-assessment failed, while the claim still waits for review (so the
+    officer can decide again); a claim already re-assessed keeps it. True when it was taken back."""
+    current = store.claim_verdict(con, claim_id)
+    if current is None or current["status"] != "review":
+        return False
+    store.delete_decision(con, review_id)
+    return True
 
 
 def decide(settings: Settings, decision: Decision, models: Any | None = None) -> dict[str, Any]:
@@ -80,7 +91,11 @@ def decide(settings: Settings, decision: Decision, models: Any | None = None) ->
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     current = writer.call(settings.db_path, record_review, claim_id=decision.claim_id, decision=decision.decision,
                           note=decision.note, decided_by=decision.decided_by, channel=decision.channel, now=now)
-    as_of = current["as_of"] if isinstance(current["as_of"], date) else date.today()
-    assess_claims(settings.db_path, as_of=as_of, settings=settings, models=models or load_models(settings),
-                  claim_ids=[decision.claim_id], kind="review")
+    as_of = current["as_of"] if isinstance(current["as_of"], date) else settings.as_of or date.today()
+    try:
+        assess_claims(settings.db_path, as_of=as_of, settings=settings, models=models or load_models(settings),
+                      claim_ids=[decision.claim_id], kind="review")
+    except BaseException:  # a decision the claim was never re-assessed on is not kept: decide again
+        writer.call(settings.db_path, withdraw_review, claim_id=decision.claim_id, review_id=current["review_id"])
+        raise
     return claim_rows(settings.db_path, [decision.claim_id])[0]

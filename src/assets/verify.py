@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # only the attributes are read; keeps verification free of to
 
 MIN_USABLE_DATES = 3
 PARTIAL_BELOW = 0.8  # verified area under 80 % of the claimed area makes the claim partial
+# The boundary reasons an officer answers by looking at the drawing on the imagery: an approval of
+# one settles the others (new imagery may word the same doubt differently).
+BOUNDARY_QUESTIONS = ("boundary_mismatch", "boundary_unaligned", "mixed_seasons")
 
 
 @dataclass(frozen=True)
@@ -40,12 +43,20 @@ class ReviewDecision:
     decision: str  # approve | reject
     decided_by: str
     note: str
-    reviewed: tuple[str, ...] = ()  # codes of the reasons the officer saw when deciding
+    reviewed: tuple[str, ...] = ()  # codes of the reasons the officers saw, over every approval
+    # who approved each of those questions and why: {code: (decided_by, note)}; empty: this decision
+    answered_by: dict[str, tuple[str, str]] = field(default_factory=dict)
 
-    def approval(self, about: str) -> "Reason":
-        """The reason an approval leaves on the verdict; its wording is what `audit verify` matches
-        against `claim_reviews` (`store.history.review_problems`)."""
-        return Reason("review_approved", f"approved by credit officer {self.decided_by} ({about}): {self.note}")
+    def settles(self, *codes: str) -> bool:
+        """Whether an approval was given while an officer saw one of ``codes``: an approval answers
+        the questions it was asked, not a later one (new imagery, another night)."""
+        return self.decision == "approve" and any(c in self.reviewed for c in codes)
+
+    def approval(self, about: str, *codes: str) -> "Reason":
+        """The reason an approval leaves on the verdict, naming the officer who answered ``codes``;
+        its wording is what `audit verify` matches against `claim_reviews` (`store.history.review_problems`)."""
+        by, note = next((self.answered_by[c] for c in codes if c in self.answered_by), (self.decided_by, self.note))
+        return Reason("review_approved", f"approved by credit officer {by} ({about}): {note}")
 
 
 @dataclass
@@ -185,12 +196,12 @@ def verify_claim(
     if contested_overlap_ha > settings.max_overlap_fraction * claimed_area_ha:
         contested = (f"{contested_overlap_ha:.2f} ha ({contested_overlap_ha / claimed_area_ha:.0%}) of this field lies "
                      "inside an earlier drawing that was larger than its own field (valued only at that field)")
-        if review is None or (review.decision == "approve" and "overlap_contested" not in review.reviewed):
+        if review is None or not review.settles("overlap_contested"):
             v.status = "review"  # an approval of something else (a boundary, old imagery) does not settle this
             v.reasons.append(Reason("overlap_contested", f"{contested}; a credit officer decides whose land it is "
                                     "before any credit"))
             return v
-        v.reasons.append(review.approval(contested))
+        v.reasons.append(review.approval(contested, "overlap_contested"))
     v.verified_area_ha = max(0.0, min(v.planted_area_ha, claimed_area_ha) - overlap_area_ha)
     judgement = bnd.judge(observation.boundary, settings)
     if observation.boundary is not None:
@@ -204,20 +215,23 @@ def verify_claim(
         v.verified_area_ha = on_field_ha
         v.reasons.append(Reason("boundary_neighbours", f"{1 - judgement.field_fraction:.0%} of the drawing lies on "
                                 "neighbouring fields the imagery shows; only your field is valued"))
-    elif judgement.kind == bnd.MISMATCH:
-        if review is None:
-            v.status = "review"
-            v.reasons.append(Reason(judgement.code, judgement.message))
-            return v
-        v.reasons.append(review.approval(judgement.code.replace("_", " ")))
+    # The questions only an officer answers; each needs an approval given on that question.
+    open_questions: list[Reason] = []
+    if judgement.kind == bnd.MISMATCH:
+        if review is not None and review.settles(*BOUNDARY_QUESTIONS):
+            v.reasons.append(review.approval(judgement.code.replace("_", " "), *BOUNDARY_QUESTIONS))
+        else:
+            open_questions.append(Reason(judgement.code, judgement.message))
     stale = stale_imagery(usable, as_of, settings)
     if stale is not None:
-        if review is None:
-            v.status = "review"
-            v.reasons.append(Reason("stale_imagery", stale))
-            return v
-        if judgement.kind != bnd.MISMATCH:  # that branch has already recorded the approval
-            v.reasons.append(review.approval("stale imagery"))
+        if review is not None and review.settles("stale_imagery"):
+            v.reasons.append(review.approval("stale imagery", "stale_imagery"))
+        else:
+            open_questions.append(Reason("stale_imagery", stale))
+    if open_questions:
+        v.status = "review"
+        v.reasons.extend(open_questions)
+        return v
     if v.verified_area_ha < PARTIAL_BELOW * claimed_area_ha:
         v.status = "partial"
         if judgement.kind != bnd.INFLATED and not bitten:  # the boundary reason already says what is valued

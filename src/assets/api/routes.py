@@ -197,7 +197,8 @@ def latest_imagery(con: duckdb.DuckDBPyConnection = Depends(read_db)) -> dict[st
 
 
 @imagery.get("/{tile_id}.png", response_class=Response)
-def imagery_png(tile_id: str, request: Request, con: duckdb.DuckDBPyConnection = Depends(read_db)) -> Response:
+def imagery_png(tile_id: str, request: Request, con: duckdb.DuckDBPyConnection = Depends(read_db),
+                settings: Settings = Depends(get_settings)) -> Response:
     """True-colour PNG of a tile in Web Mercator, rendered once per tile (ids are content checksums):
     the route is public, so repeated requests must not cost a render each."""
     from assets.imagery.preview import render_preview
@@ -206,6 +207,6 @@ def imagery_png(tile_id: str, request: Request, con: duckdb.DuckDBPyConnection =
     cache = request.app.state.previews
     png = cache.get((tile_id,))
     if png is None:
-        png = render_preview(path).png
+        png = render_preview(path, gain=settings.map_gain).png
         cache.put((tile_id,), png)
     return Response(content=png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})

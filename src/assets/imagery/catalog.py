@@ -73,10 +73,6 @@ class CatalogueResult:
     deliveries: list[Delivery] = field(default_factory=list)
 
 
-def is_url(location: str | os.PathLike[str]) -> bool:
-    return "://" in str(location)
-
-
 def has_catalogued_tiles(settings: Settings, until: date) -> bool:
     """Whether the catalogue holds a usable tile acquired up to ``until`` (what a night can assess with)."""
     from assets.store.tiles import has_tiles_up_to

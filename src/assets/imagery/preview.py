@@ -44,7 +44,7 @@ def preview_bounds(path: str, *, max_px: int = 1024) -> tuple[float, float, floa
         return _mercator_grid(handle.info, max_px)[3]
 
 
-def render_preview(path: str, *, max_px: int = 1024, gain: float = 3.5) -> Preview:
+def render_preview(path: str, *, gain: float, max_px: int = 1024) -> Preview:
     """RGB reflectance x ``gain`` (clipped), nodata transparent, at most ``max_px`` wide."""
     with open_tile(path) as handle:
         rgb, valid = read_reflectance(handle, ["red", "green", "blue"])

@@ -161,6 +161,13 @@ def check_pixels(stats: PixelStats, path: Path, bands: Sequence[str], dtype: str
                 f"float values only reach {hi:.4f} (scaled twice?)")
         raise TileQualityError("scale", f"{name}: {what}; nothing on the ground is that dark in every band: "
                                "export surface reflectance as uint16 x 10000 or float 0-1")
+    darkest = float(np.percentile(refl.min(axis=0), 1))
+    if integer and darkest > settings.tile_max_darkest_reflectance:
+        raise TileQualityError("offset", f"{name}: even the darkest band of nearly every clear pixel is above "
+                               f"{darkest * stats.scale:,.0f} (reflectance {darkest:.2f}; real scenes have water, shade "
+                               "or vegetation under 500): a Sentinel-2 L2A product of processing baseline 04.00 or "
+                               "later (reflectance x 10000 + 1000) or a tile under cloud; subtract the 1000 offset "
+                               "(BOA_ADD_OFFSET) when exporting, or drop the cloudy scene")
     if lo < settings.tile_min_reflectance:
         raise TileQualityError("range", f"{name}: values go down to {lo:.2f}; reflectance cannot be negative: "
                                "check the offset applied when the tile was exported")

@@ -2,7 +2,8 @@
 
 Evidence for a field comes only from devices registered to the same borrower, in service on the
 as-of date and located inside the claimed polygon. A device corroborates the claim when it
-reported within `SILENCE_HOURS` of the end of the as-of day and its recent readings are
+reported within `sensor_silent_hours` (the versioned parameters' ``[monitoring]`` table, the same
+threshold the silence alerts use) of the end of the as-of day and its recent readings are
 plausible for a cropped field (`PLAUSIBLE`), not merely inside the sensor's physical range
 (already enforced at ingest). Soil moisture is compared with the device's own history, so a
 sandy and a clay field are each judged against themselves.
@@ -24,9 +25,7 @@ from assets.fields.geometry import great_circle_km
 from assets.monitor import MonitoringParams
 from assets.sensors.registry import Device, list_devices
 from assets.store import sensors as store_sensors
-from assets.store.db import append, transaction
 
-SILENCE_HOURS = 24.0
 WINDOW_DAYS = 7  # readings judged for plausibility
 RECENT_DAYS = 3  # "now" for the soil-moisture anomaly
 HISTORY_DAYS = 60  # the device's own baseline before that
@@ -101,7 +100,7 @@ def _round(x: float | None, nd: int = 3) -> float | None:
 
 
 def device_evidence(con: duckdb.DuckDBPyConnection, device_id: str, as_of: date,
-                    silence_hours: float = SILENCE_HOURS) -> DeviceEvidence:
+                    silence_hours: float) -> DeviceEvidence:
     """Last seen, plausibility over the last week and the soil-moisture anomaly for one device."""
     end = _end_of(as_of)
     last_seen = store_sensors.last_reading_at(con, device_id, end)
@@ -162,8 +161,10 @@ def field_evidence(
     borrower_id: str,
     polygon_wgs84: Polygon | MultiPolygon,
     as_of: date,
+    silence_hours: float,
 ) -> SensorEvidence:
-    """Sensor evidence for one claimed field (polygon in lon/lat) on ``as_of``."""
+    """Sensor evidence for one claimed field (polygon in lon/lat) on ``as_of``; a device is silent
+    after ``silence_hours`` without a reading (`MonitoringParams.sensor_silent_hours`, as for alerts)."""
     candidates = _active(list_devices(con, borrower_id=borrower_id), as_of)
     inside = [d for d in candidates if polygon_wgs84.covers(Point(d.lon, d.lat))]
     outside = tuple(d.device_id for d in candidates if d not in inside)
@@ -177,7 +178,7 @@ def field_evidence(
             as_of=as_of,
             outside_device_ids=outside,
         )
-    per_device = tuple(device_evidence(con, d.device_id, as_of) for d in inside)
+    per_device = tuple(device_evidence(con, d.device_id, as_of, silence_hours) for d in inside)
     reporting = [e for e in per_device if e.status == "reporting"]
     seen = [e.last_seen for e in per_device if e.last_seen is not None]
     n = sum(e.readings_in_window for e in per_device)
@@ -390,13 +391,3 @@ def alerts(con: duckdb.DuckDBPyConnection, as_of: date,
                 }
             )
     return rows + drift_alerts(con, as_of, monitoring, raised_at)
-
-
-def store_alerts(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> int:  # type: ignore[type-arg]
-    """Insert alert rows, ignoring ones already stored. Returns how many were new."""
-    if not rows:
-        return 0
-    before = store_sensors.count_alerts(con)
-    with transaction(con):
-        append(con, "alerts", rows, on_conflict="ignore")
-    return store_sensors.count_alerts(con) - before

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import duckdb
 
+from assets.errors import ConcurrentChangeError
 from assets.store.writer import write_op
 
 CLAIM_COLUMNS = ("claim_id, borrower_id, name, submitted_at, geom_wkb, claimed_area_ha, status, reason_code, reason, "
@@ -66,6 +67,17 @@ def other_limits_by_borrower(con: duckdb.DuckDBPyConnection, claim_ids: Sequence
                        "AND NOT list_contains(?, claim_id) GROUP BY borrower_id",
                        [sorted(set(borrower_ids)), list(claim_ids)]).fetchall()
     return {b: float(total or 0.0) for b, total in rows}
+
+
+@write_op
+def check_other_limits(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str], expected: dict[str, float]) -> None:
+    """Raise `ConcurrentChangeError` when the limits the borrowers of ``expected`` hold outside
+    ``claim_ids`` are no longer what a run's borrower cap was computed from: two runs deciding one
+    borrower's fields side by side must not each give away the same room under the cap."""
+    now = other_limits_by_borrower(con, claim_ids, list(expected))
+    changed = sorted(b for b, held in expected.items() if abs(now.get(b, 0.0) - held) > 0.5)
+    if changed:
+        raise ConcurrentChangeError(f"the limits of {', '.join(changed[:5])} changed while their fields were assessed")
 
 
 def pledge_states(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str]]:

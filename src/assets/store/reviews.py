@@ -45,20 +45,28 @@ def record_decision(con: duckdb.DuckDBPyConnection, row: Mapping[str, Any]) -> N
     append(con, "claim_reviews", [{**row, "reasons": json.dumps(row.get("reasons") or [])}])
 
 
+def delete_decision(con: duckdb.DuckDBPyConnection, review_id: str) -> None:
+    con.execute("DELETE FROM claim_reviews WHERE review_id = ?", [review_id])
+
+
 def review_decisions(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The newest decision per claim: {claim_id: {review_id, decision, decided_by, note, reviewed}};
-    ``reviewed`` holds the codes of the reasons the officer saw (what the decision was about)."""
+    ``reviewed`` holds the codes of the reasons the officer saw when deciding, over every approval
+    of the claim (a claim approved on its boundary, then on stale imagery, has had both answered)."""
     if not claim_ids:
         return {}
     rows = con.execute(
-        "SELECT claim_id, review_id, decision, decided_by, note, reasons FROM ("
-        " SELECT *, row_number() OVER (PARTITION BY claim_id ORDER BY decided_at DESC, review_id) AS rn"
-        " FROM claim_reviews WHERE list_contains(?, claim_id)) WHERE rn = 1", [list(claim_ids)]).fetchall()
-    out = {}
-    for cid, rid, decision, by, note, reasons in rows:
+        "SELECT claim_id, review_id, decision, decided_by, note, reasons FROM claim_reviews "
+        "WHERE list_contains(?, claim_id) ORDER BY claim_id, decided_at, review_id", [list(claim_ids)]).fetchall()
+    out: dict[str, dict[str, Any]] = {}
+    for cid, rid, decision, by, note, reasons in rows:  # oldest first: the newest decision is kept
         seen = json.loads(reasons) if isinstance(reasons, str) else (reasons or [])
+        codes = [str(r.get("code")) for r in seen if isinstance(r, dict)]
+        answered = dict(out.get(cid, {}).get("answered_by", {})) if decision == "approve" else {}
+        for code in codes if decision == "approve" else ():
+            answered.setdefault(code, (by, note))
         out[cid] = {"review_id": rid, "decision": decision, "decided_by": by, "note": note,
-                    "reviewed": tuple(str(r.get("code")) for r in seen if isinstance(r, dict))}
+                    "reviewed": tuple(answered) if decision == "approve" else tuple(codes), "answered_by": answered}
     return out
 
 
