@@ -13,7 +13,7 @@ from assets.config import Settings
 from assets.errors import InputError
 from assets.fields.geometry import read_drawings
 from assets.models import legend
-from assets.verify import declared_crop_reason
+from assets.verify import declared_crop_reason, verify_claim
 
 REPO = Path(__file__).resolve().parents[1]
 PROBS = {"maize": 0.7, "wheat": 0.2, "grasslands": 0.1}
@@ -41,6 +41,21 @@ def test_what_the_verdict_says_of_a_declared_crop() -> None:
     unknown = declared_crop_reason("moonbeans", "maize", 0.7, PROBS)
     assert unknown is not None and unknown.code == "declared_crop_unknown" and not unknown.blocking
     assert declared_crop_reason("wheat", None, 0.0, {}) is None  # no crop call (no imagery): nothing to compare
+
+
+def test_a_rejected_claim_is_not_said_to_be_valued_as_a_crop() -> None:
+    """QA 2026-12-07: a claim rejected for overlap said "the field is valued as maize"."""
+    from tests.test_verify_valuation import observation
+
+    def verdict(overlap_ha: float):
+        return verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=observation(), overlap_area_ha=overlap_ha,
+                            sensor_evidence=None, settings=Settings(), declared_crop="sunflower")
+
+    valued, refused = verdict(0.0), verdict(9.0)
+    (said,) = [r.message for r in valued.reasons if r.code.startswith("declared_crop")]
+    assert "valued as" in said and valued.status != "rejected"
+    (said,) = [r.message for r in refused.reasons if r.code.startswith("declared_crop")]
+    assert refused.status == "rejected" and "valued" not in said and "declared sunflower" in said
 
 
 @pytest.mark.slow

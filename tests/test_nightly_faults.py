@@ -141,3 +141,23 @@ def test_the_output_disk_full_during_the_night(prefect_harness, repo: Path, tmp_
                                          [date(2016, 10, 5)]).fetchall()
     assert status == "failed" and "No space left on device" in message
     assert run_nightly(later)["report"]["status"] == "ok"  # space freed: the same night runs
+
+
+def test_only_io_hiccups_are_retried() -> None:
+    """Code review 2026-12-07: every error but bad input was retried twice, 5 s apart (a corrupt model,
+    a full disk, a bug), and the first failure was hidden behind the retries."""
+    from assets.errors import InputError, ModelError, StoreFullError, StoreLockedError
+    from assets.flows.nightly import _transient
+
+    class State:
+        def __init__(self, exc: BaseException) -> None:
+            self.exc = exc
+
+        def result(self):  # type: ignore[no-untyped-def]
+            raise self.exc
+
+    retried = {type(e).__name__: _transient(None, None, State(e)) for e in (
+        ConnectionResetError("peer"), TimeoutError("slow"), StoreLockedError("held"), OSError("nfs"),
+        ModelError("corrupt"), StoreFullError("disk"), TypeError("bug"), InputError("bad tile"))}
+    assert retried == {"ConnectionResetError": True, "TimeoutError": True, "StoreLockedError": True, "OSError": True,
+                       "ModelError": False, "StoreFullError": False, "TypeError": False, "InputError": False}

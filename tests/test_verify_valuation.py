@@ -75,6 +75,8 @@ def test_borrower_cap_scales_limits_down() -> None:
     params = ValuationParams(**{**PARAMS.__dict__, "borrower_cap_cny": 1000.0})
     assert cap_borrower_limits([1500.0, 500.0], params) == [700.0, 200.0]
     assert cap_borrower_limits([300.0, 200.0], params) == [300.0, 200.0]
+    # Code review 2026-12-07: 10,000 x 0.57 is 5,699.999... in floating point and was rounded down to 5,600.
+    assert cap_borrower_limits([10_000.0], PARAMS, room_cny=5_700.0) == [5_700.0]
 
 
 def test_crop_failure_alert_only_for_early_collapse() -> None:

@@ -24,6 +24,7 @@ from assets.crop_health import health_columns, ordered_sums
 from assets.fields.geometry import MU_PER_HA
 from assets.models import legend
 from assets.valuation import ValuationParams
+from assets.valuation_policy import ROUNDING_SLACK
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ def value_columns(t: pa.Table, params: ValuationParams) -> ValueColumns:
     ok = np.array([s in ("verified", "partial") for s in stat_names] + [False], dtype=bool)
     held |= ~ok[np.where(stat_codes >= 0, stat_codes, len(stat_names))]
     limit = np.where(held, 0.0, limit)
-    limit = np.floor(limit / params.round_down_to_cny) * params.round_down_to_cny
+    limit = np.floor(limit / params.round_down_to_cny + ROUNDING_SLACK) * params.round_down_to_cny
     return ValueColumns(value_low, value, value_high, limit)
 
 
@@ -230,5 +231,5 @@ def cap_borrowers(borrower: np.ndarray, limits: np.ndarray, params: ValuationPar
     if not over.any():
         return limits
     scale = np.divide(params.borrower_cap_cny, total, out=np.ones(n_b), where=over)
-    scaled = np.floor(limits * scale[borrower] / params.round_down_to_cny) * params.round_down_to_cny
+    scaled = np.floor(limits * scale[borrower] / params.round_down_to_cny + ROUNDING_SLACK) * params.round_down_to_cny
     return np.where(over[borrower], scaled, limits)

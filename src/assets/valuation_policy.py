@@ -15,8 +15,11 @@ if TYPE_CHECKING:
     from assets.valuation import ValuationInput
 
 
+ROUNDING_SLACK = 1e-9  # in steps: 10,000 x 0.57 is 5,699.999... in floating point, and must round to 5,700
+
+
 def _round_down(x: float, params: ValuationParams) -> float:
-    return math.floor(x / params.round_down_to_cny) * params.round_down_to_cny
+    return math.floor(x / params.round_down_to_cny + ROUNDING_SLACK) * params.round_down_to_cny
 
 
 def percent(x: float) -> str:

@@ -103,7 +103,7 @@ def stale_imagery(usable: Sequence["DateObservation"], as_of: date | None, setti
 
 
 def declared_crop_reason(declared: str | None, crop: str | None, probability: float,
-                         probs: dict[str, float]) -> Reason | None:
+                         probs: dict[str, float], valued: bool = True) -> Reason | None:
     """What the imagery says of the crop the farmer declared, or None when it agrees (or none was
     declared). Never blocking: the value goes by the imagery, so declaring a dearer crop gains
     nothing, but a credit officer sees the disagreement."""
@@ -119,10 +119,11 @@ def declared_crop_reason(declared: str | None, crop: str | None, probability: fl
     shown = ", ".join(f"{c} {p:.0%}" for c, p in sorted(probs.items(), key=lambda kv: -kv[1])[:3])
     if crop == legend.UNKNOWN:
         return Reason("declared_crop_unconfirmed", f"the imagery cannot confirm the declared crop {said} "
-                      f"({declared!r}; {said} {probs.get(said, 0.0):.0%}, likeliest: {shown}); it is valued as an "
-                      "uncertain crop")
+                      f"({declared!r}; {said} {probs.get(said, 0.0):.0%}, likeliest: {shown})"
+                      + ("; it is valued as an uncertain crop" if valued else ""))
     return Reason("declared_crop_differs", f"the farmer declared {said} ({declared!r}) but the imagery shows {crop} "
-                  f"({probability:.0%}; {said} {probs.get(said, 0.0):.0%}); the field is valued as {crop}")
+                  f"({probability:.0%}; {said} {probs.get(said, 0.0):.0%})"
+                  + (f"; the field is valued as {crop}" if valued else ""))
 
 
 def verify_claim(
@@ -169,6 +170,7 @@ def verify_claim(
     v.cropland_probability = observation.cropland_probability
     v.crop_probs = dict(observation.crop_probs)
     declared = declared_crop_reason(declared_crop, v.crop, v.crop_probability, v.crop_probs)
+    declared_at = len(v.reasons)
     if declared is not None:
         v.reasons.append(declared)
     if farmland_fraction < settings.min_farmland_fraction:
@@ -190,8 +192,11 @@ def verify_claim(
         v.reasons.append(Reason("review_rejected", f"rejected by credit officer {review.decided_by}: {review.note}", True))
     if any(r.blocking for r in v.reasons):
         v.status = "rejected"
-        if uncertain_at is not None:  # nothing is valued: the reason must not say how it would be
+        if uncertain_at is not None:  # nothing is valued: the reasons must not say how it would be
             v.reasons[uncertain_at] = Reason("crop_uncertain", guess)
+        if declared is not None:
+            v.reasons[declared_at] = declared_crop_reason(declared_crop, v.crop, v.crop_probability, v.crop_probs,
+                                                          valued=False) or declared
         return v
     if contested_overlap_ha > settings.max_overlap_fraction * claimed_area_ha:
         contested = (f"{contested_overlap_ha:.2f} ha ({contested_overlap_ha / claimed_area_ha:.0%}) of this field lies "

@@ -21,7 +21,7 @@ from prefect import flow, task, unmapped
 from assets import runs
 from assets.config import Settings
 from assets.config import settings as make_settings
-from assets.errors import BrokerError, ImageryError, InputError
+from assets.errors import BrokerError, ConcurrentChangeError, ImageryError, InputError, StoreLockedError
 from assets.flows.runners import describe, task_runner
 from assets.imagery.catalog import (
     CatalogueResult,
@@ -50,14 +50,20 @@ class NightlyConfig:
         return make_settings(db_path=self.db_path, models_dir=self.models_dir, catalog_dir=self.catalog_dir)
 
 
+TRANSIENT = (OSError, StoreLockedError, ConcurrentChangeError, TimeoutError)
+
+
 def _transient(task, task_run, state) -> bool:
-    """Retry I/O hiccups, not bad input: a corrupt tile stays corrupt."""
+    """Retry I/O hiccups (a network read, a file held by another writer), not what a retry cannot
+    change: bad input, a corrupt model, a full disk, a bug. Those fail at once, with their first error."""
     try:
         state.result()
     except InputError:
         return False
-    except Exception:
+    except TRANSIENT:
         return True
+    except Exception:  # noqa: BLE001 - anything else is not transient: fail now
+        return False
     return False
 
 
