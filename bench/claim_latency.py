@@ -83,7 +83,7 @@ def main() -> None:
                 link, _ = access.issue_link(con, f"farmer{i:03d}", Settings(db_path=db, public_url=url))
                 codes.append(link.secret)
         env = {**os.environ, "ASSETS_TILES": str(settings.tiles_dir), "PYTHONPATH": str(REPO / "src")}
-        log = open(Path(tmp) / "server.log", "w+b")  # noqa: SIM115 (closed with the server)
+        log = open(Path(tmp) / "server.log", "w+b")
         server = subprocess.Popen([sys.executable, "-m", "assets.cli", "serve", "--db", str(db), "--host", "127.0.0.1",
                                    "--port", str(port), "--as-of", "2016-09-30"],  # the bundled season's end
                                   env=env, stdout=subprocess.DEVNULL, stderr=log)

@@ -56,7 +56,7 @@ def single_band(rows: int) -> Season:
     return make_season(x, ["ndvi"], days=8.0 * np.arange(46))
 
 
-def best_rate(fn, rows: int, repeats: int) -> float:  # noqa: ANN001
+def best_rate(fn, rows: int, repeats: int) -> float:
     fn()  # warm-up (allocator, kernels)
     best = float("inf")
     for _ in range(repeats):

@@ -190,7 +190,7 @@ def test_cli_log_filter_keeps_tracebacks_of_real_bugs() -> None:
     def record(exc: BaseException) -> logging.LogRecord:
         try:
             raise exc
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - the record carries it
             return logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
 
     bad_input, bug = record(ImageryError("no tiles")), record(KeyError("oops"))

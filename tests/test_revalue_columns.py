@@ -177,6 +177,6 @@ def test_duckdb_prints_floats_as_python_repr(tmp_path: Path) -> None:
     xs = np.concatenate([10 ** rng.uniform(-10, 20, 20_000), rng.uniform(0, 1e6, 20_000),
                          np.floor(rng.uniform(0, 1e7, 5_000) / 100) * 100, np.array(history._FLOAT_PROBES)])
     with connect(tmp_path / "f.duckdb") as con:
-        _t = pa.table({"x": xs})  # noqa: F841
+        _t = pa.table({"x": xs})
         texts = con.execute("SELECT CAST(x AS VARCHAR) AS s FROM _t").fetchnumpy()["s"].tolist()
     assert texts == [repr(float(x)) for x in xs]

@@ -17,8 +17,9 @@ PARAMS = dataclasses.replace(load_params(), crop_health=None)
 def observation(farmland=0.95, planted=0.9, probs=None, ndvi=(0.3, 0.5, 0.75, 0.8, 0.7, 0.5), coverage=1.0, valid=1.0,
                 first_month=4):
     dates = [DateObservation(f"t{i}", date(2016, first_month + i, 10), valid, v, v - 0.05, v + 0.05) for i, v in enumerate(ndvi)]
+    probs = probs if probs is not None else {"wheat": 0.9, "barley": 0.08, "open_water": 0.02}
     return ClaimObservation(claim_id="c1", coverage_fraction=coverage, dates=dates, farmland_fraction=farmland,
-                            planted_fraction=planted, crop_probs=probs if probs is not None else {"wheat": 0.9, "barley": 0.08, "open_water": 0.02})
+                            planted_fraction=planted, crop_probs=probs)
 
 
 def check(obs, overlap=0.0, sensors=None, area=10.0):

@@ -67,5 +67,5 @@ def resolve(settings: Settings, resolution: Resolution) -> dict[str, Any]:
     r = check(resolution)
     require_database(settings.db_path)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    return writer.call(settings.db_path, record_resolution, alert_id=r.alert_id, note=r.note,  # type: ignore[no-any-return]
+    return writer.call(settings.db_path, record_resolution, alert_id=r.alert_id, note=r.note,
                        resolved_by=r.resolved_by, channel=r.channel, now=now)

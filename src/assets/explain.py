@@ -18,10 +18,15 @@ from typing import Any, Sequence
 import duckdb
 
 from assets.errors import InputError, NotFoundError
-from assets.store import history
-from assets.store import queries
-from assets.valuation import (VALUE_STEPS, ValuationInput, ValuationParams, cap_borrower_limits, parse_params,
-                              value_inputs)
+from assets.store import history, queries
+from assets.valuation import (
+    VALUE_STEPS,
+    ValuationInput,
+    ValuationParams,
+    cap_borrower_limits,
+    parse_params,
+    value_inputs,
+)
 
 REVALUED_STEP = "revalued"  # first step of a decision written by `revalue.revalue_all`: its steps are rendered on read
 

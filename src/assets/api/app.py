@@ -20,10 +20,18 @@ from assets.api.deps import known_query_parameters, public
 from assets.api.limits import BodyLimitMiddleware, Limits
 from assets.api.middleware import AuditMiddleware, SecurityHeadersMiddleware
 from assets.config import Settings
+from assets.errors import (
+    AssetsError,
+    AuthenticationError,
+    InputError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    StoreLockedError,
+    TooLargeError,
+)
 from assets.imagery import maptiles
 from assets.store.writer import WriterService
-from assets.errors import (AssetsError, AuthenticationError, InputError, NotFoundError, PermissionDeniedError,
-                           RateLimitError, StoreLockedError, TooLargeError)
 
 log = logging.getLogger("assets.api")
 

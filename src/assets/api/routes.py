@@ -24,8 +24,7 @@ from fastapi.responses import HTMLResponse
 
 from assets import access
 from assets.access import Identity, Role
-from assets.api.deps import (ANY_ROLE, allow, current_identity, get_settings, public, read_db,
-                             visible_borrower)
+from assets.api.deps import ANY_ROLE, allow, current_identity, get_settings, public, read_db, visible_borrower
 from assets.api.limits import check_claim_size, client_address, parse_json
 from assets.config import Settings
 from assets.errors import AuthenticationError, InputError, PermissionDeniedError

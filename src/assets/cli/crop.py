@@ -56,7 +56,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     evaluate.set_defaults(handler=cmd_evaluate)
 
 
-def _progress(total: int, desc: str):  # noqa: ANN202 - tqdm bar
+def _progress(total: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="epoch", dynamic_ncols=True, mininterval=5)
@@ -112,14 +112,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_notes(data) -> None:  # noqa: ANN001 (a LabelledSeasons)
+def _print_notes(data) -> None:
     """Every documented conversion the reader applied, so no face converts silently."""
     for note in filter(None, [data.season.scale_note, data.dropped_bands
                               and f"layers that are not bands were left out: {data.dropped_bands}"]):
         print(f"{data.source}: {note}")
 
 
-def _load(path: Path | None):  # noqa: ANN202
+def _load(path: Path | None):
     from assets.models import crop
 
     return crop.load(path)

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import shapely
 from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.validation import explain_validity
 
@@ -156,7 +157,7 @@ def _check_crs_member(obj: dict[str, Any], label: str) -> None:
         raise GeometryError(f"{label} has a 'crs' member that names no CRS ({json.dumps(member)[:80]}); {fix}")
     try:
         crs = CRS.from_user_input(name.strip())
-    except Exception:  # pyproj raises CRSError and others for unknown names
+    except (CRSError, ValueError, TypeError):  # an unknown or malformed name
         raise GeometryError(f"{label} declares an unknown CRS {name!r} in its 'crs' member; {fix}") from None
     if not crs.equals(CRS.from_user_input("OGC:CRS84"), ignore_axis_order=True):
         raise GeometryError(f"{label} declares its coordinates in {name} ({crs.name}), not longitude/latitude; {fix}")

@@ -281,9 +281,12 @@ def _vectorise(labels: np.ndarray, keep: np.ndarray, transform: Any,
 
 
 def _is_utm(crs: Any) -> bool:
+    from pyproj.exceptions import CRSError
+    from rasterio.errors import CRSError as RasterioCRSError
+
     try:
         return bool(crs.to_epsg()) and (32601 <= crs.to_epsg() <= 32660 or 32701 <= crs.to_epsg() <= 32760)
-    except Exception:  # a custom CRS without an EPSG code
+    except (CRSError, RasterioCRSError):  # a custom CRS pyproj cannot match to an EPSG code
         return False
 
 

@@ -215,8 +215,8 @@ def record_from_item(item: dict[str, Any]) -> TileRecord:
     return TileRecord(
         tile_id=item["id"], scene_id=p["assets:scene_id"], acquired_on=date.fromisoformat(p["assets:acquired_on"]),
         path=Path(item["assets"]["data"]["href"]), crs=p["proj:code"], width=p["proj:shape"][1],
-        height=p["proj:shape"][0], res_m=float(t[0]), bounds=tuple(p["proj:bbox"]),  # type: ignore[arg-type]
-        bounds_lonlat=tuple(item["bbox"]), bands=tuple(p["assets:bands"]),  # type: ignore[arg-type]
+        height=p["proj:shape"][0], res_m=float(t[0]), bounds=tuple(p["proj:bbox"]),
+        bounds_lonlat=tuple(item["bbox"]), bands=tuple(p["assets:bands"]),
         cloud_fraction=p["assets:cloud_fraction"], nodata_fraction=p["assets:nodata_fraction"],
         checksum=p["assets:checksum"],
     )
@@ -236,7 +236,7 @@ def collection(items: Sequence[dict[str, Any]], settings: Settings) -> dict[str,
         id=settings.stac_collection_id, license="other",
         description="Sentinel-2 L2A surface-reflectance tiles the credit platform has verified claims with "
                     "(quality-gated, lossless Cloud-Optimised GeoTIFFs).",
-        extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent([interval])),  # type: ignore[list-item]
+        extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent([interval])),
     )
     for i in items:
         col.add_link(pystac.Link("item", target=f"./{i['id']}.json", media_type=pystac.MediaType.JSON))

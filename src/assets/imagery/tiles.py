@@ -59,7 +59,7 @@ class TileInfo:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(minx, miny, maxx, maxy) in the tile's CRS."""
-        return tuple(rasterio.transform.array_bounds(self.height, self.width, self.transform))  # type: ignore[return-value]
+        return tuple(rasterio.transform.array_bounds(self.height, self.width, self.transform))
 
 
 @dataclass

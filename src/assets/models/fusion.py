@@ -24,5 +24,5 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
         from torch.fx.experimental.optimization import fuse
 
         return fuse(base)
-    except Exception:  # pragma: no cover - tracing support differs across torch versions
+    except Exception:  # noqa: BLE001 # pragma: no cover - tracing support differs across torch versions
         return base

@@ -77,7 +77,7 @@ class EmbeddedBroker:
         try:
             self._broker = Broker(config, loop=loop)
             loop.run_until_complete(self._broker.start())
-        except BaseException as exc:  # surfaced by start()
+        except BaseException as exc:  # noqa: BLE001 - surfaced by start()
             self._error = exc
             self._ready.set()
             loop.close()
@@ -103,8 +103,8 @@ class EmbeddedBroker:
         fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
         try:
             fut.result(timeout=10)
-        except Exception:  # a broker that fails to shut down cleanly is still stopped below
-            pass
+        except Exception:  # logged: a broker that fails to shut down cleanly is still stopped below
+            logging.getLogger(__name__).warning("the in-process MQTT broker did not shut down cleanly", exc_info=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._thread = None
@@ -179,7 +179,7 @@ class MosquittoBroker:
     workdir: Path
     port: int
     config_file: Path
-    process: subprocess.Popen | None = None  # type: ignore[type-arg]
+    process: subprocess.Popen | None = None
     tls: TlsFiles | None = None
     users: dict[str, str] = field(default_factory=dict)
 

@@ -140,7 +140,7 @@ class FastClient(mqtt.Client):
 
     on_message_batch: Callable[[list[RawPublish]], None] | None = None
 
-    def _create_socket(self):  # type: ignore[no-untyped-def]
+    def _create_socket(self):
         return _BufferedSocket(super()._create_socket())
 
     def _packet_read(self) -> mqtt.MQTTErrorCode:
@@ -293,7 +293,7 @@ def connect_and_wait(client: mqtt.Client, url: BrokerURL, *, timeout_s: float = 
     outcome: dict[str, object] = {}
     user_on_connect = client.on_connect
 
-    def on_connect(c, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
+    def on_connect(c, userdata, flags, reason_code, properties):
         if not done.is_set():
             outcome["rc"] = reason_code
             done.set()

@@ -252,7 +252,7 @@ def _km(a: Device, b: Device) -> float:
 
 
 def drift_alerts(con: duckdb.DuckDBPyConnection, as_of: date, monitoring: Any = None,
-                 raised_at: datetime | None = None) -> list[dict]:  # type: ignore[type-arg]
+                 raised_at: datetime | None = None) -> list[dict]:
     """``sensor_drift`` rows: a device whose daily difference from most of its neighbours (air
     temperature, air pressure: the same weather for devices a few km apart) moved by at least the
     threshold between the baseline days and the recent days (median of each window). A constant
@@ -317,7 +317,7 @@ def drift_alerts(con: duckdb.DuckDBPyConnection, as_of: date, monitoring: Any = 
 
 
 def alerts(con: duckdb.DuckDBPyConnection, as_of: date,
-           monitoring: MonitoringParams | None = None) -> list[dict]:  # type: ignore[type-arg]
+           monitoring: MonitoringParams | None = None) -> list[dict]:
     """Rows for the ``alerts`` table: devices gone silent, soil probes ramping, soil drying far below its
     norm, and devices drifting from their neighbours (`drift_alerts`).
 

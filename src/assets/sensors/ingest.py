@@ -108,7 +108,7 @@ class Ingester:
         self._started = 0.0
 
     # --- paho callbacks (network thread): never block here --------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             log.warning("broker refused connection: %s", reason_code)
             return
@@ -117,19 +117,19 @@ class Ingester:
         self.stats.connections += 1
         client.subscribe(self.topic, qos=1)
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):  # type: ignore[no-untyped-def]
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
         if any(getattr(rc, "is_failure", False) for rc in reason_codes):
             log.error("the broker refused the subscription to %s: %s", self.topic, reason_codes)
             return
         self._subscribed.set()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         with self._gen_lock:
             self._generation += 1  # acks for messages of the old connection are dropped
         if not self._stopping.is_set():
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
-    def _on_message(self, client, userdata, msg):  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, msg):
         # paho's path: the packets `FastClient` leaves to paho (e.g. split across two reads).
         self._received([(msg.topic, msg.payload, msg.mid, msg.qos, self._generation)])
 

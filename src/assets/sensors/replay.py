@@ -174,7 +174,7 @@ def publish(
     )
 
 
-def _open(url: BrokerURL, client_id: str, max_inflight: int):  # type: ignore[no-untyped-def]
+def _open(url: BrokerURL, client_id: str, max_inflight: int):
     client = make_client(url, client_id, persistent=False)
     client.max_inflight_messages_set(max_inflight)
     client.max_queued_messages_set(0)

@@ -233,7 +233,7 @@ class BatchWriter:
             self.close()
 
 
-def _worker(conn, db_path: str, hold: bool, lock_retry_s: float) -> None:  # type: ignore[no-untyped-def]
+def _worker(conn, db_path: str, hold: bool, lock_retry_s: float) -> None:
     """Child process loop: (messages, more_waiting) in, ("ok"|"error", result, lock_retries) out."""
     writer = BatchWriter(db_path, hold=hold, lock_retry_s=lock_retry_s)
     conn.send(("ready", None, 0))  # imports done: the ingester may start receiving
@@ -287,7 +287,7 @@ class ProcessWriter:
             ) from exc
         if status == "error":
             raise payload
-        return payload  # type: ignore[no-any-return]
+        return payload
 
     def close(self) -> None:
         try:

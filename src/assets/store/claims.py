@@ -24,7 +24,7 @@ def claim_rows(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str] | None =
 
 def borrower_field_bounds(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[tuple[float, float, float, float]]:
     """(min lon, min lat, max lon, max lat) of each of a borrower's claims with a usable drawing."""
-    return [tuple(r) for r in con.execute(  # type: ignore[misc]
+    return [tuple(r) for r in con.execute(
         "SELECT min_lon, min_lat, max_lon, max_lat FROM claims WHERE borrower_id = ? AND geom_wkb IS NOT NULL",
         [borrower_id]).fetchall()]
 

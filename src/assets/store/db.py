@@ -196,6 +196,6 @@ def append(
     cols = ", ".join(f'"{c}"' for c in rows.column_names)
     # DuckDB finds the local Arrow table by name (a replacement scan). Unlike register(), this
     # works while an earlier result on the connection is still unfetched.
-    _assets_append_rows = rows  # noqa: F841
+    _assets_append_rows = rows
     con.execute(f'{verb} INTO "{table}" ({cols}) SELECT {cols} FROM _assets_append_rows')
     return rows.num_rows

@@ -246,7 +246,7 @@ def append_staged(con: duckdb.DuckDBPyConnection, values: pa.Table, constants: M
     if python_reprs:  # a DuckDB whose float text differs from Python's: hash Python's own text
         values = _with_python_reprs(con, values)
     text, params = _canon_sql(constants, seq0 + 1, explanation, python_reprs)  # decision_seq = seq0 + 1 + i
-    _rv_values = values  # noqa: F841  (a replacement scan finds the Arrow table by name; rows in any order)
+    _rv_values = values
     # DuckDB joins the text, Python hashes it (hashlib is several times faster than DuckDB's sha256 here);
     # fetched in any order with i, so DuckDB never sorts the wide texts
     got = con.execute(f"SELECT i, encode({text}) AS t FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq "
@@ -257,7 +257,7 @@ def append_staged(con: duckdb.DuckDBPyConnection, values: pa.Table, constants: M
     del got
     digests = [digests[k] for k in order]
     hashes = chain_links(prev, digests)
-    _rv_hashes = pa.table({"i": pa.array(np.arange(len(hashes), dtype=np.int64)), "prev_hash": pa.array([prev, *hashes[:-1]]),  # noqa: F841
+    _rv_hashes = pa.table({"i": pa.array(np.arange(len(hashes), dtype=np.int64)), "prev_hash": pa.array([prev, *hashes[:-1]]),
                            "row_hash": pa.array(hashes)})
     carried = ", ".join(f"d.{c}" for c in _CARRIED if c != "area_ha")
     consts = list(constants)
@@ -297,7 +297,7 @@ def duckdb_floats_match_repr(con: duckdb.DuckDBPyConnection, values: pa.Table, s
     xs.extend(float(r[0]) for r in con.execute(
         "SELECT d.area_ha FROM rv_stage s JOIN decisions d ON d.decision_seq = s.src_seq "
         "WHERE d.area_ha IS NOT NULL USING SAMPLE 500 ROWS").fetchall())
-    _probe = pa.table({"x": pa.array(xs, pa.float64())})  # noqa: F841
+    _probe = pa.table({"x": pa.array(xs, pa.float64())})
     texts = con.execute("SELECT CAST(x AS VARCHAR) FROM _probe").fetchnumpy()
     return [str(t) for t in texts[next(iter(texts))].tolist()] == [repr(x) for x in xs]
 

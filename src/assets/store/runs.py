@@ -36,7 +36,7 @@ def save_run_report(con: duckdb.DuckDBPyConnection, report: Mapping[str, object]
 
 def run_rows(con: duckdb.DuckDBPyConnection, *, kind: str | None = None, limit: int = 30) -> list[dict[str, Any]]:
     """The newest nights first (`run_overview`)."""
-    sql, params = "SELECT * FROM run_overview", []  # type: ignore[var-annotated]
+    sql, params = "SELECT * FROM run_overview", []
     if kind is not None:
         sql += " WHERE kind = ?"
         params.append(kind)

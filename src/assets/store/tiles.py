@@ -37,7 +37,7 @@ def quarantined_tiles(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 def tile_footprints(con: duckdb.DuckDBPyConnection) -> list[tuple[float, float, float, float]]:
     """(min_lon, min_lat, max_lon, max_lat) of every usable catalogued tile: where we hold imagery."""
-    return [tuple(r) for r in con.execute(  # type: ignore[misc]
+    return [tuple(r) for r in con.execute(
         "SELECT DISTINCT min_lon, min_lat, max_lon, max_lat FROM tiles "
         "WHERE tile_id NOT IN (SELECT tile_id FROM tile_quarantine)").fetchall()]
 
