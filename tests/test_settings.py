@@ -68,3 +68,36 @@ def test_officer_api_keys_come_from_settings_and_stay_secret(monkeypatch, tmp_pa
     with TestClient(create_app(s)) as client:
         assert client.get("/me", headers={"X-API-Key": "key-two"}).json()["role"] == "officer"
         assert client.get("/me", headers={"X-API-Key": "key-three"}).status_code == 401
+
+
+def test_today_is_the_banks_date(monkeypatch) -> None:
+    """Code review 2026-12-07: "today" was the server's local date in seven places; for a bank in
+    UTC+8 a UTC server's today is yesterday until 08:00, and today's date was refused as the future."""
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    assert Settings(as_of=date(2016, 9, 30)).today() == date(2016, 9, 30)  # a replayed season
+    for zone in ("UTC", "Asia/Shanghai", "Pacific/Kiritimati"):
+        before = datetime.now(ZoneInfo(zone)).date()
+        assert Settings(timezone=zone).today() in (before, datetime.now(ZoneInfo(zone)).date())
+    with pytest.raises(ValidationError, match="not an IANA time zone"):
+        Settings(timezone="Mars/Olympus")
+    monkeypatch.setenv("ASSETS_TIMEZONE", "Asia/Shanghai")
+    assert settings().timezone == "Asia/Shanghai"
+
+
+def test_verification_thresholds_are_settings() -> None:
+    """Code review 2026-12-07: the coverage, usable-date and partial thresholds were constants in verify.py."""
+    from assets.verify import verify_claim
+    from tests.test_verify_valuation import observation
+
+    def verdict(**kw):
+        return verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=observation(), overlap_area_ha=0.0,
+                            sensor_evidence=None, settings=Settings(**kw))
+
+    assert verdict().status == "verified"
+    assert verdict(partial_below=0.95).status == "partial"  # 9 of 10 ha planted
+    assert "insufficient_imagery" in [r.code for r in verdict(min_usable_dates=10).reasons]
+    assert "no_imagery" in [r.code for r in verify_claim(
+        claim_id="c1", claimed_area_ha=10.0, observation=observation(coverage=0.97), overlap_area_ha=0.0,
+        sensor_evidence=None, settings=Settings(min_imagery_coverage=0.99)).reasons]

@@ -6,10 +6,11 @@ environment variables elsewhere.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,11 @@ class Settings(BaseSettings):
     so ``ASSETS_MAX_AREA_HA=lots`` fails at start-up naming the variable; instances are frozen.
     """
 
+    def today(self) -> date:
+        """The assessment date when none is given: `as_of` when the service replays a past season,
+        else today's date in the bank's `timezone`."""
+        return self.as_of or datetime.now(ZoneInfo(self.timezone)).date()
+
     model_config = SettingsConfigDict(env_prefix="ASSETS_", frozen=True, extra="forbid", validate_by_name=True,
                                       validate_by_alias=True)
 
@@ -60,6 +66,12 @@ class Settings(BaseSettings):
     mosquitto_dir: Path = Field(default_factory=lambda: bundled_dir("mosquitto"))  # mosquitto.conf, acl
     broker_url: str | None = Field(None, validation_alias=_env("ASSETS_BROKER"))
     # Verification thresholds (fractions of the claimed area).
+    min_imagery_coverage: float = 0.95  # share of a drawing inside one grid's tiles; less: `no_imagery`
+    min_usable_dates: int = 3  # clear dates of a field needed to recognise its crop; fewer: `insufficient_imagery`
+    partial_below: float = 0.8  # verified area under this share of the claimed area: `partial`
+    date_min_valid_fraction: float = 0.5  # a date counts for a field when this share of its pixels is clear
+    planted_ndvi: float = 0.5  # season-peak NDVI above which a farmland pixel counts as planted
+    field_pixel_probability: float = 0.5  # segmentation P(field interior + boundary) of a farmland pixel
     min_farmland_fraction: float = 0.5
     max_overlap_fraction: float = 0.05
     # Crop call: under this top-class probability the crop is "unknown" and valued conservatively
@@ -74,6 +86,9 @@ class Settings(BaseSettings):
     # The date the service assesses at (`assets serve --as-of`, ASSETS_AS_OF): None is today. Set it to
     # replay a past season, such as the bundled 2016 demo season, as if it were now.
     as_of: date | None = None
+    # The bank's calendar: "today" (the default assessment date, the latest date one may assess at) is
+    # the date in this IANA time zone (ASSETS_TIMEZONE, e.g. Asia/Shanghai), not the server's clock zone.
+    timezone: str = "UTC"
     # No assessment date before the first Sentinel-2 images (2A launched 2015-06-23): an earlier one
     # can only be a typo, and dates near year 1 or 9999 overflow the sensor windows.
     earliest_as_of: date = date(2015, 6, 23)
@@ -187,6 +202,15 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone; use a name such as UTC or Asia/Shanghai") from None
+        return value
 
     @property
     def tiles_source(self) -> str:

@@ -30,10 +30,6 @@ from assets.models import legend
 from assets.models.crop import CropModel
 from assets.models.seasons import make_season
 
-MIN_VALID_FRACTION = 0.5  # a date counts for a claim when at least half its pixels are clear
-PLANTED_NDVI = 0.5  # season-peak NDVI above which a farmland pixel counts as planted
-FIELD_PROB = 0.5  # segmentation probability (interior + boundary) for a farmland pixel
-
 
 @dataclass(frozen=True)
 class DateObservation:
@@ -55,8 +51,8 @@ class ClaimObservation:
     farmland_fraction: float | None = None
     planted_fraction: float | None = None
     crop_probs: dict[str, float] = field(default_factory=dict)
-    seg_tile_id: str | None = None
     boundary: bnd.BoundaryAgreement | None = None  # the drawing against the detected fields
+    min_valid_fraction: float = 0.5  # a date counts when this share of the field is clear (`Settings.date_min_valid_fraction`)
 
     @property
     def tile_ids(self) -> list[str]:
@@ -64,7 +60,7 @@ class ClaimObservation:
 
     @property
     def usable_dates(self) -> list[DateObservation]:
-        return [d for d in self.dates if d.valid_fraction >= MIN_VALID_FRACTION and d.ndvi_mean is not None]
+        return [d for d in self.dates if d.valid_fraction >= self.min_valid_fraction and d.ndvi_mean is not None]
 
     @property
     def crop(self) -> tuple[str | None, float]:
@@ -134,8 +130,9 @@ def observe_claims(
             coverage = local.intersection(shapely.box(*group[0].bounds)).area / local.area
             if best is None or (coverage, len(group)) > (best[0], best[1]):
                 best = (coverage, len(group), gi, local)
-        if best is None or best[0] < 0.95:
-            out[cid] = ClaimObservation(claim_id=cid, coverage_fraction=0.0 if best is None else best[0])
+        if best is None or best[0] < settings.min_imagery_coverage:
+            out[cid] = ClaimObservation(claim_id=cid, coverage_fraction=0.0 if best is None else best[0],
+                                        min_valid_fraction=settings.date_min_valid_fraction)
             continue
         assigned[best[2]].append((cid, best[3], best[0]))
     series: list[tuple[str, np.ndarray, np.ndarray, list[date]]] = []
@@ -148,7 +145,6 @@ def observe_claims(
             for cid, local, coverage in members:
                 obs, bands, mask, days = _observe_on_grid(cid, local, group, handles, seg, settings)
                 obs.coverage_fraction = coverage
-                obs.seg_tile_id = ref.tile_id
                 out[cid] = obs
                 if mask.any():
                     series.append((cid, bands, mask, days))
@@ -206,9 +202,9 @@ def _observe_on_grid(
     inside = geometry_mask([local], out_shape=shape, transform=win_transform, invert=True, all_touched=False)
     if not inside.any():  # thinner than a pixel: take the pixels it touches
         inside = geometry_mask([local], out_shape=shape, transform=win_transform, invert=True, all_touched=True)
-    farmland = inside & (field_prob >= FIELD_PROB)
+    farmland = inside & (field_prob >= settings.field_pixel_probability)
     n_inside = int(inside.sum())
-    obs = ClaimObservation(claim_id=cid, coverage_fraction=1.0)
+    obs = ClaimObservation(claim_id=cid, coverage_fraction=1.0, min_valid_fraction=settings.date_min_valid_fraction)
     season_max = np.full(shape, -1.0, np.float32)
     band_means, mask_series, days, ndvis = [], [], [], []
     wanted = season_bands(handles)
@@ -233,12 +229,12 @@ def _observe_on_grid(
             season_max = np.where(clear, np.fmax(season_max, np.nan_to_num(ndvi, nan=-1.0)), season_max)
         else:
             obs.dates.append(DateObservation(tile.tile_id, tile.acquired_on, valid_fraction, None, None, None))
-        usable = valid_fraction >= MIN_VALID_FRACTION and vals.size > 0
+        usable = valid_fraction >= settings.date_min_valid_fraction and vals.size > 0
         band_means.append(refl[:, picked].mean(axis=1) if usable else np.full(len(wanted), np.nan))
         mask_series.append(usable)
         days.append(tile.acquired_on)
     obs.farmland_fraction = float(farmland.sum() / n_inside) if n_inside else 0.0
-    obs.planted_fraction = float((farmland & (season_max >= PLANTED_NDVI)).sum() / n_inside) if n_inside else 0.0
+    obs.planted_fraction = float((farmland & (season_max >= settings.planted_ndvi)).sum() / n_inside) if n_inside else 0.0
     obs.boundary = _boundary(seg, window, inside, np.stack(ndvis) if ndvis else None, settings)
     means = np.array(band_means, np.float32).reshape(len(band_means), len(wanted))
     return obs, means, np.array(mask_series, bool), days

@@ -406,7 +406,7 @@ def check_as_of(as_of: date, settings: Settings) -> date:
     """An assessment date, or an `InputError`: not before `Settings.earliest_as_of` (the first
     Sentinel-2 images) and not after the service's today (`Settings.as_of`, else the calendar's).
     A decision dated in the future would stay the current one over every real night until then."""
-    today = settings.as_of or date.today()
+    today = settings.today()
     if as_of > today:
         raise InputError(f"the assessment date {as_of} is after today ({today}); assess at today's date or earlier")
     if as_of < settings.earliest_as_of:

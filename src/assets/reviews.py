@@ -91,7 +91,7 @@ def decide(settings: Settings, decision: Decision, models: Any | None = None) ->
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     current = writer.call(settings.db_path, record_review, claim_id=decision.claim_id, decision=decision.decision,
                           note=decision.note, decided_by=decision.decided_by, channel=decision.channel, now=now)
-    as_of = current["as_of"] if isinstance(current["as_of"], date) else settings.as_of or date.today()
+    as_of = current["as_of"] if isinstance(current["as_of"], date) else settings.today()
     try:
         assess_claims(settings.db_path, as_of=as_of, settings=settings, models=models or load_models(settings),
                       claim_ids=[decision.claim_id], kind="review")

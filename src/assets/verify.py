@@ -21,8 +21,6 @@ from assets.models import legend
 if TYPE_CHECKING:  # only the attributes are read; keeps verification free of torch/rasterio
     from assets.observe import ClaimObservation, DateObservation
 
-MIN_USABLE_DATES = 3
-PARTIAL_BELOW = 0.8  # verified area under 80 % of the claimed area makes the claim partial
 # The boundary reasons an officer answers by looking at the drawing on the imagery: an approval of
 # one settles the others (new imagery may word the same doubt differently).
 BOUNDARY_QUESTIONS = ("boundary_mismatch", "boundary_unaligned", "mixed_seasons")
@@ -149,15 +147,15 @@ def verify_claim(
     """
     v = Verification(claim_id=claim_id, status="verified", reasons=[], claimed_area_ha=claimed_area_ha,
                      overlap_area_ha=overlap_area_ha, sensor_evidence=sensor_evidence)
-    if observation.coverage_fraction < 0.95:
+    if observation.coverage_fraction < settings.min_imagery_coverage:
         v.reasons.append(Reason("no_imagery", f"only {observation.coverage_fraction:.0%} of the field lies inside the "
                                 "satellite tiles we hold; it will be checked when imagery of it arrives", True))
         v.status = "rejected"
         return v
     usable = observation.usable_dates
-    if len(usable) < MIN_USABLE_DATES:
+    if len(usable) < settings.min_usable_dates:
         v.reasons.append(Reason("insufficient_imagery", f"{len(usable)} cloud-free date(s) of this field this season; "
-                                f"at least {MIN_USABLE_DATES} are needed to recognise the crop", True))
+                                f"at least {settings.min_usable_dates} are needed to recognise the crop", True))
     farmland_fraction = observation.farmland_fraction or 0.0
     v.farmland_area_ha = claimed_area_ha * farmland_fraction
     v.planted_area_ha = claimed_area_ha * (observation.planted_fraction or 0.0)
@@ -237,7 +235,7 @@ def verify_claim(
         v.status = "review"
         v.reasons.extend(open_questions)
         return v
-    if v.verified_area_ha < PARTIAL_BELOW * claimed_area_ha:
+    if v.verified_area_ha < settings.partial_below * claimed_area_ha:
         v.status = "partial"
         if judgement.kind != bnd.INFLATED and not bitten:  # the boundary reason already says what is valued
             v.reasons.append(Reason("partly_planted", f"{v.verified_area_ha:.2f} of {claimed_area_ha:.2f} ha "

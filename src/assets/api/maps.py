@@ -12,7 +12,6 @@ GeoJSON, and the detected field under a tapped point.
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Any
 
 import duckdb
@@ -99,7 +98,7 @@ async def field_proposal(request: Request,
 
     def run() -> dict[str, Any]:
         with connect(settings.db_path) as con:
-            tiles = stored_tiles(con, settings.as_of or date.today())
+            tiles = stored_tiles(con, settings.today())
         return propose_field(lon, lat, tiles, request.app.state.segmentations, settings).to_geojson()
 
     return await run_in_threadpool(run)

@@ -116,7 +116,7 @@ async def submit_claims(
     if as_of is not None and identity.role is not Role.OFFICER:
         raise PermissionDeniedError("only a credit officer may set the assessment date (as_of); send the claim "
                                     "without it and it is assessed at today's date")
-    when = check_as_of(as_of or settings.as_of or date.today(), settings)
+    when = check_as_of(as_of or settings.today(), settings)
     doc = parse_json(await request.body())
     check_claim_size(doc, settings)
 

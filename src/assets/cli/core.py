@@ -136,7 +136,7 @@ def cmd_claims_submit(args: argparse.Namespace) -> int:
 
     s = make_settings(db_path=args.db)
     rows = submit_and_assess(s, args.file, canonical_id(args.borrower, "borrower id"),
-                             as_of=args.date or s.as_of or date.today())
+                             as_of=args.date or s.today())
     print(table(rows, CLAIM_COLUMNS, CLAIM_HEADERS))  # claim_status rows already carry verified_area_mu
     return 0 if any(r["status"] != "rejected" for r in rows) else 1
 

@@ -137,9 +137,11 @@ def _writable(path: Path, option: str) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from assets.config import settings
     from assets.models import legend
     from assets.models.crop_data import read_seasons
-    from assets.verify import MIN_USABLE_DATES
+
+    min_dates = settings().min_usable_dates  # what a claim's verdict needs
 
     model = _load(args.model)
     if args.unknown_below is not None:
@@ -157,7 +159,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     names = model.labels(proba)
     farm = model.farmland_probability(proba)
     _writable(args.out, "--out")
-    few = seen & (data.season.mask.sum(axis=1) < MIN_USABLE_DATES)  # what a claim's verdict needs
+    few = seen & (data.season.mask.sum(axis=1) < min_dates)
     with open(args.out, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["index", "label", "probability", "group", "farmland_probability", "top_crop", "note"]
@@ -174,7 +176,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     unsure = sum(1 for i, n in enumerate(names) if seen[i] and n == legend.UNKNOWN)
     extra = f"; {int((~seen).sum())} rows had no clear date" if (~seen).any() else ""
     if few.any():  # a claim needs 3 (`observe`); fewer is a guess, so say it beside the call
-        extra += f"; {int(few.sum())} rows had fewer than {MIN_USABLE_DATES} clear dates (see `note`: unreliable)"
+        extra += f"; {int(few.sum())} rows had fewer than {min_dates} clear dates (see `note`: unreliable)"
     print(f"wrote {len(proba)} predictions to {args.out} (model {model.version}): {int(seen.sum()) - unsure} named, "
           f"{unsure} `unknown` (top probability under {model.unknown_below:g}; `top_crop` holds the most probable "
           f"crop of every row, --unknown-below 0 names them all){extra}")

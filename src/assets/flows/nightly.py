@@ -155,7 +155,7 @@ def segment_references(survey: TileSurvey, db_path: str, models_dir: str | None)
 @flow(name="nightly", log_prints=True)
 def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> dict:
     s = config.settings()
-    as_of = check_as_of(config.as_of or s.as_of or date.today(), s)  # a future night would outrank every real one
+    as_of = check_as_of(config.as_of or s.today(), s)  # a future night would outrank every real one
     db = Path(config.db_path)
     report = runs.NightReport(kind=kind, as_of=as_of, task_runner=describe(config.dask_cluster))
     summary: dict = {}

@@ -14,7 +14,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -69,7 +69,7 @@ class TileTags:
 
 def parse_tags(tags: dict[str, str], path: Path, *, today: date | None = None) -> TileTags:
     """ACQUISITION_DATE and CLOUD_FRACTION, refused (not guessed around) when present but wrong."""
-    today = today or date.today()
+    today = today or datetime.now(timezone.utc).date()  # acquisition dates are UTC
     acquired_on = None
     raw_date = tags.get("ACQUISITION_DATE")
     if raw_date is not None:
