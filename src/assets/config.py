@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     min_usable_dates: int = 3  # clear dates of a field needed to recognise its crop; fewer: `insufficient_imagery`
     partial_below: float = 0.8  # verified area under this share of the claimed area: `partial`
     date_min_valid_fraction: float = 0.5  # a date counts for a field when this share of its pixels is clear
+    # A field's crop season is the year of its newest clear image less this many days: assessed in
+    # January or February, the season just harvested, not the next one barely sown (`observe.season_year_of`).
+    season_turn_days: int = 60
     planted_ndvi: float = 0.5  # season-peak NDVI above which a farmland pixel counts as planted
     field_pixel_probability: float = 0.5  # segmentation P(field interior + boundary) of a farmland pixel
     min_farmland_fraction: float = 0.5

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,6 +25,7 @@ from assets.config import Settings
 from assets.fields.geometry import reproject
 from assets.imagery.blockcache import shared_cache
 from assets.imagery.index import TileRecord
+from assets.imagery.masks import usable_mask
 from assets.imagery.tiles import TileHandle, open_tile, read_reflectance
 from assets.models import legend
 from assets.models.crop import CropModel
@@ -149,7 +150,7 @@ def observe_claims(
                 if mask.any():
                     series.append((cid, bands, mask, days))
     if series:
-        _classify(series, crop_model, out)
+        _classify(series, crop_model, out, settings)
     return out
 
 
@@ -166,15 +167,27 @@ def season_bands(handles: Sequence[TileHandle]) -> dict[str, str]:
     return dict(SEASON_BANDS)
 
 
+def season_year_of(days: Sequence[date], clear: np.ndarray, turn_days: int) -> int:
+    """The season a field's series is classified as: the year of its newest clear date, less
+    ``turn_days`` (`Settings.season_turn_days`: in January and February, the season just harvested,
+    not the next one barely sown). A catalogue holding several years then gives this season, not
+    the middle one, and each field's season is its own, whatever other fields are assessed beside
+    it (the model's frame, day -180 to 410 of that year, still takes an autumn-sown crop's first months)."""
+    seen = [d for d, ok in zip(days, clear) if ok]
+    return (max(seen or days) - timedelta(days=turn_days)).year
+
+
 def _classify(series: list[tuple[str, np.ndarray, np.ndarray, list[date]]], crop_model: CropModel,
-              out: dict[str, ClaimObservation]) -> None:
+              out: dict[str, ClaimObservation], settings: Settings) -> None:
     """Batched crop-model calls on each field's per-date band means at their real dates.
 
     Fields read with the extended bands and those read with the four core bands go in separate
     batches, so a 4-band grid never marks a 9-band one's dates as incomplete.
     """
-    for n_bands in sorted({r[1].shape[1] for r in series}):
-        batch = [r for r in series if r[1].shape[1] == n_bands]
+    by_kind: dict[tuple[int, int], list[tuple[str, np.ndarray, np.ndarray, list[date]]]] = defaultdict(list)
+    for r in series:
+        by_kind[(r[1].shape[1], season_year_of(r[3], r[2], settings.season_turn_days))].append(r)
+    for (n_bands, year), batch in sorted(by_kind.items()):
         names = list({**SEASON_BANDS, **EXTENDED_BANDS}.values())[:n_bands]
         t_max = max(len(r[1]) for r in batch)
         x = np.full((len(batch), t_max, n_bands), np.nan, np.float32)
@@ -182,7 +195,7 @@ def _classify(series: list[tuple[str, np.ndarray, np.ndarray, list[date]]], crop
         for i, (_, bands, usable, days) in enumerate(batch):
             x[i, : len(bands)][usable] = bands[usable]
             dates[i, : len(days)] = [d.isoformat() for d in days]
-        probs = crop_model.predict_proba(make_season(x, names, dates))
+        probs = crop_model.predict_proba(make_season(x, names, dates, season_year=year))
         for (cid, *_), p in zip(batch, probs):
             out[cid].crop_probs = {c: float(v) for c, v in zip(crop_model.classes, p)}
 
@@ -215,6 +228,9 @@ def _observe_on_grid(
             continue  # an RGB-only tile says nothing about the canopy
         refl, valid = read_reflectance(handle, list(wanted), window=window,
                                        cache=shared_cache(settings.tile_cache_bytes))
+        # Cloud left in the pixels (raw L2A scenes do not write it as nodata) is not a clear
+        # observation: the crop model was trained with clouds masked, and a cloud reads as bare soil.
+        valid = usable_mask(refl, valid, list(wanted))
         red, nir = refl[2], refl[3]
         with np.errstate(divide="ignore", invalid="ignore"):
             ndvi = np.where(valid, (nir - red) / np.maximum(nir + red, 1e-6), np.nan)
