@@ -225,3 +225,19 @@ def test_a_contested_overlap_waits_for_an_officer() -> None:
                                    reviewed=("boundary_mismatch",)))
     assert other.status == "review"  # an approval of another question does not settle whose land this is
     assert any(r.code == "review_approved" and "site visit" in r.message for r in approved.reasons)
+
+
+def test_land_goes_to_the_claim_stored_first_not_the_one_prepared_first(db_path: Path) -> None:
+    """Fraud QA 2026-12-07: four borrowers posting one field at the same moment got two or three
+    winners. A claim's time was taken before it was stored, so a claim prepared first but stored
+    second was the earlier one to its own assessment and the later one to the other's."""
+    drawings = [Drawing("f", {"type": "Polygon", "coordinates": [RING]})]
+    slow = prepare_claims("farmer-1", drawings, Settings(), submitted_at=datetime(2024, 1, 1, 12, 0, 0))
+    fast = prepare_claims("farmer-2", drawings, Settings(), submitted_at=datetime(2024, 1, 1, 12, 0, 1))
+    with connect(db_path) as con:
+        (second,) = store_claims(con, fast, drawings, source="test")  # stored first
+        (first_prepared,) = store_claims(con, slow, drawings, source="test")
+        claims = load_claims(con)
+    assert first_prepared.submitted_at > second.submitted_at  # stored order is pledge order
+    overlaps = overlaps_ha(claims)
+    assert overlaps[second.claim_id] == 0.0 and overlaps[first_prepared.claim_id] == pytest.approx(4.0, rel=1e-3)

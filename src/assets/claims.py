@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Collection, Sequence
 
 import duckdb
@@ -25,7 +25,7 @@ from assets.config import Settings
 from assets.errors import NotFoundError, TooLargeError
 from assets.fields.geometry import ClaimGeometryError, Drawing, area_ha, claim_id, validate_drawing
 from assets.store import append, writer
-from assets.store.claims import borrower_claims_in_bbox, claim_rows
+from assets.store.claims import borrower_claims_in_bbox, claim_rows, latest_submission
 from assets.store.writer import write_op
 
 # DuckDB lets one process write a file (other processes wait for the lock), but one process, the
@@ -158,7 +158,14 @@ def store_claim_rows(con: duckdb.DuckDBPyConnection, rows: Sequence[dict[str, An
     resolved: list[str] = []
     new: list[dict[str, object]] = []
     batch: list[Claim] = []
+    # Land is pledged in the order claims are stored (`Pledges`): a claim prepared before another
+    # but stored after it (two submissions side by side) must not become the earlier one, or each
+    # submission's assessment would see the other as the later claim and both would win the land.
+    latest = latest_submission(con)
     for row in rows:
+        if latest is not None and row["submitted_at"] <= latest:  # in file order within a submission
+            row = {**row, "submitted_at": latest + timedelta(microseconds=1)}
+        latest = row["submitted_at"]
         c = _claim_of_row(row)
         if c.geometry is not None:
             stored = [_claim(r) for r in borrower_claims_in_bbox(con, c.borrower_id, c.geometry.bounds)]
@@ -214,7 +221,11 @@ class Pledges:
     by an earlier claim, whoever's it is (one piece of land is pledged once, also by one borrower).
 
     A claim whose current verdict is ``rejected`` holds no land: a refused 274 ha grab around a
-    village must not block the real field inside it that is submitted next. Assessments settle
+    village must not block the real field inside it that is submitted next. An *inflated* drawing
+    (valued at its detected field only) holds its land loosely: another borrower's later claim on it
+    is contested and an officer decides; once the officer approves that claim (``awarded``), the land
+    is the later claim's and the inflated one carries it as overlap. The borrower's own later
+    drawing of the same land is never a contest: it is the land pledged again. Assessments settle
     each claim's verdict in submission order (`settle`), so a later claim sees this run's verdicts
     of the earlier ones. Shared parts are measured in their local UTM zone, so how a drawing is
     written does not matter.
@@ -222,39 +233,63 @@ class Pledges:
 
     FIRM, CONTESTED, RELEASED = "firm", "contested", "released"
 
-    def __init__(self, claims: Sequence[Claim], released: Collection[str] = (), contested: Collection[str] = ()) -> None:
+    def __init__(self, claims: Sequence[Claim], released: Collection[str] = (), contested: Collection[str] = (),
+                 awarded: Collection[str] = ()) -> None:
         self._usable = sorted((c for c in claims if c.geometry is not None), key=lambda c: (c.submitted_at, c.claim_id))
         self._order = {c.claim_id: i for i, c in enumerate(self._usable)}
         self._tree = shapely.STRtree([c.geometry for c in self._usable])
         self._hold = {c.claim_id: self.RELEASED if c.claim_id in released else
                       self.CONTESTED if c.claim_id in contested else self.FIRM for c in self._usable}
+        self._awarded = set(awarded)
 
-    def _earlier(self, claim: Claim, hold: str) -> list[shapely.Geometry]:
+    def _near(self, claim: Claim) -> list[tuple[int, Claim]]:
         i = self._order.get(claim.claim_id)
         if i is None or claim.geometry is None:
             return []
-        return [self._usable[j].geometry for j in self._tree.query(claim.geometry)
-                if j < i and self._hold[self._usable[j].claim_id] == hold]
+        return [(int(j) - i, self._usable[j]) for j in self._tree.query(claim.geometry) if j != i]
+
+    def _holding(self, claim: Claim) -> list[shapely.Geometry]:
+        """Drawings that hold land against ``claim``: earlier firm ones, earlier inflated ones of the
+        same borrower, and claims an officer awarded contested land, earlier or later."""
+        out = []
+        for rel, other in self._near(claim):
+            hold = self._hold[other.claim_id]
+            if hold == self.RELEASED:
+                continue
+            if (rel < 0 and (hold == self.FIRM or other.borrower_id == claim.borrower_id)) or \
+                    (other.claim_id in self._awarded and claim.claim_id not in self._awarded):
+                out.append(other.geometry)
+        return out
+
+    def _contesting(self, claim: Claim) -> list[shapely.Geometry]:
+        return [other.geometry for rel, other in self._near(claim) if rel < 0
+                and self._hold[other.claim_id] == self.CONTESTED and other.borrower_id != claim.borrower_id]
 
     def overlap_ha(self, claim: Claim) -> float:
-        """Area of ``claim`` already held by earlier claims (0 for a claim without geometry)."""
-        earlier = self._earlier(claim, self.FIRM)
-        if not earlier:
+        """Area of ``claim`` already held by other claims (0 for a claim without geometry)."""
+        held = self._holding(claim)
+        if not held:
             return 0.0
-        shared = claim.geometry.intersection(shapely.union_all(earlier))  # type: ignore[union-attr]
+        shared = claim.geometry.intersection(shapely.union_all(held))  # type: ignore[union-attr]
         return area_ha(shared) if not shared.is_empty else 0.0
 
     def contested_ha(self, claim: Claim) -> float:
-        """Area of ``claim`` inside earlier *inflated* drawings only (valued at their detected field, so
-        whether this land is theirs is open), outside firmly held land: an officer decides it."""
-        earlier = self._earlier(claim, self.CONTESTED)
+        """Area of ``claim`` inside other borrowers' earlier *inflated* drawings only (valued at their
+        detected field, so whether this land is theirs is open), outside held land: an officer decides it."""
+        earlier = self._contesting(claim)
         if not earlier:
             return 0.0
         shared = claim.geometry.intersection(shapely.union_all(earlier))  # type: ignore[union-attr]
-        firm = self._earlier(claim, self.FIRM)
-        if firm and not shared.is_empty:
-            shared = shared.difference(shapely.union_all(firm))
+        held = self._holding(claim)
+        if held and not shared.is_empty:
+            shared = shared.difference(shapely.union_all(held))
         return area_ha(shared) if not shared.is_empty else 0.0
+
+    def contesting_ids(self, claim: Claim) -> list[str]:
+        """The earlier inflated claims whose land ``claim`` contests (to re-assess once an officer decides)."""
+        return [other.claim_id for rel, other in self._near(claim) if rel < 0
+                and self._hold[other.claim_id] == self.CONTESTED and other.borrower_id != claim.borrower_id
+                and claim.geometry is not None and claim.geometry.intersects(other.geometry)]
 
     def settle(self, claim_id: str, rejected: bool, inflated: bool = False) -> None:
         """Record a claim's new verdict: rejected, it releases its land to later claims; valued only at
@@ -263,8 +298,8 @@ class Pledges:
             self._hold[claim_id] = self.RELEASED if rejected else self.CONTESTED if inflated else self.FIRM
 
 
-def overlaps_ha(claims: Sequence[Claim], released: Collection[str] = (),
-                contested: Collection[str] = ()) -> dict[str, float]:
+def overlaps_ha(claims: Sequence[Claim], released: Collection[str] = (), contested: Collection[str] = (),
+                awarded: Collection[str] = ()) -> dict[str, float]:
     """`Pledges.overlap_ha` of every claim, the ``released`` ones (rejected) holding no land."""
-    pledges = Pledges(claims, released, contested)
+    pledges = Pledges(claims, released, contested, awarded)
     return {c.claim_id: pledges.overlap_ha(c) for c in claims if c.geometry is not None}

@@ -192,8 +192,8 @@ def assess_claims(
                     for c in targets if c.geometry is not None}
         device_alerts = sensor_alerts(con, as_of, monitoring)
         decisions = {cid: ReviewDecision(**row) for cid, row in review_decisions(con, [c.claim_id for c in targets]).items()}
-        released, contested = pledge_states(con)  # rejected claims hold no land, inflated ones part of theirs loosely
-        pledges = Pledges(every_claim, released=released, contested=contested)
+        released, contested, awarded = pledge_states(con)  # rejected: no land; inflated: loosely; awarded: theirs
+        pledges = Pledges(every_claim, released=released, contested=contested, awarded=awarded)
         held_elsewhere = other_limits_by_borrower(con, [c.claim_id for c in targets],  # the cap is per borrower
                                                   [c.borrower_id for c in targets])
     # 2. Compute, without holding the database.
@@ -251,6 +251,18 @@ def assess_claims(
             with writer.read(db_path) as con:
                 held_elsewhere = other_limits_by_borrower(con, decided, [a.claim.borrower_id for a in report.assessments])
     return report
+
+
+def contested_holders(db_path: Path, claim_id: str) -> list[str]:
+    """The earlier inflated claims whose loosely held land ``claim_id`` contests: once an officer
+    awards that land, they are assessed again in the same run and lose it."""
+    with writer.read(db_path) as con:
+        claims = load_claims(con)
+        released, contested, awarded = pledge_states(con)
+    claim = next((c for c in claims if c.claim_id == claim_id), None)
+    if claim is None:
+        return []
+    return Pledges(claims, released=released, contested=contested, awarded=awarded).contesting_ids(claim)
 
 
 def held_elsewhere_of(report: RunReport, held: dict[str, float]) -> dict[str, float]:

@@ -196,15 +196,20 @@ def verify_claim(
             v.reasons[declared_at] = declared_crop_reason(declared_crop, v.crop, v.crop_probability, v.crop_probs,
                                                           valued=False) or declared
         return v
+    # The questions only an officer answers; each needs an approval given on that question. All of
+    # them are asked at once, with the area an approval would value.
+    open_questions: list[Reason] = []
     if contested_overlap_ha > settings.max_overlap_fraction * claimed_area_ha:
         contested = (f"{contested_overlap_ha:.2f} ha ({contested_overlap_ha / claimed_area_ha:.0%}) of this field lies "
-                     "inside an earlier drawing that was larger than its own field (valued only at that field)")
-        if review is None or not review.settles("overlap_contested"):
-            v.status = "review"  # an approval of something else (a boundary, old imagery) does not settle this
-            v.reasons.append(Reason("overlap_contested", f"{contested}; a credit officer decides whose land it is "
-                                    "before any credit"))
-            return v
-        v.reasons.append(review.approval(contested, "overlap_contested"))
+                     "inside another borrower's earlier drawing that was larger than its own field (valued only at "
+                     "that field)")
+        if review is not None and review.settles("overlap_contested"):
+            v.reasons.append(review.approval(contested, "overlap_contested"))
+        else:  # an approval of something else (a boundary, old imagery) does not settle this
+            open_questions.append(Reason("overlap_contested", f"{contested}; a credit officer decides whose land it "
+                                         "is before any credit"))
+    elif review is not None and review.settles("overlap_contested"):  # the officer's award is why the land is free
+        v.reasons.append(review.approval("overlap contested", "overlap_contested"))
     v.verified_area_ha = max(0.0, min(v.planted_area_ha, claimed_area_ha) - overlap_area_ha)
     judgement = bnd.judge(observation.boundary, settings)
     if observation.boundary is not None:
@@ -218,8 +223,6 @@ def verify_claim(
         v.verified_area_ha = on_field_ha
         v.reasons.append(Reason("boundary_neighbours", f"{1 - judgement.field_fraction:.0%} of the drawing lies on "
                                 "neighbouring fields the imagery shows; only your field is valued"))
-    # The questions only an officer answers; each needs an approval given on that question.
-    open_questions: list[Reason] = []
     if judgement.kind == bnd.MISMATCH:
         if review is not None and review.settles(*BOUNDARY_QUESTIONS):
             v.reasons.append(review.approval(judgement.code.replace("_", " "), *BOUNDARY_QUESTIONS))

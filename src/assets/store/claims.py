@@ -29,6 +29,12 @@ def borrower_field_bounds(con: duckdb.DuckDBPyConnection, borrower_id: str) -> l
         [borrower_id]).fetchall()]
 
 
+def latest_submission(con: duckdb.DuckDBPyConnection) -> Any:
+    """The newest `submitted_at` of any stored claim (None when there is none)."""
+    row = con.execute("SELECT max(submitted_at) FROM claims").fetchone()
+    return row[0] if row else None
+
+
 def borrower_claims_in_bbox(con: duckdb.DuckDBPyConnection, borrower_id: str,
                             bounds: tuple[float, float, float, float]) -> list[tuple]:
     """A borrower's claims with a usable drawing whose bounding box meets ``bounds`` (lon/lat)."""
@@ -80,15 +86,23 @@ def check_other_limits(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str],
         raise ConcurrentChangeError(f"the limits of {', '.join(changed[:5])} changed while their fields were assessed")
 
 
-def pledge_states(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str]]:
-    """(claims whose current verdict is ``rejected``: they hold no land; claims whose verdict values an
-    inflated drawing at its detected field only, `boundary_inflated`: the rest of their drawing is
-    contested land), for `claims.Pledges`, in one pass (a text test first, so only those rows are parsed)."""
+def pledge_states(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str], set[str]]:
+    """For `claims.Pledges`, in one pass each: (claims whose current verdict is ``rejected``: they hold
+    no land; claims whose verdict values an inflated drawing at its detected field only,
+    `boundary_inflated`: the rest of their drawing is contested land; claims not rejected that an
+    officer approved on contested land, `overlap_contested`: that land is theirs)."""
     rows = con.execute(
         "SELECT claim_id, status = 'rejected' FROM current_decisions WHERE status = 'rejected' "
         "OR (contains(CAST(reasons AS VARCHAR), 'boundary_inflated') "
         "AND list_contains(json_extract_string(reasons, '$[*].code'), 'boundary_inflated'))").fetchall()
-    return {c for c, rejected in rows if rejected}, {c for c, rejected in rows if not rejected}
+    awarded = con.execute(
+        "SELECT DISTINCT r.claim_id FROM claim_reviews r LEFT JOIN current_decisions c USING (claim_id) "
+        "WHERE r.decision = 'approve' AND contains(CAST(r.reasons AS VARCHAR), 'overlap_contested') "
+        "AND c.status IS DISTINCT FROM 'rejected' AND NOT EXISTS (SELECT 1 FROM claim_reviews later "
+        "WHERE later.claim_id = r.claim_id AND later.decision = 'reject' AND later.decided_at > r.decided_at)"
+    ).fetchall()
+    return ({c for c, rejected in rows if rejected}, {c for c, rejected in rows if not rejected},
+            {c for (c,) in awarded})
 
 
 def decided_reasons(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

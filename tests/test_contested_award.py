@@ -1,0 +1,88 @@
+"""Land awarded by an officer is pledged once (fraud QA 2026-12-07): a fraudster's inflated drawing of
+the neighbour's field (valued at the detected field) and the owner's exact drawing, approved by an
+officer, both kept their limits: 79,200 CNY lent on a field worth 55,300. And a borrower's own exact
+drawing after their inflated one was 'contested' and approved: the field counted twice.
+
+Real pipeline on the bundled season, with a real Danish register parcel (`../shared/data/denmark`)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from assets.config import Settings
+from assets.reviews import Decision, decide
+
+REPO = Path(__file__).resolve().parents[1]
+PARCELS = next((p for p in (REPO.parent / "shared/data/denmark/parcels_2016.gpkg",
+                            Path("/work/shared/data/denmark/parcels_2016.gpkg")) if p.is_file()), None)
+AS_OF = date(2016, 9, 30)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(PARCELS is None, reason="needs ../shared/data/denmark")]
+
+
+def _doc(geom_utm, name: str) -> dict:
+    from pyproj import Transformer
+    from shapely.geometry import mapping
+    from shapely.ops import transform
+
+    to_lonlat = Transformer.from_crs("EPSG:32632", "EPSG:4326", always_xy=True).transform
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": name}, "geometry": mapping(transform(to_lonlat, geom_utm))}]}
+
+
+@pytest.fixture(scope="module")
+def field():
+    import geopandas as gpd
+
+    parcel = gpd.read_file(PARCELS).geometry[180]  # a 20 ha field in the bundled season
+    return parcel, parcel.buffer(60, join_style="mitre")
+
+
+def _submit(settings, doc, borrower):
+    from assets.pipeline import load_models, submit_and_assess
+
+    (row,) = submit_and_assess(settings, doc, borrower, as_of=AS_OF, models=load_models(settings))
+    return row
+
+
+def _limits(settings) -> dict[str, float]:
+    from assets.store import connect
+    from assets.store.credit import portfolio
+
+    with connect(settings.db_path) as con:
+        rows, _ = portfolio(con)
+    return {r["borrower_id"]: r["limit_cny"] for r in rows}
+
+
+def test_an_officers_award_takes_the_land_from_the_inflated_drawing(tmp_path: Path, field) -> None:
+    parcel, inflated = field
+    settings = Settings(db_path=tmp_path / "a.duckdb", tiles_dir=REPO / "sample_tiles")
+    grab = _submit(settings, _doc(inflated, "neighbour's field, 60 m too big"), "fraudster")
+    assert grab["status"] == "partial" and grab["limit_cny"] > 0  # valued at the detected field
+    owner = _submit(settings, _doc(parcel, "my field"), "owner")
+    assert owner["status"] == "review" and owner["limit_cny"] is None
+    from assets.reviews import queue
+
+    (waiting,) = queue(settings)
+    assert waiting["area_if_approved_ha"] > 0.8 * parcel.area / 1e4  # the officer sees what approval grants
+    decide(settings, Decision(owner["claim_id"], "approve", "land register: the parcel is the owner's", "li"))
+    limits = _limits(settings)
+    assert limits["owner"] > 0 and limits.get("fraudster", 0) == 0  # the land was pledged once
+    from assets.pipeline import assess_claims, load_models
+
+    assess_claims(settings.db_path, as_of=AS_OF, settings=settings, models=load_models(settings))  # a later night
+    assert _limits(settings) == limits
+    from assets.cli import main as cli_main
+
+    assert cli_main(["audit", "verify", "--db", str(settings.db_path)]) == 0
+
+
+def test_a_borrowers_own_field_drawn_again_is_not_contested(tmp_path: Path, field) -> None:
+    parcel, inflated = field
+    settings = Settings(db_path=tmp_path / "a.duckdb", tiles_dir=REPO / "sample_tiles")
+    first = _submit(settings, _doc(inflated, "my field, drawn big"), "farmer-9")
+    again = _submit(settings, _doc(parcel, "my field"), "farmer-9")
+    assert first["status"] == "partial"
+    assert again["status"] == "rejected" and "already claimed" in again["reason"]  # pledged once, not reviewed
