@@ -51,3 +51,48 @@ def test_unknown_claim_and_bad_borrower(db_path: Path) -> None:
             load_claims(con, ["c-missing"])
     with pytest.raises(InputError, match="borrower id"):
         check_borrower_id("bad id; drop table")
+
+
+@pytest.mark.slow
+def test_a_submission_answers_in_the_order_drawn(tmp_path) -> None:
+    """Fraud QA 2026-12-07: parcels sent as 77, 253, 185 came back as 77, 185, 253 (by claim id), so a
+    client pairing verdicts with drawings by position showed one field's verdict on another."""
+    import json
+    from datetime import date
+    from pathlib import Path
+
+    from assets.pipeline import load_models, submit_and_assess
+
+    repo = Path(__file__).resolve().parents[1]
+    doc = json.loads((repo / "sample_tiles/claims/farmer-003.geojson").read_text())
+    for order in (doc["features"], doc["features"][::-1]):
+        settings = Settings(db_path=tmp_path / f"{len(order)}-{order[0]['properties']['name']}.duckdb",
+                            tiles_dir=repo / "sample_tiles")
+        rows = submit_and_assess(settings, {**doc, "features": order}, "farmer-003", as_of=date(2016, 9, 30),
+                                 models=load_models(settings))
+        assert [r["name"] for r in rows] == [f["properties"]["name"] for f in order]
+
+
+@pytest.mark.parametrize("lookalike", ["FARMER-001", "farmer-001.", "farmer_001", "farmer-0O1", "Farmer-00l"])
+def test_an_id_that_reads_as_an_existing_borrower_is_refused(tmp_path, lookalike: str) -> None:
+    """Fraud QA 2026-12-07: FARMER-001 and farmer-001. became borrowers beside farmer-001, each with a
+    borrower cap of its own; only full-width look-alikes were refused."""
+    from shapely.geometry import mapping
+
+    from assets import access
+    from assets.errors import InputError
+    from assets.fields.geometry import Drawing
+    from assets.store import connect
+    from tests.test_geometry import square_lonlat
+
+    drawing = [Drawing("f", mapping(square_lonlat(side=200)))]
+    db = tmp_path / "a.duckdb"
+    with connect(db) as con:
+        store_claims(con, prepare_claims("farmer-001", drawing, Settings()), drawing, source="test")
+        with pytest.raises(InputError, match="reads like the existing borrower 'farmer-001'"):
+            store_claims(con, prepare_claims(lookalike, drawing, Settings()), drawing, source="test")
+        assert con.execute("SELECT count(*) FROM borrowers").fetchone()[0] == 1
+        store_claims(con, prepare_claims("farmer-002", drawing, Settings()), drawing, source="test")  # a new one
+    with pytest.raises(InputError, match="reads like"):
+        access.add_user(db, "wang", "farmer", lookalike)
+    access.add_user(db, "wang", "farmer", "farmer-001")

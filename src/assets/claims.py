@@ -25,7 +25,7 @@ from assets.config import Settings
 from assets.errors import NotFoundError, TooLargeError
 from assets.fields.geometry import ClaimGeometryError, Drawing, area_ha, claim_id, validate_drawing
 from assets.store import append, writer
-from assets.store.claims import borrower_claims_in_bbox, claim_rows, latest_submission
+from assets.store.claims import borrower_claims_in_bbox, check_not_lookalike, claim_rows, latest_submission
 from assets.store.writer import write_op
 
 # DuckDB lets one process write a file (other processes wait for the lock), but one process, the
@@ -161,6 +161,8 @@ def store_claim_rows(con: duckdb.DuckDBPyConnection, rows: Sequence[dict[str, An
     # Land is pledged in the order claims are stored (`Pledges`): a claim prepared before another
     # but stored after it (two submissions side by side) must not become the earlier one, or each
     # submission's assessment would see the other as the later claim and both would win the land.
+    for borrower in sorted({str(r["borrower_id"]) for r in rows}):
+        check_not_lookalike(con, borrower)
     latest = latest_submission(con)
     for row in rows:
         if latest is not None and row["submitted_at"] <= latest:  # in file order within a submission

@@ -460,4 +460,6 @@ def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: 
             raise
         reasons.update({a.claim.claim_id: a.verification.reasons_json() for a in report.assessments})
     # Each row also carries its reasons by code, so a face can word them in the reader's language.
-    return [{**row, "reasons": reasons.get(row["claim_id"], [])} for row in claim_rows(db_path, [c.claim_id for c in claims])]
+    rows = {row["claim_id"]: row for row in claim_rows(db_path, [c.claim_id for c in claims])}
+    drawn = list(dict.fromkeys(c.claim_id for c in claims if c.claim_id in rows))  # in the order drawn, once each
+    return [{**rows[cid], "reasons": reasons.get(cid, [])} for cid in drawn]

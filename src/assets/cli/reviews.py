@@ -49,6 +49,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(to_json(row))
     else:
+        done = "approved" if args.decision == "approve" else "rejected"
         print(f"claim {row['claim_id']}: {row['status']}, {float(row['verified_area_ha'] or 0):.2f} ha, "
-              f"limit {float(row['limit_cny'] or 0):,.0f} CNY ({args.decision}d by {args.officer or getpass.getuser()})")
+              f"limit {float(row['limit_cny'] or 0):,.0f} CNY ({done} by {args.officer or getpass.getuser()})")
     return 0

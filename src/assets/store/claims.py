@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import duckdb
 
-from assets.errors import ConcurrentChangeError
+from assets.errors import ConcurrentChangeError, InputError
 from assets.store.writer import write_op
 
 CLAIM_COLUMNS = ("claim_id, borrower_id, name, submitted_at, geom_wkb, claimed_area_ha, status, reason_code, reason, "
@@ -27,6 +27,28 @@ def borrower_field_bounds(con: duckdb.DuckDBPyConnection, borrower_id: str) -> l
     return [tuple(r) for r in con.execute(
         "SELECT min_lon, min_lat, max_lon, max_lat FROM claims WHERE borrower_id = ? AND geom_wkb IS NOT NULL",
         [borrower_id]).fetchall()]
+
+
+def _skeleton(sql: str) -> str:
+    """SQL for an id's skeleton: case, '-', '_' and '.' dropped, o/l/i read as 0/1 (`borrowers_like`)."""
+    return f"translate(lower(replace(replace(replace({sql}, '-', ''), '_', ''), '.', '')), 'oli', '011')"
+
+
+def borrowers_like(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[str]:
+    """Stored borrower ids that read as ``borrower_id`` (itself included): FARMER-001, farmer_001,
+    farmer-001. and farmer-0O1 all read as farmer-001."""
+    return [r[0] for r in con.execute(f"SELECT borrower_id FROM borrowers WHERE {_skeleton('borrower_id')} = "
+                                      f"{_skeleton('?')} ORDER BY borrower_id", [borrower_id]).fetchall()]
+
+
+def check_not_lookalike(con: duckdb.DuckDBPyConnection, borrower_id: str) -> None:
+    """`InputError` when ``borrower_id`` is new but reads as a stored borrower's id (another case,
+    '-' for '_', a trailing dot, O for 0): a second account with a cap of its own, not a typo to keep."""
+    like = borrowers_like(con, borrower_id)
+    if like and borrower_id not in like:
+        raise InputError(f"borrower id {borrower_id!r} reads like the existing borrower {like[0]!r} (ids differing "
+                         "only in case, '-', '_', '.', O/0 or l/1 are one borrower); use that id, or a clearly "
+                         "different one for a new borrower")
 
 
 def latest_submission(con: duckdb.DuckDBPyConnection) -> Any:

@@ -123,6 +123,10 @@ def create_user(con: duckdb.DuckDBPyConnection, user: dict[str, Any], audit: dic
     """Add a user and its audit row; False (nothing written) when the name is already taken."""
     if get_user(con, user["user_name"]) is not None:
         return False
+    if user.get("borrower_id"):
+        from assets.store.claims import check_not_lookalike  # the one rule for borrower ids
+
+        check_not_lookalike(con, user["borrower_id"])
     add_user(con, UserRow(**user))
     record_audit(con, [audit])
     return True
