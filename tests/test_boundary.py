@@ -218,3 +218,15 @@ def test_a_match_is_not_valued_for_bites_out_of_neighbouring_fields() -> None:
     assert v.status == "partial" and v.verified_area_ha == pytest.approx(10.0 * 400 / 500 - 0.4)
     assert "boundary_neighbours" in [r.code for r in v.reasons]
     assert "partly_planted" not in [r.code for r in v.reasons]  # the boundary reason says what is valued
+
+
+def test_a_ring_of_verge_around_a_whole_field_is_not_valued() -> None:
+    """Fraud QA 2026-12-07: a field drawn with a 10 m ring of verge got 21 % more credit, unflagged."""
+    exact = judge(mask(5, 25, 5, 25))
+    assert exact.kind == bnd.MATCH and exact.code == "ok" and exact.field_fraction == pytest.approx(1.0)
+    ringed = judge(mask(4, 26, 4, 26))  # one pixel (10 m) all round: 484 px for a 400 px field
+    assert ringed.kind == bnd.MATCH and ringed.code == "boundary_verge" and "beyond the field" in ringed.message
+    # the detected field (400 px and the 20 px of boundary beside it), not the ring
+    assert ringed.field_fraction * 484 <= 420 * (1 + S.boundary_match_slack) < 484
+    half = judge(mask(5, 25, 5, 15))  # part of a field: nothing to cap by
+    assert half.code == "ok"

@@ -292,3 +292,18 @@ def test_a_decision_whose_reassessment_fails_is_not_kept(repo: Path, tmp_path: P
     monkeypatch.undo()
     monkeypatch.setattr(pipeline, "load_models", lambda settings: stubbed)
     assert decide(settings, Decision(cid, "approve", "ok", "li"))["status"] in ("verified", "partial")
+
+
+def test_land_an_officer_refused_waits_for_an_officer_when_drawn_again(repo: Path, tmp_path: Path, stubbed) -> None:
+    """Fraud QA 2026-12-07: after an officer rejected a claim, the same field redrawn 16 m smaller was a
+    new claim with no trace of the rejection, and got a limit."""
+    settings, cid = _in_review(repo, tmp_path / "r.duckdb", stubbed)
+    decide(settings, Decision(cid, "reject", "site visit: field abandoned", "li"))
+    redrawn = _moved_wheat(repo, dlon=0.0015)  # the same land, drawn again a little apart
+    (row,) = pipeline.submit_and_assess(settings, redrawn, "farmer-009", as_of=AS_OF, models=stubbed)
+    assert row["claim_id"] != cid and row["status"] == "review" and row["limit_cny"] is None
+    (said,) = [r["message"] for r in row["reasons"] if r["code"] == "rejected_before"]
+    assert f"claim {cid}" in said and "li rejected" in said and "field abandoned" in said
+    assert decide(settings, Decision(row["claim_id"], "approve", "new owner, crop seen", "wang"))["status"] != "review"
+    elsewhere = pipeline.submit_and_assess(settings, redrawn, "farmer-010", as_of=AS_OF, models=stubbed)
+    assert "rejected_before" not in [r["code"] for r in elsewhere[0]["reasons"]]  # another borrower's refusal

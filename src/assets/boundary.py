@@ -239,6 +239,22 @@ def _off_neighbours(b: BoundaryAgreement, others: tuple[FieldCover, ...], settin
     return 1.0 - sum(b.share(f) for f in others if f.cover < settings.boundary_whole_field_min)
 
 
+def _within_whole_fields(match: BoundaryJudgement, b: BoundaryAgreement, whole: list[FieldCover],
+                         settings: Settings) -> BoundaryJudgement:
+    """A matching drawing that holds whole detected fields is valued at most at their area, plus
+    `Settings.boundary_match_slack`: a ring of verge, hedge and road drawn around a field is not field
+    (a 10 m ring added 21 % to one field's limit)."""
+    if not whole or b.fields[0].cover < settings.boundary_whole_field_min:
+        return match  # part of a field (half of it, say): nothing to measure the drawing by
+    cap = sum(b.area_share(f, settings.boundary_rim_weight) for f in whole) * (1.0 + settings.boundary_match_slack)
+    if cap >= match.field_fraction:
+        return match
+    return BoundaryJudgement(MATCH, cap, "boundary_verge",
+                             f"the drawing runs {1 - cap / (1 + settings.boundary_match_slack):.0%} beyond the "
+                             f"field{'s' if len(whole) > 1 else ''} the imagery shows (verges, hedges, roads or "
+                             "neighbours' land); the field as the imagery shows it is valued", match.details)
+
+
 def judge(b: BoundaryAgreement | None, settings: Settings) -> BoundaryJudgement:
     """Decide match / inflated / mismatch from an agreement (thresholds in `Settings.boundary_*`)."""
     if b is None or not b.fields:
@@ -263,7 +279,7 @@ def judge(b: BoundaryAgreement | None, settings: Settings) -> BoundaryJudgement:
         # a few whole neighbouring fields
         match = BoundaryJudgement(MATCH, _off_neighbours(b, b.fields, settings), details=details)
     if match is not None and not unaligned:
-        return match
+        return _within_whole_fields(match, b, whole, settings)
     if match is not None:
         return BoundaryJudgement(MISMATCH, match.field_fraction, "boundary_unaligned",
                                  f"the drawing lies on farmland but its edge does not follow the field edges the "

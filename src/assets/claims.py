@@ -293,6 +293,16 @@ class Pledges:
                 and self._hold[other.claim_id] == self.CONTESTED and other.borrower_id != claim.borrower_id
                 and claim.geometry is not None and claim.geometry.intersects(other.geometry)]
 
+    def own_overlaps(self, claim: Claim, among: Collection[str]) -> list[tuple[str, float]]:
+        """(claim id, shared ha) of the borrower's own other claims in ``among`` that share land with ``claim``."""
+        out = []
+        for _, other in self._near(claim):
+            if other.claim_id in among and other.borrower_id == claim.borrower_id:
+                shared = claim.geometry.intersection(other.geometry)  # type: ignore[union-attr]
+                if not shared.is_empty:
+                    out.append((other.claim_id, area_ha(shared)))
+        return out
+
     def settle(self, claim_id: str, rejected: bool, inflated: bool = False) -> None:
         """Record a claim's new verdict: rejected, it releases its land to later claims; valued only at
         the detected field inside an inflated drawing, the rest of the drawing is contested."""

@@ -38,7 +38,7 @@ from assets.store.claims import (
     withdraw_undecided,
 )
 from assets.store.history import append_decisions, record_params
-from assets.store.reviews import review_decisions
+from assets.store.reviews import officer_refusals, review_decisions
 from assets.store.tiles import has_tiles_up_to, usable_tile_rows
 from assets.valuation import (
     Valuation,
@@ -194,6 +194,7 @@ def assess_claims(
         decisions = {cid: ReviewDecision(**row) for cid, row in review_decisions(con, [c.claim_id for c in targets]).items()}
         released, contested, awarded = pledge_states(con)  # rejected: no land; inflated: loosely; awarded: theirs
         pledges = Pledges(every_claim, released=released, contested=contested, awarded=awarded)
+        refusals = officer_refusals(con)  # land an officer refused this borrower before
         held_elsewhere = other_limits_by_borrower(con, [c.claim_id for c in targets],  # the cap is per borrower
                                                   [c.borrower_id for c in targets])
     # 2. Compute, without holding the database.
@@ -217,7 +218,8 @@ def assess_claims(
                          overlap_area_ha=pledges.overlap_ha(c), contested_overlap_ha=pledges.contested_ha(c),
                          sensor_evidence=evidence.get(c.claim_id),
                          settings=settings, crop_failure=alert.message if alert else None,
-                         review=decisions.get(c.claim_id), as_of=as_of, declared_crop=c.declared_crop)
+                         review=decisions.get(c.claim_id), as_of=as_of, declared_crop=c.declared_crop,
+                         refused_before=refused_before(c, pledges, refusals, settings))
         vid = _hash_id("v-", c.claim_id, sorted(obs.tile_ids), models.seg_version, models.crop_version, as_of,
                        params.version, json.dumps(evidence.get(c.claim_id), sort_keys=True, default=str),
                        *([decisions[c.claim_id].review_id] if c.claim_id in decisions else []))
@@ -251,6 +253,20 @@ def assess_claims(
             with writer.read(db_path) as con:
                 held_elsewhere = other_limits_by_borrower(con, decided, [a.claim.borrower_id for a in report.assessments])
     return report
+
+
+def refused_before(claim: Claim, pledges: Pledges, refusals: dict[str, dict[str, Any]],
+                   settings: Settings) -> str | None:
+    """What an officer said when refusing this borrower another claim on the same land, or None: a
+    field redrawn a little smaller after a rejection must not pass without an officer seeing it."""
+    shared = [(cid, ha) for cid, ha in pledges.own_overlaps(claim, refusals)
+              if ha > settings.max_overlap_fraction * (claim.claimed_area_ha or 0.0)]
+    if not shared:
+        return None
+    cid, ha = max(shared, key=lambda s: s[1])
+    r = refusals[cid]
+    return (f"{ha:.2f} ha of this field lies in claim {cid} of the same borrower, which credit officer "
+            f"{r['decided_by']} rejected on {r['decided_at']:%Y-%m-%d}: {r['note']}")
 
 
 def contested_holders(db_path: Path, claim_id: str) -> list[str]:

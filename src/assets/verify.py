@@ -137,6 +137,7 @@ def verify_claim(
     review: ReviewDecision | None = None,
     as_of: date | None = None,
     declared_crop: str | None = None,
+    refused_before: str | None = None,
 ) -> Verification:
     """Decide whether the imagery, other claims and sensors support the claimed field.
 
@@ -210,6 +211,12 @@ def verify_claim(
                                          "is before any credit"))
     elif review is not None and review.settles("overlap_contested"):  # the officer's award is why the land is free
         v.reasons.append(review.approval("overlap contested", "overlap_contested"))
+    if refused_before is not None:  # ``refused_before``: an officer refused the borrower this land in another claim
+        if review is not None and review.settles("rejected_before"):
+            v.reasons.append(review.approval("land rejected before", "rejected_before"))
+        else:
+            open_questions.append(Reason("rejected_before", f"{refused_before}; a credit officer will check this "
+                                         "claim before any credit"))
     v.verified_area_ha = max(0.0, min(v.planted_area_ha, claimed_area_ha) - overlap_area_ha)
     judgement = bnd.judge(observation.boundary, settings)
     if observation.boundary is not None:
@@ -219,9 +226,10 @@ def verify_claim(
     if judgement.kind == bnd.INFLATED:  # valued at the detected field, not at the drawing
         v.verified_area_ha = min(v.verified_area_ha, on_field_ha)
         v.reasons.append(Reason(judgement.code, judgement.message))
-    elif bitten:  # the field as drawn, less what lies on the neighbours' fields
+    elif bitten:  # the field as drawn, less what lies on the neighbours' fields or around the field
         v.verified_area_ha = on_field_ha
-        v.reasons.append(Reason("boundary_neighbours", f"{1 - judgement.field_fraction:.0%} of the drawing lies on "
+        v.reasons.append(Reason(judgement.code, judgement.message) if judgement.code != "ok" else
+                         Reason("boundary_neighbours", f"{1 - judgement.field_fraction:.0%} of the drawing lies on "
                                 "neighbouring fields the imagery shows; only your field is valued"))
     if judgement.kind == bnd.MISMATCH:
         if review is not None and review.settles(*BOUNDARY_QUESTIONS):

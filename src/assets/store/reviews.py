@@ -49,6 +49,15 @@ def delete_decision(con: duckdb.DuckDBPyConnection, review_id: str) -> None:
     con.execute("DELETE FROM claim_reviews WHERE review_id = ?", [review_id])
 
 
+def officer_refusals(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+    """Claims whose newest officer decision is a rejection: {claim_id: {borrower_id, decided_by, note, decided_at}}."""
+    rows = con.execute(
+        "SELECT claim_id, borrower_id, decided_by, note, decided_at FROM claim_reviews "
+        "QUALIFY row_number() OVER (PARTITION BY claim_id ORDER BY decided_at DESC, review_id) = 1 "
+        "AND decision = 'reject'").fetchall()
+    return {cid: {"borrower_id": b, "decided_by": by, "note": note, "decided_at": at} for cid, b, by, note, at in rows}
+
+
 def review_decisions(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The newest decision per claim: {claim_id: {review_id, decision, decided_by, note, reviewed}};
     ``reviewed`` holds the codes of the reasons the officer saw when deciding, over every approval
