@@ -203,3 +203,16 @@ def test_a_dear_snapshot_copy_is_taken_less_often(tmp_path: Path, monkeypatch: p
     assert all(g >= 0.45 + 0.05 for g in gaps), gaps  # 0.05 s copy -> 0.45 s wait, then the next copy
     assert writer._gap(0.05, 1.0, 0.1) == 1.0 and writer._gap(2.0, 1.0, 0.1) == pytest.approx(18.0)
     writer._DIRECT.pop(writer._key(db), None)
+
+
+def test_writer_settings_are_built_once_per_environment(monkeypatch) -> None:
+    """Code review 2026-12-07: every write built `Settings()` three times (~46 % of a no-op write)."""
+    from assets.store import writer as w
+
+    calls = []
+    real = w._build_config
+    monkeypatch.setattr(w, "_build_config", lambda: calls.append(1) or real())
+    monkeypatch.setattr(w, "_CONFIGS", {})
+    assert w._config() is w._config() and len(calls) == 1
+    monkeypatch.setenv("ASSETS_SNAPSHOT_DEBOUNCE_S", "2.5")  # a changed environment is read again
+    assert w._config().snapshot_debounce_s == 2.5 and len(calls) == 2
