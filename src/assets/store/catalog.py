@@ -8,16 +8,11 @@ from typing import Any, Mapping, Sequence
 
 import duckdb
 
-from assets.store.db import append
+from assets.store.db import append, records
 from assets.store.writer import write_op
 
 _CATALOG_COLUMNS = ("tile_id, scene_id, acquired_on, cloud_fraction, status, deliveries, source, cog_path, "
                     "quarantine_code, quarantine_reason")
-
-
-def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
 def record_catalogue(
@@ -76,18 +71,18 @@ def catalogue_rows(con: duckdb.DuckDBPyConnection, *, status: str | None = None)
     if status is not None:
         sql += " WHERE status = ?"
         params.append(status)
-    return _records(con.execute(sql + " ORDER BY acquired_on NULLS LAST, tile_id", params))
+    return records(con.execute(sql + " ORDER BY acquired_on NULLS LAST, tile_id", params))
 
 
 def catalogue_entry(con: duckdb.DuckDBPyConnection, tile_id: str) -> dict[str, Any] | None:
     """One tile: its catalogue row, STAC item and every delivery of its bytes; None if unknown."""
-    rows = _records(con.execute("SELECT * FROM tile_catalog WHERE tile_id = ?", [tile_id]))
+    rows = records(con.execute("SELECT * FROM tile_catalog WHERE tile_id = ?", [tile_id]))
     if not rows:
         return None
     entry = rows[0]
     item = con.execute("SELECT item FROM stac_items WHERE tile_id = ?", [tile_id]).fetchone()
     entry["item"] = json.loads(item[0]) if item else None
-    entry["deliveries"] = _records(con.execute(
+    entry["deliveries"] = records(con.execute(
         "SELECT source, outcome, duplicate_of, reason, delivered_at FROM tile_deliveries WHERE tile_id = ? "
         "ORDER BY delivered_at, source", [tile_id]))
     return entry

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from assets.errors import InputError
+from assets.store.db import records
 
 SORTABLE = ("borrower_id", "claims", "verified_area_ha", "value_low_cny", "value_cny", "value_high_cny", "limit_cny",
             "as_of")
@@ -27,11 +28,6 @@ FIELD_COLUMNS = ("claim_id", "borrower_id", "name", "status", "reason", "region"
                  "decision_id")
 _DERIVED = {"claimed_area_mu": "claimed_area_ha * 15 AS claimed_area_mu",  # 1 ha = 15 mu, as in the views
             "verified_area_mu": "verified_area_ha * 15 AS verified_area_mu"}
-
-
-def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
 @dataclass(frozen=True)
@@ -104,7 +100,7 @@ def portfolio(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFilt
         "AND (CAST(? AS DOUBLE) IS NULL OR limit_cny <= ?) "
         f"ORDER BY {f.sort} {'DESC' if f.descending else 'ASC'} NULLS LAST, borrower_id")
     params = _field_params(f) + [f.min_limit_cny, f.min_limit_cny, f.max_limit_cny, f.max_limit_cny]
-    rows = _records(con.execute(sql, params))
+    rows = records(con.execute(sql, params))
     totals = {"borrowers": len(rows), **{k: sum(r[k] or 0 for r in rows) for k in (
         "claims", "claims_accepted", "claims_rejected", "claims_in_review", "verified_area_ha", "verified_area_mu",
         "value_low_cny",
@@ -117,7 +113,7 @@ def portfolio_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     current-state rows (`current_decisions`: one per field, kept with every decision append), the
     same decisions `current_limits` lists with every column. ``rejected`` also counts the drawings
     refused at submission (never assessed, so without a decision), as `claim_status` does."""
-    return _records(con.execute(
+    return records(con.execute(
         "SELECT count(DISTINCT borrower_id) AS borrowers, count(*) AS decisions, sum(limit_cny) AS limit_cny, "
         "sum(value_low_cny) AS value_low_cny, sum(value_cny) AS value_cny, sum(value_high_cny) AS value_high_cny, "
         "count(*) FILTER (WHERE status = 'rejected') + (SELECT count(*) FROM claims c WHERE c.status = 'rejected' "
@@ -128,7 +124,7 @@ def exposure_by(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, A
     """Fields, area, value and limit grouped by crop, region or status."""
     if column not in ("crop", "region", "status"):
         raise InputError(f"cannot group exposure by {column!r}; use crop, region or status")
-    return _records(con.execute(
+    return records(con.execute(
         f"SELECT coalesce({column}, '-') AS {column}, count(*) AS fields, "
         f"coalesce(sum(verified_area_ha) FILTER ({_ACCEPTED}), 0) AS area_ha, "
         "coalesce(sum(value_cny), 0) AS value_cny, coalesce(sum(limit_cny), 0) AS limit_cny FROM field_valuations "
@@ -144,7 +140,7 @@ def field_rows(con: duckdb.DuckDBPyConnection, f: PortfolioFilter = PortfolioFil
     its ``sort`` order, the first ``rows`` of them; each borrower's fields by claim id."""
     f.check()
     cols = ", ".join(_DERIVED.get(c, c) for c in FIELD_COLUMNS + (("geojson", "geom_wkb") if with_geometry else ()))
-    rows = _records(con.execute(f"SELECT {cols} FROM field_valuations WHERE {_FIELD_WHERE} ORDER BY claim_id",
+    rows = records(con.execute(f"SELECT {cols} FROM field_valuations WHERE {_FIELD_WHERE} ORDER BY claim_id",
                                 _field_params(f)))
     if f == PortfolioFilter(region=f.region, crop=f.crop, status=f.status, as_of_from=f.as_of_from,
                             as_of_to=f.as_of_to):

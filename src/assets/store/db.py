@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -30,6 +30,12 @@ _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 # fails with "python_arrow_scan does not exist" (48 of 1,200 connects in 4 threads). Opening and
 # closing one at a time per process avoids it; queries still run in parallel.
 _OPEN_CLOSE = threading.Lock()
+
+
+def records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The rows of an executed query as dicts keyed by column name."""
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
 def _migrations() -> list[tuple[int, str, str]]:

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from assets.errors import NotFoundError
-from assets.store.db import append
+from assets.store.db import append, records
 from assets.store.writer import write_op
 
 GENESIS = "0" * 64
@@ -28,11 +28,6 @@ HASHED = ("decision_seq", "decision_id", "claim_id", "borrower_id", "run_id", "v
           "valid_from", "recorded_at", "status", "crop", "area_ha", "value_low_cny", "value_cny", "value_high_cny",
           "limit_cny", "params_version", "params_sha256", "seg_model_version", "crop_model_version", *JSON_COLUMNS,
           "prev_hash")
-
-
-def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
 def _canon(value: Any) -> str:
@@ -347,7 +342,7 @@ def verify_chain(con: duckdb.DuckDBPyConnection, batch: int = 50_000) -> ChainCh
                                      "problem": "; ".join(problems)})
             prev, expected_seq = row["row_hash"], row["decision_seq"] + 1
     check.head = prev
-    for r in _records(con.execute(
+    for r in records(con.execute(
             "SELECT d.decision_seq, d.decision_id, 'credit_limits.limit_cny ' || l.limit_cny || ' differs from the "
             "logged ' || d.limit_cny AS problem FROM decisions d JOIN credit_limits l ON l.limit_id = d.decision_id "
             "WHERE l.limit_cny IS DISTINCT FROM d.limit_cny "
@@ -366,7 +361,7 @@ def review_problems(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Officers' decisions (`claim_reviews`, outside the hash chain) that no logged decision of their
     claim records: each approval or rejection is written into the next decision's reasons ("approved
     by credit officer li (...): note"), which the chain protects, so an edited who or why shows here."""
-    return _records(con.execute(
+    return records(con.execute(
         "SELECT NULL AS decision_seq, r.review_id AS decision_id, 'claim_reviews ' || r.review_id || ' (' || r.decision "
         "|| ' by ' || r.decided_by || ') matches no logged decision of claim ' || r.claim_id || ': who or why was "
         "edited' AS problem FROM claim_reviews r WHERE NOT EXISTS ("
@@ -382,7 +377,7 @@ def current_state_problems(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any
     the decision they name, or are missing: the derived table must equal the log."""
     cols = [c for c in CURRENT_COLUMNS if c not in ("claim_id", "decision_seq")]
     differs = " OR ".join(f"c.{c} IS DISTINCT FROM d.{c}" for c in cols)
-    return _records(con.execute(
+    return records(con.execute(
         "WITH newest AS (SELECT claim_id, decision_seq FROM decisions QUALIFY row_number() OVER (PARTITION BY "
         "claim_id ORDER BY valid_from DESC, decision_seq DESC) = 1) "
         "SELECT n.decision_seq, d.decision_id, 'current_decisions has no row for claim ' || n.claim_id AS problem "
@@ -415,7 +410,7 @@ def borrower_exists(con: duckdb.DuckDBPyConnection, borrower_id: str) -> bool:
 def borrower_decisions(con: duckdb.DuckDBPyConnection, borrower_id: str,
                        known_at: datetime | None = None) -> list[dict[str, Any]]:
     """Every decision of a borrower recorded up to ``known_at`` (default: all), with valid_to, in chain order."""
-    return _parse(_records(con.execute(
+    return _parse(records(con.execute(
         "SELECT d.*, lead(valid_from) OVER (PARTITION BY claim_id ORDER BY valid_from, decision_seq) AS valid_to "
         "FROM decisions d WHERE borrower_id = ? AND (CAST(? AS TIMESTAMP) IS NULL OR recorded_at <= ?) "
         "ORDER BY decision_seq", [borrower_id, known_at, known_at])))
@@ -428,13 +423,13 @@ def first_decision_date(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dat
 
 def run_decisions(con: duckdb.DuckDBPyConnection, run_id: str, borrower_id: str) -> list[dict[str, Any]]:
     """A borrower's decisions made in one run: the group the per-borrower cap was applied over."""
-    return _parse(_records(con.execute("SELECT * FROM decisions WHERE run_id = ? AND borrower_id = ? "
+    return _parse(records(con.execute("SELECT * FROM decisions WHERE run_id = ? AND borrower_id = ? "
                                        "ORDER BY decision_seq", [run_id, borrower_id])))
 
 
 def borrower_history(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[dict[str, Any]]:
     """Every decision of a borrower in time order, with its validity period, the field's name and what changed."""
-    return _records(con.execute(
+    return records(con.execute(
         "SELECT t.valid_from, t.valid_to, t.recorded_at, t.claim_id, c.name, t.status, t.crop, t.area_ha, "
         "t.value_low_cny, t.value_cny, t.value_high_cny, t.limit_cny, t.params_version, t.crop_model_version, "
         "t.seg_model_version, t.decision_id, t.limit_cny - lag(t.limit_cny) OVER (PARTITION BY t.claim_id "
@@ -445,7 +440,7 @@ def borrower_history(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[d
 
 def limit_changes_since(con: duckdb.DuckDBPyConnection, since: datetime | None) -> list[dict[str, Any]]:
     """Current decisions recorded after ``since`` whose limit differs from the one they replaced."""
-    return _parse(_records(con.execute(
+    return _parse(records(con.execute(
         "SELECT * FROM (SELECT borrower_id, claim_id, valid_from, recorded_at, limit_cny, params_version, "
         "crop_model_version, explanation, reasons, lag(limit_cny) OVER w AS previous_limit_cny, "
         "lag(params_version) OVER w AS previous_params_version, lag(crop_model_version) OVER w AS previous_crop_model, "

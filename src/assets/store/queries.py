@@ -8,16 +8,12 @@ from typing import Any
 import duckdb
 
 from assets.errors import NotFoundError
-
-
-def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
+from assets.store.db import records
 
 
 def portfolio(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """One row per borrower: claims, verified area, value range and limit in force now (`borrower_limits`)."""
-    return _records(con.execute("SELECT * FROM borrower_limits ORDER BY borrower_id"))
+    return records(con.execute("SELECT * FROM borrower_limits ORDER BY borrower_id"))
 
 
 def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]:
@@ -25,10 +21,10 @@ def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]
     with its stored explanation and verification evidence, the limit in force at each decision date,
     alerts and the credit officers' review decisions. A revalued decision's steps are rendered by
     `explain.borrower_detail`, the function the faces call."""
-    totals = _records(con.execute("SELECT * FROM borrower_limits WHERE borrower_id = ?", [borrower_id]))
+    totals = records(con.execute("SELECT * FROM borrower_limits WHERE borrower_id = ?", [borrower_id]))
     if not totals:
         raise NotFoundError(f"no borrower {borrower_id!r}; list borrowers with `assets query portfolio`")
-    claims = _records(con.execute(
+    claims = records(con.execute(
         "SELECT f.claim_id, f.borrower_id, f.name, f.submitted_at, f.claimed_area_ha, f.status, f.reason, "
         "d.verification_id, f.as_of, f.verified_area_ha, f.verified_area_ha * 15 AS verified_area_mu, f.crop, "
         "v.crop_probability, v.tile_ids, f.seg_model_version, f.crop_model_version, d.valuation_id, "
@@ -47,13 +43,13 @@ def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]
         for key in ("explanation", "inputs", "reasons", "sensor_evidence", "crop_probs", "boundary"):
             if isinstance(c.get(key), str):
                 c[key] = json.loads(c[key])
-    history = _records(con.execute(  # the limit in force on each date the borrower's decisions changed
+    history = records(con.execute(  # the limit in force on each date the borrower's decisions changed
         "WITH dates AS (SELECT DISTINCT valid_from AS as_of FROM decisions WHERE borrower_id = ?) "
         "SELECT dt.as_of, sum(t.limit_cny) AS limit_cny, count(t.valuation_id) AS claims_with_limit FROM dates dt "
         "JOIN decision_timeline t ON t.borrower_id = ? AND t.valid_from <= dt.as_of "
         "AND (t.valid_to IS NULL OR t.valid_to > dt.as_of) GROUP BY dt.as_of ORDER BY dt.as_of",
         [borrower_id, borrower_id]))
-    alerts = _records(con.execute(
+    alerts = records(con.execute(
         f"SELECT a.alert_id, a.kind, a.as_of, {_ALERT_SUBJECT}, a.message FROM alerts_open a "  # resolved ones left out
         "LEFT JOIN claims c USING (claim_id) WHERE a.borrower_id = ? ORDER BY a.raised_at, a.as_of",
         [borrower_id]))
@@ -81,12 +77,12 @@ def alerts(con: duckdb.DuckDBPyConnection, *, kind: str | None = None, limit: in
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    return _records(con.execute(sql, params))
+    return records(con.execute(sql, params))
 
 
 def preview_tile(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """The clearest, newest catalogued tile: the backdrop of the farmer's map."""
-    rows = _records(con.execute(
+    rows = records(con.execute(
         "SELECT tile_id, path, acquired_on, cloud_fraction FROM tiles "
         "ORDER BY round(cloud_fraction, 2), acquired_on DESC LIMIT 1"))
     if not rows:
@@ -105,7 +101,7 @@ def claim_shapes(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[dict[
     """A borrower's fields as drawn (GeoJSON geometry text, EPSG:4326) with their current verdict: the map's layer.
     A drawing refused at submission (unclosed, the whole Earth, text coordinates) has no shape to
     draw: it is listed with its reason, its geometry null, so it never paints over real fields."""
-    return _records(con.execute(
+    return records(con.execute(
         "SELECT s.claim_id, s.name, s.status, s.reason, s.claimed_area_ha, s.verified_area_ha, s.crop, s.limit_cny, "
         "CASE WHEN c.geom_wkb IS NOT NULL THEN c.geojson END AS geojson "
         "FROM claim_status s JOIN claims c USING (claim_id) WHERE s.borrower_id = ? "

@@ -7,12 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import duckdb
 
-from assets.store.db import append
-
-
-def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
+from assets.store.db import append, records
 
 
 def _decode(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -25,7 +20,7 @@ def _decode(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def review_queue(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Claims whose current verdict is `review`, oldest first, with the reasons and boundary figures."""
-    return _decode(_records(con.execute(
+    return _decode(records(con.execute(
         "SELECT s.claim_id, s.borrower_id, s.name, s.submitted_at, s.claimed_area_ha, s.as_of, s.verification_id, "
         "s.reason, v.verified_area_ha AS area_if_approved_ha, v.crop, v.reasons, v.boundary "
         "FROM claim_status s JOIN verifications v ON v.verification_id = s.verification_id "
@@ -34,7 +29,7 @@ def review_queue(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 def claim_verdict(con: duckdb.DuckDBPyConnection, claim_id: str) -> dict[str, Any] | None:
     """A claim's current status row (with its verdict's reasons), or None when there is no such claim."""
-    rows = _decode(_records(con.execute(
+    rows = _decode(records(con.execute(
         "SELECT s.claim_id, s.borrower_id, s.status, s.as_of, s.verification_id, v.reasons "
         "FROM claim_status s LEFT JOIN verifications v ON v.verification_id = s.verification_id "
         "WHERE s.claim_id = ?", [claim_id])))
@@ -81,7 +76,7 @@ def review_decisions(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -
 
 def borrower_reviews(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[dict[str, Any]]:
     """Every decision on a borrower's claims, oldest first: what was decided, by whom and why."""
-    return _decode(_records(con.execute(
+    return _decode(records(con.execute(
         "SELECT r.decided_at, r.claim_id, c.name, r.decision, r.decided_by, r.note, r.verification_id, r.reasons "
         "FROM claim_reviews r LEFT JOIN claims c USING (claim_id) WHERE r.borrower_id = ? "
         "ORDER BY r.decided_at, r.review_id", [borrower_id])))

@@ -7,13 +7,8 @@ from typing import Any, Mapping, Sequence
 
 import duckdb
 
-from assets.store.db import append
+from assets.store.db import append, records
 from assets.store.writer import write_op
-
-
-def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
 def limits_in_force(con: duckdb.DuckDBPyConnection) -> dict[str, float | None]:
@@ -40,13 +35,13 @@ def run_rows(con: duckdb.DuckDBPyConnection, *, kind: str | None = None, limit: 
     if kind is not None:
         sql += " WHERE kind = ?"
         params.append(kind)
-    return _records(con.execute(sql + " ORDER BY started_at DESC LIMIT ?", [*params, limit]))
+    return records(con.execute(sql + " ORDER BY started_at DESC LIMIT ?", [*params, limit]))
 
 
 def run_detail(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
     """One night, by its report id (n-...) or the id of the assessment it ran (r-..., the decisions'
     `run_id`): its overview row, details (JSON) and stages in order; None if unknown."""
-    rows = _records(con.execute("SELECT * FROM run_overview WHERE run_id = ? OR assessment_run_id = ? "
+    rows = records(con.execute("SELECT * FROM run_overview WHERE run_id = ? OR assessment_run_id = ? "
                                 "ORDER BY run_id = ? DESC LIMIT 1", [run_id, run_id, run_id]))
     if not rows:
         return None
@@ -54,6 +49,6 @@ def run_detail(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | 
     run_id = report["run_id"]
     details = con.execute("SELECT details FROM run_reports WHERE run_id = ?", [run_id]).fetchone()
     report["details"] = json.loads(details[0]) if details and details[0] else {}
-    report["stages"] = _records(con.execute(
+    report["stages"] = records(con.execute(
         "SELECT stage, seconds, status, message FROM run_stages WHERE run_id = ? ORDER BY ordinal", [run_id]))
     return report

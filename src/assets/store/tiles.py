@@ -7,18 +7,13 @@ from typing import Any, Mapping, Sequence
 
 import duckdb
 
-from assets.store.db import append
+from assets.store.db import append, records
 from assets.store.writer import write_op
-
-
-def _records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
 def usable_tile_rows(con: duckdb.DuckDBPyConnection, as_of: date) -> list[dict[str, Any]]:
     """Catalogued tiles acquired up to ``as_of`` that are not quarantined, oldest first."""
-    return _records(con.execute(
+    return records(con.execute(
         "SELECT * FROM tiles WHERE acquired_on <= ? AND tile_id NOT IN (SELECT tile_id FROM tile_quarantine) "
         "ORDER BY acquired_on, scene_id", [as_of]))
 
@@ -31,7 +26,7 @@ def record_quarantine(con: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str
 
 def quarantined_tiles(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Every quarantined tile with its reason, newest first."""
-    return _records(con.execute(
+    return records(con.execute(
         "SELECT tile_id, path, code, reason, quarantined_at FROM tile_quarantine ORDER BY quarantined_at DESC, path"))
 
 
@@ -49,7 +44,7 @@ def has_tiles_up_to(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
 
 def map_tile_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Every catalogued, not quarantined tile with its footprint and clouds: what the map can draw."""
-    return _records(con.execute(
+    return records(con.execute(
         "SELECT tile_id, path, acquired_on, cloud_fraction, nodata_fraction, crs, width, height, minx, miny, "
         "min_lon, min_lat, max_lon, max_lat FROM tiles WHERE tile_id NOT IN (SELECT tile_id FROM tile_quarantine) "
         "ORDER BY acquired_on, tile_id"))
