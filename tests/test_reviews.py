@@ -307,3 +307,24 @@ def test_land_an_officer_refused_waits_for_an_officer_when_drawn_again(repo: Pat
     assert decide(settings, Decision(row["claim_id"], "approve", "new owner, crop seen", "wang"))["status"] != "review"
     elsewhere = pipeline.submit_and_assess(settings, redrawn, "farmer-010", as_of=AS_OF, models=stubbed)
     assert "rejected_before" not in [r["code"] for r in elsewhere[0]["reasons"]]  # another borrower's refusal
+
+
+def test_a_review_deleted_or_turned_round_is_caught_by_the_audit(repo: Path, tmp_path: Path, stubbed, capsys) -> None:
+    """Data QA 2026-12-07: a rejection edited into an approval in SQL was obeyed by the next night and
+    chained into a valid decision, after which `audit verify` said ok; a deleted rejection was never seen."""
+    settings, cid = _in_review(repo, tmp_path / "r.duckdb", stubbed)
+    decide(settings, Decision(cid, "reject", "the neighbour's wheat", "li"))
+    db = str(settings.db_path)
+    assert cli_main(["audit", "verify", "--db", db]) == 0
+    capsys.readouterr()
+    with connect(settings.db_path) as con:
+        con.execute("UPDATE claim_reviews SET decision = 'approve'")
+    assert cli_main(["audit", "verify", "--db", db]) == 1
+    assert "no review in claim_reviews matches" in capsys.readouterr().out
+    pipeline.assess_claims(settings.db_path, as_of=AS_OF, settings=settings, models=stubbed)  # the next night
+    assert cli_main(["audit", "verify", "--db", db]) == 1  # still caught: the logged rejection stays
+    capsys.readouterr()
+    with connect(settings.db_path) as con:
+        con.execute("DELETE FROM claim_reviews")
+    assert cli_main(["audit", "verify", "--db", db]) == 1
+    assert "a review was deleted or edited" in capsys.readouterr().out

@@ -358,18 +358,27 @@ def verify_chain(con: duckdb.DuckDBPyConnection, batch: int = 50_000) -> ChainCh
 
 
 def review_problems(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Officers' decisions (`claim_reviews`, outside the hash chain) that no logged decision of their
-    claim records: each approval or rejection is written into the next decision's reasons ("approved
-    by credit officer li (...): note"), which the chain protects, so an edited who or why shows here."""
+    """Officers' decisions (`claim_reviews`, outside the hash chain) checked against the logged decisions,
+    both ways: each approval or rejection is written into the next decision's reasons ("approved by
+    credit officer li (...): note"), which the chain protects. A review row no logged decision records
+    is an edited who or why; a logged officer decision no review row matches is a review deleted or
+    turned round (a rejection edited into an approval, which the next night would otherwise obey)."""
+    matches = ("(contains(x->>'message', 'by credit officer ' || r.decided_by || ' (')"
+               " OR contains(x->>'message', 'by credit officer ' || r.decided_by || ': '))"
+               " AND suffix(x->>'message', ': ' || r.note)"
+               " AND x->>'code' = CASE r.decision WHEN 'approve' THEN 'review_approved' ELSE 'review_rejected' END")
     return records(con.execute(
+        "SELECT decision_seq, decision_id, problem FROM ("
         "SELECT NULL AS decision_seq, r.review_id AS decision_id, 'claim_reviews ' || r.review_id || ' (' || r.decision "
         "|| ' by ' || r.decided_by || ') matches no logged decision of claim ' || r.claim_id || ': who or why was "
-        "edited' AS problem FROM claim_reviews r WHERE NOT EXISTS ("
+        "edited' AS problem, r.decided_at AS happened FROM claim_reviews r WHERE NOT EXISTS ("
         " SELECT 1 FROM decisions d, unnest(CAST(d.reasons AS JSON[])) AS t(x) WHERE d.claim_id = r.claim_id"
-        " AND x->>'code' IN ('review_approved', 'review_rejected')"
-        " AND (contains(x->>'message', 'by credit officer ' || r.decided_by || ' (')"
-        "  OR contains(x->>'message', 'by credit officer ' || r.decided_by || ': '))"
-        " AND suffix(x->>'message', ': ' || r.note)) ORDER BY r.decided_at"))
+        f" AND {matches}) "
+        "UNION ALL SELECT d.decision_seq, d.decision_id, 'decision ' || d.decision_seq || ' of claim ' || d.claim_id || "
+        "' records an officer decision (' || (x->>'message') || ') that no review in claim_reviews matches: a review "
+        "was deleted or edited' AS problem, d.recorded_at AS happened FROM decisions d, unnest(CAST(d.reasons AS JSON[])) "
+        "AS t(x) WHERE x->>'code' IN ('review_approved', 'review_rejected') AND NOT EXISTS ("
+        f" SELECT 1 FROM claim_reviews r WHERE r.claim_id = d.claim_id AND {matches})) ORDER BY happened"))
 
 
 def current_state_problems(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -20,6 +20,9 @@ let edits = []; // earlier corner lists of `field`, for undo
 let working = null; // geoman's layer while drawing by hand
 let lastProposal = null; // {feature} | {error}
 let lastVerdicts = null;
+let proposalSeq = 0; // numbers the proposal requests: only the answer to the latest one is shown (#11)
+let shownUser = null; // whose data the page shows ("name/borrower"): another user's sign-in clears it
+let shownBorrower = null; // the officer's borrower whose fields are listed and drawn
 
 // --- strings ---------------------------------------------------------------------------------
 function t(key, vars = {}) {
@@ -48,6 +51,12 @@ function applyStrings() {
   if (map.pm && map.pm.setLang) map.pm.setLang(lang === "zh" ? "zh" : "en");
   $("legend").innerHTML = `<b>${escapeHtml(t("legend.title"))}</b> ` + Object.entries(STATUS_COLOURS).map(([s, c]) =>
     `<span><i style="background:${c}"></i>${escapeHtml(t(`status.${s}`))}</span>`).join("");
+}
+
+// The hint follows what the farmer is doing; its key is kept so a language switch shows the same one.
+function setHint(key) {
+  $("hint").dataset.i18n = key;
+  $("hint").textContent = t(key);
 }
 
 function escapeHtml(text) {
@@ -101,7 +110,7 @@ function updateArea() {
   $("area").textContent = n === 0 ? t("area.none") : n < 3 ? t("area.corners", { n })
     : t("area.value", { n, ha: ha.toFixed(2), mu: (ha * 15).toFixed(1) });
   $("submit").disabled = !me || !field || n < 3 || !accepted;
-  $("undo").disabled = !(working || edits.length > 1);
+  $("undo").disabled = !((working && n > 0) || edits.length > 1);
   $("accept").hidden = !field || accepted;
 }
 
@@ -115,6 +124,7 @@ function setField(layer, { proposal = false } = {}) {
     : { color: "#ffeb3b", dashArray: null, weight: 3, fillOpacity: 0.15 });
   field.pm.enable({ snappable: true, allowSelfIntersection: false, removeVertexOn: "contextmenu" });
   field.on("pm:markerdrag", updateArea); // live area while a corner moves
+  field.on("pm:markerdragend", () => setTimeout(updateArea)); // and after: a refused move is put back
   field.on("pm:edit", () => { accept(); snapshot(); updateArea(); }); // a move, an added or a deleted corner
   edits = [];
   snapshot();
@@ -129,6 +139,7 @@ function accept() {
 }
 
 function clearField() {
+  proposalSeq += 1; // an answer still on its way no longer replaces what the farmer does now
   if (working) map.pm.disableDraw();
   working = null;
   if (field) { field.pm.disable(); field.remove(); }
@@ -138,7 +149,13 @@ function clearField() {
 }
 
 function undo() {
-  if (working) { map.pm.Draw.Polygon._removeLastVertex(); updateArea(); return; }
+  if (working) {
+    // geoman ends the drawing when its last corner goes; start it again, so the next taps are corners
+    if (corners().length <= 1) startDrawing();
+    else map.pm.Draw.Polygon._removeLastVertex();
+    updateArea();
+    return;
+  }
   if (!field || edits.length < 2) return;
   edits.pop();
   field.pm.disable();
@@ -153,23 +170,40 @@ map.on("pm:drawstart", ({ workingLayer }) => {
   updateArea();
 });
 map.on("pm:drawend", () => { working = null; updateArea(); });
-map.on("pm:create", ({ layer }) => { map.removeLayer(layer); working = null; setField(L.polygon(layer.getLatLngs())); });
+map.on("pm:create", ({ layer }) => {
+  map.removeLayer(layer);
+  working = null;
+  setField(L.polygon(layer.getLatLngs()));
+  setHint("edit.help"); // the drawing is closed: its corners can be moved now
+});
+
+function startDrawing() {
+  if (working) map.pm.disableDraw();
+  map.pm.enableDraw("Polygon", { snappable: true, snapDistance: 20, allowSelfIntersection: false, finishOn: null });
+}
 
 // A tap inside a field, when nothing is being drawn: the detected field is proposed.
 map.on("click", async (e) => {
   if (!me || working || map.pm.globalDrawModeEnabled() || field) return;
+  const seq = ++proposalSeq;
   $("proposal").hidden = false;
   $("proposal-text").className = "muted";
   $("proposal-text").textContent = t("proposal.finding");
+  $("accept").hidden = true;
   try {
     const feature = await api(`/fields/proposal?lon=${e.latlng.lng.toFixed(7)}&lat=${e.latlng.lat.toFixed(7)}`);
+    if (seq !== proposalSeq) return; // a later tap (or a drawing, or a sign-out) came first
     lastProposal = { feature };
     const ring = feature.geometry.coordinates[0].slice(0, -1).map(([lng, lat]) => L.latLng(lat, lng));
     setField(L.polygon(ring), { proposal: true });
     showProposal();
+    // on a phone the proposal and its Accept button are below the map: bring them into view
+    $("proposal").scrollIntoView({ block: "nearest" });
   } catch (err) {
+    if (seq !== proposalSeq) return;
     lastProposal = { error: err.message };
     showProposal();
+    $("proposal").scrollIntoView({ block: "nearest" });
   }
 });
 
@@ -193,7 +227,14 @@ const token = () => localStorage.getItem(TOKEN_KEY);
 async function api(path, options = {}) {
   const headers = { ...(options.headers || {}) };
   if (token()) headers.Authorization = `Bearer ${token()}`;
-  const response = await fetch(path, { ...options, headers });
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (err) { // offline, DNS, a dropped connection: the browser's own words ("Failed to fetch") mean nothing to a farmer
+    const failed = new Error(t("error.network"));
+    failed.network = true;
+    throw failed;
+  }
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const detail = Array.isArray(data.detail) ? data.detail.map((d) => d.msg).join("; ") : data.detail;
@@ -216,16 +257,36 @@ function showWho() {
     : t("signin.as_role", { name: me.name, role: me.role });
 }
 
-function showSignedOut(message) {
-  me = null;
+// Everything that belonged to the signed-in borrower: a shared phone must not show it to the next one.
+function forgetBorrower() {
   clearField();
   fieldsLayer.clearLayers();
+  lastVerdicts = null;
+  lastProposal = null;
+  shownUser = null;
+  shownBorrower = null;
+  $("result").innerHTML = "";
+  $("proposal").hidden = true;
+  $("proposal-text").textContent = "";
+  for (const id of ["field-name", "field-crop", "borrower"]) { $(id).value = ""; delete $(id).dataset.touched; }
+  $("field-name").value = t("field.default_name");
+  for (const id of ["my-fields", "borrower-fields", "portfolio", "reviews"]) $(id).innerHTML = "";
+  for (const id of ["showing", "review-result"]) $(id).textContent = "";
+  $("my-fields-title").hidden = true;
+  setHint("hint.tap");
+}
+
+// `keep`: a sign-in that expired or was revoked under the farmer keeps the drawing and its name,
+// to submit again once signed in again (the same user; anyone else's sign-in clears them).
+function showSignedOut(message, { keep = false } = {}) {
+  me = null;
+  if (keep) { proposalSeq += 1; if (working) map.pm.disableDraw(); }
+  else forgetBorrower();
   if (imageryLayer) { imageryLayer.remove(); imageryLayer = null; }
   $("signin-form").hidden = false;
   $("signout").hidden = true;
   $("drawing").hidden = true;
   $("officer").hidden = true;
-  $("my-fields").innerHTML = "";
   $("signin-error").textContent = message || "";
   $("imagery-date").textContent = t("imagery.signin");
   $("cloud-free").textContent = "";
@@ -235,14 +296,30 @@ function showSignedOut(message) {
 
 async function signIn(code) {
   $("signin-error").textContent = "";
-  try {
-    if (code) await exchange(code);
-    if (!token()) return showSignedOut();
-    me = await api("/me");
-  } catch (err) {
-    if (err.status === 401) localStorage.removeItem(TOKEN_KEY);
-    return showSignedOut(err.message);
+  let note = "";
+  if (code) {
+    try {
+      await exchange(code);
+    } catch (err) {
+      // A link opened again (from the SMS) is refused, but the sign-in it bought may still be
+      // good: keep it if /me answers, and only say the link was used.
+      if (!token()) return showSignedOut(err.message, { keep: true });
+      note = err.status === 401 ? t("signin.link_used") : err.message;
+    }
   }
+  if (!token()) return showSignedOut(undefined, { keep: true });
+  let who;
+  try {
+    who = await api("/me");
+  } catch (err) {
+    if (err.status === 401) localStorage.removeItem(TOKEN_KEY); // only /me itself says the token is bad
+    return showSignedOut(err.message, { keep: true });
+  }
+  const user = `${who.name}/${who.borrower_id || ""}`;
+  if (shownUser !== null && shownUser !== user) forgetBorrower(); // someone else signed in on this phone
+  me = who;
+  shownUser = user;
+  $("signin-error").textContent = note;
   showWho();
   applyStrings();
   $("signin-form").hidden = true;
@@ -262,7 +339,7 @@ async function loadImagery() {
     if (!imagery.bounds) throw new Error(t("error.request", { status: 404 }));
     if (imageryLayer) imageryLayer.remove();
     imageryLayer = new AuthTiles({ maxZoom: 19, maxNativeZoom: imagery.max_zoom, bounds: L.latLngBounds(imagery.bounds),
-      className: "imagery" }).addTo(map);
+      className: "imagery", attribution: "Contains modified Copernicus Sentinel data" }).addTo(map);
     imageryLayer.bringToBack();
     map.fitBounds(imagery.bounds);
     showImageryDates();
@@ -298,9 +375,11 @@ async function showFields(borrower, { fit = true, list = "my-fields" } = {}) {
     onEachFeature: (f, layer) => layer.bindTooltip(escapeHtml(`${f.properties.name}: ${t(`status.${f.properties.status}`)}`)),
   }).eachLayer((layer) => layer.addTo(fieldsLayer));
   $("my-fields-title").hidden = list !== "my-fields";
+  shapes.features.forEach(({ properties: c }) => { listedFields[c.claim_id] = c; });
   $(list).innerHTML = shapes.features.length ? shapes.features.map(({ properties: c }) =>
-    `<li class="${escapeHtml(c.status)}" data-claim="${escapeHtml(c.claim_id)}">${escapeHtml(c.name)}: ${escapeHtml(t(`status.${c.status}`))}${
-      c.limit_cny ? `, ${escapeHtml(t("fields.limit", { limit: Math.round(c.limit_cny).toLocaleString() }))}` : ""}</li>`).join("")
+    `<li class="${escapeHtml(c.status)}" data-claim="${escapeHtml(c.claim_id)}"><button type="button" class="open-field" data-claim="${
+      escapeHtml(c.claim_id)}">${escapeHtml(c.name)}: ${escapeHtml(t(`status.${c.status}`))}${
+      c.limit_cny ? `, ${escapeHtml(t("fields.limit", { limit: Math.round(c.limit_cny).toLocaleString() }))}` : ""}</button></li>`).join("")
     : `<li class="muted">${escapeHtml(t("fields.none"))}</li>`;
   if (fit && fieldsLayer.getLayers().length) map.fitBounds(fieldsLayer.getBounds(), { maxZoom: 16 });
 }
@@ -310,8 +389,29 @@ function translated(key) {
   return Boolean(catalogue[lang] && catalogue[lang][key]);
 }
 
+// An officer's decision reads "rejected by credit officer NAME: NOTE" or "approved by credit
+// officer NAME (ABOUT): NOTE"; the note is written for the borrower and must reach them.
+const OFFICER_DECISION = /^(?:approved|rejected) by credit officer (.+?)(?: \(([^)]*)\))?: ([\s\S]*)$/;
+
+// A reason in the reader's language by its code (the catalogue's "reason.<code>"); the server's own
+// sentence carries the figures (ha, %, crops), so a translated reason shows it too, as a detail line.
 function reasonText(reason) {
-  return lang !== "en" && translated(`reason.${reason.code}`) ? t(`reason.${reason.code}`) : reason.message;
+  const message = String(reason.message ?? "");
+  if (lang === "en" || !translated(`reason.${reason.code}`)) return { text: message, detail: "" };
+  const decision = /^review_(approved|rejected)$/.test(reason.code) && message.match(OFFICER_DECISION);
+  if (decision && translated(`reason.${reason.code}.note`)) {
+    return { text: t(`reason.${reason.code}.note`, { officer: decision[1], note: decision[3] }), detail: message };
+  }
+  return { text: t(`reason.${reason.code}`), detail: message };
+}
+
+// What to do next depends on why, not only on the status: land pledged twice or refused by an
+// officer is settled with the bank, a field off the imagery waits for imagery of it.
+function nextStep(claim, status) {
+  const codes = new Set((claim.reasons || []).map((r) => r.code));
+  if (codes.has("overlap") || codes.has("review_rejected")) return t("next.contact_bank");
+  if (codes.has("no_imagery")) return t("next.no_imagery");
+  return t(`next.${status}`);
 }
 
 function cropName(crop) {
@@ -325,11 +425,10 @@ function verdictCard(claim) {
   const money = (v) => (v == null ? "-" : t("verdict.money", { amount: Math.round(v).toLocaleString() }));
   // a claim waiting for review shows the area the imagery measured, not land the bank lends on yet
   const areaLabel = status === "review" ? "verdict.area_measured" : "verdict.area";
-  // Each reason in the reader's language by its code (the catalogue's "reason.<code>"); the
-  // English sentence, with its figures, is the fallback and the tooltip.
+  // Each reason in the reader's language by its code, with the server's sentence (its figures) below.
   const coded = (claim.reasons || []).filter((r) => r.code !== "ok" || claim.status === "verified");
-  const reasons = coded.length ? coded.map((r) => ({ text: reasonText(r), detail: r.message }))
-    : claim.reason ? String(claim.reason).split("; ").map((r) => ({ text: r, detail: r }))
+  const reasons = coded.length ? coded.map(reasonText)
+    : claim.reason ? String(claim.reason).split("; ").map((r) => ({ text: r, detail: "" }))
     : [{ text: t("verdict.ok"), detail: "" }];
   return `<div class="verdict ${escapeHtml(status)}" data-status="${escapeHtml(status)}">
     <h2>${escapeHtml(claim.name)}: <span class="status">${escapeHtml(t(`status.${status}`))}</span></h2>
@@ -338,15 +437,31 @@ function verdictCard(claim) {
       <dt>${escapeHtml(t("verdict.crop"))}</dt><dd>${escapeHtml(claim.crop == null ? "-" : cropName(claim.crop))}</dd>
       <dt>${escapeHtml(t("verdict.value"))}</dt><dd>${money(claim.value_cny)}</dd>
       <dt>${escapeHtml(t("verdict.limit"))}</dt><dd>${money(claim.limit_cny)}</dd>
-      <dt>${escapeHtml(t("verdict.why"))}</dt><dd><ul class="reasons">${reasons.map((r) => `<li title="${escapeHtml(r.detail)}">${escapeHtml(r.text)}</li>`).join("")}</ul></dd>
-      <dt>${escapeHtml(t("verdict.next"))}</dt><dd class="next">${escapeHtml(t(`next.${status}`))}</dd>
+      <dt>${escapeHtml(t("verdict.why"))}</dt><dd><ul class="reasons">${reasons.map((r) => (r.detail
+        ? `<li title="${escapeHtml(r.detail)}">${escapeHtml(r.text)}<small class="detail" lang="en">${escapeHtml(r.detail)}</small></li>`
+        : `<li>${escapeHtml(r.text)}</li>`)).join("")}</ul></dd>
+      <dt>${escapeHtml(t("verdict.next"))}</dt><dd class="next">${escapeHtml(nextStep(claim, status))}</dd>
     </dl></div>`;
 }
 
 $("claim-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  if (!field) return;
+  if (!field || !me) return;
   const borrower = me.borrower_id || $("borrower").value.trim();
+  if (!me.borrower_id) { // an officer files for a borrower: the id is required, and a new one is confirmed
+    if (!borrower) return showSubmitError(t("submit.borrower_needed"), $("borrower"));
+    if (!$("borrower").checkValidity()) return showSubmitError(t("submit.borrower_invalid"), $("borrower"));
+    $("submit").disabled = true;
+    try {
+      await api(`/borrowers/${encodeURIComponent(borrower)}`);
+    } catch (err) {
+      if (err.status !== 404) { updateArea(); return showSubmitError(err.message); }
+      if (!window.confirm(t("submit.confirm_new", { borrower }))) {
+        updateArea();
+        return showSubmitError(t("submit.not_filed", { borrower }), $("borrower"));
+      }
+    }
+  }
   const ring = field.getLatLngs()[0].map((c) => [Number(c.lng.toFixed(7)), Number(c.lat.toFixed(7))]);
   ring.push(ring[0]);
   const body = { type: "FeatureCollection", features: [{ type: "Feature",
@@ -360,17 +475,55 @@ $("claim-form").addEventListener("submit", async (event) => {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     $("result").innerHTML = lastVerdicts.map(verdictCard).join("");
     clearField();
+    lastProposal = null;
     $("proposal").hidden = true;
-    $("hint").textContent = t("hint.tap"); // the field is submitted: back to tapping the next one
+    setHint("hint.tap"); // the field is submitted: back to tapping the next one
+    // the next field is not filed under this one's name or crop by mistake
+    for (const id of ["field-name", "field-crop"]) { $(id).value = ""; delete $(id).dataset.touched; }
+    $("field-name").value = t("field.default_name");
     showFields(borrower, { fit: false, list: me.borrower_id ? "my-fields" : "borrower-fields" });
     if (me.role === "officer") { showPortfolio(); showReviews(); }
   } catch (err) {
+    lastVerdicts = null;
     $("result").innerHTML = `<p class="error">${escapeHtml(err.message)}</p>`;
-    if (err.status === 401) { localStorage.removeItem(TOKEN_KEY); showSignedOut(err.message); }
+    if (err.status === 401) { localStorage.removeItem(TOKEN_KEY); showSignedOut(err.message, { keep: true }); }
   } finally {
     updateArea();
   }
 });
+
+function showSubmitError(message, focus) {
+  lastVerdicts = null;
+  $("result").innerHTML = `<p class="error">${escapeHtml(message)}</p>`;
+  if (focus) focus.focus();
+}
+
+// A listed field opens its verdict card, read from GET /borrowers/{id}: the reasons, the value and
+// limit and the officer's decision stay readable after the submit's card is gone.
+async function openClaim(borrower, claimId, fallback) {
+  $("result").innerHTML = `<p class="muted">${escapeHtml(t("fields.opening"))}</p>`;
+  try {
+    const detail = await api(`/borrowers/${encodeURIComponent(borrower)}`);
+    const claim = (detail.claims || []).find((c) => c.claim_id === claimId) || fallback;
+    if (!claim) throw new Error(t("fields.gone"));
+    lastVerdicts = [claim];
+    $("result").innerHTML = verdictCard(claim);
+  } catch (err) {
+    lastVerdicts = null;
+    $("result").innerHTML = `<p class="error">${escapeHtml(err.message)}</p>`;
+  }
+  $("result").scrollIntoView({ block: "nearest" });
+}
+
+let listedFields = {}; // claim_id -> the properties GET /borrowers/{id}/fields gave, for a claim the detail lacks
+for (const list of ["my-fields", "borrower-fields"]) {
+  $(list).addEventListener("click", (event) => {
+    const item = event.target.closest("button.open-field");
+    if (!item) return;
+    const borrower = list === "my-fields" ? me && me.borrower_id : shownBorrower;
+    if (borrower) openClaim(borrower, item.dataset.claim, listedFields[item.dataset.claim]);
+  });
+}
 
 // --- the officer's view ----------------------------------------------------------------------------
 async function showPortfolio() {
@@ -390,11 +543,16 @@ async function showPortfolio() {
 $("portfolio").addEventListener("click", (event) => {
   const button = event.target.closest("button.show-borrower");
   if (!button) return;
-  const borrower = button.dataset.borrower;
+  showBorrower(button.dataset.borrower);
+});
+
+function showBorrower(borrower) {
+  shownBorrower = borrower;
   $("showing").textContent = t("officer.showing", { borrower });
   $("borrower").value = borrower;
-  showFields(borrower, { fit: true, list: "borrower-fields" });
-});
+  $("map").scrollIntoView({ block: "nearest" }); // the map it changes may be scrolled out of view
+  return showFields(borrower, { fit: true, list: "borrower-fields" });
+}
 
 async function showReviews() {
   try {
@@ -414,7 +572,7 @@ async function showReviews() {
 
 $("reviews").addEventListener("click", async (event) => {
   const show = event.target.closest("button.show-borrower-fields");
-  if (show) { showFields(show.dataset.borrower, { fit: true, list: "borrower-fields" }); return; }
+  if (show) { showBorrower(show.dataset.borrower); return; }
   const button = event.target.closest("button[data-decision]");
   if (!button) return;
   const item = button.closest("li.review");
@@ -429,6 +587,8 @@ $("reviews").addEventListener("click", async (event) => {
       decision: t(`officer.${button.dataset.decision}`), status: t(`status.${row.status}`) });
     showReviews();
     showPortfolio();
+    // the borrower's list and map colours change with the decision
+    if (shownBorrower) showFields(shownBorrower, { fit: false, list: "borrower-fields" });
   } catch (err) {
     $("review-result").className = "error";
     $("review-result").textContent = err.message;
@@ -441,7 +601,10 @@ $("signin-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const value = $("signin-code").value.trim();
   $("signin-code").value = "";
-  if (value.startsWith("asl_")) return signIn(value); // a one-time code
+  // a one-time code, alone or inside the whole SMS link ("…/map/#code=asl_…") or "code=asl_…"
+  const code = value.startsWith("ast_") ? null : (value.match(/(?:^|[#?&=\s/])(asl_[0-9a-f]{16}_[A-Za-z0-9_-]+)/) || [])[1];
+  if (code) return signIn(code);
+  if (/asl_|code=|:\/\//.test(value)) { $("signin-error").textContent = t("signin.bad_code"); return undefined; } // a link cut short
   localStorage.setItem(TOKEN_KEY, value); // a token from `assets users token`
   return signIn();
 });
@@ -449,19 +612,22 @@ $("signout").addEventListener("click", () => { localStorage.removeItem(TOKEN_KEY
 $("draw").addEventListener("click", () => {
   clearField();
   $("proposal").hidden = true;
-  $("hint").textContent = t("draw.help");
-  map.pm.enableDraw("Polygon", { snappable: true, snapDistance: 20, allowSelfIntersection: false, finishOn: null });
+  setHint("draw.help");
+  startDrawing();
 });
 $("undo").addEventListener("click", undo);
-$("accept").addEventListener("click", () => { accept(); $("hint").textContent = t("edit.help"); });
+$("accept").addEventListener("click", () => { accept(); setHint("edit.help"); });
 $("clear").addEventListener("click", () => {
   clearField();
+  lastProposal = null;
+  lastVerdicts = null;
   $("proposal").hidden = true;
   $("result").innerHTML = "";
-  $("hint").textContent = t("hint.tap");
+  setHint("hint.tap");
   updateArea();
 });
 $("field-name").addEventListener("input", (e) => { e.target.dataset.touched = "1"; });
+$("field-crop").addEventListener("input", (e) => { e.target.dataset.touched = "1"; });
 $("lang").addEventListener("click", () => {
   lang = lang === "zh" ? "en" : "zh";
   localStorage.setItem(LANG_KEY, lang);
@@ -499,10 +665,24 @@ async function start() {
   map.setView([30, 110], 4);
   // A sign-in link carries its one-time code after '#', which never reaches a server log; drop it
   // from the address bar at once so it is not bookmarked or shared.
-  const linkCode = new URLSearchParams(location.hash.slice(1)).get("code");
-  if (linkCode) history_replace();
+  const linkCode = takeLinkCode();
   await signIn(linkCode);
   document.body.dataset.ready = "1";
+  // Another sign-in link opened in this tab changes only the '#', which reloads nothing: exchange
+  // its code too (the user may change), and drop it from the address bar the same way.
+  window.addEventListener("hashchange", async () => {
+    const code = takeLinkCode();
+    if (!code) return;
+    document.body.dataset.ready = "0";
+    await signIn(code);
+    document.body.dataset.ready = "1";
+  });
+}
+
+function takeLinkCode() {
+  const code = new URLSearchParams(location.hash.slice(1)).get("code");
+  if (code) history_replace();
+  return code;
 }
 
 function history_replace() { window.history.replaceState(null, "", location.pathname + location.search); }
