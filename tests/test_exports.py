@@ -142,7 +142,11 @@ def test_exports_open_in_geopandas(bank: Path, tmp_path: Path, fmt: str, name: s
     assert gdf.crs.to_epsg() == 4326 and len(gdf) == 4
     assert set(gdf["status"]) == {"verified", "rejected"}
     assert gdf.loc[gdf["status"] == "verified", "limit_cny"].gt(0).all()
-    assert (gdf["value_low_cny"] <= gdf["value_cny"]).all() and gdf.geometry.is_valid.all()
+    valued = gdf[gdf["status"] == "verified"]
+    assert (valued["value_low_cny"] <= valued["value_cny"]).all() and gdf.geometry.is_valid.all()
+    # data QA 2026-12-07: a rejected (or in review) field carried its measured area as verified, and 0 as value
+    refused = gdf[gdf["status"] == "rejected"]
+    assert refused["verified_area_ha"].isna().all() and refused["limit_cny"].isna().all()
     assert (gdf["verified_area_mu"] - 15 * gdf["verified_area_ha"]).abs().max() < 1e-6  # a bank in China reads mu
     assert (gdf["claimed_area_mu"] - 15 * gdf["claimed_area_ha"]).abs().max() < 1e-6
     minx, miny, maxx, maxy = gdf.total_bounds

@@ -87,6 +87,11 @@ def test_rerunning_adds_nothing_and_never_overwrites(bank: Path) -> None:
     ("UPDATE current_decisions SET decision_seq = (SELECT min(decision_seq) FROM decisions WHERE claim_id = 'c-a2'), "
      "decision_id = (SELECT min_by(decision_id, decision_seq) FROM decisions WHERE claim_id = 'c-a2') "
      "WHERE claim_id = 'c-a2'", "not the one in force"),
+    # data QA 2026-12-07: tables outside the chain that the credit views read
+    ("UPDATE claims SET borrower_id = 'farmer-b' WHERE claim_id = 'c-a1'", "but its logged decisions name farmer-a"),
+    ("UPDATE valuations SET value_low_cny = 1e9, value_high_cny = 2e9", "value range"),
+    ("UPDATE valuation_params SET params_toml = replace(params_toml, 'advance_rate = 0.5', 'advance_rate = 0.9')",
+     "edited after use"),
 ])
 def test_audit_verify_detects_a_silent_sql_edit(bank: Path, edit: str, problem: str) -> None:
     with connect(bank) as con:
@@ -134,3 +139,41 @@ def test_the_current_state_rows_follow_every_append(bank: Path) -> None:
         assert verify_chain(con).ok
         late = con.execute("SELECT count(*) FROM decisions WHERE crop_model_version = 'crop-v9'").fetchone()[0]
         assert late == 4
+
+
+def test_times_are_utc_whatever_the_servers_zone(bank: Path, monkeypatch) -> None:
+    """Data QA 2026-12-07: on a server in Asia/Shanghai, `--known-at ...+08:00` (or ...Z) was read 8 h
+    late, and column defaults (borrowers.created_at) were stored in local time beside UTC times."""
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        with connect(bank) as con:
+            first = min(r[0] for r in con.execute("SELECT recorded_at FROM decisions WHERE borrower_id = 'farmer-a'")
+                        .fetchall())
+            shanghai = timezone(timedelta(hours=8))
+            before = (first - timedelta(seconds=1)).replace(tzinfo=timezone.utc).astimezone(shanghai)
+            with pytest.raises(InputError, match="nothing was recorded"):
+                explain(con, "farmer-a", known_at=before)
+            after = (first + timedelta(seconds=1)).replace(tzinfo=timezone.utc).astimezone(shanghai)
+            assert explain(con, "farmer-a", known_at=after)["claims"]
+            con.execute("INSERT INTO borrowers (borrower_id) VALUES ('farmer-tz')")
+            (created,) = con.execute("SELECT created_at FROM borrowers WHERE borrower_id = 'farmer-tz'").fetchone()
+        assert abs(created - datetime.now(timezone.utc).replace(tzinfo=None)) < timedelta(minutes=5)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_an_older_schema_read_only_is_one_clear_error(bank: Path) -> None:
+    """Data QA 2026-12-07: read-only commands on a not yet upgraded file ended in missing-table tracebacks."""
+    from assets.errors import StoreError
+    from assets.store.db import SCHEMA_VERSION
+
+    with connect(bank) as con:
+        con.execute("DELETE FROM schema_migrations WHERE version > 8")
+    with pytest.raises(StoreError, match=f"schema version 8 and this program needs {SCHEMA_VERSION}"):
+        with connect(bank, read_only=True):
+            pass

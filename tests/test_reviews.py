@@ -75,7 +75,8 @@ def test_a_moved_field_waits_for_review_without_a_limit(repo: Path, tmp_path: Pa
         (claim,) = detail["claims"]
         assert claim["boundary"]["verdict"] == "mismatch" and claim["boundary"]["cut_fields"] >= 2
         # the area the imagery measured is shown on the claim, but no face counts it as verified land
-        assert claim["verified_area_ha"] > 1 and detail["borrower"]["verified_area_ha"] == 0
+        assert claim["measured_area_ha"] > 1 and claim["verified_area_ha"] is None  # not verified (data QA)
+        assert detail["borrower"]["verified_area_ha"] == 0
         assert claim["limit_cny"] is None and claim["value_cny"] is None  # no value yet, not a value of 0
         rows, totals = portfolio(con)
         assert [r["verified_area_ha"] for r in rows] == [0] and totals["verified_area_mu"] == 0

@@ -113,3 +113,12 @@ def test_a_night_with_only_a_bad_tile_goes_on_and_a_future_night_is_refused(pref
         nightly(NightlyConfig(db_path=str(db), tiles_dir=str(inbox), as_of=date(2099, 1, 1)))
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM decisions WHERE valid_from > DATE '2030-01-01'").fetchone()[0] == 0
+
+
+def test_a_new_claim_refused_is_not_a_limit_change() -> None:
+    """Data QA 2026-12-07: the run report counted each newly rejected claim (nothing -> 0 CNY) as a change."""
+    from assets.runs import Snapshot, limit_changes
+
+    before = Snapshot(limits={"c-kept": 100.0, "c-cut": 500.0}, alerts=0)
+    after = Snapshot(limits={"c-kept": 100.0, "c-cut": 0.0, "c-new": 300.0, "c-refused": 0.0}, alerts=0)
+    assert [c["claim_id"] for c in limit_changes(before, after)] == ["c-cut", "c-new"]

@@ -12,7 +12,7 @@ per-borrower cap over the same run, so the answer does not depend on today's mod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Sequence
 
 import duckdb
@@ -139,7 +139,12 @@ def recompute_decisions(con: duckdb.DuckDBPyConnection, decisions: list[dict[str
 
 def explain(con: duckdb.DuckDBPyConnection, borrower_id: str, *, as_of: date | None = None,
             known_at: datetime | None = None, recompute: bool = False) -> dict[str, Any]:
-    """The borrower's limit on ``as_of`` (default: now): each claim's decision, its steps and evidence."""
+    """The borrower's limit on ``as_of`` (default: now): each claim's decision, its steps and evidence.
+
+    ``known_at`` is UTC, as every stored time is; a time with a zone (``2026-12-08T05:48+08:00``) is
+    converted to UTC first."""
+    if known_at is not None and known_at.tzinfo is not None:
+        known_at = known_at.astimezone(timezone.utc).replace(tzinfo=None)
     if not history.borrower_exists(con, borrower_id):
         raise NotFoundError(f"no borrower {borrower_id!r}; list borrowers with `assets query portfolio`")
     rows = history.borrower_decisions(con, borrower_id, known_at)

@@ -108,9 +108,11 @@ def snapshot(db_path: Path) -> Snapshot:
 
 
 def limit_changes(before: Snapshot, after: Snapshot) -> list[dict[str, object]]:
-    """Claims whose limit in force differs (new claims with a limit included)."""
+    """Claims whose limit in force differs (new claims with a limit included; a new claim refused, from
+    nothing to 0, moved no money and is not a change, as in the HTML report's "limits changed")."""
     return [{"claim_id": cid, "before_cny": before.limits.get(cid), "after_cny": new}
-            for cid, new in sorted(after.limits.items()) if before.limits.get(cid) != new]
+            for cid, new in sorted(after.limits.items())
+            if before.limits.get(cid) != new and not (before.limits.get(cid) is None and not new)]
 
 
 def save(db_path: Path, report: NightReport) -> None:

@@ -65,7 +65,8 @@ def register_query(query: "argparse._SubParsersAction[argparse.ArgumentParser]")
     db_option(p)
     p.add_argument("--as-of", type=_iso_date, default=None, help="the date asked about (default: now)")
     p.add_argument("--known-at", type=_timestamp, default=None,
-                   help="only decisions recorded by then (what the bank knew at that time)")
+                   help="only decisions recorded by then (what the bank knew at that time); UTC unless the time "
+                        "carries its zone, e.g. 2026-12-08T05:48+08:00")
     p.add_argument("--recompute", action="store_true", help="recompute each limit from the stored inputs")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=cmd_query_explain)

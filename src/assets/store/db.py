@@ -79,6 +79,20 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     return newest_known
 
 
+def _check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A read-only open cannot migrate: an older file gets a one-line `StoreError` saying how to
+    upgrade it, not a missing-table traceback from the first query."""
+    try:
+        row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    except duckdb.CatalogException:
+        row = None
+    version = int(row[0]) if row and row[0] is not None else 0
+    if version < SCHEMA_VERSION:
+        raise StoreError(f"database {path} is at schema version {version} and this program needs {SCHEMA_VERSION}; "
+                         "upgrade it by running a command that writes to it once (`assets nightly` or "
+                         f"`assets store snapshot --db {path}`), then read it again")
+
+
 def require_database(path: str | Path) -> Path:
     """``path``, or a `StoreError` when no database is there: commands that read or change what the
     nightly job stored never create an empty file in place of a mistyped one."""
@@ -134,8 +148,13 @@ def connect(
         except duckdb.Error as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from exc
     try:
+        # Every stored time is naive UTC; so are the defaults (current_timestamp) and the casts of
+        # zone-aware parameters, whatever the server's own time zone (Asia/Shanghai shifted them 8 h).
+        con.execute("SET TimeZone = 'UTC'")
         if not read_only:
             migrate(con)
+        else:
+            _check_schema(con, path)
         yield con
     finally:
         with _OPEN_CLOSE:

@@ -354,7 +354,26 @@ def verify_chain(con: duckdb.DuckDBPyConnection, batch: int = 50_000) -> ChainCh
         check.broken.append(r)
     check.broken.extend(current_state_problems(con))
     check.broken.extend(review_problems(con))
+    check.broken.extend(source_problems(con))
     return check
+
+
+def source_problems(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Rows outside the chain that the credit views read, checked against what the chain holds: a
+    claim moved to another borrower (its limit would follow it in the portfolio), a value range
+    edited, a stored parameter file whose text no longer has the hash decisions name."""
+    return records(con.execute(
+        "SELECT NULL AS decision_seq, c.claim_id AS decision_id, 'claims.borrower_id of ' || c.claim_id || ' is ' || "
+        "c.borrower_id || ' but its logged decisions name ' || any_value(d.borrower_id) AS problem "
+        "FROM claims c JOIN decisions d USING (claim_id) WHERE d.borrower_id IS DISTINCT FROM c.borrower_id "
+        "GROUP BY c.claim_id, c.borrower_id "
+        "UNION ALL SELECT d.decision_seq, d.decision_id, 'valuations value range ' || a.value_low_cny || '-' || "
+        "a.value_high_cny || ' differs from the logged ' || d.value_low_cny || '-' || d.value_high_cny FROM decisions d "
+        "JOIN valuations a ON a.valuation_id = d.valuation_id AND d.decision_id = 'lim-' || substr(a.valuation_id, 5) "
+        "WHERE a.value_low_cny IS DISTINCT FROM d.value_low_cny OR a.value_high_cny IS DISTINCT FROM d.value_high_cny "
+        "UNION ALL SELECT NULL, p.params_sha256, 'valuation_params ' || p.params_version || ': its text does not hash "
+        "to ' || left(p.params_sha256, 12) || ' (the parameter file was edited after use)' FROM valuation_params p "
+        "WHERE sha256(p.params_toml) <> p.params_sha256 ORDER BY 1 NULLS FIRST"))
 
 
 def review_problems(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ def borrower(con: duckdb.DuckDBPyConnection, borrower_id: str) -> dict[str, Any]
         "f.decision_id, CASE WHEN d.valuation_id IS NOT NULL THEN f.limit_cny END AS limit_cny, "
         "f.params_version, d.params_sha256, "
         "d.explanation, d.inputs, v.reasons, v.sensor_evidence, v.farmland_area_ha, v.planted_area_ha, "
-        "v.overlap_area_ha, v.crop_probs, v.boundary "
+        "v.overlap_area_ha, v.crop_probs, v.boundary, f.measured_area_ha "
         "FROM field_valuations f LEFT JOIN decisions d ON d.decision_id = f.decision_id "
         "LEFT JOIN verifications v ON v.verification_id = d.verification_id "
         "WHERE f.borrower_id = ? ORDER BY f.submitted_at, f.claim_id", [borrower_id]))
