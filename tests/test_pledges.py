@@ -241,3 +241,23 @@ def test_land_goes_to_the_claim_stored_first_not_the_one_prepared_first(db_path:
     assert first_prepared.submitted_at > second.submitted_at  # stored order is pledge order
     overlaps = overlaps_ha(claims)
     assert overlaps[second.claim_id] == 0.0 and overlaps[first_prepared.claim_id] == pytest.approx(4.0, rel=1e-3)
+
+
+def test_awarded_land_is_taken_from_the_inflated_drawing_only(db_path: Path) -> None:
+    """An officer's award of contested land (fraud QA 2026-12-07) is carried by the inflated drawing that
+    held it loosely, on every later night (also once that drawing was refused for it); a claim that held
+    its land firmly before keeps it."""
+    from assets.claims import Pledges
+
+    grab = mapping(square_lonlat(x0=512300, side=800))  # 64 ha over FIELD (and more)
+    big = _store(db_path, "farmer-9", [[list(p) for p in grab["coordinates"][0]]], datetime(2024, 1, 1))[0]
+    real = _store(db_path, "farmer-1", [RING], datetime(2024, 1, 2))[0]
+    with connect(db_path) as con:
+        claims = load_claims(con)
+    for state in ({"contested": {big.claim_id}}, {"released": {big.claim_id}}):
+        pledges = Pledges(claims, awarded={real.claim_id}, **state)
+        assert pledges.overlap_ha(big) == pytest.approx(4.0, rel=1e-3)  # the awarded field is not the grab's
+        pledges.settle(big.claim_id, rejected=True)  # refused for it this night (the officer's approval
+        assert pledges.overlap_ha(real) == 0.0 and pledges.contested_ha(real) == 0.0  # answered the rest)
+    firm = Pledges(claims, awarded={real.claim_id})  # the earlier claim held its land firmly: it keeps it
+    assert firm.overlap_ha(big) == 0.0 and firm.overlap_ha(real) == pytest.approx(4.0, rel=1e-3)

@@ -252,14 +252,17 @@ class Pledges:
 
     def _holding(self, claim: Claim) -> list[shapely.Geometry]:
         """Drawings that hold land against ``claim``: earlier firm ones, earlier inflated ones of the
-        same borrower, and claims an officer awarded contested land, earlier or later."""
+        same borrower, and later claims an officer awarded contested land when ``claim`` holds its
+        own loosely (inflated, or already refused for it: a firm earlier claim keeps its land)."""
         out = []
+        mine = self._hold.get(claim.claim_id, self.FIRM)
         for rel, other in self._near(claim):
             hold = self._hold[other.claim_id]
             if hold == self.RELEASED:
                 continue
-            if (rel < 0 and (hold == self.FIRM or other.borrower_id == claim.borrower_id)) or \
-                    (other.claim_id in self._awarded and claim.claim_id not in self._awarded):
+            if rel < 0 and (hold == self.FIRM or other.borrower_id == claim.borrower_id):
+                out.append(other.geometry)
+            elif rel > 0 and other.claim_id in self._awarded and mine != self.FIRM:
                 out.append(other.geometry)
         return out
 
