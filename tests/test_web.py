@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import pytest
 
 from assets import access
-from assets.api.app import WEB_DIR, create_app
+from assets.api.app import create_app
 from assets.config import Settings
 from assets.store import connect
 
@@ -41,7 +41,7 @@ def _serve(db: Path) -> Iterator[tuple[str, Path]]:
     """The app on a free port in a thread, with farmers wang (farmer-001), zhao (farmer-002), officer li."""
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (scripts/install_system_deps.sh installs it)")
-    if not (WEB_DIR / "node_modules" / "@geoman-io" / "leaflet-geoman-free").is_dir():
+    if not (Settings().web_dir / "node_modules" / "@geoman-io" / "leaflet-geoman-free").is_dir():
         pytest.skip("the map's JavaScript is not installed: run `npm ci --prefix src/assets/web`")
     import uvicorn
 

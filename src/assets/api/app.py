@@ -151,9 +151,6 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None, *, own
     return app
 
 
-WEB_DIR = Settings().web_dir  # the default; the app serves settings.web_dir
-
-
 def _mount_map(app: FastAPI, web_dir: Path) -> None:
     """The farmer's map at /map; Leaflet and Leaflet-Geoman come from npm (`npm ci` in src/assets/web;
     the wheel ships them)."""
