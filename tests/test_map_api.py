@@ -157,10 +157,11 @@ def test_a_point_outside_the_imagery_or_on_no_field_gets_a_clear_answer(client, 
     farmer = world[1]["wang"]
     outside = client.get("/fields/proposal", params={"lon": 10.5, "lat": 56.35}, headers=farmer)
     assert outside.status_code == 404 and "no satellite imagery at 10.50000, 56.35000" in outside.json()["error"]
+    assert outside.json()["code"] == "no_imagery"  # the map words it in the farmer's language
     town = _field("farmer-003", 2)  # "Plot in town": no field there
     lon, lat = town.representative_point().coords[0]
     off = client.get("/fields/proposal", params={"lon": lon, "lat": lat}, headers=farmer)
-    assert off.status_code == 404 and "no field detected" in off.json()["error"]
+    assert off.status_code == 404 and "no field detected" in off.json()["error"] and off.json()["code"] == "no_field"
     assert "draw it by hand" in off.json()["error"]
     for params in ({"lon": 56.35, "lat": 109.2}, {"lon": "nan", "lat": 56.3}, {"lon": 9.2}):
         bad = client.get("/fields/proposal", params=params, headers=farmer)

@@ -227,6 +227,9 @@ def test_farmer_taps_a_field_accepts_the_proposal_and_reads_the_verdict(bank, br
     card_zh = page.locator("#result .verdict dl").text_content()
     assert "公顷" in card_zh and "亩" in card_zh and "元" in card_zh and "CNY" not in card_zh  # units in Chinese too
     _shot(page, "3-verdict-zh")
+    # the API's "no field here" (code no_field) is worded in Chinese, not shown as the English message
+    page.evaluate("lastProposal = {error: 'no field detected at 9.1, 56.3', code: 'no_field'}; showProposal()")
+    assert "没有识别到地块" in page.locator("#proposal-text").text_content()
     page.reload()  # the token and the language stay for the next visit
     expect(page.locator("#who")).to_contain_text("已登录", timeout=30_000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone

@@ -6,7 +6,12 @@ credit officers and operators by the CLI and the HTTP API.
 
 
 class AssetsError(Exception):
-    """Root of every error this package raises on purpose."""
+    """Root of every error this package raises on purpose.
+
+    ``code`` (None for most) names the case for a face that words it in the reader's language (the
+    map translates a proposal's "no field here"); the message stays the English explanation."""
+
+    code: str | None = None
 
 
 class InputError(AssetsError, ValueError):
@@ -48,6 +53,18 @@ class SensorError(InputError):
 
 class NotFoundError(AssetsError, LookupError):
     """A borrower, claim, tile or device that was asked for does not exist."""
+
+
+class NoImageryHere(NotFoundError):
+    """A tapped point outside every tile the platform holds."""
+
+    code = "no_imagery"
+
+
+class NoFieldHere(NotFoundError):
+    """A tapped point where the segmentation finds no field."""
+
+    code = "no_field"
 
 
 class BrokerError(AssetsError, ConnectionError):

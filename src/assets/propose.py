@@ -24,7 +24,7 @@ from rasterio.windows import Window
 
 from assets import boundary as bnd
 from assets.config import Settings
-from assets.errors import InputError, NotFoundError
+from assets.errors import InputError, NoFieldHere, NoImageryHere
 from assets.fields.geometry import area_ha, ha_to_mu, reproject
 from assets.imagery.index import TileRecord
 from assets.imagery.tiles import open_tile, read_reflectance
@@ -76,7 +76,7 @@ def grid_at(tiles: Sequence[TileRecord], lon: float, lat: float) -> list[TileRec
         if minx <= x < maxx and miny < y <= maxy and len(group) > len(best):
             best = group
     if not best:
-        raise NotFoundError(NO_IMAGERY.format(lon=lon, lat=lat))
+        raise NoImageryHere(NO_IMAGERY.format(lon=lon, lat=lat))
     return best
 
 
@@ -99,13 +99,13 @@ def propose_field(lon: float, lat: float, tiles: Sequence[TileRecord], segmentat
         win_transform = rasterio.windows.transform(window, seg.transform)
         probs = seg.read([1, 2, 3], window=window) if seg.count >= 3 else None
     if probs is None:
-        raise NotFoundError(NO_FIELD.format(lon=lon, lat=lat))
+        raise NoFieldHere(NO_FIELD.format(lon=lon, lat=lat))
     ndvi = _ndvi(group, window)
     labels = bnd.field_instances(probs, ndvi, settings)
     r, c = row - int(window.row_off), col - int(window.col_off)
     label = _label_near(labels, r, c, settings.proposal_snap_px)
     if label == 0:
-        raise NotFoundError(NO_FIELD.format(lon=lon, lat=lat))
+        raise NoFieldHere(NO_FIELD.format(lon=lon, lat=lat))
     mask = labels == label
     col0, row0 = int(window.col_off), int(window.row_off)
     cut = bool((mask[:, 0].any() and col0 > 0) or (mask[0].any() and row0 > 0)

@@ -117,7 +117,8 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None, *, own
 
     @app.exception_handler(AssetsError)
     async def domain_error(request: Request, exc: AssetsError) -> JSONResponse:
-        return JSONResponse(status_code=_status(exc), content={"error": str(exc)}, headers=_headers(exc))
+        said = {"error": str(exc), **({"code": exc.code} if exc.code else {})}
+        return JSONResponse(status_code=_status(exc), content=said, headers=_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def parameter_error(request: Request, exc: RequestValidationError) -> JSONResponse:

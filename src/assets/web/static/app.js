@@ -201,7 +201,7 @@ map.on("click", async (e) => {
     $("proposal").scrollIntoView({ block: "nearest" });
   } catch (err) {
     if (seq !== proposalSeq) return;
-    lastProposal = { error: err.message };
+    lastProposal = { error: err.message, code: err.code };
     showProposal();
     $("proposal").scrollIntoView({ block: "nearest" });
   }
@@ -212,7 +212,8 @@ function showProposal() {
   const el = $("proposal-text");
   if (lastProposal.error) {
     el.className = "error";
-    el.textContent = t("proposal.failed", { error: lastProposal.error });
+    const worded = lastProposal.code && catalogue[lang] && catalogue[lang][`proposal.${lastProposal.code}`];
+    el.textContent = worded ? t(`proposal.${lastProposal.code}`) : t("proposal.failed", { error: lastProposal.error });
     return;
   }
   const p = lastProposal.feature.properties;
@@ -240,6 +241,7 @@ async function api(path, options = {}) {
     const detail = Array.isArray(data.detail) ? data.detail.map((d) => d.msg).join("; ") : data.detail;
     const err = new Error(data.error || detail || t("error.request", { status: response.status }));
     err.status = response.status;
+    err.code = data.code; // a case the page words in the reader's language (e.g. "no_field")
     throw err;
   }
   return data;
