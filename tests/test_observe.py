@@ -89,3 +89,20 @@ def test_a_cloud_left_in_the_pixels_is_not_a_clear_date(tmp_path: Path) -> None:
                                 [row["claim_id"]]).fetchall())
     assert seen[date(2016, 8, 12)] < 0.5 and seen[date(2016, 9, 21)] > 0.9  # the cloudy date is not counted
     assert row["crop"] in ("maize", "unknown")  # without its August date; the cloud made it vegetables_fruits
+
+
+def test_a_verdict_counts_the_dates_of_the_season_it_judged() -> None:
+    """ML review 2026-12-07: with 2016 and 2017 in the catalogue the verdict said 'confirmed by 10
+    satellite dates' while the crop model had seen one season of them."""
+    from assets.observe import DateObservation
+    from assets.verify import verify_claim
+
+    days = [date(2015, 3, 1), date(2015, 5, 1), date(2016, 4, 10), date(2016, 6, 10), date(2016, 8, 10),
+            date(2016, 9, 10)]
+    obs = ClaimObservation(claim_id="c1", coverage_fraction=1.0, farmland_fraction=0.95, planted_fraction=0.9,
+                           crop_probs={"wheat": 0.9, "barley": 0.1}, season_year=2016,
+                           dates=[DateObservation(f"t{i}", d, 1.0, 0.6, 0.5, 0.7) for i, d in enumerate(days)])
+    assert [d.observed_on.year for d in obs.season_dates] == [2016] * 4  # spring 2015 is before day -185 (5 July)
+    v = verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=obs, overlap_area_ha=0.0,
+                     sensor_evidence=None, settings=Settings())
+    assert "confirmed by 4 satellite dates" in v.reasons[-1].message

@@ -29,7 +29,7 @@ from assets.imagery.masks import usable_mask
 from assets.imagery.tiles import TileHandle, open_tile, read_reflectance
 from assets.models import legend
 from assets.models.crop import CropModel
-from assets.models.seasons import make_season
+from assets.models.seasons import SEASON_END_DAY, SEASON_FIRST_DAY, make_season
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class ClaimObservation:
     crop_probs: dict[str, float] = field(default_factory=dict)
     boundary: bnd.BoundaryAgreement | None = None  # the drawing against the detected fields
     min_valid_fraction: float = 0.5  # a date counts when this share of the field is clear (`Settings.date_min_valid_fraction`)
+    season_year: int | None = None  # the season the crop model was shown (`season_year_of`)
 
     @property
     def tile_ids(self) -> list[str]:
@@ -62,6 +63,16 @@ class ClaimObservation:
     @property
     def usable_dates(self) -> list[DateObservation]:
         return [d for d in self.dates if d.valid_fraction >= self.min_valid_fraction and d.ndvi_mean is not None]
+
+    @property
+    def season_dates(self) -> list[DateObservation]:
+        """The usable dates inside the season the crop model was shown (all usable ones when no crop
+        call was made): what a verdict may say its crop was confirmed by."""
+        if self.season_year is None:
+            return self.usable_dates
+        first = date(self.season_year, 1, 1) + timedelta(days=SEASON_FIRST_DAY)
+        last = date(self.season_year, 1, 1) + timedelta(days=SEASON_END_DAY)
+        return [d for d in self.usable_dates if first <= d.observed_on <= last]
 
     @property
     def crop(self) -> tuple[str | None, float]:
@@ -198,6 +209,7 @@ def _classify(series: list[tuple[str, np.ndarray, np.ndarray, list[date]]], crop
         probs = crop_model.predict_proba(make_season(x, names, dates, season_year=year))
         for (cid, *_), p in zip(batch, probs):
             out[cid].crop_probs = {c: float(v) for c, v in zip(crop_model.classes, p)}
+            out[cid].season_year = year
 
 
 def _observe_on_grid(

@@ -254,5 +254,6 @@ def verify_claim(
                                     "valued"))
     else:
         what = "cropland (crop uncertain)" if v.crop == legend.UNKNOWN else v.crop
-        v.reasons.append(Reason("ok", f"{v.verified_area_ha:.2f} ha of {what} confirmed by {len(usable)} satellite dates"))
+        dates = len(observation.season_dates)  # of the season the crop was judged on, not older ones
+        v.reasons.append(Reason("ok", f"{v.verified_area_ha:.2f} ha of {what} confirmed by {dates} satellite dates"))
     return v
