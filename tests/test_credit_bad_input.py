@@ -160,6 +160,7 @@ def test_unknown_borrower_and_as_of_before_any_data_on_every_face(bank: Path, ca
             assert r.status_code == 404 and "farmer-nobody" in r.text, path
         r = c.get("/credit/borrowers/farmer-a/explain", params={"as_of": "2026-04-30"}, headers=officer)
         assert r.status_code == 422 and "before the first decision" in r.text
+        assert "?as_of=" in r.json()["error"]  # data QA 2026-12-07: the API's answer quoted only the CLI's --as-of
 
 
 def test_a_crop_the_model_knows_but_the_parameters_do_not_price_is_named_and_counts_zero() -> None:

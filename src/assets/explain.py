@@ -157,8 +157,8 @@ def explain(con: duckdb.DuckDBPyConnection, borrower_id: str, *, as_of: date | N
                              f"was recorded at {recorded:%Y-%m-%d %H:%M:%S}: use a time on or after that")
         raise NotFoundError(f"borrower {borrower_id!r} has no recorded decisions yet; run `assets nightly`")
     if as_of is not None and as_of < first:
-        raise InputError(f"--as-of {as_of} is before the first decision for {borrower_id} ({first}); "
-                         f"use a date on or after {first}")
+        raise InputError(f"as of {as_of} (--as-of, ?as_of=) is before the first decision for {borrower_id} "
+                         f"({first}); use a date on or after {first}")
     claims = _in_force(rows, as_of)
     cache: dict[str, ValuationParams] = {}
     for c in claims:
