@@ -14,21 +14,29 @@ from assets.valuation import load_params, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
+CAP = 100_000  # the first field (75,300 CNY alone) fits; the second (154,400 alone) gets what is left
 
 
-def test_fields_submitted_one_by_one_share_one_cap(tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture
+def small_cap(tmp_path: Path, monkeypatch):
+    """(settings, models, farmer-001's two fields as a document) with the borrower cap lowered to `CAP`."""
+    import assets.pipeline as pipeline
+
+    params = parse_params(load_params().text.replace("borrower_cap_cny = 3000000", f"borrower_cap_cny = {CAP}"),
+                          "small cap")
+    monkeypatch.setattr(pipeline, "load_params", lambda: params)
+    settings = Settings(db_path=tmp_path / "assets.duckdb", tiles_dir=REPO / "sample_tiles")
+    return settings, pipeline.load_models(settings), json.loads((REPO / "sample_tiles/claims/farmer-001.geojson").read_text())
+
+
+def test_fields_submitted_one_by_one_share_one_cap(small_cap) -> None:
     import assets.pipeline as pipeline
     from assets.explain import explain
     from assets.store import connect
     from assets.store.queries import portfolio
 
-    cap = 100_000  # the first field (75,300 CNY alone) fits; the second (154,400 alone) gets what is left
-    params = parse_params(load_params().text.replace("borrower_cap_cny = 3000000", f"borrower_cap_cny = {cap}"),
-                          "small cap")
-    monkeypatch.setattr(pipeline, "load_params", lambda: params)
-    settings = Settings(db_path=tmp_path / "assets.duckdb", tiles_dir=REPO / "sample_tiles")
-    models = pipeline.load_models(settings)
-    doc = json.loads((REPO / "sample_tiles/claims/farmer-001.geojson").read_text())
+    settings, models, doc = small_cap
+    cap = CAP
     rows = []
     for feature in doc["features"]:  # two submissions of one field each
         one = {**doc, "features": [feature]}
@@ -44,7 +52,7 @@ def test_fields_submitted_one_by_one_share_one_cap(tmp_path: Path, monkeypatch) 
     assert steps and "other fields already hold" in steps[-1]["text"] and "CNY scaled to" in steps[-1]["text"]
 
 
-def test_submissions_side_by_side_share_one_cap(tmp_path: Path, monkeypatch) -> None:
+def test_submissions_side_by_side_share_one_cap(small_cap, monkeypatch) -> None:
     """Code review 2026-12-07: two submissions of one borrower assessed at the same time each read the
     other limits before the other wrote, and together passed the cap. The cap is now checked again in
     the write transaction, and a run that finds the borrower's other limits changed caps again."""
@@ -52,13 +60,8 @@ def test_submissions_side_by_side_share_one_cap(tmp_path: Path, monkeypatch) -> 
     from assets.store import connect
     from assets.store.queries import portfolio
 
-    cap = 100_000
-    params = parse_params(load_params().text.replace("borrower_cap_cny = 3000000", f"borrower_cap_cny = {cap}"),
-                          "small cap")
-    monkeypatch.setattr(pipeline, "load_params", lambda: params)
-    settings = Settings(db_path=tmp_path / "assets.duckdb", tiles_dir=REPO / "sample_tiles")
-    models = pipeline.load_models(settings)
-    doc = json.loads((REPO / "sample_tiles/claims/farmer-001.geojson").read_text())
+    settings, models, doc = small_cap
+    cap = CAP
     first, second = ({**doc, "features": [f]} for f in doc["features"])
     observe, other = pipeline.observe_claims, []
 

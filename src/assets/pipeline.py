@@ -183,7 +183,12 @@ def assess_claims(
     # 1. Read.
     with writer.read(db_path) as con:
         every_claim = load_claims(con)
+        released, contested, awarded = pledge_states(con)  # rejected: no land; inflated: loosely; awarded: theirs
+        pledges = Pledges(every_claim, released=released, contested=contested, awarded=awarded)
         wanted = None if claim_ids is None else set(claim_ids)
+        if wanted is not None:  # land an officer awarded: the drawing that held it loosely is assessed with it
+            wanted |= {h for c in every_claim if c.claim_id in wanted and c.claim_id in awarded
+                       for h in pledges.contesting_ids(c)}
         targets = [c for c in every_claim if wanted is None or c.claim_id in wanted]
         tiles = stored_tiles(con, as_of)
         monitoring = monitoring_params(params)  # one silence threshold for verdicts and alerts
@@ -192,8 +197,6 @@ def assess_claims(
                     for c in targets if c.geometry is not None}
         device_alerts = sensor_alerts(con, as_of, monitoring)
         decisions = {cid: ReviewDecision(**row) for cid, row in review_decisions(con, [c.claim_id for c in targets]).items()}
-        released, contested, awarded = pledge_states(con)  # rejected: no land; inflated: loosely; awarded: theirs
-        pledges = Pledges(every_claim, released=released, contested=contested, awarded=awarded)
         refusals = officer_refusals(con)  # land an officer refused this borrower before
         held_elsewhere = other_limits_by_borrower(con, [c.claim_id for c in targets],  # the cap is per borrower
                                                   [c.borrower_id for c in targets])
@@ -267,18 +270,6 @@ def refused_before(claim: Claim, pledges: Pledges, refusals: dict[str, dict[str,
     r = refusals[cid]
     return (f"{ha:.2f} ha of this field lies in claim {cid} of the same borrower, which credit officer "
             f"{r['decided_by']} rejected on {r['decided_at']:%Y-%m-%d}: {r['note']}")
-
-
-def contested_holders(db_path: Path, claim_id: str) -> list[str]:
-    """The earlier inflated claims whose loosely held land ``claim_id`` contests: once an officer
-    awards that land, they are assessed again in the same run and lose it."""
-    with writer.read(db_path) as con:
-        claims = load_claims(con)
-        released, contested, awarded = pledge_states(con)
-    claim = next((c for c in claims if c.claim_id == claim_id), None)
-    if claim is None:
-        return []
-    return Pledges(claims, released=released, contested=contested, awarded=awarded).contesting_ids(claim)
 
 
 def held_elsewhere_of(report: RunReport, held: dict[str, float]) -> dict[str, float]:

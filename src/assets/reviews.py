@@ -85,19 +85,16 @@ def withdraw_review(con: Any, *, claim_id: str, review_id: str) -> bool:
 def decide(settings: Settings, decision: Decision, models: Any | None = None) -> dict[str, Any]:
     """Store an officer's decision on a claim in review and assess the claim again; returns its
     new `claim_status` row. Only a claim whose current verdict is `review` can be decided."""
-    from assets.pipeline import assess_claims, claim_rows, contested_holders, load_models
+    from assets.pipeline import assess_claims, claim_rows, load_models
 
     decision = check(decision)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     current = writer.call(settings.db_path, record_review, claim_id=decision.claim_id, decision=decision.decision,
                           note=decision.note, decided_by=decision.decided_by, channel=decision.channel, now=now)
     as_of = current["as_of"] if isinstance(current["as_of"], date) else settings.today()
-    # An approval of contested land awards it: the inflated claim that held it loosely is assessed
-    # again in the same run and carries it as overlap (one piece of land, one pledge).
-    holders = contested_holders(settings.db_path, decision.claim_id) if decision.decision == "approve" else []
-    try:
+    try:  # an approval of contested land awards it: `assess_claims` assesses the loose holder with it
         assess_claims(settings.db_path, as_of=as_of, settings=settings, models=models or load_models(settings),
-                      claim_ids=[decision.claim_id, *holders], kind="review")
+                      claim_ids=[decision.claim_id], kind="review")
     except BaseException:  # a decision the claim was never re-assessed on is not kept: decide again
         writer.call(settings.db_path, withdraw_review, claim_id=decision.claim_id, review_id=current["review_id"])
         raise

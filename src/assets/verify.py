@@ -197,26 +197,28 @@ def verify_claim(
             v.reasons[declared_at] = declared_crop_reason(declared_crop, v.crop, v.crop_probability, v.crop_probs,
                                                           valued=False) or declared
         return v
-    # The questions only an officer answers; each needs an approval given on that question. All of
-    # them are asked at once, with the area an approval would value.
+    # The questions only an officer answers; each needs an approval given on that question (an
+    # approval of something else, a boundary or old imagery, does not settle it). All of them are
+    # asked at once, with the area an approval would value.
     open_questions: list[Reason] = []
+
+    def ask(question: Reason, about: str, *codes: str) -> None:
+        if review is not None and review.settles(*codes):
+            v.reasons.append(review.approval(about, *codes))
+        else:
+            open_questions.append(question)
+
     if contested_overlap_ha > settings.max_overlap_fraction * claimed_area_ha:
         contested = (f"{contested_overlap_ha:.2f} ha ({contested_overlap_ha / claimed_area_ha:.0%}) of this field lies "
                      "inside another borrower's earlier drawing that was larger than its own field (valued only at "
                      "that field)")
-        if review is not None and review.settles("overlap_contested"):
-            v.reasons.append(review.approval(contested, "overlap_contested"))
-        else:  # an approval of something else (a boundary, old imagery) does not settle this
-            open_questions.append(Reason("overlap_contested", f"{contested}; a credit officer decides whose land it "
-                                         "is before any credit"))
+        ask(Reason("overlap_contested", f"{contested}; a credit officer decides whose land it is before any credit"),
+            contested, "overlap_contested")
     elif review is not None and review.settles("overlap_contested"):  # the officer's award is why the land is free
         v.reasons.append(review.approval("overlap contested", "overlap_contested"))
     if refused_before is not None:  # ``refused_before``: an officer refused the borrower this land in another claim
-        if review is not None and review.settles("rejected_before"):
-            v.reasons.append(review.approval("land rejected before", "rejected_before"))
-        else:
-            open_questions.append(Reason("rejected_before", f"{refused_before}; a credit officer will check this "
-                                         "claim before any credit"))
+        ask(Reason("rejected_before", f"{refused_before}; a credit officer will check this claim before any credit"),
+            "land rejected before", "rejected_before")
     v.verified_area_ha = max(0.0, min(v.planted_area_ha, claimed_area_ha) - overlap_area_ha)
     judgement = bnd.judge(observation.boundary, settings)
     if observation.boundary is not None:
@@ -232,16 +234,10 @@ def verify_claim(
                          Reason("boundary_neighbours", f"{1 - judgement.field_fraction:.0%} of the drawing lies on "
                                 "neighbouring fields the imagery shows; only your field is valued"))
     if judgement.kind == bnd.MISMATCH:
-        if review is not None and review.settles(*BOUNDARY_QUESTIONS):
-            v.reasons.append(review.approval(judgement.code.replace("_", " "), *BOUNDARY_QUESTIONS))
-        else:
-            open_questions.append(Reason(judgement.code, judgement.message))
+        ask(Reason(judgement.code, judgement.message), judgement.code.replace("_", " "), *BOUNDARY_QUESTIONS)
     stale = stale_imagery(usable, as_of, settings)
     if stale is not None:
-        if review is not None and review.settles("stale_imagery"):
-            v.reasons.append(review.approval("stale imagery", "stale_imagery"))
-        else:
-            open_questions.append(Reason("stale_imagery", stale))
+        ask(Reason("stale_imagery", stale), "stale imagery", "stale_imagery")
     if open_questions:
         v.status = "review"
         v.reasons.extend(open_questions)

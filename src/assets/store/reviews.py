@@ -66,11 +66,13 @@ def review_decisions(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -
     for cid, rid, decision, by, note, reasons in rows:  # oldest first: the newest decision is kept
         seen = json.loads(reasons) if isinstance(reasons, str) else (reasons or [])
         codes = [str(r.get("code")) for r in seen if isinstance(r, dict)]
-        answered = dict(out.get(cid, {}).get("answered_by", {})) if decision == "approve" else {}
-        for code in codes if decision == "approve" else ():
-            answered.setdefault(code, (by, note))
+        answered: dict[str, tuple[str, str]] = {}
+        if decision == "approve":  # earlier approvals stand; a rejection is final and answers nothing
+            answered = dict(out.get(cid, {}).get("answered_by", {}))
+            for code in codes:
+                answered.setdefault(code, (by, note))
         out[cid] = {"review_id": rid, "decision": decision, "decided_by": by, "note": note,
-                    "reviewed": tuple(answered) if decision == "approve" else tuple(codes), "answered_by": answered}
+                    "reviewed": tuple(answered) if answered else tuple(codes), "answered_by": answered}
     return out
 
 

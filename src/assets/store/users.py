@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 
 from assets.errors import InputError
+from assets.store.claims import check_not_lookalike
 from assets.store.db import transaction
 from assets.store.writer import write_op
 
@@ -124,9 +125,7 @@ def create_user(con: duckdb.DuckDBPyConnection, user: dict[str, Any], audit: dic
     if get_user(con, user["user_name"]) is not None:
         return False
     if user.get("borrower_id"):
-        from assets.store.claims import check_not_lookalike  # the one rule for borrower ids
-
-        check_not_lookalike(con, user["borrower_id"])
+        check_not_lookalike(con, user["borrower_id"])  # the one rule for borrower ids
     add_user(con, UserRow(**user))
     record_audit(con, [audit])
     return True
