@@ -210,3 +210,29 @@ def test_a_new_sign_in_link_replaces_the_unused_ones(con) -> None:
     with pytest.raises(AuthenticationError):
         access.exchange_code(con, first.secret, settings)
     assert access.exchange_code(con, second.secret, settings).role is Role.FARMER
+
+
+def test_one_link_exchanged_at_once_from_many_phones_buys_one_token(tmp_path: Path) -> None:
+    """The exchange is spent by the file's one writer: of eight exchanges racing on one link
+    (through the database path, as the API does) exactly one gets a token."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    db = tmp_path / "race.duckdb"
+    settings = Settings(db_path=db)
+    access.add_user(db, "wang", "farmer", "farmer-001")
+    link, _ = access.issue_link(db, "wang", settings)
+
+    def exchange(_: int) -> str:
+        try:
+            return access.exchange_code(db, link.secret, settings).secret
+        except AuthenticationError as e:
+            return f"refused: {e}"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(exchange, range(8)))
+    tokens = [a for a in answers if not a.startswith("refused")]
+    assert len(tokens) == 1, answers
+    assert all("already used" in a for a in answers if a.startswith("refused"))
+    with connect(db, read_only=True) as con:
+        assert access.verify(con, tokens[0]).borrower_id == "farmer-001"
+        assert con.execute("SELECT count(*) FROM api_tokens WHERE kind = 'token'").fetchone()[0] == 1

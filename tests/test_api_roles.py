@@ -348,11 +348,10 @@ def test_a_revoked_token_keeps_only_map_tiles_for_the_cache_time(client: TestCli
 
 def test_sign_ins_and_officer_audit_rows_reach_the_snapshot(client: TestClient, world, tmp_path: Path,
                                                             monkeypatch) -> None:
-    """Both are written on the request's own connection, not through the writer: they must still mark
-    the read snapshot stale, or `assets users list` beside a running server shows a used link as unused."""
+    """Both are written by the file's one writer, which marks the read snapshot stale after each, or
+    `assets users list` beside a running server shows a used link as unused."""
     noted: list[Path] = []
-    monkeypatch.setattr("assets.api.routes.published", lambda db: noted.append(Path(db)))
-    monkeypatch.setattr("assets.api.middleware.published", lambda db: noted.append(Path(db)))
+    monkeypatch.setattr("assets.store.writer.published", lambda db: noted.append(Path(db)))
     with connect(tmp_path / "roles.duckdb") as con:
         link, _ = access.issue_link(con, "wang", Settings(db_path=tmp_path / "roles.duckdb"))
     assert client.post("/auth/exchange", json={"code": link.secret}).status_code == 200

@@ -15,10 +15,11 @@ import hmac
 import re
 import secrets
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import duckdb
 
@@ -234,15 +235,28 @@ def verify(con: duckdb.DuckDBPyConnection, presented: str, *, static_keys: Seque
     return Identity(user.user_name, Role(user.role), user.borrower_id, token.token_id, token.expires_at)
 
 
-def exchange_code(con: duckdb.DuckDBPyConnection, code: str, settings: Settings, *,
-                  now: datetime | None = None) -> IssuedSecret:
-    """Trade a one-time sign-in code for a token valid `settings.token_days`; the code dies."""
+def exchange_code(db: Db, code: str, settings: Settings, *, now: datetime | None = None) -> IssuedSecret:
+    """Trade a one-time sign-in code for a token valid `settings.token_days`; the code dies.
+
+    Checked on a read, then spent by the file's one writer (`store.use_link`), which finds a code
+    spent meanwhile by a second exchange of the same link."""
     now = now or utcnow()
-    link, user = _checked(con, code, "link", now)
+    with _reading(db) as con:
+        link, user = _checked(con, code, "link", now)
     secret, row = _issue(user.user_name, "token", now + timedelta(days=settings.token_days), now)
-    if not store.exchange_link(con, link.token_id, now, row):
+    if not writer.apply(db, store.use_link, link_id=link.token_id, now=now, token=asdict(row)):
         raise AuthenticationError("this sign-in link was already used; ask the bank to send a new one")
     return _issued(secret, row, user)
+
+
+@contextmanager
+def _reading(db: Db) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The caller's connection, or a reader of the database at a path (`writer.read`)."""
+    if isinstance(db, duckdb.DuckDBPyConnection):
+        yield db
+    else:
+        with writer.read(db) as con:
+            yield con
 
 
 def static_keys(keys: Sequence[str]) -> tuple[StaticKey, ...]:

@@ -11,9 +11,8 @@ import anyio
 
 from assets.access import Identity, Role, utcnow
 from assets.api.limits import ASGIApp, Receive, Scope, Send
-from assets.store import connect
 from assets.store import users as store
-from assets.store.writer import published
+from assets.store import writer
 
 # The map page loads only its own scripts, styles and the imagery it is served; no framing anywhere.
 MAP_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
@@ -90,6 +89,4 @@ class AuditMiddleware:
 
 
 def _write_audit(db_path: Any, row: dict[str, Any]) -> None:
-    with connect(db_path) as con:
-        store.record_audit(con, [row])
-    published(db_path)  # analysts read `audit_log` from the snapshot
+    writer.call(db_path, store.record_audit, rows=[row])  # the file's one writer; it republishes the snapshot

@@ -30,7 +30,6 @@ from assets.config import Settings
 from assets.errors import AuthenticationError, InputError, PermissionDeniedError
 from assets.monitor import check_alert_kind
 from assets.store import queries
-from assets.store.writer import published
 
 auth = APIRouter(prefix="/auth", tags=["sign-in"], dependencies=[Depends(public)])
 me = APIRouter(prefix="/me", tags=["sign-in"], dependencies=[Depends(ANY_ROLE)])
@@ -54,8 +53,7 @@ def get_health() -> dict[str, str]:
 
 @auth.post("/exchange", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
     "schema": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}}}})
-async def exchange(request: Request, con: duckdb.DuckDBPyConnection = Depends(read_db),
-                   settings: Settings = Depends(get_settings)) -> dict[str, Any]:
+async def exchange(request: Request, settings: Settings = Depends(get_settings)) -> dict[str, Any]:
     """Trade the one-time code from a sign-in link for a bearer token; the code cannot be used again."""
     limits = request.app.state.limits
     address = client_address(request)
@@ -65,11 +63,10 @@ async def exchange(request: Request, con: duckdb.DuckDBPyConnection = Depends(re
     if not isinstance(code, str):
         raise InputError('send {"code": "..."} with the code from your sign-in link')
     try:
-        issued = await run_in_threadpool(access.exchange_code, con, code, settings)
+        issued = await run_in_threadpool(access.exchange_code, settings.db_path, code, settings)
     except AuthenticationError:
         limits.signin_failed(address)
         raise
-    published(settings.db_path)  # written on this request's connection: the snapshot (`users list`) must see it
     return {"token": issued.secret, "token_type": "bearer", "expires_at": issued.expires_at,
             "name": issued.user_name, "role": issued.role.value, "borrower_id": issued.borrower_id}
 

@@ -13,7 +13,7 @@ import duckdb
 
 from assets.errors import InputError
 from assets.store.claims import check_not_lookalike
-from assets.store.db import transaction
+from assets.store.db import append
 from assets.store.writer import write_op
 
 
@@ -100,24 +100,6 @@ def revoke_tokens(con: duckdb.DuckDBPyConnection, *, now: datetime, user_name: s
     return len(rows)
 
 
-def exchange_link(con: duckdb.DuckDBPyConnection, link_id: str, now: datetime, token: TokenRow) -> bool:
-    """Mark a sign-in code used and store the token it buys, together; False if it was already used.
-
-    The conditional UPDATE makes the code single-use even when two exchanges race: DuckDB lets
-    only one transaction change the row, the other gets a conflict and is answered False.
-    """
-    try:
-        with transaction(con):
-            used = con.execute("UPDATE api_tokens SET used_at = ? WHERE token_id = ? AND kind = 'link' "
-                               "AND used_at IS NULL AND NOT revoked RETURNING token_id", [now, link_id]).fetchall()
-            if not used:
-                raise _AlreadyUsed
-            add_token(con, token)
-    except (_AlreadyUsed, duckdb.TransactionException):
-        return False
-    return True
-
-
 # --- write ops: the CLI's writes, run by the file's one writer (`store.writer`), checks inside ----
 @write_op
 def create_user(con: duckdb.DuckDBPyConnection, user: dict[str, Any], audit: dict[str, Any]) -> bool:
@@ -166,16 +148,24 @@ def revoke_target(con: duckdb.DuckDBPyConnection, target: str, now: datetime, au
     return count
 
 
-class _AlreadyUsed(Exception):
-    """Internal: roll the exchange back."""
+@write_op
+def use_link(con: duckdb.DuckDBPyConnection, link_id: str, now: datetime, token: dict[str, Any]) -> bool:
+    """Mark a sign-in code used and store the token it buys, together; False (nothing written) when
+    it was used or revoked meanwhile. The writer runs one write at a time, so of two exchanges of
+    one code the second finds it used."""
+    used = con.execute("UPDATE api_tokens SET used_at = ? WHERE token_id = ? AND kind = 'link' "
+                       "AND used_at IS NULL AND NOT revoked RETURNING token_id", [now, link_id]).fetchall()
+    if used:
+        add_token(con, TokenRow(**token))
+    return bool(used)
 
 
+@write_op
 def record_audit(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
-    """Append audit rows: at, user_name, role, token_id, action, target, status."""
-    con.executemany("INSERT INTO audit_log (audited_at, user_name, role, token_id, action, target, status) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [[r["at"], r["user_name"], r["role"], r.get("token_id"), r["action"], r.get("target"),
-                      r.get("status")] for r in rows])
+    """Append audit rows: at, user_name, role, token_id, action, target, status (one Arrow append)."""
+    append(con, "audit_log", [{"audited_at": r["at"], "user_name": r["user_name"], "role": r["role"],
+                               "token_id": r.get("token_id"), "action": r["action"], "target": r.get("target"),
+                               "status": r.get("status")} for r in rows])
 
 
 def audit_log(con: duckdb.DuckDBPyConnection, *, user_name: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
