@@ -329,3 +329,19 @@ def test_a_review_deleted_or_turned_round_is_caught_by_the_audit(repo: Path, tmp
         con.execute("DELETE FROM claim_reviews")
     assert cli_main(["audit", "verify", "--db", db]) == 1
     assert "a review was deleted or edited" in capsys.readouterr().out
+
+
+def test_officer_notes_are_capped_by_the_one_setting() -> None:
+    """Review and alert notes are shown to the borrower: one `Settings.note_max_chars` caps both."""
+    from assets import alerts
+    from assets import reviews as review_queue
+    from assets.config import Settings
+
+    short = Settings(note_max_chars=10)
+    assert review_queue.check(review_queue.Decision("c1", "approve", " " + "x" * 10 + " ", "li"), short).note == "x" * 10
+    assert alerts.check(alerts.Resolution("a1", "y" * 10, "ops"), short).note == "y" * 10
+    with pytest.raises(InputError, match="has 11 characters; keep it under 10"):
+        review_queue.check(review_queue.Decision("c1", "approve", "x" * 11, "li"), short)
+    with pytest.raises(InputError, match="has 11 characters; keep it under 10"):
+        alerts.check(alerts.Resolution("a1", "y" * 11, "ops"), short)
+    assert review_queue.check(review_queue.Decision("c1", "reject", "x" * 11, "li"), Settings()).note == "x" * 11

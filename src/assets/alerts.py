@@ -20,8 +20,6 @@ from assets.store import alerts as store
 from assets.store import writer
 from assets.store.db import require_database
 
-NOTE_MAX_CHARS = 500
-
 
 @dataclass(frozen=True)
 class Resolution:
@@ -31,13 +29,13 @@ class Resolution:
     channel: str = "cli"  # cli | api
 
 
-def check(resolution: Resolution) -> Resolution:
+def check(resolution: Resolution, settings: Settings) -> Resolution:
     """The resolution with its note trimmed, or an `InputError` naming what to fix."""
     note = (resolution.note or "").strip()
     if not note:
         raise InputError('resolving an alert needs a note saying what was done (--note "probe recalibrated")')
-    if len(note) > NOTE_MAX_CHARS:
-        raise InputError(f"the note has {len(note)} characters; keep it under {NOTE_MAX_CHARS}")
+    if len(note) > settings.note_max_chars:
+        raise InputError(f"the note has {len(note)} characters; keep it under {settings.note_max_chars}")
     who = (resolution.resolved_by or "").strip()
     if not who:
         raise InputError("say who resolves the alert (a user name)")
@@ -64,7 +62,7 @@ def record_resolution(con: Any, *, alert_id: str, note: str, resolved_by: str, c
 
 def resolve(settings: Settings, resolution: Resolution) -> dict[str, Any]:
     """Close an open alert with a note; returns the alert with who resolved it, when and why."""
-    r = check(resolution)
+    r = check(resolution, settings)
     require_database(settings.db_path)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     return writer.call(settings.db_path, record_resolution, alert_id=r.alert_id, note=r.note,

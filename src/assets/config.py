@@ -144,6 +144,7 @@ class Settings(BaseSettings):
     # ASSETS_API_KEYS: comma-separated officer keys without expiry, for scripts (`officer_api_keys`).
     api_keys: SecretStr = SecretStr("")
     token_max_days: int = 365  # the longest lifetime `assets users token --expires-days` may ask for
+    note_max_chars: int = 500  # an officer's review note or alert resolution note (shown to the borrower)
     token_days: int = 90  # default lifetime of `assets users token` and of a token bought with a sign-in link
     signin_link_minutes: int = 24 * 60  # a one-time SMS sign-in code is good for a day
     signin_failures_max: int = 10  # failed sign-ins per client address per window before 429

@@ -19,7 +19,6 @@ from assets.store import reviews as store
 from assets.store import writer
 
 DECISIONS = ("approve", "reject")
-NOTE_MAX_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -37,15 +36,15 @@ def queue(settings: Settings) -> list[dict[str, Any]]:
         return store.review_queue(con)
 
 
-def check(decision: Decision) -> Decision:
+def check(decision: Decision, settings: Settings) -> Decision:
     """The decision, or an `InputError` naming what to fix."""
     if decision.decision not in DECISIONS:
         raise InputError(f"decision {decision.decision!r} is not one of {', '.join(DECISIONS)}")
     note = (decision.note or "").strip()
     if not note:
         raise InputError("a review decision needs a note saying why (--note \"...\"); it is shown to the borrower")
-    if len(note) > NOTE_MAX_CHARS:
-        raise InputError(f"the note has {len(note)} characters; keep it under {NOTE_MAX_CHARS}")
+    if len(note) > settings.note_max_chars:
+        raise InputError(f"the note has {len(note)} characters; keep it under {settings.note_max_chars}")
     if not (decision.decided_by or "").strip():
         raise InputError("say who decides (the officer's user name)")
     return Decision(decision.claim_id, decision.decision, note, decision.decided_by.strip(), decision.channel)
@@ -87,7 +86,7 @@ def decide(settings: Settings, decision: Decision, models: Any | None = None) ->
     new `claim_status` row. Only a claim whose current verdict is `review` can be decided."""
     from assets.pipeline import assess_claims, claim_rows, load_models
 
-    decision = check(decision)
+    decision = check(decision, settings)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     current = writer.call(settings.db_path, record_review, claim_id=decision.claim_id, decision=decision.decision,
                           note=decision.note, decided_by=decision.decided_by, channel=decision.channel, now=now)

@@ -140,7 +140,8 @@ async def resolve_alert(alert_id: str, request: Request, identity: Identity = De
     doc = parse_json(await request.body(), shape)
     if not isinstance(doc, dict) or not isinstance(doc.get("note"), str):
         raise InputError(f"send {shape}")
-    resolution = alert_lifecycle.check(alert_lifecycle.Resolution(alert_id, doc["note"], identity.name, "api"))
+    resolution = alert_lifecycle.check(alert_lifecycle.Resolution(alert_id, doc["note"], identity.name, "api"),
+                                        settings)
     return await run_in_threadpool(alert_lifecycle.resolve, settings, resolution)
 
 
@@ -168,7 +169,7 @@ async def decide_review(claim_id: str, request: Request, identity: Identity = De
         raise InputError(f'a review decision needs a "note" saying why (it is shown to the borrower); send {shape}')
     decision = review_queue.Decision(claim_id, doc["decision"], doc["note"], identity.name, "api")
 
-    return await run_in_threadpool(review_queue.decide, settings, review_queue.check(decision))
+    return await run_in_threadpool(review_queue.decide, settings, review_queue.check(decision, settings))
 
 
 @docs.get("/openapi.json")
