@@ -13,7 +13,7 @@ install: web-deps
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e .
 
 web-deps:
-	npm ci --prefix src/assets/web --no-audit --no-fund --silent
+	npm ci --prefix src/assets/web --no-audit --no-fund --ignore-scripts --silent
 
 system-deps:
 	bash scripts/install_system_deps.sh

@@ -42,6 +42,7 @@ with TestClient(create_app(Settings(db_path=Path("map.duckdb")))) as client:
     assert client.get("/vendor/leaflet/leaflet.js").status_code == 200
     assert client.get("/vendor/leaflet-geoman/leaflet-geoman.min.js").status_code == 200
     assert client.get("/map/i18n.json").status_code == 200
+    assert client.get("/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200, "the API docs' Swagger UI"
 print(f"wheel: assets from {where.parent}, data and map found")
 PY
 rm -f map.duckdb

@@ -637,3 +637,18 @@ def test_drawing_survives_quick_taps_undo_and_a_lapsed_sign_in(bank, browser) ->
     page.click("#submit")
     expect(page.locator("#result")).to_contain_text("Kept field")
     assert not errors, errors
+
+
+def test_the_api_docs_render_in_a_browser_with_no_network(bank, browser) -> None:
+    """Swagger UI comes from its npm package, not a CDN (this machine reaches none): the page lists
+    the routes, and an officer's token goes in through Authorize."""
+    url, _ = bank
+    page = browser.new_page()
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.goto(f"{url}/docs")
+    page.wait_for_selector(".opblock", timeout=30_000)
+    assert page.locator(".opblock").count() >= 10
+    assert page.locator("button.authorize").count() == 1
+    assert failed == []
+    page.close()

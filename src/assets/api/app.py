@@ -153,10 +153,13 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None, *, own
 
 
 def _mount_map(app: FastAPI, web_dir: Path) -> None:
-    """The farmer's map at /map; Leaflet and Leaflet-Geoman come from npm (`npm ci` in src/assets/web;
-    the wheel ships them)."""
+    """The farmer's map at /map; Leaflet, Leaflet-Geoman and the API docs' Swagger UI come from npm
+    (`npm ci` in src/assets/web; the wheel ships them)."""
     leaflet = web_dir / "node_modules" / "leaflet" / "dist"
     geoman = web_dir / "node_modules" / "@geoman-io" / "leaflet-geoman-free" / "dist"
+    swagger = web_dir / "node_modules" / "swagger-ui-dist"
+    if swagger.is_dir():
+        app.mount("/vendor/swagger-ui", StaticFiles(directory=swagger), name="swagger-ui")
     if leaflet.is_dir() and geoman.is_dir():
         app.mount("/vendor/leaflet", StaticFiles(directory=leaflet), name="leaflet")
         app.mount("/vendor/leaflet-geoman", StaticFiles(directory=geoman), name="leaflet-geoman")
