@@ -204,11 +204,31 @@ def test_failed_sign_ins_are_throttled_per_address(world, tmp_path: Path) -> Non
         for _ in range(2):
             assert c.get("/me", headers={"Authorization": "Bearer guess"}).status_code == 401
         assert c.post("/auth/exchange", json={"code": "guess"}).status_code == 401
-        blocked = c.get("/me", headers=world["officer"])  # even a right token, or guessing would go on
+        blocked = c.get("/me", headers={"Authorization": "Bearer guess-4"})  # guessing stops here
         assert blocked.status_code == 429 and 0 < int(blocked.headers["retry-after"]) <= 60
         assert "signin_failures_max" in blocked.json()["error"]
         assert c.post("/auth/exchange", json={"code": "guess"}).status_code == 429
         assert c.get("/health").status_code == 200
+        # a right token is no guess: its holder behind the same address (a village's Wi-Fi) gets in
+        assert c.get("/me", headers=world["officer"]).status_code == 200
+
+
+def test_a_revoked_sign_in_on_an_open_map_locks_no_one_out(world, tmp_path: Path) -> None:
+    """QA 2026-12-08: a farmer's map kept panning with a revoked token; each refused tile counted as
+    a failed sign-in and after ten everyone at that address, officers included, got 429 for 5 min."""
+    from assets import access as acc
+
+    with _client(tmp_path, signin_failures_max=3, signin_failure_window_s=60, map_token_cache_s=0) as c:
+        with connect(tmp_path / "roles.duckdb") as con:
+            acc.add_user(con, "liu", "farmer", "farmer-005")
+            dead = {"Authorization": f"Bearer {acc.issue_token(con, 'liu', days=1).secret}"}
+            acc.revoke(con, "liu")
+        for _ in range(12):
+            r = c.get("/map/tiles/12/2150/1260.png", headers=dead)
+            assert r.status_code == 401 and "revoked" in r.json()["error"]
+        assert c.get("/me", headers=dead).status_code == 401
+        assert c.get("/me", headers=world["officer"]).status_code == 200
+        assert c.get("/me", headers=world["farmer"]).status_code == 200
 
 
 def test_requests_are_throttled_per_token(world, tmp_path: Path) -> None:

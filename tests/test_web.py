@@ -652,3 +652,31 @@ def test_the_api_docs_render_in_a_browser_with_no_network(bank, browser) -> None
     assert page.locator("button.authorize").count() == 1
     assert failed == []
     page.close()
+
+
+def test_a_sign_in_revoked_while_the_map_is_open_signs_the_page_out(bank, browser) -> None:
+    """QA 2026-12-08: the map went on fetching tiles with a revoked token (every pan a burst of 401s
+    that locked the address out) while the page still said "Signed in as ...". A refused tile now
+    signs the page out, keeping the drawing, and no further tile is asked for."""
+    from playwright.sync_api import expect
+
+    url, db = bank
+    page, errors = _open_signed_in(browser, _link(db, url))
+    expect(page.locator("#who")).to_contain_text("farmer-001")
+    _wait_for_tiles(page)
+    refused: list[str] = []
+
+    def revoked(route: Any) -> None:
+        refused.append(route.request.url)
+        route.fulfill(status=401, json={"error": "this sign-in was revoked by the bank"})
+
+    page.route("**/map/tiles/**", revoked)
+    page.evaluate("map.setZoom(map.getZoom() + 1)")
+    expect(page.locator("#signin-form")).to_be_visible()
+    expect(page.locator("#signin-error")).to_contain_text("sign-in has ended")
+    assert page.evaluate("!localStorage.getItem('assets.token')")
+    asked = len(refused)
+    page.evaluate("map.panBy([300, 200], {animate: false}); map.setZoom(map.getZoom() - 1)")
+    page.wait_for_timeout(800)
+    assert len(refused) == asked, "the signed-out page kept asking for tiles"
+    assert asked >= 1 and not errors, errors

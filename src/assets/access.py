@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence
 import duckdb
 
 from assets.config import Settings
-from assets.errors import AuthenticationError, InputError, NotFoundError
+from assets.errors import AuthenticationError, InputError, NotFoundError, SignInEndedError
 from assets.store import users as store
 from assets.store import writer
 
@@ -209,16 +209,16 @@ def _checked(con: duckdb.DuckDBPyConnection, presented: str, kind: str,
                                   "unknown sign-in code; ask the bank to send a new sign-in link")
     token, user = found
     if token.kind != kind:
-        raise AuthenticationError("that is a sign-in code, not a token; open the sign-in link instead"
-                                  if kind == "token" else "that is a token, not a sign-in code; send it as "
-                                  "`Authorization: Bearer <token>`")
+        raise SignInEndedError("that is a sign-in code, not a token; open the sign-in link instead"
+                               if kind == "token" else "that is a token, not a sign-in code; send it as "
+                               "`Authorization: Bearer <token>`")
     if token.revoked:
-        raise AuthenticationError("this sign-in was revoked by the bank; ask for a new sign-in link or token")
+        raise SignInEndedError("this sign-in was revoked by the bank; ask for a new sign-in link or token")
     if token.used_at is not None:
-        raise AuthenticationError("this sign-in link was already used; ask the bank to send a new one")
+        raise SignInEndedError("this sign-in link was already used; ask the bank to send a new one")
     if token.expires_at <= now:
-        raise AuthenticationError(f"this sign-in expired at {token.expires_at:%Y-%m-%d %H:%M} UTC; "
-                                  "ask the bank for a new sign-in link or token")
+        raise SignInEndedError(f"this sign-in expired at {token.expires_at:%Y-%m-%d %H:%M} UTC; "
+                               "ask the bank for a new sign-in link or token")
     return token, user
 
 
@@ -245,7 +245,7 @@ def exchange_code(db: Db, code: str, settings: Settings, *, now: datetime | None
         link, user = _checked(con, code, "link", now)
     secret, row = _issue(user.user_name, "token", now + timedelta(days=settings.token_days), now)
     if not writer.apply(db, store.use_link, link_id=link.token_id, now=now, token=asdict(row)):
-        raise AuthenticationError("this sign-in link was already used; ask the bank to send a new one")
+        raise SignInEndedError("this sign-in link was already used; ask the bank to send a new one")
     return _issued(secret, row, user)
 
 

@@ -75,6 +75,11 @@ class AuthenticationError(AssetsError, PermissionError):
     """No credentials, or a token or sign-in code that is unknown, expired, revoked or used (HTTP 401)."""
 
 
+class SignInEndedError(AuthenticationError):
+    """A real token or sign-in code, presented with its right secret, that is revoked, expired, used
+    or of the other kind: its holder, not a guesser, so it never counts as a failed sign-in."""
+
+
 class PermissionDeniedError(AssetsError, PermissionError):
     """Signed in, but this role may not use this resource (HTTP 403)."""
 

@@ -21,7 +21,7 @@ from assets import access
 from assets.access import Identity, Role
 from assets.api.limits import Limits, client_address
 from assets.config import Settings
-from assets.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError
+from assets.errors import AuthenticationError, InputError, NotFoundError, PermissionDeniedError, SignInEndedError
 from assets.store import connect
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `assets users token` or a sign-in link")
@@ -73,7 +73,6 @@ def tile_identity(
     hit = remembered.get(key)
     now = time.monotonic()
     if hit is not None and hit[1] > now and (hit[0].expires_at is None or hit[0].expires_at > access.utcnow()):
-        request.app.state.limits.check_signin(client_address(request))
         identity = request.state.identity = hit[0]
     else:
         with connect(settings.db_path) as con:
@@ -87,20 +86,31 @@ def tile_identity(
 
 def _identify(request: Request, con: duckdb.DuckDBPyConnection, bearer: HTTPAuthorizationCredentials | None,
               api_key: str | None) -> Identity:
-    limits: Limits = request.app.state.limits
-    address = client_address(request)
-    limits.check_signin(address)
     presented = bearer.credentials if bearer is not None else api_key
     if not presented:
         raise AuthenticationError("sign in first: send `Authorization: Bearer <token>` (from your sign-in link "
                                   "or `assets users token`)")
     try:
         identity = access.verify(con, presented, static_keys=request.app.state.static_keys)
-    except AuthenticationError:
-        limits.signin_failed(address)
+    except AuthenticationError as e:
+        signin_refused(request.app.state.limits, client_address(request), e)
         raise
     request.state.identity = identity  # read by the audit middleware
     return identity
+
+
+def signin_refused(limits: Limits, address: str, error: AuthenticationError) -> None:
+    """Count a refused token or code against its address, unless its holder presented it.
+
+    A guess (an unknown token, a wrong secret) counts, and an address past the limit is refused
+    with 429 from then on. A real token that was revoked or expired, or a link opened again
+    (`SignInEndedError`), is its holder's, and a guesser cannot make one: counting it let one
+    farmer's map, panning with a revoked sign-in, lock everyone behind that address out. A valid
+    token always gets in (tokens are 256-bit secrets: the limit slows guessing, nothing more)."""
+    if isinstance(error, SignInEndedError):
+        return
+    limits.check_signin(address)
+    limits.signin_failed(address)
 
 
 def _query_names(dependant: Any) -> set[str]:

@@ -24,7 +24,16 @@ from fastapi.responses import HTMLResponse
 
 from assets import access
 from assets.access import Identity, Role
-from assets.api.deps import ANY_ROLE, allow, current_identity, get_settings, public, read_db, visible_borrower
+from assets.api.deps import (
+    ANY_ROLE,
+    allow,
+    current_identity,
+    get_settings,
+    public,
+    read_db,
+    signin_refused,
+    visible_borrower,
+)
 from assets.api.limits import check_claim_size, client_address, parse_json
 from assets.config import Settings
 from assets.errors import AuthenticationError, InputError, PermissionDeniedError
@@ -55,17 +64,14 @@ def get_health() -> dict[str, str]:
     "schema": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}}}})
 async def exchange(request: Request, settings: Settings = Depends(get_settings)) -> dict[str, Any]:
     """Trade the one-time code from a sign-in link for a bearer token; the code cannot be used again."""
-    limits = request.app.state.limits
-    address = client_address(request)
-    limits.check_signin(address)
     doc = parse_json(await request.body(), '{"code": "..."} with the code from your sign-in link')
     code = doc.get("code") if isinstance(doc, dict) else None
     if not isinstance(code, str):
         raise InputError('send {"code": "..."} with the code from your sign-in link')
     try:
         issued = await run_in_threadpool(access.exchange_code, settings.db_path, code, settings)
-    except AuthenticationError:
-        limits.signin_failed(address)
+    except AuthenticationError as e:
+        signin_refused(request.app.state.limits, client_address(request), e)
         raise
     return {"token": issued.secret, "token_type": "bearer", "expires_at": issued.expires_at,
             "name": issued.user_name, "role": issued.role.value, "borrower_id": issued.borrower_id}

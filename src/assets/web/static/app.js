@@ -76,7 +76,10 @@ const AuthTiles = L.GridLayer.extend({
     img.alt = "";
     const url = imagery.tiles_url.replace("{z}", coords.z).replace("{x}", coords.x).replace("{y}", coords.y);
     fetch(url, { headers: { Authorization: `Bearer ${token()}` } })
-      .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(`tile ${r.status}`))))
+      .then((r) => {
+        if (r.status === 401) tileSignInEnded();
+        return r.ok ? r.blob() : Promise.reject(new Error(`tile ${r.status}`));
+      })
       .then((blob) => {
         img.onload = () => { URL.revokeObjectURL(img.src); done(null, img); };
         img.src = URL.createObjectURL(blob);
@@ -86,6 +89,14 @@ const AuthTiles = L.GridLayer.extend({
   },
 });
 let imageryLayer = null;
+
+// A tile refused for the sign-in (revoked or expired while the map was open): sign out at once,
+// keeping the drawing, so the page stops sending a dead token with every tile of every pan.
+function tileSignInEnded() {
+  if (!me) return;
+  localStorage.removeItem(TOKEN_KEY);
+  showSignedOut(t("signin.ended"), { keep: true });
+}
 
 function ringAreaM2(latlngs) { // area on the sphere of a lon/lat ring: well under 1 % off for fields
   const R = 6378137, rad = Math.PI / 180;
