@@ -184,3 +184,24 @@ def test_flat_rings_and_near_range_coordinates_are_named_for_what_they_are() -> 
     metres = _reject({"type": "Polygon", "coordinates": [[[500000, 6200000], [500100, 6200000], [500100, 6200100],
                                                           [500000, 6200000]]]})
     assert "not projected metres" in str(metres)
+
+
+@pytest.mark.parametrize("name", ["Nice field\x1b[2J\x1b[31mAPPROVED by bank", "two\nlines", "tab\there",
+                                  "right\u202eto left"])
+def test_names_and_crops_with_control_characters_are_refused(name: str) -> None:
+    """QA 2026-12-08: a field name with escape sequences cleared the officer's terminal and printed a
+    red "APPROVED by bank" and a fake row above the review queue."""
+    feature = {"type": "Feature", "properties": {"name": name}, "geometry": FIELD}
+    with pytest.raises(InputError, match=r"feature 1's name contains the control character U\+"):
+        read_drawings(feature)
+    crop = {"type": "Feature", "properties": {"name": "ok", "crop": name}, "geometry": FIELD}
+    with pytest.raises(InputError, match="feature 1's crop contains the control character"):
+        read_drawings(crop)
+    assert read_drawings({"type": "Feature", "properties": {"name": "东地 north, 2 ha (maize)"}, "geometry": FIELD})[0].name
+
+
+def test_stored_control_characters_print_as_escapes_in_cli_tables() -> None:
+    from assets.cli.render import table
+
+    out = table([{"name": "a\x1b[2Jb\nc", "ha": 1.5}], ["name", "ha"])
+    assert "\x1b" not in out and "\n" not in out.splitlines()[-1] and "a\\x1b[2Jb\\nc" in out

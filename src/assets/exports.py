@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -15,6 +16,17 @@ from assets.errors import InputError
 from assets.store.credit import FIELD_COLUMNS, PortfolioFilter, field_rows
 
 FORMATS = ("geoparquet", "geojson", "csv")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (``=HYPERLINK(...)`` in a farmer's field name)
+    prefixed with ``'`` so Excel and WPS show it as text; numbers and other values as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def export_fields(con: duckdb.DuckDBPyConnection, fmt: str, out: Path, f: PortfolioFilter = PortfolioFilter()) -> int:
@@ -31,7 +43,7 @@ def export_fields(con: duckdb.DuckDBPyConnection, fmt: str, out: Path, f: Portfo
             w = csv.writer(fh)
             w.writerow(list(FIELD_COLUMNS) + ["geometry_wkt"])
             for r, g in zip(rows, geoms):
-                w.writerow([r[c] for c in FIELD_COLUMNS] + [g.wkt if g is not None else ""])
+                w.writerow([spreadsheet_safe(r[c]) for c in FIELD_COLUMNS] + [g.wkt if g is not None else ""])
         return len(rows)
     import geopandas as gpd
 

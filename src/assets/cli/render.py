@@ -8,6 +8,8 @@ import json
 from datetime import date, datetime
 from typing import Any, Sequence
 
+from assets.exports import spreadsheet_safe
+
 
 def _fmt(value: Any) -> str:
     if value is None:
@@ -16,7 +18,15 @@ def _fmt(value: Any) -> str:
         return f"{value:,.2f}"
     if isinstance(value, datetime):  # to the second in a table (JSON and CSV keep the microseconds)
         return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
+    return printable(str(value))
+
+
+def printable(text: str) -> str:
+    """Control characters shown as escapes (``\\x1b``, ``\\n``): text stored before submissions refused
+    them must not move the officer's cursor, clear the screen or start a fake row."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
@@ -46,5 +56,6 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: (json.dumps(v, default=_default) if isinstance(v, (list, dict)) else v) for k, v in r.items()})
+        writer.writerow({k: spreadsheet_safe(json.dumps(v, default=_default) if isinstance(v, (list, dict)) else v)
+                         for k, v in r.items()})
     return buf.getvalue()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -139,9 +140,24 @@ def read_drawings(source: str | Path | dict[str, Any], *, max_features: int | No
         if declared is not None and not isinstance(declared, str):
             raise InputError(f"{label}: feature {i} declares its crop as {json.dumps(declared)[:40]}; give it as text "
                              '({"crop": "maize"}) or leave it out')
-        drawings.append(Drawing(name=str(props.get("name") or f"field {i}"), geojson=feat["geometry"],
-                                declared_crop=(declared or "").strip() or None))
+        name = str(props.get("name") or f"field {i}")
+        for what, text in (("name", name), ("crop", declared or "")):
+            _check_printable(text, f"{label}: feature {i}'s {what}")
+        drawings.append(Drawing(name=name, geojson=feat["geometry"], declared_crop=(declared or "").strip() or None))
     return drawings
+
+
+# Bidirectional overrides and isolates reorder what an officer reads ("approved" shown for "devorppa").
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _check_printable(text: str, label: str) -> None:
+    """Refuse control characters in text shown to officers: a name carrying escape sequences or line
+    breaks can clear an officer's terminal or add fake rows to the review queue."""
+    for ch in text:
+        if unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS:
+            raise InputError(f"{label} contains the control character U+{ord(ch):04X}; use plain text "
+                             "(letters, digits, spaces, punctuation) on one line")
 
 
 def _check_crs_member(obj: dict[str, Any], label: str) -> None:
