@@ -14,7 +14,7 @@ from assets.api.app import create_app
 from assets.config import Settings
 
 pytestmark = pytest.mark.slow
-KEY = {"X-API-Key": "test-key"}
+KEY = {"X-API-Key": "test-key-0123456789abcdef-ok"}
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def client(demo_db, tmp_path: Path):
     db = tmp_path / "api.duckdb"
     shutil.copy(demo_db[0], db)  # writes in these tests never touch the shared demo database
     # the bundled season's day, as `assets serve --as-of 2016-09-30`: farmers never choose the date
-    with TestClient(create_app(Settings(db_path=db, as_of=date(2016, 9, 30)), api_keys=["test-key"])) as c:
+    with TestClient(create_app(Settings(db_path=db, as_of=date(2016, 9, 30)), api_keys=["test-key-0123456789abcdef-ok"])) as c:
         yield c
 
 
@@ -33,7 +33,7 @@ def test_every_resource_needs_a_key(client: TestClient) -> None:
         r = client.get(path)
         assert r.status_code == 401 and "Authorization: Bearer" in r.json()["error"]
         assert client.get(path, headers={"X-API-Key": "wrong"}).status_code == 401
-        assert client.get(path, headers={"Authorization": "Bearer test-key"}).status_code == 200
+        assert client.get(path, headers={"Authorization": "Bearer test-key-0123456789abcdef-ok"}).status_code == 200
     assert client.get("/me", headers=KEY).json()["role"] == "officer"
 
 

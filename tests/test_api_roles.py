@@ -19,6 +19,7 @@ from assets.access import Role
 from assets.api.app import create_app
 from assets.api.deps import route_roles, served_routes
 from assets.config import Settings
+from assets.errors import InputError
 from assets.store import connect
 from assets.store import users as store
 
@@ -327,10 +328,29 @@ def test_officer_requests_are_audited(client: TestClient, world, tmp_path: Path)
 
 
 def test_api_keys_are_officers(world, tmp_path: Path) -> None:
-    with TestClient(create_app(Settings(db_path=tmp_path / "roles.duckdb"), api_keys=["k1"])) as c:
-        assert c.get("/portfolio", headers={"X-API-Key": "k1"}).status_code == 200
-        assert c.get("/me", headers={"Authorization": "Bearer k1"}).json()["role"] == "officer"
-        assert c.get("/portfolio", headers={"X-API-Key": "k2"}).status_code == 401
+    k1 = "k1-" + "x" * 30
+    with TestClient(create_app(Settings(db_path=tmp_path / "roles.duckdb"), api_keys=[k1])) as c:
+        assert c.get("/portfolio", headers={"X-API-Key": k1}).status_code == 200
+        assert c.get("/me", headers={"Authorization": f"Bearer {k1}"}).json()["role"] == "officer"
+        assert c.get("/portfolio", headers={"X-API-Key": "k2-" + "x" * 30}).status_code == 401
+
+
+def test_a_guessable_api_key_stops_the_server_from_starting(tmp_path: Path) -> None:
+    """QA 2026-12-08: ASSETS_API_KEYS=k1 made a two-character officer key that never expires."""
+    with pytest.raises(InputError, match="entry 2 has 2 characters; an officer key needs at least 24"):
+        create_app(Settings(db_path=tmp_path / "roles.duckdb"), api_keys=["y" * 24, "k1"])
+
+
+def test_audit_rows_name_what_was_decided_and_with_which_parameters(client: TestClient, world, tmp_path: Path) -> None:
+    """QA 2026-12-08: a review decision was logged with no target, so the log did not say which claim
+    was approved; an officer's ?as_of= was not logged either."""
+    client.post("/reviews/c-0000000000000000", headers=world["officer"], json={"decision": "approve", "note": "ok"})
+    client.get("/credit/borrowers/farmer-002/explain?as_of=2016-09-30", headers=world["officer"])
+    with connect(tmp_path / "roles.duckdb") as con:
+        rows = {(r["action"], r["target"], r["status"]) for r in store.audit_log(con) if r["role"] != "cli"}
+    assert ("POST /reviews/{claim_id}", "c-0000000000000000", 404) in rows
+    assert any(a == "GET /credit/borrowers/{borrower_id}/explain?as_of=2016-09-30" and t == "farmer-002"
+               for a, t, _ in rows), rows
 
 
 def test_only_officers_set_the_assessment_date_and_never_a_future_one(client: TestClient, world, tmp_path: Path) -> None:

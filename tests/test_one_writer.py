@@ -24,7 +24,7 @@ from assets.store.history import verify_chain
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-KEY = {"X-API-Key": "test-key"}
+KEY = {"X-API-Key": "test-key-0123456789abcdef-ok"}
 NIGHTS = 4  # nightly write phases (4 decisions each) + a run report each
 READINGS = 600  # MQTT messages through the real ingester and an embedded broker
 
@@ -125,7 +125,7 @@ def test_api_nightly_and_ingester_write_at_once_while_an_analyst_reads(demo_db, 
     shutil.copy(demo_db[0], db)
     decisions0, readings0, runs0 = _counts(db)
     stop = tmp_path / "analyst.stop"
-    with TestClient(create_app(Settings(db_path=db), api_keys=["test-key"], own_store=True)) as client:
+    with TestClient(create_app(Settings(db_path=db), api_keys=["test-key-0123456789abcdef-ok"], own_store=True)) as client:
         assert writer.owner_running(db) and writer.socket_path(db).exists()
         analyst = _spawn(ANALYST, str(writer.snapshot_path(db)), str(stop))
         nightly = [_spawn(NIGHTLY, str(db), str(NIGHTS), tag) for tag in ("a", "b")]

@@ -60,13 +60,13 @@ def test_officer_api_keys_come_from_settings_and_stay_secret(monkeypatch, tmp_pa
 
     from assets.api.app import create_app
 
-    monkeypatch.setenv("ASSETS_API_KEYS", " key-one ,, key-two ")
+    monkeypatch.setenv("ASSETS_API_KEYS", " key-one-0123456789abcdef ,, key-two-0123456789abcdef ")
     s = Settings(db_path=tmp_path / "keys.duckdb")
-    assert s.officer_api_keys == ("key-one", "key-two")
+    assert s.officer_api_keys == ("key-one-0123456789abcdef", "key-two-0123456789abcdef")
     assert "key-one" not in repr(s) and "key-one" not in str(s.model_dump())
     assert Settings(api_keys="").officer_api_keys == ()
     with TestClient(create_app(s)) as client:
-        assert client.get("/me", headers={"X-API-Key": "key-two"}).json()["role"] == "officer"
+        assert client.get("/me", headers={"X-API-Key": "key-two-0123456789abcdef"}).json()["role"] == "officer"
         assert client.get("/me", headers={"X-API-Key": "key-three"}).status_code == 401
 
 

@@ -259,6 +259,14 @@ def _reading(db: Db) -> Iterator[duckdb.DuckDBPyConnection]:
             yield con
 
 
-def static_keys(keys: Sequence[str]) -> tuple[StaticKey, ...]:
-    """ASSETS_API_KEYS entries as officers named ``api-key-1``, ``api-key-2``... in the audit log."""
+def static_keys(keys: Sequence[str], *, min_chars: int) -> tuple[StaticKey, ...]:
+    """ASSETS_API_KEYS entries as officers named ``api-key-1``, ``api-key-2``... in the audit log.
+
+    They never expire and may approve a loan, so one a person could guess (``k1``) is refused
+    (`Settings.api_key_min_chars`)."""
+    for i, k in enumerate(keys, start=1):
+        if len(k) < min_chars:
+            raise InputError(f"ASSETS_API_KEYS entry {i} has {len(k)} characters; an officer key needs at least "
+                             f"{min_chars} random ones (e.g. `openssl rand -hex 24`), or issue officers tokens "
+                             "with `assets users token NAME`")
     return tuple(StaticKey(f"api-key-{i}", k) for i, k in enumerate(keys, start=1))

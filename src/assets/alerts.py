@@ -17,7 +17,7 @@ from typing import Any
 from assets.config import Settings
 from assets.errors import InputError, NotFoundError
 from assets.store import alerts as store
-from assets.store import writer
+from assets.store import users, writer
 from assets.store.db import require_database
 
 
@@ -57,6 +57,9 @@ def record_resolution(con: Any, *, alert_id: str, note: str, resolved_by: str, c
                          "or the condition cleared); list the open ones with `assets query alerts`")
     store.record_resolution(con, {"alert_id": alert_id, "resolved_by": resolved_by, "channel": channel,
                                   "resolved_at": now, "note": note})
+    if channel == "cli":  # the API's middleware audits its own requests
+        users.record_audit(con, [{"at": now, "user_name": resolved_by, "role": "cli", "action": "alerts resolve",
+                                  "target": alert_id}])
     return {**state, "open": False, "resolved_by": resolved_by, "resolved_at": now, "resolution_note": note}
 
 

@@ -143,6 +143,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     # ASSETS_API_KEYS: comma-separated officer keys without expiry, for scripts (`officer_api_keys`).
     api_keys: SecretStr = SecretStr("")
+    api_key_min_chars: int = 24  # an ASSETS_API_KEYS entry never expires: refuse one a person could guess
     token_max_days: int = 365  # the longest lifetime `assets users token --expires-days` may ask for
     note_max_chars: int = 500  # an officer's review note or alert resolution note (shown to the borrower)
     token_days: int = 90  # default lifetime of `assets users token` and of a token bought with a sign-in link

@@ -16,7 +16,7 @@ from typing import Any
 from assets.config import Settings
 from assets.errors import InputError, NotFoundError
 from assets.store import reviews as store
-from assets.store import writer
+from assets.store import users, writer
 
 DECISIONS = ("approve", "reject")
 
@@ -67,6 +67,9 @@ def record_review(con: Any, *, claim_id: str, decision: str, note: str, decided_
         "review_id": review_id, "claim_id": claim_id, "borrower_id": current["borrower_id"],
         "verification_id": current["verification_id"], "decision": decision, "note": note,
         "decided_by": decided_by, "channel": channel, "decided_at": now, "reasons": current.get("reasons") or []})
+    if channel == "cli":  # the API's middleware audits its own requests
+        users.record_audit(con, [{"at": now, "user_name": decided_by, "role": "cli", "action": f"claims review --{decision}",
+                                  "target": claim_id}])
     return {**current, "review_id": review_id}
 
 

@@ -83,13 +83,14 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None, *, own
     `Settings.officer_api_keys`, from ASSETS_API_KEYS, comma-separated) are extra officer keys without expiry, for scripts and for
     `assets serve`'s one-off demo key.
     """
-    keys = tuple(api_keys if api_keys is not None else settings.officer_api_keys)
+    keys = access.static_keys(api_keys if api_keys is not None else settings.officer_api_keys,
+                              min_chars=settings.api_key_min_chars)  # a weak key stops the start, not a request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         _limit_torch_threads(settings.serve_torch_threads)
-        app.state.static_keys = access.static_keys(keys)
+        app.state.static_keys = keys
         app.state.limits = Limits(settings)
         app.state.writer = WriterService(settings.db_path).start() if own_store else None
         app.state.map_tiles = maptiles.TileCache(settings.map_tile_cache_tiles)  # rendered PNGs, LRU

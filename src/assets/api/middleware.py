@@ -18,6 +18,8 @@ from assets.store import writer
 MAP_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
 API_CSP = "frame-ancestors 'none'"
+# What an audited request acted on, from its path: the claim an officer decided, the alert resolved.
+AUDIT_TARGETS = ("claim_id", "alert_id", "borrower_id", "tile_id")
 
 
 class SecurityHeadersMiddleware:
@@ -79,10 +81,12 @@ class AuditMiddleware:
                     "/map/tiles/"):
                 route = scope.get("route")
                 params = scope.get("path_params") or {}
+                query = scope.get("query_string", b"").decode("latin-1")[:200]  # ?as_of=, ?known_at= change answers
                 row = {"at": utcnow(), "user_name": identity.name, "role": identity.role.value,
                        "token_id": identity.token_id,
-                       "action": f"{scope['method']} {getattr(route, 'path', scope.get('path', ''))}",
-                       "target": params.get("borrower_id") or params.get("tile_id"),
+                       "action": f"{scope['method']} {getattr(route, 'path', scope.get('path', ''))}"
+                                 + (f"?{query}" if query else ""),
+                       "target": next((params[k] for k in AUDIT_TARGETS if params.get(k)), None),
                        "status": status[0] if status else 500}
                 db_path = scope["app"].state.settings.db_path
                 await anyio.to_thread.run_sync(_write_audit, db_path, row)
