@@ -74,6 +74,8 @@ def test_resolve_an_alert_from_the_cli(db: Path, capsys: pytest.CaptureFixture[s
         assert [a["kind"] for a in open_alerts(con)] == ["sensor_silent"]
         assert con.execute("SELECT resolved_by, channel, note FROM alert_resolutions").fetchall() == [
             ("ops-li", "cli", "irrigation repaired")]
+        assert con.execute("SELECT user_name, action, target FROM audit_log").fetchall() == [
+            ("ops-li", "alerts resolve", drought)]
         _night(con, date(2016, 9, 30))  # the soil is still dry a night later: a new alert, listed again
         assert ("drought", "probe-002", date(2016, 9, 30)) in _open(con)
 

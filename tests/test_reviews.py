@@ -105,8 +105,11 @@ def test_cli_lists_and_approves(repo: Path, tmp_path: Path, stubbed, capsys) -> 
     assert row["verified_area_ha"] == pytest.approx(queue[0]["area_if_approved_ha"])
     with connect(settings.db_path) as con:
         (decision,) = borrower(con, "farmer-009")["reviews"]
+        audited = con.execute("SELECT user_name, role, action, target FROM audit_log "
+                              "WHERE action LIKE 'claims review%'").fetchall()
     assert (decision["decision"], decision["decided_by"], decision["note"]) == (
         "approve", "li", "visited: one farm, hedges removed")
+    assert audited == [("li", "cli", "claims review --approve", cid)]  # the CLI's decisions are in the audit log too
     assert decision["reasons"] and decision["reasons"][-1]["code"] == "boundary_mismatch"
     from assets.report import render
 
