@@ -177,3 +177,14 @@ def test_an_older_schema_read_only_is_one_clear_error(bank: Path) -> None:
     with pytest.raises(StoreError, match=f"schema version 8 and this program needs {SCHEMA_VERSION}"):
         with connect(bank, read_only=True):
             pass
+
+
+def test_a_known_at_past_the_calendars_ends_is_a_clear_error(bank: Path) -> None:
+    """QA 2026-12-08: 0001-01-01T00:00+14:00 (a valid ISO time) gave a 500 and a traceback."""
+    from datetime import datetime, timedelta, timezone
+
+    with connect(bank) as con:
+        for edge in (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),
+                     datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-10)))):
+            with pytest.raises(InputError, match="outside the dates a record can have"):
+                explain(con, "farmer-a", known_at=edge)

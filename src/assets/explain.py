@@ -144,7 +144,11 @@ def explain(con: duckdb.DuckDBPyConnection, borrower_id: str, *, as_of: date | N
     ``known_at`` is UTC, as every stored time is; a time with a zone (``2026-12-08T05:48+08:00``) is
     converted to UTC first."""
     if known_at is not None and known_at.tzinfo is not None:
-        known_at = known_at.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            known_at = known_at.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before the first representable instant
+            raise InputError(f"known_at {known_at.isoformat()} is outside the dates a record can have; give a time "
+                             "between 0001-01-02 and 9999-12-30") from None
     if not history.borrower_exists(con, borrower_id):
         raise NotFoundError(f"no borrower {borrower_id!r}; list borrowers with `assets query portfolio`")
     rows = history.borrower_decisions(con, borrower_id, known_at)
