@@ -205,3 +205,27 @@ def test_stored_control_characters_print_as_escapes_in_cli_tables() -> None:
 
     out = table([{"name": "a\x1b[2Jb\nc", "ha": 1.5}], ["name", "ha"])
     assert "\x1b" not in out and "\n" not in out.splitlines()[-1] and "a\\x1b[2Jb\\nc" in out
+
+
+def test_a_drawing_with_altitudes_is_kept_in_two_dimensions() -> None:
+    """QA 2026-12-08: a GPS app's [lon, lat, alt] corners were stored 3-D and then broke the portfolio
+    report for the whole bank."""
+    with_z = {"type": "Polygon", "coordinates": [[[x, y, 55.0] for x, y in RING]]}
+    geom = validate_drawing(Drawing("gps", with_z), **LIMITS)
+    assert not geom.has_z and geom.equals(validate_drawing(Drawing("flat", FIELD), **LIMITS))
+
+
+def test_huge_numbers_and_object_names_are_clear_errors(tmp_path: Path) -> None:
+    """QA 2026-12-08: a 401-digit corner gave OverflowError, a 5,001-digit one ValueError (both tracebacks),
+    and a name given as an object was stored as Python's repr."""
+    big = {"type": "Polygon", "coordinates": [[[10 ** 400, 56.1], [9.2, 56.1], [9.2, 56.2], [10 ** 400, 56.1]]]}
+    assert _reject(big).code == "malformed"
+    f = tmp_path / "bigint.geojson"
+    f.write_text('{"type": "Polygon", "coordinates": [[[' + "9" * 5001 + ', 56.1], [9.2, 56.1], [9.2, 56.2]]]}')
+    with pytest.raises(InputError, match="a number too long to be a coordinate"):
+        read_drawings(f)
+    for name in ({"x": [1, 2]}, [1], True):
+        with pytest.raises(InputError, match="feature 1's name is"):
+            read_drawings({"type": "Feature", "properties": {"name": name}, "geometry": FIELD})
+    assert read_drawings({"type": "Feature", "properties": {"name": 7}, "geometry": FIELD})[0].name == "7"
+    assert read_drawings({"type": "Feature", "properties": {"name": ""}, "geometry": FIELD})[0].name == "field 1"

@@ -68,3 +68,15 @@ def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
         browser.close()
     assert requests == [report.as_uri()] and not errors
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_the_map_draws_fields_stored_with_altitudes() -> None:
+    """QA 2026-12-08: one field stored with Z coordinates made `assets report portfolio` fail for every borrower."""
+    import shapely
+
+    from assets.report import _map_svg
+
+    field = shapely.Polygon([(9.1, 56.1, 50), (9.11, 56.1, 51), (9.11, 56.11, 52), (9.1, 56.1, 50)])
+    svg = _map_svg([{"geom_wkb": shapely.to_wkb(field), "status": "verified", "name": "gps", "borrower_id": "b",
+                     "limit_cny": 1000.0}])
+    assert svg.count("<polygon") == 1 and "gps (b)" in svg

@@ -62,14 +62,20 @@ def _positions(coordinates: Any, stop_after: int) -> int:
     return count
 
 
+def check_request_fields(n: int, settings: Settings) -> None:
+    """One API submission holds at most `max_claim_features` fields (`TooLargeError`, 413)."""
+    if n > settings.max_claim_features:
+        raise TooLargeError(f"{n:,} fields in one submission, above the limit of "
+                            f"{settings.max_claim_features} (max_claim_features); submit them in smaller groups")
+
+
 def check_drawing_sizes(drawings: Sequence[Drawing], settings: Settings, *, one_request: bool = False) -> None:
     """Refuse, before anything is stored, a field name longer than `max_field_name_chars` or a drawing
     with more than `max_claim_vertices` corners (`TooLargeError`): on every face. ``one_request``
     (the API) also caps the fields and corners of the whole submission; a file given to `assets
     claims submit` may hold up to `max_features_per_file` fields."""
-    if one_request and len(drawings) > settings.max_claim_features:
-        raise TooLargeError(f"{len(drawings)} fields in one submission, above the limit of "
-                            f"{settings.max_claim_features} (max_claim_features); submit them in smaller groups")
+    if one_request:
+        check_request_fields(len(drawings), settings)
     total = 0
     for d in drawings:
         for what, text in (("field name", d.name), ("declared crop", d.declared_crop or "")):

@@ -62,7 +62,7 @@ def _map_svg(fields: Sequence[dict[str, Any]]) -> str:
         for poly in getattr(g, "geoms", [g]):
             if poly.geom_type != "Polygon":
                 continue
-            ring = " ".join(pt(x, y) for x, y in poly.exterior.coords)
+            ring = " ".join(pt(x, y) for x, y, *_ in poly.exterior.coords)  # fields stored with altitudes too
             colour = COLOURS.get(f["status"], "#757575")
             parts.append(f'<polygon class="field status-{_e(f["status"])}" points="{ring}" fill="{colour}" '
                          f'fill-opacity="0.7" stroke="#222" stroke-width="0.5"><title>{_e(f["name"])} '

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 from fastapi import Request
 
-from assets.claims import check_drawing_sizes
+from assets.claims import check_drawing_sizes, check_request_fields
 from assets.config import Settings
 from assets.errors import InputError, RateLimitError
 from assets.fields.geometry import read_drawings
@@ -124,6 +124,9 @@ def check_claim_size(doc: Any, settings: Settings) -> None:
     before the route does any work (`claims.check_drawing_sizes`, which the CLI applies too)."""
     if not isinstance(doc, dict):
         raise InputError("the request body is not a GeoJSON object; send a FeatureCollection of field polygons")
+    features = doc.get("features")
+    if doc.get("type") == "FeatureCollection" and isinstance(features, list):  # the API's cap, not a file's
+        check_request_fields(len(features), settings)
     check_drawing_sizes(read_drawings(doc), settings, one_request=True)
 
 

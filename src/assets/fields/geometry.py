@@ -106,6 +106,9 @@ def read_drawings(source: str | Path | dict[str, Any], *, max_features: int | No
             doc = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is harmless
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"{path} is not valid GeoJSON ({exc}); export the boundary as GeoJSON") from exc
+        except ValueError as exc:  # an integer of thousands of digits (Python's int-parsing limit)
+            raise InputError(f"{path} holds a number too long to be a coordinate ({str(exc)[:60]}); "
+                             "export the boundary as GeoJSON") from None
         except RecursionError:
             raise InputError(f"{path} nests its arrays too deeply to be GeoJSON; export the boundary as GeoJSON") from None
     if not isinstance(doc, dict) or "type" not in doc:
@@ -140,7 +143,11 @@ def read_drawings(source: str | Path | dict[str, Any], *, max_features: int | No
         if declared is not None and not isinstance(declared, str):
             raise InputError(f"{label}: feature {i} declares its crop as {json.dumps(declared)[:40]}; give it as text "
                              '({"crop": "maize"}) or leave it out')
-        name = str(props.get("name") or f"field {i}")
+        name = props.get("name")
+        if isinstance(name, (dict, list, bool)):
+            raise InputError(f"{label}: feature {i}'s name is {type(name).__name__} {json.dumps(name)[:40]}; give "
+                             'it as text ({"name": "North field"}) or leave it out')
+        name = str(name if name is not None and name != "" else f"field {i}")
         for what, text in (("name", name), ("crop", declared or "")):
             _check_printable(text, f"{label}: feature {i}'s {what}")
         drawings.append(Drawing(name=name, geojson=feat["geometry"], declared_crop=(declared or "").strip() or None))
@@ -197,7 +204,7 @@ def validate_drawing(
         )
     _check_rings(name, gj)
     try:
-        geom = shape(gj)
+        geom = shapely.force_2d(shape(gj))  # a GPS app's altitudes: verification and the stored field are 2-D
     except Exception as exc:  # shapely raises several types for malformed coordinates
         raise ClaimGeometryError("malformed", f"'{name}' has malformed coordinates ({exc}); redraw it") from exc
     if geom.is_empty:
@@ -266,7 +273,7 @@ def _check_rings(name: str, gj: dict[str, Any]) -> None:
                         f"'{name}' has a corner given as {json.dumps(p)[:60]}; coordinates must be numbers, "
                         "e.g. [9.25, 56.36], not text in quotes: re-export the boundary as GeoJSON",
                     )
-                if not all(math.isfinite(v) for v in p):
+                if not all(abs(v) < 1e300 and math.isfinite(v) for v in p):  # abs: a 400-digit int overflows float
                     raise ClaimGeometryError("malformed", f"'{name}' has a corner {p} that is not a finite number; redraw it")
             if len(ring) < 4:
                 raise ClaimGeometryError(
