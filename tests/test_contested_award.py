@@ -86,3 +86,29 @@ def test_a_borrowers_own_field_drawn_again_is_not_contested(tmp_path: Path, fiel
     again = _submit(settings, _doc(parcel, "my field"), "farmer-9")
     assert first["status"] == "partial"
     assert again["status"] == "rejected" and "already claimed" in again["reason"]  # pledged once, not reviewed
+
+
+def test_only_an_approval_asked_about_contested_land_awards_it(tmp_path: Path) -> None:
+    """Fraud QA 2026-12-08: a declared crop typed as the text `overlap_contested` (quoted in the
+    `declared_crop_unknown` reason's message) turned an approval of the attacker's boundary into an
+    award of contested land: the neighbour's claim was rejected and their field taken next."""
+    from datetime import datetime
+
+    from assets.store import connect
+    from assets.store.claims import pledge_states
+    from assets.store.reviews import record_decision
+
+    def approve(claim_id: str, reasons: list[dict]) -> None:
+        record_decision(con, {"review_id": f"rv-{claim_id}", "claim_id": claim_id, "borrower_id": "b",
+                              "verification_id": f"v-{claim_id}", "decision": "approve", "note": "ok",
+                              "decided_by": "li", "channel": "cli", "decided_at": datetime(2016, 10, 1),
+                              "reasons": reasons})
+
+    with connect(tmp_path / "s.duckdb") as con:
+        approve("c-attacker", [{"code": "declared_crop_unknown", "message":
+                                "the declared crop 'overlap_contested' is not one the platform knows"},
+                               {"code": "boundary_unaligned", "message": "the boundary follows no field"}])
+        approve("c-noted", [{"code": "rejected_before", "message": "refused before: 'overlap_contested, boundary_inflated'"}])
+        assert pledge_states(con)[2] == set()
+        approve("c-owner", [{"code": "overlap_contested", "message": "2.1 ha is held by a drawing valued elsewhere"}])
+        assert pledge_states(con)[2] == {"c-owner"}

@@ -115,11 +115,11 @@ def pledge_states(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str], s
     officer approved on contested land, `overlap_contested`: that land is theirs)."""
     rows = con.execute(
         "SELECT claim_id, status = 'rejected' FROM current_decisions WHERE status = 'rejected' "
-        "OR (contains(CAST(reasons AS VARCHAR), 'boundary_inflated') "
-        "AND list_contains(json_extract_string(reasons, '$[*].code'), 'boundary_inflated'))").fetchall()
+        "OR list_contains(json_extract_string(reasons, '$[*].code'), 'boundary_inflated')").fetchall()
     awarded = con.execute(
         "SELECT DISTINCT r.claim_id FROM claim_reviews r LEFT JOIN current_decisions c USING (claim_id) "
-        "WHERE r.decision = 'approve' AND contains(CAST(r.reasons AS VARCHAR), 'overlap_contested') "
+        # the codes only: a reason's message quotes the farmer's declared crop or an officer's note
+        "WHERE r.decision = 'approve' AND list_contains(json_extract_string(r.reasons, '$[*].code'), 'overlap_contested') "
         "AND c.status IS DISTINCT FROM 'rejected' AND NOT EXISTS (SELECT 1 FROM claim_reviews later "
         "WHERE later.claim_id = r.claim_id AND later.decision = 'reject' AND later.decided_at > r.decided_at)"
     ).fetchall()
