@@ -348,3 +348,32 @@ def test_officer_notes_are_capped_by_the_one_setting() -> None:
     with pytest.raises(InputError, match="has 11 characters; keep it under 10"):
         alerts.check(alerts.Resolution("a1", "y" * 11, "ops"), short)
     assert review_queue.check(review_queue.Decision("c1", "reject", "x" * 11, "li"), Settings()).note == "x" * 11
+
+
+def test_an_approval_answers_only_the_verdict_the_officer_looked_at(repo: Path, tmp_path: Path, stubbed) -> None:
+    """Fraud QA 2026-12-08: a night between loading the queue and clicking approve added stale imagery
+    to the claim's questions, and the approval answered it unseen (17,000 CNY on 618-day-old imagery)."""
+    from assets.reviews import queue
+
+    settings, cid = _in_review(repo, tmp_path / "r.duckdb", stubbed)
+    (seen,) = queue(settings)
+    pipeline.assess_claims(settings.db_path, as_of=date(2018, 6, 1), settings=settings, models=stubbed)  # a night
+    (now,) = queue(settings)
+    assert now["verification_id"] != seen["verification_id"]
+    assert "stale_imagery" in [r["code"] for r in now["reasons"]]
+    with pytest.raises(InputError, match="assessed again since you looked .*stale_imagery"):
+        decide(settings, Decision(cid, "approve", "hedge line checked", "li", verdict=seen["verification_id"]))
+    assert queue(settings)[0]["claim_id"] == cid  # nothing was stored
+    row = decide(settings, Decision(cid, "approve", "hedge line checked; imagery of 2016 is enough",
+                                    "li", verdict=now["verification_id"]))
+    assert row["status"] in ("verified", "partial")
+
+
+def test_a_farmer_cannot_decide_as_the_officer(repo: Path, tmp_path: Path, stubbed) -> None:
+    """Access QA 2026-12-08: `--officer wang` (the claim's own farmer user) approved the claim."""
+    settings, cid = _in_review(repo, tmp_path / "r.duckdb", stubbed)
+    with connect(settings.db_path) as con:
+        access.add_user(con, "wang", "farmer", "farmer-009")
+    with pytest.raises(InputError, match="'wang' is a registered farmer user, not an officer"):
+        decide(settings, Decision(cid, "approve", "my own field", "wang"))
+    assert pipeline.claim_rows(settings.db_path, [cid])[0]["status"] == "review"

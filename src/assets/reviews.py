@@ -28,6 +28,7 @@ class Decision:
     note: str
     decided_by: str
     channel: str = "cli"  # cli | api
+    verdict: str | None = None  # the verification_id the officer looked at: refused if the claim was assessed since
 
 
 def queue(settings: Settings) -> list[dict[str, Any]]:
@@ -47,14 +48,24 @@ def check(decision: Decision, settings: Settings) -> Decision:
         raise InputError(f"the note has {len(note)} characters; keep it under {settings.note_max_chars}")
     if not (decision.decided_by or "").strip():
         raise InputError("say who decides (the officer's user name)")
-    return Decision(decision.claim_id, decision.decision, note, decision.decided_by.strip(), decision.channel)
+    return Decision(decision.claim_id, decision.decision, note, decision.decided_by.strip(), decision.channel,
+                    decision.verdict)
 
 
 @writer.write_op
 def record_review(con: Any, *, claim_id: str, decision: str, note: str, decided_by: str, channel: str,
-                  now: datetime) -> dict[str, Any]:
+                  now: datetime, verdict: str | None = None) -> dict[str, Any]:
     """Check the claim waits for review and store the decision (one write transaction); returns the
-    verdict it was decided on."""
+    verdict it was decided on.
+
+    An approval answers the questions of the verdict it is stored with: given ``verdict`` (the
+    verification the officer looked at), a claim assessed again meanwhile (a night with stale
+    imagery, a new contest) is refused, so no question is answered unseen. ``decided_by`` may not
+    be a registered user of another role (a farmer approving their own claim)."""
+    user = users.get_user(con, decided_by)
+    if user is not None and user.role != "officer":
+        raise InputError(f"{decided_by!r} is a registered {user.role} user, not an officer; only officers decide "
+                         "reviews (--officer NAME, or `assets users add NAME --role officer`)")
     current = store.claim_verdict(con, claim_id)
     if current is None:
         raise NotFoundError(f"no claim {claim_id!r}; list the claims waiting for review with `assets claims review` "
@@ -62,6 +73,10 @@ def record_review(con: Any, *, claim_id: str, decision: str, note: str, decided_
     if current["status"] != "review":
         raise InputError(f"claim {claim_id} is {current['status']}, not waiting for review; only claims waiting "
                          "for review (`assets claims review`, GET /reviews) can be approved or rejected")
+    if verdict is not None and verdict != current["verification_id"]:
+        asks = ", ".join(str(r.get("code")) for r in current.get("reasons") or [] if isinstance(r, dict))
+        raise InputError(f"claim {claim_id} was assessed again since you looked (its verdict now asks about: {asks}); "
+                         "look at it again (`assets claims review`, GET /reviews) and decide on what it asks now")
     review_id = "rv-" + hashlib.sha256(f"{claim_id}|{now.isoformat()}|{decided_by}".encode()).hexdigest()[:16]
     store.record_decision(con, {
         "review_id": review_id, "claim_id": claim_id, "borrower_id": current["borrower_id"],
@@ -92,7 +107,8 @@ def decide(settings: Settings, decision: Decision, models: Any | None = None) ->
     decision = check(decision, settings)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     current = writer.call(settings.db_path, record_review, claim_id=decision.claim_id, decision=decision.decision,
-                          note=decision.note, decided_by=decision.decided_by, channel=decision.channel, now=now)
+                          note=decision.note, decided_by=decision.decided_by, channel=decision.channel, now=now,
+                          verdict=decision.verdict)
     as_of = current["as_of"] if isinstance(current["as_of"], date) else settings.today()
     try:  # an approval of contested land awards it: `assess_claims` assesses the loose holder with it
         assess_claims(settings.db_path, as_of=as_of, settings=settings, models=models or load_models(settings),

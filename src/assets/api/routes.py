@@ -161,7 +161,9 @@ def get_reviews(settings: Settings = Depends(get_settings)) -> list[dict[str, An
 
 @reviews.post("/{claim_id}", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
     "schema": {"type": "object", "required": ["decision", "note"], "properties": {
-        "decision": {"type": "string", "enum": ["approve", "reject"]}, "note": {"type": "string"}}}}}}})
+        "decision": {"type": "string", "enum": ["approve", "reject"]}, "note": {"type": "string"},
+        "verification_id": {"type": "string", "description": "the verdict you looked at (GET /reviews); refused if "
+                            "the claim was assessed again since"}}}}}}})
 async def decide_review(claim_id: str, request: Request, identity: Identity = Depends(current_identity),
                         settings: Settings = Depends(get_settings)) -> dict[str, Any]:
     """Approve (valued at the verified area) or reject a claim in review; stored with who and why."""
@@ -173,7 +175,10 @@ async def decide_review(claim_id: str, request: Request, identity: Identity = De
         raise InputError(f"send {shape}")
     if not isinstance(doc.get("note"), str) or not doc["note"].strip():
         raise InputError(f'a review decision needs a "note" saying why (it is shown to the borrower); send {shape}')
-    decision = review_queue.Decision(claim_id, doc["decision"], doc["note"], identity.name, "api")
+    seen = doc.get("verification_id")
+    if seen is not None and not isinstance(seen, str):
+        raise InputError('"verification_id" is the verdict you looked at, as text (from GET /reviews)')
+    decision = review_queue.Decision(claim_id, doc["decision"], doc["note"], identity.name, "api", seen)
 
     return await run_in_threadpool(review_queue.decide, settings, review_queue.check(decision, settings))
 

@@ -24,6 +24,9 @@ def register(claims: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     how.add_argument("--reject", dest="decision", action="store_const", const="reject")
     p.add_argument("--note", default=None, help="why (required with a decision; shown to the borrower)")
     p.add_argument("--officer", default=None, help="who decides (default: the logged-in user)")
+    p.add_argument("--verdict", default=None, metavar="VERIFICATION_ID",
+                   help="the verdict you looked at (verification_id in `--format json`): the decision is refused if "
+                        "the claim was assessed again since, so an approval never answers a question you did not see")
     db_option(p)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=cmd_review, review_parser=p)
@@ -45,7 +48,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     if not args.decision:
         args.review_parser.error("say --approve or --reject (and --note why)")
     row = reviews.decide(s, reviews.Decision(args.claim_id, args.decision, args.note or "",
-                                             args.officer or getpass.getuser(), "cli"))
+                                             args.officer or getpass.getuser(), "cli", args.verdict))
     if args.format == "json":
         print(to_json(row))
     else:

@@ -570,7 +570,7 @@ function showBorrower(borrower) {
 async function showReviews() {
   try {
     const queue = await api("/reviews");
-    $("reviews").innerHTML = queue.length ? queue.map((c) => `<li class="review" data-claim="${escapeHtml(c.claim_id)}">
+    $("reviews").innerHTML = queue.length ? queue.map((c) => `<li class="review" data-claim="${escapeHtml(c.claim_id)}" data-verdict="${escapeHtml(c.verification_id)}">
         <b>${escapeHtml(c.borrower_id)} · ${escapeHtml(c.name)}</b> (${Number(c.claimed_area_ha || 0).toFixed(2)} ha)
         <p class="muted">${escapeHtml(c.reason || "")}</p>
         <input class="note" maxlength="500" placeholder="${escapeHtml(t("officer.note"))}" aria-label="${escapeHtml(t("officer.note"))}">
@@ -594,7 +594,7 @@ $("reviews").addEventListener("click", async (event) => {
   item.querySelectorAll("button").forEach((b) => { b.disabled = true; });
   try {
     const row = await api(`/reviews/${encodeURIComponent(item.dataset.claim)}`, { method: "POST",
-      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ decision: button.dataset.decision, note }) });
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ decision: button.dataset.decision, note, verification_id: item.dataset.verdict }) });
     $("review-result").className = "";
     $("review-result").textContent = t("officer.decided", { claim: item.dataset.claim,
       decision: t(`officer.${button.dataset.decision}`), status: t(`status.${row.status}`) });
