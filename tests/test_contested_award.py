@@ -112,3 +112,19 @@ def test_only_an_approval_asked_about_contested_land_awards_it(tmp_path: Path) -
         assert pledge_states(con)[2] == set()
         approve("c-owner", [{"code": "overlap_contested", "message": "2.1 ha is held by a drawing valued elsewhere"}])
         assert pledge_states(con)[2] == {"c-owner"}
+
+
+def test_a_bite_into_the_neighbours_field_does_not_refuse_the_neighbour(tmp_path: Path) -> None:
+    """Fraud QA 2026-12-08: a drawing reaching 40 m into the next field was valued without the bite
+    ("that land is the neighbour's"), yet held it firmly: the neighbour's exact field was then
+    rejected for overlap and lost its whole limit. The bite is now held loosely, like an inflated
+    drawing's margin: the neighbour's claim on it goes to an officer."""
+    import geopandas as gpd
+
+    parcels = gpd.read_file(PARCELS).geometry
+    own, neighbour = parcels[185], parcels[173]
+    settings = Settings(db_path=tmp_path / "b.duckdb", tiles_dir=REPO / "sample_tiles")
+    bite = _submit(settings, _doc(own.union(neighbour.intersection(own.buffer(40))), "my field and a bit"), "biter")
+    assert bite["status"] == "verified" and "only your field is valued" in bite["reason"], bite
+    theirs = _submit(settings, _doc(neighbour, "my field"), "neighbour")
+    assert theirs["status"] == "review" and "a credit officer decides whose land it is" in theirs["reason"], theirs

@@ -236,3 +236,14 @@ def test_the_area_range_says_when_its_high_end_is_the_claimed_area() -> None:
     assert "the high end is the area claimed" in text  # +-5% printed, +0% applied: said
     part = value_claim(check(observation()), PARAMS, 6)  # 9 of 10 ha: the margin fits under the claim
     assert "the high end is the area claimed" not in next(s["text"] for s in part.explanation if s["step"] == "area_range")
+
+
+def test_land_outside_the_imagery_is_not_verified() -> None:
+    """Fraud QA 2026-12-08: a drawing with 4.5 % of it off the tile's edge was verified (and lent on) at
+    its whole area: the planted share of the pixels inside was applied to the whole drawing."""
+    whole = check(observation(coverage=1.0))
+    edge = check(observation(coverage=0.96))
+    assert edge.status == "verified" and edge.verified_area_ha == pytest.approx(whole.verified_area_ha * 0.96)
+    (outside,) = [r for r in edge.reasons if r.code == "outside_imagery"]
+    assert "0.40 ha (4%)" in outside.message and not outside.blocking
+    assert not [r for r in whole.reasons if r.code == "outside_imagery"]

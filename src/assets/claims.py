@@ -229,8 +229,9 @@ class Pledges:
     by an earlier claim, whoever's it is (one piece of land is pledged once, also by one borrower).
 
     A claim whose current verdict is ``rejected`` holds no land: a refused 274 ha grab around a
-    village must not block the real field inside it that is submitted next. An *inflated* drawing
-    (valued at its detected field only) holds its land loosely: another borrower's later claim on it
+    village must not block the real field inside it that is submitted next. A *loose* drawing
+    (valued at its detected field only: inflated, biting into a neighbour's field, or ringed with
+    verge; `store.claims.LOOSE_CODES`) holds its land loosely: another borrower's later claim on it
     is contested and an officer decides; once the officer approves that claim (``awarded``), the land
     is the later claim's and the inflated one carries it as overlap. The borrower's own later
     drawing of the same land is never a contest: it is the land pledged again. Assessments settle

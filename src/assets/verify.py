@@ -158,8 +158,14 @@ def verify_claim(
         v.reasons.append(Reason("insufficient_imagery", f"{len(usable)} cloud-free date(s) of this field this season; "
                                 f"at least {settings.min_usable_dates} are needed to recognise the crop", True))
     farmland_fraction = observation.farmland_fraction or 0.0
-    v.farmland_area_ha = claimed_area_ha * farmland_fraction
-    v.planted_area_ha = claimed_area_ha * (observation.planted_fraction or 0.0)
+    # The imagery's shares are of the pixels inside the tiles: land outside them is not verified.
+    imaged_ha = claimed_area_ha * min(1.0, observation.coverage_fraction)
+    v.farmland_area_ha = imaged_ha * farmland_fraction
+    v.planted_area_ha = imaged_ha * (observation.planted_fraction or 0.0)
+    if imaged_ha < claimed_area_ha * (1 - 1e-6):
+        v.reasons.append(Reason("outside_imagery", f"{claimed_area_ha - imaged_ha:.2f} ha "
+                                f"({1 - observation.coverage_fraction:.0%}) of the field lies outside the satellite "
+                                "tiles we hold; only the part inside is valued"))
     v.crop, v.crop_probability = observation.crop
     uncertain_at, guess = None, ""
     if v.crop is not None and v.crop_probability < settings.crop_unknown_below:

@@ -108,14 +108,20 @@ def check_other_limits(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str],
         raise ConcurrentChangeError(f"the limits of {', '.join(changed[:5])} changed while their fields were assessed")
 
 
+# Verdicts that value a drawing at less than it covers because the rest is someone else's field or
+# verge: an inflated drawing, one that bites into a neighbour's field, a ring around whole fields.
+LOOSE_CODES = ("boundary_inflated", "boundary_neighbours", "boundary_verge")
+
+
 def pledge_states(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str], set[str]]:
     """For `claims.Pledges`, in one pass each: (claims whose current verdict is ``rejected``: they hold
-    no land; claims whose verdict values an inflated drawing at its detected field only,
-    `boundary_inflated`: the rest of their drawing is contested land; claims not rejected that an
-    officer approved on contested land, `overlap_contested`: that land is theirs)."""
+    no land; claims whose verdict values their drawing at its detected field only (`LOOSE_CODES`):
+    the rest of their drawing is contested land, so the neighbour's own claim on it goes to an
+    officer instead of being refused; claims not rejected that an officer approved on contested
+    land, `overlap_contested`: that land is theirs)."""
     rows = con.execute(
         "SELECT claim_id, status = 'rejected' FROM current_decisions WHERE status = 'rejected' "
-        "OR list_contains(json_extract_string(reasons, '$[*].code'), 'boundary_inflated')").fetchall()
+        "OR list_has_any(json_extract_string(reasons, '$[*].code'), ?)", [list(LOOSE_CODES)]).fetchall()
     awarded = con.execute(
         "SELECT DISTINCT r.claim_id FROM claim_reviews r LEFT JOIN current_decisions c USING (claim_id) "
         # the codes only: a reason's message quotes the farmer's declared crop or an officer's note
