@@ -94,9 +94,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         y = ct.encode(ts.labels, classes)
         temperature = ct.fit_temperature(logits, y)
         scores = ct.score(ct.proba_from_logits(logits, temperature), y, len(classes))
-        meta["cv"] = {"folds": args.folds, "split": "spatial_block", "accuracy": scores.accuracy,
+        by_place = all(s.blocks_are_places for s in sets)
+        meta["cv"] = {"folds": args.folds, "split": "place" if by_place else "field or row (optimistic)",
+                      "keys": sorted({str(s.block_key) for s in sets}), "accuracy": scores.accuracy,
                       "macro_f1": scores.macro_f1, "ece": scores.ece, "n": len(y)}
-        print(f"out-of-block ({args.folds} folds, temperature {temperature:.3f}): {summary(scores)}")
+        if not by_place:
+            print("note: " + ", ".join(s.source for s in sets if not s.blocks_are_places) + " gives no place (spatial_block, "
+                  "region or lat/lon): its folds are of fields or rows, so neighbours of a scored field were trained on "
+                  "and the figures below are optimistic, not out-of-block")
+        print(f"{'out-of-block' if by_place else 'field/row folds'} ({args.folds} folds, temperature "
+              f"{temperature:.3f}): {summary(scores)}")
         if core is not None:
             four = ct.score(ct.proba_from_logits(core, temperature), y, len(classes))
             meta["cv"]["accuracy_without_optional"] = four.accuracy
@@ -211,8 +218,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(class_table(scores, classes + extra))
     result = {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "ece": scores.ece, "n": len(y)}
     if args.split_by:
-        if data.blocks is None:
-            raise InputError(f"{args.data} has no spatial_block (or region) array to split by")
+        if not data.blocks_are_places:
+            raise InputError(f"{args.data} has no spatial_block, region or lat/lon array to split by place "
+                             f"({'only field ids: groups' if data.block_key == 'groups' else 'none at all'}); "
+                             "add its 0.1 degree cells as spatial_block")
         stored = model.meta.get("recipe") or {}
         recipe = ct.Recipe(**{k: v for k, v in stored.items() if k in ct.Recipe.__dataclass_fields__})  # the model's own
         ts = ct.prepare([data], model.channels, recipe.min_count, optional=model.optional)
@@ -220,7 +229,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         logits, _, _ = ct.cross_validate(ts, recipe, own)
         yy = ct.encode(ts.labels, own)
         cv = ct.score(ct.proba_from_logits(logits, ct.fit_temperature(logits, yy)), yy, len(own))
-        print(f"retrained on this file, 5 folds of whole spatial blocks: {summary(cv)}")
+        print(f"retrained on this file, 5 folds of whole places ({data.block_key}): {summary(cv)}")
         result.update(block_cv_accuracy=cv.accuracy, block_cv_macro_f1=cv.macro_f1)
     if args.plot:
         _writable(args.plot, "--plot")

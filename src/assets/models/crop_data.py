@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,10 @@ UCR_CLASSES: tuple[str, ...] = (
 )  # fmt: skip
 UCR_DATES = 46
 UCR_DAYS = 8.0 * np.arange(UCR_DATES)  # assumed: day 1 + 8 i of the year (UCR gives no dates)
-BLOCK_KEYS = ("spatial_block", "region", "groups")
+# Where a file says each row is, for splits: places first (0.1 degree cells, regions; cells from
+# `lat`/`lon` when a file has no `spatial_block`), field ids (`groups`) only when nothing else is.
+PLACE_KEYS = ("spatial_block", "region")
+BLOCK_CELL_DEG = 0.1  # the WorldCereal files' spatial_block: a 0.1 degree cell
 
 
 @dataclass
@@ -44,6 +48,12 @@ class LabelledSeasons:
     blocks: np.ndarray | None  # (n,) spatial block / region ids for splits
     source: str = ""
     dropped_bands: list[str] = field(default_factory=list)  # layers in the file that are not bands
+    block_key: str | None = "spatial_block"  # what ``blocks`` are: a place key, "lat/lon" cells, "groups" (fields)
+
+    @property
+    def blocks_are_places(self) -> bool:
+        """Whether splitting by ``blocks`` keeps places apart (not merely fields or rows)."""
+        return self.blocks is not None and self.block_key not in (None, "groups")
 
     def __len__(self) -> int:
         return len(self.season)
@@ -130,8 +140,21 @@ def read_npz(path: Path, season_year: int | None = None, strict_labels: bool = T
         if raw.shape != (n,):
             raise InputError(f"{path}: labels must be (n,) = ({n},), got {raw.shape}")
         labels = np.array(legend.to_crops(list(raw)) if strict_labels else [_as_crop(r) for r in raw])
-    blocks = next((data[k].astype(str) for k in BLOCK_KEYS if k in data and data[k].shape == (n,)), None)
-    return LabelledSeasons(season, labels, raw, blocks, str(path), dropped)
+    blocks, key = _blocks(data, n)
+    return LabelledSeasons(season, labels, raw, blocks, str(path), dropped, key)
+
+
+def _blocks(data: Any, n: int) -> tuple[np.ndarray | None, str | None]:
+    """Each row's place for splits, and which key gave it."""
+    for key in PLACE_KEYS:
+        if key in data and data[key].shape == (n,):
+            return data[key].astype(str), key
+    if "lat" in data and "lon" in data and data["lat"].shape == data["lon"].shape == (n,):
+        lat, lon = (np.floor(np.asarray(data[k], dtype=np.float64) / BLOCK_CELL_DEG).astype(np.int64) for k in ("lat", "lon"))
+        return np.char.add(np.char.add(lat.astype(str), "_"), lon.astype(str)), "lat/lon"
+    if "groups" in data and data["groups"].shape == (n,):
+        return data["groups"].astype(str), "groups"
+    return None, None
 
 
 WORLDCEREAL_S1_MIN_DN = 30.0  # encoded DN start near 60 (-47 dB); dB values never reach +30

@@ -111,15 +111,20 @@ def prepare(sets: list[LabelledSeasons], wanted: list[str], min_count: int = 5,
     """
     optional = [c for c in (optional or []) if c in wanted]
     parts = []
+    owner: dict[str, str] = {}  # a place shared by two files is one block, named for the first file
     for s in sets:
         if s.labels is None:
             raise InputError(f"{s.source} has no labels; training needs them")
         raw, present = channels(s.season, wanted, optional)
         values, valid = to_slots(raw, s.season.days, s.season.mask)
         keep = valid.sum(axis=1) >= 1
-        blocks = s.blocks if s.blocks is not None else np.arange(len(s)).astype(str)
         name = s.source.rsplit("/", 1)[-1]
-        parts.append((values[keep], valid[keep], s.labels[keep], np.char.add(name + ":", blocks[keep].astype(str)),
+        if s.blocks_are_places:  # two files of one place (two composites, two years) never split it
+            ids = [f"{owner.setdefault(b, name)}:{b}" for b in s.blocks[keep].astype(str)]  # type: ignore[index]
+        else:  # field ids or rows: this file's own
+            own = s.blocks if s.blocks is not None else np.arange(len(s)).astype(str)
+            ids = [f"{name}:{b}" for b in own[keep].astype(str)]
+        parts.append((values[keep], valid[keep], s.labels[keep], np.array(ids, dtype=str),
                       np.full(int(keep.sum()), name), present[keep]))  # fmt: skip
     values, valid, raw, blocks, sources, present_rows = (np.concatenate(p) for p in zip(*parts))
     labels = fold_rare(raw.astype(str), min_count)
