@@ -541,3 +541,33 @@ def test_splits_fall_back_to_places_from_lat_lon_and_say_when_they_are_only_fiel
     assert cli_main(["crop", "evaluate", str(tmp_path / "g.npz"), "--model", str(model), "--split-by",
                      "spatial_block"]) == 2
     assert "no spatial_block, region or lat/lon" in capsys.readouterr().err
+
+
+def test_an_ndvi_layer_is_checked_and_the_bands_win(tmp_path: Path) -> None:
+    """QA 2026-12-08: an `ndvi` layer stored x 10,000 was used unchecked in place of the NDVI of B04/B08:
+    every row a confident wrong crop (204 of 250 'trees' at probability 1.0), accuracy 0.004."""
+    from assets.models.seasons import channels, make_season
+
+    x, iso, _ = synthetic(20, 0)
+    red, nir = x[:, :, BANDS.index("B04")], x[:, :, BANDS.index("B08")]
+    ndvi = (nir - red) / (nir + red)
+    with_layer = make_season(np.concatenate([x, (ndvi * 10_000)[:, :, None]], axis=2), [*BANDS, "ndvi"], iso)
+    plain = make_season(x, list(BANDS), iso)
+    got, _ = channels(with_layer, ["B04", "ndvi"])
+    want, _ = channels(plain, ["B04", "ndvi"])
+    assert np.allclose(got, want, equal_nan=True)  # NDVI from the bands, whatever the layer says
+    only = make_season((ndvi * 10_000)[:, :, None], ["ndvi"], iso)  # no bands: the layer, scaled back
+    assert "x 10,000 and was divided" in only.scale_note
+    assert np.nanmax(np.abs(channels(only, ["ndvi"])[0])) <= 1.0
+    with pytest.raises(InputError, match="layer 'ndvi' has values up to .*an index runs from -1 to 1"):
+        make_season((ndvi * 5e6)[:, :, None], ["ndvi"], iso)
+
+
+def test_rows_labelled_unknown_are_never_a_class(tmp_path: Path) -> None:
+    """QA 2026-12-08: WorldCereal's `unknown` class was learnt, colliding with the model's own 'unknown'."""
+    x, iso, labels = synthetic(40, 0)
+    labels = np.where(np.arange(40) < 10, "unknown", labels)
+    np.savez(tmp_path / "u.npz", X=x, bands=np.array(BANDS), dates=iso, labels=labels,
+             spatial_block=np.array([f"{i % 5}.0_1.0" for i in range(40)]))
+    ts = ct.prepare([read_seasons(tmp_path / "u.npz")], ct.DEFAULT_CHANNELS, min_count=1)
+    assert "unknown" not in set(ts.labels.tolist()) and len(ts.labels) <= 30

@@ -83,6 +83,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     sets = [read_seasons(p, labelled=True) for p in args.data]
     for s in sets:
         _print_notes(s)
+        unknown = int((s.labels == "unknown").sum()) if s.labels is not None else 0
+        if unknown:
+            print(f"note: {s.source}: {unknown} row(s) labelled 'unknown' are left out (the model answers 'unknown' "
+                  "itself when unsure; it is not a crop to learn)")
     recipe = ct.Recipe(epochs=args.epochs, batch=args.batch, seed=args.seed, min_steps=args.min_steps)
     ts = ct.prepare(sets, wanted, recipe.min_count, optional=optional)
     classes = sorted(set(ts.labels.tolist()))

@@ -117,7 +117,8 @@ def prepare(sets: list[LabelledSeasons], wanted: list[str], min_count: int = 5,
             raise InputError(f"{s.source} has no labels; training needs them")
         raw, present = channels(s.season, wanted, optional)
         values, valid = to_slots(raw, s.season.days, s.season.mask)
-        keep = valid.sum(axis=1) >= 1
+        # "unknown" is the model's own answer when unsure, never a crop to learn (WorldCereal's unknown class)
+        keep = (valid.sum(axis=1) >= 1) & (s.labels != legend.UNKNOWN)
         name = s.source.rsplit("/", 1)[-1]
         if s.blocks_are_places:  # two files of one place (two composites, two years) never split it
             ids = [f"{owner.setdefault(b, name)}:{b}" for b in s.blocks[keep].astype(str)]  # type: ignore[index]

@@ -287,11 +287,28 @@ def make_season(
     if refl:
         x[:, :, refl], valid, refl_note = check_reflectance(x[:, :, refl], valid)
         notes += [refl_note] if refl_note else []
+    for i, name in enumerate(names):
+        if name in INDEX_BANDS:
+            x[:, :, i], index_note = check_index(name, x[:, :, i], valid)
+            notes += [index_note] if index_note else []
     note = "; ".join(notes) or None
     if not valid.any():
         raise InputError("no series has a single clear date (all cloud or nodata); wait for cloud-free imagery")
     x = np.where(valid[:, :, None], x, np.nan).astype(np.float32)
     return Season(x, names, days, valid, season_year, note)
+
+
+def check_index(name: str, values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """An index layer (NDVI) on its -1..1 scale: stored x 10,000 (Earth Engine, MODIS exports) it is
+    divided back, with a note; anything else out of range is an error naming the layer."""
+    seen = values[valid & np.isfinite(values)]
+    if seen.size == 0 or float(np.abs(seen).max()) <= 1.0 + 1e-3:
+        return values, None
+    top = float(np.abs(seen).max())
+    if top <= 10_000 * (1 + 1e-3) and float(np.median(np.abs(seen))) > 1.0:
+        return values / 10_000.0, f"layer {name!r} looked like an index x 10,000 and was divided by 10,000"
+    raise InputError(f"layer {name!r} has values up to {top:g}; an index runs from -1 to 1 (or -10,000 to 10,000 "
+                     "scaled): fix the layer or leave it out (it is computed from B04 and B08)")
 
 
 def _unordered(days: np.ndarray) -> bool:
@@ -320,8 +337,9 @@ def channels(season: Season, wanted: list[str], optional: tuple[str, ...] | list
                          "use a model trained on these bands (`assets crop train --bands ...`)")
     n, t, _ = season.x.shape
     cols, present = [], np.repeat(np.array([w in have for w in wanted])[None, :], n, axis=0)
+    bands_ndvi = {"B04", "B08"} <= set(season.bands)
     for j, w in enumerate(wanted):
-        if w in season.bands:
+        if w in season.bands and not (w == "ndvi" and bands_ndvi):  # NDVI from the bands when it can be
             cols.append(season.x[:, :, season.bands.index(w)])
         elif w == "ndvi" and w in have:
             red, nir = season.x[:, :, season.bands.index("B04")], season.x[:, :, season.bands.index("B08")]
