@@ -130,9 +130,9 @@ def test_empty_months_padded_after_a_season_do_not_move_it() -> None:
 
 
 def test_clear_dates_outside_the_season_window_are_left_out_and_said() -> None:
-    dates = np.array(["2016-03-01", "2017-03-01", "2017-06-01", "2017-09-01", "2019-06-01"])
+    dates = np.array(["2015-06-01", "2016-03-01", "2017-03-01", "2017-06-01", "2017-09-01"])
     s = make_season(np.full((1, 5, 4), 0.1, np.float32), BANDS, dates)
-    assert s.season_year == 2017 and s.mask.tolist() == [[False, True, True, True, False]]
+    assert s.season_year == 2017 and s.mask.tolist() == [[False, False, True, True, True]]
     assert "2 clear observation(s) outside the season window were left out" in (s.scale_note or "")
 
 
@@ -571,3 +571,15 @@ def test_rows_labelled_unknown_are_never_a_class(tmp_path: Path) -> None:
              spatial_block=np.array([f"{i % 5}.0_1.0" for i in range(40)]))
     ts = ct.prepare([read_seasons(tmp_path / "u.npz")], ct.DEFAULT_CHANNELS, min_count=1)
     assert "unknown" not in set(ts.labels.tolist()) and len(ts.labels) <= 30
+
+
+def test_the_cli_reads_a_season_by_the_pipelines_rule() -> None:
+    """QA 2026-12-08: the CLI took the year of a file's middle clear date, the pipeline the newest
+    clear date less 60 days: a French season cut at the end of March (Sept .. March) was 2022 to the
+    CLI and 2023 to the pipeline, and the two agreed on 45 % of calls."""
+    from assets.models.seasons import season_year_of
+
+    midseason = [f"2022-{m:02d}-10" for m in range(9, 13)] + [f"2023-{m:02d}-10" for m in range(1, 4)]
+    assert season_days(np.array(midseason))[1] == 2023
+    assert season_days(np.array(midseason[:4] + ["2023-01-20"]))[1] == 2022  # January: the season just harvested
+    assert season_year_of([np.datetime64("2023-03-10").astype(object)]) == 2023

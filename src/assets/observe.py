@@ -27,7 +27,7 @@ from assets.imagery.blockcache import shared_cache
 from assets.imagery.index import TileRecord
 from assets.imagery.masks import usable_mask
 from assets.imagery.tiles import TileHandle, open_tile, read_reflectance
-from assets.models import legend
+from assets.models import legend, seasons
 from assets.models.crop import CropModel
 from assets.models.seasons import SEASON_END_DAY, SEASON_FIRST_DAY, make_season
 
@@ -179,13 +179,12 @@ def season_bands(handles: Sequence[TileHandle]) -> dict[str, str]:
 
 
 def season_year_of(days: Sequence[date], clear: np.ndarray, turn_days: int) -> int:
-    """The season a field's series is classified as: the year of its newest clear date, less
-    ``turn_days`` (`Settings.season_turn_days`: in January and February, the season just harvested,
-    not the next one barely sown). A catalogue holding several years then gives this season, not
-    the middle one, and each field's season is its own, whatever other fields are assessed beside
-    it (the model's frame, day -180 to 410 of that year, still takes an autumn-sown crop's first months)."""
+    """The season a field's series is classified as: `seasons.season_year_of` (the one rule, also
+    of `assets crop predict|evaluate`) over its clear dates. Each field's season is its own,
+    whatever other fields are assessed beside it (the model's frame, day -180 to 410 of that year,
+    still takes an autumn-sown crop's first months)."""
     seen = [d for d, ok in zip(days, clear) if ok]
-    return (max(seen or days) - timedelta(days=turn_days)).year
+    return seasons.season_year_of(seen or list(days), turn_days)
 
 
 def _classify(series: list[tuple[str, np.ndarray, np.ndarray, list[date]]], crop_model: CropModel,

@@ -3,7 +3,7 @@
 A season is ``x`` (n, dates, bands) surface reflectance (0-1), the dates of its columns and a
 mask (n, dates) that is True where every band was observed. NaN in ``x`` means "no clear
 observation" and is folded into the mask, never imputed. Dates become days since 1 January of
-the *season year* (the harvest year: the year of the middle date unless given), so an autumn-sown
+the *season year* (the harvest year: the newest clear date less 60 days unless given), so an autumn-sown
 winter crop has negative days and a season may span two calendar years. The crop network then
 reads the season on a fixed grid of 10-day slots from day -180 to day 410.
 
@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 import numpy as np
 
+from assets.config import Settings
 from assets.errors import InputError
 
 CANONICAL_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
@@ -43,6 +45,7 @@ _ALIASES = {
 GRID_START_DAY = -180  # 5 July of the year before the harvest year
 SLOT_DAYS = 10
 N_SLOTS = 60  # -180 .. 410: two-year seasons (winter crops) fit, as do ten-day composites
+SEASON_TURN_DAYS: int = Settings.model_fields["season_turn_days"].default  # `Settings.season_turn_days`
 SEASON_FIRST_DAY = GRID_START_DAY - SLOT_DAYS / 2  # the grid's reach, days from 1 January of the season year
 SEASON_END_DAY = GRID_START_DAY + (N_SLOTS - 0.5) * SLOT_DAYS
 MAX_SCALED = 16000.0  # reflectance x 10,000 never exceeds this (saturation is 65535: an error)
@@ -156,14 +159,22 @@ def parse_date(text: object) -> dt.date | None:
         raise InputError(f"date {s!r} is not an ISO date (YYYY-MM-DD) or interval (start/end)") from None
 
 
+def season_year_of(clear_dates: Sequence[dt.date], turn_days: int = SEASON_TURN_DAYS) -> int:
+    """The season a series is classified as, here and in the pipeline (`observe`): the year of its
+    newest clear date, less ``turn_days`` (in January and February, the season just harvested, not
+    the next one barely sown). A catalogue of several years gives this season, not the middle one."""
+    return (max(clear_dates) - dt.timedelta(days=turn_days)).year
+
+
 def season_days(dates: np.ndarray, season_year: int | None = None,
                 clear: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Days since 1 January of the season year for dates (t,) or (n, t); NaN where missing.
 
-    The season year defaults to the year of the middle date (across all rows) of those with a
-    clear observation (``clear``, (n, t), when given): a French winter wheat season of Sept 2022 ..
-    Aug 2023 is season 2023, an East African 2017 season is 2017, and empty months padded after a
-    season do not move it a year on.
+    The season year defaults to the pipeline's rule (`season_year_of`): the year of the newest
+    clear date (``clear``, (n, t), when given) less `Settings.season_turn_days`. A French winter
+    wheat season of Sept 2022 .. Aug 2023 is season 2023, an East African 2017 season is 2017, a
+    file cut mid-season (Sept 2022 .. March 2023) is season 2023 as the pipeline would judge it, and
+    empty months padded after a season do not move it a year on.
     """
     dates = np.asarray(dates)
     parsed = np.empty(dates.shape, dtype=object)
@@ -177,7 +188,7 @@ def season_days(dates: np.ndarray, season_year: int | None = None,
     known = sorted(d for d in np.ravel(used) if d is not None)
     if not known:
         known = sorted(d for d in parsed.ravel() if d is not None)
-    year = season_year if season_year is not None else known[len(known) // 2].year
+    year = season_year if season_year is not None else season_year_of(known[-1:])
     ref = dt.date(year, 1, 1)
     days = np.full(dates.shape, np.nan)
     for idx, d in np.ndenumerate(parsed):
