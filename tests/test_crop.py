@@ -583,3 +583,12 @@ def test_the_cli_reads_a_season_by_the_pipelines_rule() -> None:
     assert season_days(np.array(midseason))[1] == 2023
     assert season_days(np.array(midseason[:4] + ["2023-01-20"]))[1] == 2022  # January: the season just harvested
     assert season_year_of([np.datetime64("2023-03-10").astype(object)]) == 2023
+
+
+@pytest.mark.parametrize("year, says", [("abc", "season_year must be one harvest year"),
+                                        (np.array([], dtype=int), "season_year must be one harvest year"),
+                                        (1990, "no clear date falls in season 1990")])
+def test_a_bad_season_year_is_a_clear_error(tmp_path: Path, year, says: str) -> None:
+    """QA 2026-12-08: 'abc' and an empty season_year gave tracebacks; 1990 said the series were all cloud."""
+    with pytest.raises(InputError, match=says):
+        read_seasons(write_npz(tmp_path / "y.npz", n=10, season_year=year))

@@ -130,7 +130,12 @@ def read_npz(path: Path, season_year: int | None = None, strict_labels: bool = T
     if "dates" not in data:
         raise InputError(f"{path} has no 'dates'; give the ISO date of each column (dates=['2023-04-01', ...])")
     if season_year is None and "season_year" in data:
-        season_year = int(np.asarray(data["season_year"]).ravel()[0])
+        given = np.asarray(data["season_year"]).ravel()
+        try:
+            season_year = int(given[0])
+        except (IndexError, ValueError, TypeError):
+            raise InputError(f"{path}: season_year must be one harvest year such as 2023, got "
+                             f"{given.tolist()[:3]!r}; fix it or leave it out (it is read from the dates)") from None
     season = make_season(x, bands, _text(data["dates"]), mask=data.get("mask"), season_year=season_year)
     if "X_s1" in data:
         season = with_radar(season, _radar_db(path, data))

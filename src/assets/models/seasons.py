@@ -304,6 +304,9 @@ def make_season(
             notes += [index_note] if index_note else []
     note = "; ".join(notes) or None
     if not valid.any():
+        if outside.any():
+            raise InputError(f"no clear date falls in season {season_year} (days {SEASON_FIRST_DAY:.0f} to "
+                             f"{SEASON_END_DAY:.0f} of it): check season_year against the dates, or leave it out")
         raise InputError("no series has a single clear date (all cloud or nodata); wait for cloud-free imagery")
     x = np.where(valid[:, :, None], x, np.nan).astype(np.float32)
     return Season(x, names, days, valid, season_year, note)
