@@ -128,3 +128,23 @@ def test_a_bite_into_the_neighbours_field_does_not_refuse_the_neighbour(tmp_path
     assert bite["status"] == "verified" and "only your field is valued" in bite["reason"], bite
     theirs = _submit(settings, _doc(neighbour, "my field"), "neighbour")
     assert theirs["status"] == "review" and "a credit officer decides whose land it is" in theirs["reason"], theirs
+
+
+def test_land_held_by_a_claim_waiting_for_an_officer_is_contested_and_a_refusal_for_overlap_is_looked_at_again(
+        tmp_path: Path, field) -> None:
+    """Access QA 2026-12-08: a rough box waiting for review (unchecked, unlent) got the real holder's
+    exact field refused for overlap, and after the officer rejected the box the holder's resubmission
+    still answered the stored refusal until the next night."""
+    from assets.pipeline import assess_claims, load_models
+
+    parcel, _ = field
+    settings = Settings(db_path=tmp_path / "c.duckdb", tiles_dir=REPO / "sample_tiles")
+    first = _submit(settings, _doc(parcel, "my field"), "first")
+    second = _submit(settings, _doc(parcel, "my field too"), "second")
+    assert first["status"] == "verified" and second["status"] == "rejected"
+    # a later night: the first claim's imagery is old, it waits for an officer and holds its land loosely
+    assess_claims(settings.db_path, as_of=date(2018, 6, 1), settings=settings, models=load_models(settings),
+                  claim_ids=[first["claim_id"]])
+    again = _submit(settings, _doc(parcel, "my field too"), "second")
+    assert again["claim_id"] == second["claim_id"]
+    assert again["status"] == "review" and "a credit officer decides whose land it is" in again["reason"], again

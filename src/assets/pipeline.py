@@ -217,15 +217,21 @@ def assess_claims(
         calendar, best_fit = calendar_crop(legend.UNKNOWN if guess else obs.crop[0], obs.crop_probs,
                                            season_ndvi(obs), params)
         alert = crop_failure(c.borrower_id, calendar, obs, params, as_of, uncertain=guess, best_fit=best_fit)
+        held_ha, contested_ha = pledges.overlap_ha(c), pledges.contested_ha(c)
+        refused = refused_before(c, pledges, refusals, settings)
         v = verify_claim(claim_id=c.claim_id, claimed_area_ha=c.claimed_area_ha or 0.0, observation=obs,
-                         overlap_area_ha=pledges.overlap_ha(c), contested_overlap_ha=pledges.contested_ha(c),
+                         overlap_area_ha=held_ha, contested_overlap_ha=contested_ha,
                          sensor_evidence=evidence.get(c.claim_id),
                          settings=settings, crop_failure=alert.message if alert else None,
                          review=decisions.get(c.claim_id), as_of=as_of, declared_crop=c.declared_crop,
-                         refused_before=refused_before(c, pledges, refusals, settings))
+                         refused_before=refused)
+        # Same inputs, same id (a night run twice records nothing new); the land other claims hold is
+        # an input too: when it is released or contested, the claim's new verdict is recorded.
+        pledged = [f"held {held_ha:.4f} contested {contested_ha:.4f} refused {refused is not None}"] \
+            if held_ha or contested_ha or refused is not None else []
         vid = _hash_id("v-", c.claim_id, sorted(obs.tile_ids), models.seg_version, models.crop_version, as_of,
                        params.version, json.dumps(evidence.get(c.claim_id), sort_keys=True, default=str),
-                       *([decisions[c.claim_id].review_id] if c.claim_id in decisions else []))
+                       *([decisions[c.claim_id].review_id] if c.claim_id in decisions else []), *pledged)
         valuation = None if v.status == "review" else value_claim(  # no limit under review
             v, params, len(obs.usable_dates), centre=bbox_centre(c.geometry), ndvi_season=season_ndvi(obs))
         report.assessments.append(Assessment(c, v, vid, obs, valuation))
@@ -453,8 +459,11 @@ def submit_and_assess(settings: Settings, path: Path | str | dict, borrower_id: 
     claims = store_drawings_of(db_path, [(borrower_id, drawings)], settings, source)[0]
     # A field submitted again (any first corner, orientation or vertex count) is the stored claim: its
     # stored verdict comes back, assessed once, not again at today's date as a new decision.
+    # Only a refusal for overlap is looked at again: the claim holding that land may have been
+    # rejected or withdrawn since, and the farmer resubmits because the bank said so.
     with writer.read(db_path) as con:
-        reasons = decided_reasons(con, [c.claim_id for c in claims])
+        reasons = {cid: r for cid, r in decided_reasons(con, [c.claim_id for c in claims]).items()
+                   if {x.get("code") for x in r if x.get("blocking")} != {"overlap"}}
     usable = [c.claim_id for c in claims if c.geometry is not None and c.claim_id not in reasons]
     reasons.update({c.claim_id: [{"code": c.reason_code, "message": c.reason, "blocking": True}]
                     for c in claims if c.geometry is None})

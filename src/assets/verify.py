@@ -216,8 +216,8 @@ def verify_claim(
 
     if contested_overlap_ha > settings.max_overlap_fraction * claimed_area_ha:
         contested = (f"{contested_overlap_ha:.2f} ha ({contested_overlap_ha / claimed_area_ha:.0%}) of this field lies "
-                     "inside another borrower's earlier drawing that was larger than its own field (valued only at "
-                     "that field)")
+                     "inside another borrower's earlier claim that does not hold it firmly (drawn past its own "
+                     "field and valued only at that field, or still waiting for an officer)")
         ask(Reason("overlap_contested", f"{contested}; a credit officer decides whose land it is before any credit"),
             contested, "overlap_contested")
     elif review is not None and review.settles("overlap_contested"):  # the officer's award is why the land is free

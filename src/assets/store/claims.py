@@ -115,12 +115,13 @@ LOOSE_CODES = ("boundary_inflated", "boundary_neighbours", "boundary_verge")
 
 def pledge_states(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str], set[str]]:
     """For `claims.Pledges`, in one pass each: (claims whose current verdict is ``rejected``: they hold
-    no land; claims whose verdict values their drawing at its detected field only (`LOOSE_CODES`):
-    the rest of their drawing is contested land, so the neighbour's own claim on it goes to an
-    officer instead of being refused; claims not rejected that an officer approved on contested
+    no land; claims whose verdict values their drawing at its detected field only (`LOOSE_CODES`),
+    or that wait for an officer (``review``: unchecked, unlent): the rest of their drawing, or all of
+    it, is contested land, so the neighbour's own claim on it goes to an officer instead of being
+    refused; claims not rejected that an officer approved on contested
     land, `overlap_contested`: that land is theirs)."""
     rows = con.execute(
-        "SELECT claim_id, status = 'rejected' FROM current_decisions WHERE status = 'rejected' "
+        "SELECT claim_id, status = 'rejected' FROM current_decisions WHERE status IN ('rejected', 'review') "
         "OR list_has_any(json_extract_string(reasons, '$[*].code'), ?)", [list(LOOSE_CODES)]).fetchall()
     awarded = con.execute(
         "SELECT DISTINCT r.claim_id FROM claim_reviews r LEFT JOIN current_decisions c USING (claim_id) "
