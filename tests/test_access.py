@@ -116,7 +116,7 @@ def test_expired_and_revoked_links_are_refused(con, db_path: Path) -> None:
 
 
 def test_static_keys_are_officers(con) -> None:
-    keys = access.static_keys(["k-one", "k-two"])
+    keys = access.static_keys(["k-one", "k-two"], min_chars=5)
     who = access.verify(con, "k-two", static_keys=keys)
     assert (who.name, who.role, who.token_id) == ("api-key-2", Role.OFFICER, None)
     with pytest.raises(AuthenticationError):

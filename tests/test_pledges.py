@@ -261,3 +261,25 @@ def test_awarded_land_is_taken_from_the_inflated_drawing_only(db_path: Path) -> 
         assert pledges.overlap_ha(real) == 0.0 and pledges.contested_ha(real) == 0.0  # answered the rest)
     firm = Pledges(claims, awarded={real.claim_id})  # the earlier claim held its land firmly: it keeps it
     assert firm.overlap_ha(big) == 0.0 and firm.overlap_ha(real) == pytest.approx(4.0, rel=1e-3)
+
+
+def test_a_field_that_bit_its_neighbour_holds_only_the_bite_loosely(db_path: Path) -> None:
+    """Fraud QA 2026-12-08: a drawing 40 m into the next field was valued without the bite, yet the bite
+    refused the neighbour's whole field. The bite is contested now; a copy of the biter's own field is
+    still refused (it holds its field firmly)."""
+    from assets.claims import Pledges
+
+    def ring(x0: float, side: float) -> list:
+        return [list(p) for p in mapping(square_lonlat(x0=x0, side=side))["coordinates"][0]]
+
+    biter = _store(db_path, "farmer-9", [ring(512300, 240)], datetime(2024, 1, 1))[0]  # 40 m into the next field
+    neighbour = _store(db_path, "farmer-1", [ring(512500, 200)], datetime(2024, 1, 2))[0]
+    thief = _store(db_path, "farmer-2", [ring(512300, 230)], datetime(2024, 1, 3))[0]  # a copy of the biter's field
+    with connect(db_path) as con:
+        claims = load_claims(con)
+    pledges = Pledges(claims, edged={biter.claim_id})
+    assert pledges.overlap_ha(neighbour) == 0.0 and pledges.contested_ha(neighbour) > 0.7  # 0.8 ha bite of 4 ha
+    assert pledges.contesting_ids(neighbour) == [biter.claim_id]
+    assert pledges.overlap_ha(thief) > 4.0 and pledges.contested_ha(thief) == 0.0  # refused, not contested
+    firm = Pledges(claims)
+    assert firm.overlap_ha(neighbour) > 0.7 and firm.contested_ha(neighbour) == 0.0

@@ -240,16 +240,28 @@ class Pledges:
     written does not matter.
     """
 
-    FIRM, CONTESTED, RELEASED = "firm", "contested", "released"
+    FIRM, CONTESTED, EDGED, RELEASED = "firm", "contested", "edged", "released"
 
     def __init__(self, claims: Sequence[Claim], released: Collection[str] = (), contested: Collection[str] = (),
-                 awarded: Collection[str] = ()) -> None:
+                 awarded: Collection[str] = (), edged: Collection[str] = (), edge_max_share: float = 0.5) -> None:
         self._usable = sorted((c for c in claims if c.geometry is not None), key=lambda c: (c.submitted_at, c.claim_id))
         self._order = {c.claim_id: i for i, c in enumerate(self._usable)}
         self._tree = shapely.STRtree([c.geometry for c in self._usable])
-        self._hold = {c.claim_id: self.RELEASED if c.claim_id in released else
-                      self.CONTESTED if c.claim_id in contested else self.FIRM for c in self._usable}
+        self._hold = {c.claim_id: self.RELEASED if c.claim_id in released else self.CONTESTED if c.claim_id in
+                      contested else self.EDGED if c.claim_id in edged else self.FIRM for c in self._usable}
         self._awarded = set(awarded)
+        self._edge_max_share = edge_max_share
+
+    def _loose_against(self, claim: Claim, other: Claim) -> bool:
+        """Whether earlier ``other`` holds the land ``claim`` shares with it only loosely: all of an
+        inflated drawing (or one waiting for an officer); of an edged one (a bite into a neighbour's
+        field, a ring of verge) only a bite, at most `edge_max_share` of ``claim``: a claim that takes
+        more than that is taking the edged claim's own field, which it holds firmly."""
+        hold = self._hold[other.claim_id]
+        if hold != self.EDGED:
+            return hold == self.CONTESTED
+        shared = claim.geometry.intersection(other.geometry)  # type: ignore[union-attr]
+        return shared.area <= self._edge_max_share * claim.geometry.area  # type: ignore[union-attr]
 
     def _near(self, claim: Claim) -> list[tuple[int, Claim]]:
         i = self._order.get(claim.claim_id)
@@ -267,7 +279,7 @@ class Pledges:
             hold = self._hold[other.claim_id]
             if hold == self.RELEASED:
                 continue
-            if rel < 0 and (hold == self.FIRM or other.borrower_id == claim.borrower_id):
+            if rel < 0 and (other.borrower_id == claim.borrower_id or not self._loose_against(claim, other)):
                 out.append(other.geometry)
             elif rel > 0 and other.claim_id in self._awarded and mine != self.FIRM:
                 out.append(other.geometry)
@@ -275,7 +287,7 @@ class Pledges:
 
     def _contesting(self, claim: Claim) -> list[shapely.Geometry]:
         return [other.geometry for rel, other in self._near(claim) if rel < 0
-                and self._hold[other.claim_id] == self.CONTESTED and other.borrower_id != claim.borrower_id]
+                and other.borrower_id != claim.borrower_id and self._loose_against(claim, other)]
 
     def overlap_ha(self, claim: Claim) -> float:
         """Area of ``claim`` already held by other claims (0 for a claim without geometry)."""
@@ -300,8 +312,8 @@ class Pledges:
     def contesting_ids(self, claim: Claim) -> list[str]:
         """The earlier inflated claims whose land ``claim`` contests (to re-assess once an officer decides)."""
         return [other.claim_id for rel, other in self._near(claim) if rel < 0
-                and self._hold[other.claim_id] == self.CONTESTED and other.borrower_id != claim.borrower_id
-                and claim.geometry is not None and claim.geometry.intersects(other.geometry)]
+                and other.borrower_id != claim.borrower_id and claim.geometry is not None
+                and claim.geometry.intersects(other.geometry) and self._loose_against(claim, other)]
 
     def own_overlaps(self, claim: Claim, among: Collection[str]) -> list[tuple[str, float]]:
         """(claim id, shared ha) of the borrower's own other claims in ``among`` that share land with ``claim``."""
@@ -313,11 +325,12 @@ class Pledges:
                     out.append((other.claim_id, area_ha(shared)))
         return out
 
-    def settle(self, claim_id: str, rejected: bool, inflated: bool = False) -> None:
-        """Record a claim's new verdict: rejected, it releases its land to later claims; valued only at
-        the detected field inside an inflated drawing, the rest of the drawing is contested."""
+    def settle(self, claim_id: str, rejected: bool, inflated: bool = False, edged: bool = False) -> None:
+        """Record a claim's new verdict: rejected, it releases its land to later claims; inflated (or
+        waiting for an officer), all its drawing is contested; edged, a neighbour's bite of it is."""
         if claim_id in self._hold:
-            self._hold[claim_id] = self.RELEASED if rejected else self.CONTESTED if inflated else self.FIRM
+            self._hold[claim_id] = (self.RELEASED if rejected else self.CONTESTED if inflated
+                                    else self.EDGED if edged else self.FIRM)
 
 
 def overlaps_ha(claims: Sequence[Claim], released: Collection[str] = (), contested: Collection[str] = (),

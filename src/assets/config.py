@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     # plus this share: a ring of verge drawn around a field is not paid for. At 0.05 the fraud bench's
     # genuine area error moves 0.027 -> 0.028 (as registered) and 0.044 -> 0.046 (as drawn), seed 12.
     boundary_match_slack: float = 0.05
+    # A later claim sharing more of itself than this with a field that bit into (or ringed) its
+    # neighbours takes that field: refused for overlap; less, it is the neighbour's bite: contested.
+    pledge_edge_max_share: float = 0.5
     # Tile quality gate (`imagery/quality.py`), reflectance 0..1 after scaling.
     tile_min_valid_fraction: float = 0.05  # less clear pixels than this: nothing to judge by
     tile_max_reflectance: float = 1.5  # 99th percentile above this: raw digital numbers / wrong scale
