@@ -106,3 +106,16 @@ def test_a_verdict_counts_the_dates_of_the_season_it_judged() -> None:
     v = verify_claim(claim_id="c1", claimed_area_ha=10.0, observation=obs, overlap_area_ha=0.0,
                      sensor_evidence=None, settings=Settings())
     assert "confirmed by 4 satellite dates" in v.reasons[-1].message
+
+
+def test_a_field_is_read_on_the_grid_with_most_dates_not_on_rounding_noise() -> None:
+    """Ops QA 2026-12-08: one tile in EPSG:3857 covered two fields 1.0000000000000002 against their UTM
+    grid's 1.0 (ten dates): they were judged on that one date, rejected, and their limits went to 0."""
+    from assets.observe import best_grid
+
+    assert best_grid([(1.0, 10), (1.0000000000000002, 1)], 0.95) == 0
+    assert best_grid([(0.9999999999999998, 10), (1.0000000000000002, 1)], 0.95) == 0
+    assert best_grid([(0.96, 3), (1.0, 1)], 0.95) == 0  # both cover the field: the dates decide
+    assert best_grid([(0.5, 10), (0.97, 1)], 0.95) == 1  # only one covers it
+    assert best_grid([(0.5, 10), (0.6, 1)], 0.95) == 1  # neither: the better coverage (rejected no_imagery)
+    assert best_grid([], 0.95) is None

@@ -137,11 +137,12 @@ def observe_claims(
     assigned: dict[int, list[tuple[str, shapely.Geometry, float]]] = defaultdict(list)
     for cid, geom in claims.items():
         best: tuple[float, int, int, shapely.Geometry] | None = None
-        for gi, group in enumerate(groups):
-            local = reproject(geom, "EPSG:4326", group[0].crs)
-            coverage = local.intersection(shapely.box(*group[0].bounds)).area / local.area
-            if best is None or (coverage, len(group)) > (best[0], best[1]):
-                best = (coverage, len(group), gi, local)
+        locals_ = [reproject(geom, "EPSG:4326", group[0].crs) for group in groups]
+        coverages = [local.intersection(shapely.box(*group[0].bounds)).area / local.area
+                     for local, group in zip(locals_, groups)]
+        gi = best_grid([(c, len(g)) for c, g in zip(coverages, groups)], settings.min_imagery_coverage)
+        if gi is not None:
+            best = (min(1.0, round(coverages[gi], 6)), len(groups[gi]), gi, locals_[gi])
         if best is None or best[0] < settings.min_imagery_coverage:
             out[cid] = ClaimObservation(claim_id=cid, coverage_fraction=0.0 if best is None else best[0],
                                         min_valid_fraction=settings.date_min_valid_fraction)
@@ -176,6 +177,22 @@ def season_bands(handles: Sequence[TileHandle]) -> dict[str, str]:
     if all(set(EXTENDED_BANDS) <= set(h.bands) for h in handles):
         return {**SEASON_BANDS, **EXTENDED_BANDS}
     return dict(SEASON_BANDS)
+
+
+def best_grid(candidates: Sequence[tuple[float, int]], min_coverage: float) -> int | None:
+    """Which grid a field is read on, from each grid's (coverage, dates): among those covering at
+    least ``min_coverage``, the one with the most dates; else the best coverage. Coverage is rounded
+    first: reprojection leaves 1.0000000000000002 on a tile of another CRS, and that noise must not
+    pick a grid of one date over one of ten (QA 2026-12-08: two verified fields lost their limits)."""
+    if not candidates:
+        return None
+
+    def rank(i: int) -> tuple[bool, int, float, int]:
+        coverage, dates = round(candidates[i][0], 6), candidates[i][1]
+        covers = coverage >= min_coverage
+        return covers, dates if covers else 0, coverage, -i
+
+    return max(range(len(candidates)), key=rank)
 
 
 def season_year_of(days: Sequence[date], clear: np.ndarray, turn_days: int) -> int:
