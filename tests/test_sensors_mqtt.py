@@ -415,3 +415,27 @@ def test_deploy_password_script_and_cli_passwd_file_work_with_mosquitto(tmp_path
     finally:
         broker.stop()
     assert_exactly_once(db, messages)
+
+
+def test_a_drain_that_loses_the_broker_is_a_broker_error_not_an_ok_night(broker: MosquittoBroker, db: Path) -> None:
+    """Ops QA 2026-12-08: the broker stopped 0.7 s into a drain: the drain counted the time without it
+    as quiet, ended 'ok' with 90,000 of 150,960 readings, and the night cut limits for 'silent' probes."""
+    url = broker.url(INGESTER_USER)
+    Ingester(db, url, client_id="lost-test").drain(idle_s=0.3, timeout_s=30)  # the session exists on the broker
+    publish(make_messages(500), url, credentials=CREDS)
+    ingester = Ingester(db, url, client_id="lost-test").start()
+    try:
+        wait_for(lambda: ingester.stats.received >= 1)
+        broker.stop()  # gone, and not back
+        with pytest.raises(BrokerError, match="during the drain and could not reconnect within 2 s"):
+            ingester.wait_until(idle_s=0.3, timeout_s=30, reconnect_s=2)
+        assert ingester.stats.disconnects >= 1
+    finally:
+        ingester.stop()
+
+
+def test_time_without_the_broker_is_not_quiet_time(db: Path) -> None:
+    ingester = Ingester(db, "mqtt://ingester:x@127.0.0.1:1", client_id="never-connected")
+    ingester._lost_at = time.monotonic()  # as _on_disconnect leaves it
+    ingester._last_message = time.monotonic() - 60
+    assert ingester.wait_until(idle_s=0.1, timeout_s=0.5) is False  # no reconnect limit: waits, never "done"

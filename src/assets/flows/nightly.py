@@ -168,6 +168,9 @@ def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> d
                     from assets.flows.sensors import drain_sensors
 
                     summary["sensors"] = drain_sensors(config.db_path, config.broker_url)
+                    if summary["sensors"].get("timed_out"):
+                        st.message = (f"the drain stopped at its time limit with readings still arriving "
+                                      f"({summary['sensors']['received']:,} taken); the rest come next night")
                 except BrokerError as exc:  # tiles are still catalogued and segmented; claims wait (below)
                     st.status, st.message, sensors_failed = "failed", str(exc), True
         with report.stage("ingest"):

@@ -55,6 +55,8 @@ class IngestStats:
     elapsed_s: float = 0.0
     commit_s: float = 0.0  # writer time spent validating and committing
     first_message_at: float | None = None  # time.monotonic() of the first message received
+    disconnects: int = 0  # times the broker went away while running
+    timed_out: bool = False  # a drain stopped at its time limit, not because the backlog was taken
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
@@ -106,6 +108,7 @@ class Ingester:
         self._last_message = time.monotonic()
         self._pending = 0  # taken from the queue, not yet committed
         self._started = 0.0
+        self._lost_at: float | None = None  # time.monotonic() the broker went away, None while connected
 
     # --- paho callbacks (network thread): never block here --------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
@@ -115,6 +118,7 @@ class Ingester:
         with self._gen_lock:
             self._generation += 1
         self.stats.connections += 1
+        self._lost_at = None
         client.subscribe(self.topic, qos=1)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
@@ -127,6 +131,8 @@ class Ingester:
         with self._gen_lock:
             self._generation += 1  # acks for messages of the old connection are dropped
         if not self._stopping.is_set():
+            self._lost_at = time.monotonic()
+            self.stats.disconnects += 1
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg):
@@ -287,14 +293,24 @@ class Ingester:
         self.check()
         return self.stats
 
-    def wait_until(self, *, received: int | None = None, idle_s: float = 1.0, timeout_s: float = 300.0) -> bool:
+    def wait_until(self, *, received: int | None = None, idle_s: float = 1.0, timeout_s: float = 300.0,
+                   reconnect_s: float | None = None) -> bool:
         """Block until ``received`` messages arrived (if given) and all is committed, then
-        ``idle_s`` passes with nothing new. Returns False on timeout."""
+        ``idle_s`` passes with nothing new while connected. Returns False on timeout.
+
+        Time without the broker is not quiet time: the rest of the backlog is still on the broker.
+        With ``reconnect_s``, a broker gone that long is a `BrokerError` (the caller's night must not
+        go on as if the readings it did not get were never sent)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.check()
+            lost = self._lost_at
+            if lost is not None and reconnect_s is not None and time.monotonic() - lost >= reconnect_s:
+                raise BrokerError(f"lost the broker {self.url.redacted()} during the drain and could not reconnect "
+                                  f"within {reconnect_s:.0f} s ({self.stats.received:,} message(s) taken, the rest are "
+                                  "still on the broker); check the broker and run the night again")
             enough = received is None or self.stats.received >= received
-            if enough and self.idle and self.seconds_since_last_message() >= idle_s:
+            if enough and lost is None and self.idle and self.seconds_since_last_message() >= idle_s:
                 return True
             time.sleep(0.02)
         return False
@@ -309,16 +325,21 @@ class Ingester:
             self.stop()
         return self.stats
 
-    def drain(self, *, idle_s: float = 2.0, timeout_s: float = 600.0) -> IngestStats:
+    def drain(self, *, idle_s: float = 2.0, timeout_s: float = 600.0, reconnect_s: float = 30.0) -> IngestStats:
         """Nightly mode: take everything the broker kept for this session, then stop.
 
-        Stops once nothing has arrived for ``idle_s`` seconds (or after ``timeout_s``)."""
+        Stops once nothing has arrived for ``idle_s`` seconds while connected (or after
+        ``timeout_s``, said in ``stats.timed_out``). A broker lost for ``reconnect_s`` is a
+        `BrokerError`; what was taken is stored and acknowledged, the rest waits on the broker."""
         started_at = _utcnow()
         self.start()
         try:
-            self.wait_until(idle_s=idle_s, timeout_s=timeout_s)
+            self.stats.timed_out = not self.wait_until(idle_s=idle_s, timeout_s=timeout_s, reconnect_s=reconnect_s)
         finally:
             stats = self.stop()
+        if stats.timed_out:
+            log.warning("the sensor drain stopped at its %.0f s limit with messages still arriving (%s received)",
+                        timeout_s, f"{stats.received:,}")
         record_drain(self.db_path, self.url, self.client_id, started_at, stats)
         return stats
 
