@@ -50,10 +50,13 @@ def test_nightly_deployment_runs_at_two_with_settings_from_the_environment(monke
 
     monkeypatch.setenv("ASSETS_DB", str(tmp_path / "prod.duckdb"))
     monkeypatch.setenv("ASSETS_BROKER", "mqtt://ingester:secret@127.0.0.1:1883")
+    monkeypatch.setenv("ASSETS_TIMEZONE", "Asia/Shanghai")
     d = deployment()
     assert d.name == "nightly" and [s.schedule.cron for s in d.schedules] == ["0 2 * * *"]
+    assert [s.schedule.timezone for s in d.schedules] == ["Asia/Shanghai"]  # 02:00 at the bank, not 02:00 UTC
     config = d.parameters["config"]
-    assert config["db_path"] == str(tmp_path / "prod.duckdb") and config["broker_url"].startswith("mqtt://")
+    assert config["db_path"] == str(tmp_path / "prod.duckdb") and config["broker_url"] == "env:ASSETS_BROKER"
+    assert "secret" not in repr(d.parameters)  # ops QA 2026-12-08: the ingester's password was in every run
 
 
 def test_backfill_assesses_each_image_date_once_and_keeps_the_current_verdict(

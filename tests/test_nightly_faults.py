@@ -34,7 +34,7 @@ def _limits(db: Path) -> list[tuple]:
         return con.execute("SELECT claim_id, limit_cny FROM claim_status ORDER BY claim_id").fetchall()
 
 
-def test_the_broker_down_during_the_night(prefect_harness, repo: Path, tmp_path: Path) -> None:
+def test_the_broker_down_during_the_night(prefect_harness, repo: Path, tmp_path: Path, monkeypatch) -> None:
     """No broker: the sensor stage fails with the broker named, the tiles are still catalogued, and the
     claims keep the limits they had: assessed without the night's readings, every probe would look
     silent, its limit cut and a `sensor_silent` alert raised for the broker's fault (QA 2026-12-07)."""
@@ -46,9 +46,16 @@ def test_the_broker_down_during_the_night(prefect_harness, repo: Path, tmp_path:
     assert run_nightly(config)["report"]["status"] == "ok"
     before = _limits(db)
     assert all(limit for _, limit in before)
+    from assets.flows.nightly import BROKER_FROM_ENV
+
+    monkeypatch.setenv("ASSETS_BROKER", f"mqtt://127.0.0.1:{_closed_port()}")  # as a deployment reads it at run time
     down = NightlyConfig(db_path=str(db), tiles_dir=str(repo / "sample_tiles"), as_of=date(2016, 10, 1),
-                         broker_url=f"mqtt://127.0.0.1:{_closed_port()}")
-    report = run_nightly(down)["report"]
+                         broker_url=BROKER_FROM_ENV)
+    from assets.flows.nightly import nightly, summary_of
+
+    state = nightly(down, return_state=True)  # what a Prefect deployment records: not a green Completed
+    assert state.is_failed() and "partial" in state.message
+    report = summary_of(state)["report"]
     assert report["status"] == "partial" and report["fields_refreshed"] == 0 and report["limits_changed"] == 0
     with duckdb.connect(str(db), read_only=True) as con:
         stages = dict(con.execute("SELECT stage, status FROM run_stages WHERE run_id = ?", [report["run_id"]]).fetchall())

@@ -14,7 +14,7 @@ from pathlib import Path
 from prefect import flow, task
 
 from assets.config import settings as make_settings
-from assets.flows.nightly import NightlyConfig, nightly
+from assets.flows.nightly import NightlyConfig, nightly, summary_of
 from assets.pipeline import register_claims
 
 SAMPLE_AS_OF = date(2016, 9, 30)  # end of the bundled 2016 season
@@ -56,5 +56,6 @@ def demo(db_path: str = "assets.duckdb", tiles_dir: str | None = None, broker_ur
     sensors = feed_sensors(db_path, tiles_dir, broker_url)
     files = sorted((Path(tiles_dir) / "claims").glob("*.geojson"))
     submitted = sum(submit_claims(db_path, str(f)) for f in files)
-    summary = nightly(NightlyConfig(db_path=db_path, tiles_dir=tiles_dir, as_of=SAMPLE_AS_OF), kind="demo")
+    summary = summary_of(nightly(NightlyConfig(db_path=db_path, tiles_dir=tiles_dir, as_of=SAMPLE_AS_OF), kind="demo",
+                                 return_state=True))
     return DemoResult(sensors=sensors, claims_submitted=submitted, nightly=summary)

@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from prefect import flow, task, unmapped
+from prefect.states import Failed, State
 
 from assets import runs
 from assets.config import Settings
@@ -49,6 +50,8 @@ class NightlyConfig:
     def settings(self) -> Settings:
         return make_settings(db_path=self.db_path, models_dir=self.models_dir, catalog_dir=self.catalog_dir)
 
+
+BROKER_FROM_ENV = "env:ASSETS_BROKER"  # a deployment's broker: read from the worker's environment at run time
 
 TRANSIENT = (OSError, StoreLockedError, ConcurrentChangeError, TimeoutError)
 
@@ -153,7 +156,9 @@ def segment_references(survey: TileSurvey, db_path: str, models_dir: str | None)
 
 
 @flow(name="nightly", log_prints=True)
-def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> dict:
+def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> dict | State:
+    """One night: sensors, tiles, segmentation, assessment. Returns the summary; a partial night
+    returns a Failed state carrying it (`summary_of`, `run_nightly` read it back)."""
     s = config.settings()
     as_of = check_as_of(config.as_of or s.today(), s)  # a future night would outrank every real one
     db = Path(config.db_path)
@@ -162,12 +167,13 @@ def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> d
     sensors_failed = False
     with runs.tracked(db, report):  # visible as `running` at once: a night killed mid-way is not silent
         before = runs.snapshot(db)
-        if config.broker_url:
+        broker_url = s.broker_url if config.broker_url == BROKER_FROM_ENV else config.broker_url
+        if broker_url:
             with report.stage("sensors") as st:
                 try:
                     from assets.flows.sensors import drain_sensors
 
-                    summary["sensors"] = drain_sensors(config.db_path, config.broker_url)
+                    summary["sensors"] = drain_sensors(config.db_path, broker_url)
                     if summary["sensors"].get("timed_out"):
                         st.message = (f"the drain stopped at its time limit with readings still arriving "
                                       f"({summary['sensors']['received']:,} taken); the rest come next night")
@@ -192,7 +198,19 @@ def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> d
     summary["quarantined"] = [q.summary() for q in ingested.survey.quarantined]
     summary["report"] = report.summary()
     print(runs.rendered(report))
+    if report.status != "ok":  # Prefect's states, automations and notifications must see a partial night
+        return Failed(message=f"night {report.run_id} is {report.status}: a stage or a delivery failed and is "
+                              "tried again next night (`assets runs show`)", data=summary)
     return summary
+
+
+def summary_of(state: State) -> dict:
+    """A night's summary from its final state: the summary of an ok or partial night (the latter a
+    Failed state carrying it), the night's own error when it failed outright."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def count_tiles(report: runs.NightReport, ingested: Ingested) -> None:
@@ -212,17 +230,24 @@ def run_nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") 
     """The nightly flow on the runner the config names (Prefect's default, or Dask via prefect-dask)."""
     runner = task_runner(config.dask_cluster, processes=config.dask_processes)
     flow_ = nightly if runner is None else nightly.with_options(task_runner=runner)
-    return flow_(config, kind)
+    return summary_of(flow_(config, kind, return_state=True))
 
 
 def deployment(cron: str = "0 2 * * *"):
-    """The nightly deployment: the flow on a cron schedule, configured from the environment
-    (ASSETS_DB, ASSETS_TILES, ASSETS_BROKER, ASSETS_MODELS, ASSETS_CATALOG, ASSETS_DASK)."""
+    """The nightly deployment: the flow on a cron schedule in the bank's time zone
+    (`Settings.timezone`), configured from the environment (ASSETS_DB, ASSETS_TILES, ASSETS_BROKER,
+    ASSETS_MODELS, ASSETS_CATALOG, ASSETS_DASK). The broker URL carries the ingester's password, so
+    the deployment stores only where to find it (`BROKER_FROM_ENV`): Prefect's server and UI show
+    a deployment's and each run's parameters to anyone who can read them."""
+    from prefect.schedules import Cron
+
     s = make_settings()
-    config = NightlyConfig(db_path=str(s.db_path), tiles_dir=s.tiles_source, broker_url=s.broker_url,
+    config = NightlyConfig(db_path=str(s.db_path), tiles_dir=s.tiles_source,
+                           broker_url=BROKER_FROM_ENV if s.broker_url else None,
                            models_dir=str(s.models_dir),
                            catalog_dir=str(s.catalog_dir) if s.catalog_dir else None,
                            dask_cluster=s.dask_cluster, dask_processes=s.dask_processes)
     runner = task_runner(s.dask_cluster, processes=s.dask_processes)
     flow_ = nightly if runner is None else nightly.with_options(task_runner=runner)
-    return flow_.to_deployment(name="nightly", cron=cron, parameters={"config": asdict(config)})
+    return flow_.to_deployment(name="nightly", schedules=[Cron(cron, timezone=s.timezone)],
+                               parameters={"config": asdict(config)})
