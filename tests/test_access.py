@@ -236,3 +236,24 @@ def test_one_link_exchanged_at_once_from_many_phones_buys_one_token(tmp_path: Pa
     with connect(db, read_only=True) as con:
         assert access.verify(con, tokens[0]).borrower_id == "farmer-001"
         assert con.execute("SELECT count(*) FROM api_tokens WHERE kind = 'token'").fetchone()[0] == 1
+
+
+def test_revoking_a_used_link_ends_the_session_it_opened(tmp_path: Path) -> None:
+    """Access QA 2026-12-08: `users revoke <link id>` on a link already opened said "revoked 1" while the
+    90-day token the link bought kept working, and nothing told which token came from which link."""
+    from assets.store.users import list_tokens
+
+    db = tmp_path / "links.duckdb"
+    settings = Settings(db_path=db)
+    access.add_user(db, "wang", "farmer", "farmer-001")
+    link, _ = access.issue_link(db, "wang", settings)
+    token = access.exchange_code(db, link.secret, settings)  # the wrong phone opened it
+    other = access.issue_token(db, "wang", days=30)  # the farmer's own session, from the bank
+    with connect(db) as con:
+        assert access.verify(con, token.secret).name == "wang"
+        assert {t["token_id"]: t["link_id"] for t in list_tokens(con)}[token.token_id] == link.token_id
+    assert access.revoke(db, link.token_id) == 1 + 1  # the link (already used) and the session it bought
+    with connect(db) as con:
+        with pytest.raises(AuthenticationError, match="revoked"):
+            access.verify(con, token.secret)
+        assert access.verify(con, other.secret).name == "wang"  # the farmer's other sign-in stands

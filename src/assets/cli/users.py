@@ -125,8 +125,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(to_json(rows))
     elif args.tokens:
-        print(table(rows, ["token_id", "user_name", "kind", "created_at", "expires_at", "revoked", "used_at"],
-                    ["token id", "user", "kind", "created", "expires", "revoked", "used"]))
+        print(table(rows, ["token_id", "user_name", "kind", "created_at", "expires_at", "revoked", "used_at", "link_id"],
+                    ["token id", "user", "kind", "created", "expires", "revoked", "used", "from link"]))
     else:
         print(table(rows, ["user_name", "role", "borrower_id", "active_tokens", "expires_at", "created_at"],
                     ["user", "role", "borrower", "active tokens", "last expiry", "created"]))

@@ -69,8 +69,8 @@ def list_users(con: duckdb.DuckDBPyConnection, now: datetime) -> list[dict[str, 
 
 def list_tokens(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Every token and sign-in code (never the secret or its hash), newest first."""
-    cur = con.execute("SELECT token_id, user_name, kind, created_at, expires_at, revoked, used_at FROM api_tokens "
-                      "ORDER BY created_at DESC, token_id")
+    cur = con.execute("SELECT token_id, user_name, kind, created_at, expires_at, revoked, used_at, link_id "
+                      "FROM api_tokens ORDER BY created_at DESC, token_id")
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
@@ -97,6 +97,9 @@ def revoke_tokens(con: duckdb.DuckDBPyConnection, *, now: datetime, user_name: s
     column, value = ("user_name", user_name) if user_name is not None else ("token_id", token_id)
     rows = con.execute(f"UPDATE api_tokens SET revoked = true, revoked_at = ? WHERE {column} = ? AND NOT revoked "
                        "RETURNING token_id", [now, value]).fetchall()
+    if token_id is not None:  # a used sign-in link: the session it opened ends with it
+        rows += con.execute("UPDATE api_tokens SET revoked = true, revoked_at = ? WHERE link_id = ? AND NOT revoked "
+                            "RETURNING token_id", [now, token_id]).fetchall()
     return len(rows)
 
 
@@ -157,6 +160,7 @@ def use_link(con: duckdb.DuckDBPyConnection, link_id: str, now: datetime, token:
                        "AND used_at IS NULL AND NOT revoked RETURNING token_id", [now, link_id]).fetchall()
     if used:
         add_token(con, TokenRow(**token))
+        con.execute("UPDATE api_tokens SET link_id = ? WHERE token_id = ?", [link_id, token["token_id"]])
     return bool(used)
 
 
