@@ -168,3 +168,28 @@ def test_only_io_hiccups_are_retried() -> None:
         ModelError("corrupt"), StoreFullError("disk"), TypeError("bug"), InputError("bad tile"))}
     assert retried == {"ConnectionResetError": True, "TimeoutError": True, "StoreLockedError": True, "OSError": True,
                        "ModelError": False, "StoreFullError": False, "TypeError": False, "InputError": False}
+
+
+def test_an_unwritable_catalogue_document_makes_the_night_partial_not_a_traceback(
+        prefect_harness, repo: Path, tmp_path: Path, monkeypatch) -> None:
+    """Ops QA 2026-12-08: a read-only catalogue folder made the STAC collection write raise, and the
+    whole night failed with three tracebacks although the tiles were recorded and usable."""
+    from assets.flows.nightly import NightlyConfig, run_nightly
+    from assets.imagery import catalog
+
+    db = tmp_path / "assets.duckdb"
+    register_claims(db, repo / "sample_tiles/claims/farmer-001.geojson", "farmer-001", Settings(db_path=db))
+    real_write = catalog._write_json
+
+    def read_only(path, document):  # type: ignore[no-untyped-def]
+        if Path(path).name == "collection.json":
+            raise PermissionError(1, "Operation not permitted", str(path))
+        return real_write(path, document)
+
+    monkeypatch.setattr(catalog, "_write_json", read_only)
+    report = run_nightly(NightlyConfig(db_path=str(db), tiles_dir=str(repo / "sample_tiles"), as_of=AS_OF))["report"]
+    assert report["status"] == "partial" and report["fields_refreshed"] >= 1  # the claims were assessed
+    with duckdb.connect(str(db), read_only=True) as con:
+        (status, message), = con.execute("SELECT status, message FROM run_stages WHERE run_id = ? AND stage = 'ingest'",
+                                         [report["run_id"]]).fetchall()
+    assert status == "failed" and "collection.json" in message and "writable" in message

@@ -179,8 +179,10 @@ def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> d
                                       f"({summary['sensors']['received']:,} taken); the rest come next night")
                 except BrokerError as exc:  # tiles are still catalogued and segmented; claims wait (below)
                     st.status, st.message, sensors_failed = "failed", str(exc), True
-        with report.stage("ingest"):
+        with report.stage("ingest") as st:
             ingested = ingest_tiles(s, config.tiles_dir, as_of)
+            if ingested.catalogue.catalogue_error:
+                st.status, st.message = "failed", ingested.catalogue.catalogue_error
         count_tiles(report, ingested)
         with report.stage("segment"):
             segment_references(ingested.survey, config.db_path, config.models_dir)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -41,6 +42,8 @@ from assets.imagery.index import TIFF_SUFFIXES, TileRecord, TileSurvey, inspect_
 from assets.imagery.quality import QuarantinedTile
 from assets.imagery.tiles import file_checksum
 from assets.store import writer
+
+log = logging.getLogger(__name__)
 
 # Band names the tiles use (imagery/tiles.py) -> STAC eo common names.
 _COMMON_NAMES = {"red": "red", "green": "green", "blue": "blue", "nir": "nir", "re1": "rededge", "re2": "rededge",
@@ -71,6 +74,7 @@ class CatalogueResult:
     known: list[str] = field(default_factory=list)  # delivered again under the same name: nothing new
     duplicates: list[dict[str, str]] = field(default_factory=list)  # {source, tile_id, duplicate_of}
     deliveries: list[Delivery] = field(default_factory=list)
+    catalogue_error: str | None = None  # the STAC collection document could not be written (the tiles are recorded)
 
 
 def has_catalogued_tiles(settings: Settings, until: date) -> bool:
@@ -301,7 +305,13 @@ def record_deliveries(deliveries: Sequence[Delivery], settings: Settings, until:
                            quarantined=[q.row(now) for q in quarantined], collection_id=settings.stac_collection_id,
                            now=now)
     document, held = recorded["collection"], set(recorded["quarantined_ids"])
-    _write_json(catalogue / "collection.json", document)
+    try:  # the database is the record; the STAC document is derived from it and rewritten every night
+        _write_json(catalogue / "collection.json", document)
+    except OSError as exc:
+        result.catalogue_error = (f"could not write {catalogue / 'collection.json'} ({exc.strerror or exc}); the tiles "
+                                  "are recorded and used tonight, the STAC collection is written again next night: "
+                                  "check that the catalogue folder is writable")
+        log.error(result.catalogue_error)
     kept: list[TileRecord | QuarantinedTile] = [t for t in usable.values() if t.tile_id not in held]
     result.survey = split_survey([*kept, *quarantined], until)
     return result
