@@ -495,3 +495,18 @@ def test_fast_path_agrees_with_the_general_validator() -> None:
     common = [(tp, p) for tp, p in valid if b"\\" not in p and canonical.search(p)]
     missed = [p for tp, p in common if schema._validate_fast(tp, p, devices, NOW) is None]
     assert not missed and len(common) > 30 and accepted >= 2 * len(common)
+
+
+def test_a_silent_device_that_is_sending_refused_messages_is_not_blamed_on_its_power(tmp_path: Path) -> None:
+    """Ops QA 2026-12-08: a probe whose counter restarted after a reboot had every reading quarantined as
+    seq_conflict; its alert said "check the device and its power" while it reported 960 times."""
+    with connect(tmp_path / "db.duckdb") as con:
+        _load_sample(con)
+        (silent,) = [r for r in alerts(con, date(2016, 9, 30)) if r["kind"] == "sensor_silent"]
+        assert silent["message"].endswith("check the device and its power")
+        con.execute("INSERT INTO sensor_quarantine (quarantine_id, received_at, topic, device_id, reason_code, reason, "
+                    "payload_size) SELECT 'q' || i, TIMESTAMP '2030-01-01' + INTERVAL (i) MINUTE, "
+                    "'farms/probe-003/readings', 'probe-003', 'seq_conflict', 'sent seq 1 again', 10 FROM range(3) t(i)")
+        (silent,) = [r for r in alerts(con, date(2016, 9, 30)) if r["kind"] == "sensor_silent"]
+        assert "it is sending, but its messages since were refused (3 seq_conflict)" in silent["message"]
+        assert "counter restarted" in silent["message"] and "power" not in silent["message"]

@@ -316,6 +316,18 @@ def drift_alerts(con: duckdb.DuckDBPyConnection, as_of: date, monitoring: Any = 
     return rows
 
 
+def _silence_cause(con: duckdb.DuckDBPyConnection, device_id: str) -> str:
+    """What to do about a silent device: check its power, unless it is sending and being refused."""
+    refused = store_sensors.quarantined_after_last_reading(con, device_id)
+    if not refused:
+        return "check the device and its power"
+    what = ", ".join(f"{n:,} {code}" for code, n in refused.items())
+    hint = (" (its message counter restarted, e.g. after a reboot: continue the counter past its old maximum, or "
+            "register it again under a new id)" if "seq_conflict" in refused else "")
+    return (f"it is sending, but its messages since were refused ({what}){hint}; "
+            f"see `assets sensors quarantine`")
+
+
 def alerts(con: duckdb.DuckDBPyConnection, as_of: date,
            monitoring: MonitoringParams | None = None) -> list[dict]:
     """Rows for the ``alerts`` table: devices gone silent, soil probes ramping, soil drying far below its
@@ -345,7 +357,7 @@ def alerts(con: duckdb.DuckDBPyConnection, as_of: date,
                     **base,
                     "alert_id": _alert_id("sensor_silent", device.device_id, ev.last_seen),
                     "kind": "sensor_silent",
-                    "message": f"{ev.message} ({device.borrower_id}); check the device and its power",
+                    "message": f"{ev.message} ({device.borrower_id}); " + _silence_cause(con, device.device_id),
                     "details": json.dumps({**ev.to_dict(), "silent_hours": _round(hours, 1)}),
                 }
             )

@@ -144,3 +144,14 @@ def recent_quarantine(con: duckdb.DuckDBPyConnection, limit: int) -> list[tuple[
     """(received_at, topic, reason) of the latest ``limit`` refused messages."""
     return con.execute("SELECT received_at, topic, reason FROM sensor_quarantine ORDER BY received_at DESC LIMIT ?",
                        [limit]).fetchall()
+
+
+def quarantined_after_last_reading(con: duckdb.DuckDBPyConnection, device_id: str) -> dict[str, int]:
+    """{reason_code: messages} a device sent that were refused after its last stored reading arrived:
+    a device that keeps sending but whose messages are all refused (a counter that restarted after a
+    reboot: `seq_conflict`) is not a device without power."""
+    rows = con.execute(
+        "SELECT q.reason_code, count(*) FROM sensor_quarantine q WHERE q.device_id = ? AND q.received_at >= "
+        "coalesce((SELECT max(received_at) FROM sensor_readings r WHERE r.device_id = ?), TIMESTAMP '1970-01-01') "
+        "GROUP BY 1 ORDER BY 2 DESC", [device_id, device_id]).fetchall()
+    return {code: int(n) for code, n in rows}
