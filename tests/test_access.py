@@ -257,3 +257,23 @@ def test_revoking_a_used_link_ends_the_session_it_opened(tmp_path: Path) -> None
         with pytest.raises(AuthenticationError, match="revoked"):
             access.verify(con, token.secret)
         assert access.verify(con, other.secret).name == "wang"  # the farmer's other sign-in stands
+
+
+def test_user_names_that_read_as_another_or_as_the_audits_own_are_refused(con) -> None:
+    """Access QA 2026-12-08: `Li` beside `li`, `l1`, and the audit log's own `cli` / `api-key-1` were accepted."""
+    for name in ("Li", "l1", "L-I", "lI"):
+        with pytest.raises(InputError, match="reads like the existing user 'li'"):
+            access.add_user(con, name, "officer")
+    for name in ("cli", "CLI", "api", "api-key-1", "API-KEY-12"):
+        with pytest.raises(InputError, match="is the name the audit log gives"):
+            access.add_user(con, name, "officer")
+    access.add_user(con, "liu", "officer")  # a clearly different name
+
+
+def test_rn_reads_as_m_in_borrower_ids(con) -> None:
+    """Fraud QA 2026-12-08: `farrner-001` was a second borrower beside `farmer-001`."""
+    from assets.store.claims import check_not_lookalike
+
+    con.execute("INSERT INTO borrowers (borrower_id) VALUES ('farmer-001')")
+    with pytest.raises(InputError, match="reads like the existing borrower 'farmer-001'"):
+        check_not_lookalike(con, "farrner-001")

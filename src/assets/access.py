@@ -99,6 +99,8 @@ def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
+# Names the audit log gives identities that are not users: a person named so would pass for them.
+RESERVED_NAME = re.compile(r"(?i)cli|api|api-key-\d+")
 Db = writer.Target  # a database path (faces: its one writer) or an open connection
 
 
@@ -110,6 +112,10 @@ def add_user(db: Db, name: str, role: str, borrower_id: str | None = None,
              *, now: datetime | None = None) -> store.UserRow:
     """Register a user; farmers must name their one borrower, other roles must not."""
     name = canonical_id(name, "user name")
+    if RESERVED_NAME.fullmatch(name):
+        raise InputError(f"user name {name!r} is the name the audit log gives "
+                         f"{'every CLI action' if name.lower() in ('cli', 'api') else 'an ASSETS_API_KEYS key'}; "
+                         "choose another name")
     if TOKEN_ID.fullmatch(name):
         raise InputError(f"user name {name!r} looks like a token id (16 hex digits), so `assets users revoke {name}` "
                          "could not tell them apart; choose another name")

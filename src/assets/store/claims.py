@@ -29,16 +29,18 @@ def borrower_field_bounds(con: duckdb.DuckDBPyConnection, borrower_id: str) -> l
         [borrower_id]).fetchall()]
 
 
-def _skeleton(sql: str) -> str:
-    """SQL for an id's skeleton: case, '-', '_' and '.' dropped, o/l/i read as 0/1 (`borrowers_like`)."""
-    return f"translate(lower(replace(replace(replace({sql}, '-', ''), '_', ''), '.', '')), 'oli', '011')"
+def skeleton(sql: str) -> str:
+    """SQL for an id's skeleton: case, '-', '_' and '.' dropped, 'rn' read as 'm' and 'vv' as 'w',
+    o/l/i as 0/1 (`borrowers_like`; `users.users_like` reads user names the same way)."""
+    plain = f"lower(replace(replace(replace({sql}, '-', ''), '_', ''), '.', ''))"
+    return f"translate(replace(replace({plain}, 'rn', 'm'), 'vv', 'w'), 'oli', '011')"
 
 
 def borrowers_like(con: duckdb.DuckDBPyConnection, borrower_id: str) -> list[str]:
     """Stored borrower ids that read as ``borrower_id`` (itself included): FARMER-001, farmer_001,
     farmer-001. and farmer-0O1 all read as farmer-001."""
-    return [r[0] for r in con.execute(f"SELECT borrower_id FROM borrowers WHERE {_skeleton('borrower_id')} = "
-                                      f"{_skeleton('?')} ORDER BY borrower_id", [borrower_id]).fetchall()]
+    return [r[0] for r in con.execute(f"SELECT borrower_id FROM borrowers WHERE {skeleton('borrower_id')} = "
+                                      f"{skeleton('?')} ORDER BY borrower_id", [borrower_id]).fetchall()]
 
 
 def check_not_lookalike(con: duckdb.DuckDBPyConnection, borrower_id: str) -> None:
@@ -47,7 +49,7 @@ def check_not_lookalike(con: duckdb.DuckDBPyConnection, borrower_id: str) -> Non
     like = borrowers_like(con, borrower_id)
     if like and borrower_id not in like:
         raise InputError(f"borrower id {borrower_id!r} reads like the existing borrower {like[0]!r} (ids differing "
-                         "only in case, '-', '_', '.', O/0 or l/1 are one borrower); use that id, or a clearly "
+                         "only in case, '-', '_', '.', O/0, l/1 or rn/m are one borrower); use that id, or a clearly "
                          "different one for a new borrower")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 
 from assets.errors import InputError
-from assets.store.claims import check_not_lookalike
+from assets.store.claims import check_not_lookalike, skeleton
 from assets.store.db import append
 from assets.store.writer import write_op
 
@@ -109,6 +109,11 @@ def create_user(con: duckdb.DuckDBPyConnection, user: dict[str, Any], audit: dic
     """Add a user and its audit row; False (nothing written) when the name is already taken."""
     if get_user(con, user["user_name"]) is not None:
         return False
+    like = con.execute(f"SELECT user_name FROM users WHERE {skeleton('user_name')} = {skeleton('?')} "
+                       "ORDER BY user_name LIMIT 1", [user["user_name"]]).fetchone()
+    if like is not None:  # `li` and `Li` or `l1` would be two officers the audit log cannot tell apart
+        raise InputError(f"user name {user['user_name']!r} reads like the existing user {like[0]!r} (names differing "
+                         "only in case, '-', '_', '.', O/0, l/1 or rn/m are one name); choose a clearly different one")
     if user.get("borrower_id"):
         check_not_lookalike(con, user["borrower_id"])  # the one rule for borrower ids
     add_user(con, UserRow(**user))
