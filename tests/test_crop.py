@@ -528,6 +528,7 @@ def test_splits_fall_back_to_places_from_lat_lon_and_say_when_they_are_only_fiel
     lat, lon = 47.0 + (np.arange(n) % 4) * 0.1 + 0.05, np.full(n, 0.55)
     cells = read_seasons(write_npz(tmp_path / "c.npz", n=n, spatial_block=None, lat=lat, lon=lon))
     assert cells.block_key == "lat/lon" and len(set(cells.blocks.tolist())) == 4 and cells.blocks_are_places
+    assert sorted(set(cells.blocks.tolist())) == ["47.0_0.5", "47.1_0.5", "47.2_0.5", "47.3_0.5"]  # WorldCereal's names
     x, iso, labels = synthetic(n, 0)
     np.savez(tmp_path / "g.npz", X=x, bands=np.array(BANDS), dates=iso, labels=labels,
              groups=np.array([f"field-{i}" for i in range(n)]))
@@ -592,3 +593,15 @@ def test_a_bad_season_year_is_a_clear_error(tmp_path: Path, year, says: str) -> 
     """QA 2026-12-08: 'abc' and an empty season_year gave tracebacks; 1990 said the series were all cloud."""
     with pytest.raises(InputError, match=says):
         read_seasons(write_npz(tmp_path / "y.npz", n=10, season_year=year))
+
+
+def test_a_stray_late_date_in_a_few_rows_does_not_move_the_files_season() -> None:
+    """Code review 2026-12-08: with the newest clear date of the whole file deciding, one row's stray
+    date two years on moved every row's season. The file's season is the median of its rows' own
+    (each by the pipeline's rule), and the turn of the year is the setting's."""
+    dates = np.array(["2016-10-01", "2017-01-01", "2017-04-01", "2017-07-01", "2019-06-01"])
+    clear = np.ones((11, 5), bool)
+    clear[:10, 4] = False  # only the last row saw the stray 2019 date
+    assert season_days(dates, clear=clear)[1] == 2017
+    january = np.array(["2022-10-01", "2023-01-20"])
+    assert season_days(january)[1] == 2022 and season_days(january, turn_days=0)[1] == 2023

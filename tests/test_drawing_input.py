@@ -205,6 +205,7 @@ def test_stored_control_characters_print_as_escapes_in_cli_tables() -> None:
 
     out = table([{"name": "a\x1b[2Jb\nc", "ha": 1.5}], ["name", "ha"])
     assert "\x1b" not in out and "\n" not in out.splitlines()[-1] and "a\\x1b[2Jb\\nc" in out
+    assert "东\u3000地" in table([{"name": "东\u3000地"}], ["name"])  # a full-width space is text
 
 
 def test_a_drawing_with_altitudes_is_kept_in_two_dimensions() -> None:

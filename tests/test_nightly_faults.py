@@ -193,3 +193,37 @@ def test_an_unwritable_catalogue_document_makes_the_night_partial_not_a_tracebac
         (status, message), = con.execute("SELECT status, message FROM run_stages WHERE run_id = ? AND stage = 'ingest'",
                                          [report["run_id"]]).fetchall()
     assert status == "failed" and "collection.json" in message and "writable" in message
+
+
+def test_the_brokers_password_never_reaches_prefect_and_a_worker_without_it_says_so(
+        prefect_harness, repo: Path, tmp_path: Path, monkeypatch) -> None:
+    """Code review 2026-12-08: `assets nightly --broker mqtt://ingester:PASSWORD@...` stored the password in
+    the flow run's parameters; a deployment on a worker without ASSETS_BROKER skipped the drain and
+    went on 'ok', cutting limits for 'silent' probes."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from assets.flows.nightly import BROKER_FROM_ENV, NightlyConfig, run_nightly
+
+    db = tmp_path / "assets.duckdb"
+    register_claims(db, repo / "sample_tiles/claims/farmer-001.geojson", "farmer-001", Settings(db_path=db))
+    monkeypatch.delenv("ASSETS_BROKER", raising=False)
+    secret = f"mqtt://ingester:pa55word@127.0.0.1:{_closed_port()}"
+    report = run_nightly(NightlyConfig(db_path=str(db), tiles_dir=str(repo / "sample_tiles"), as_of=AS_OF,
+                                       broker_url=secret))["report"]
+    assert report["status"] == "partial" and "ASSETS_BROKER" not in os.environ  # put back as it was
+
+    async def parameters() -> str:
+        async with get_client() as client:
+            return repr([r.parameters for r in await client.read_flow_runs()])
+
+    stored = asyncio.run(parameters())
+    assert "env:ASSETS_BROKER" in stored and "pa55word" not in stored
+    unset = run_nightly(NightlyConfig(db_path=str(db), tiles_dir=str(repo / "sample_tiles"), as_of=AS_OF,
+                                      broker_url=BROKER_FROM_ENV))["report"]
+    assert unset["status"] == "partial"
+    with duckdb.connect(str(db), read_only=True) as con:
+        (status, message), = con.execute("SELECT status, message FROM run_stages WHERE run_id = ? AND stage = "
+                                         "'sensors'", [unset["run_id"]]).fetchall()
+    assert status == "failed" and "ASSETS_BROKER is not set" in message

@@ -115,7 +115,8 @@ def test_a_field_is_read_on_the_grid_with_most_dates_not_on_rounding_noise() -> 
 
     assert best_grid([(1.0, 10), (1.0000000000000002, 1)], 0.95) == 0
     assert best_grid([(0.9999999999999998, 10), (1.0000000000000002, 1)], 0.95) == 0
-    assert best_grid([(0.96, 3), (1.0, 1)], 0.95) == 0  # both cover the field: the dates decide
+    assert best_grid([(0.96, 10), (1.0, 9)], 0.95) == 1  # the whole field beats 96 % of it with more dates
+    assert best_grid([(0.9999, 3), (1.0, 1)], 0.95) == 0  # equal to a tenth of a percent: the dates decide
     assert best_grid([(0.5, 10), (0.97, 1)], 0.95) == 1  # only one covers it
     assert best_grid([(0.5, 10), (0.6, 1)], 0.95) == 1  # neither: the better coverage (rejected no_imagery)
     assert best_grid([], 0.95) is None

@@ -283,3 +283,23 @@ def test_a_field_that_bit_its_neighbour_holds_only_the_bite_loosely(db_path: Pat
     assert pledges.overlap_ha(thief) > 4.0 and pledges.contested_ha(thief) == 0.0  # refused, not contested
     firm = Pledges(claims)
     assert firm.overlap_ha(neighbour) > 0.7 and firm.contested_ha(neighbour) == 0.0
+
+
+def test_a_field_plus_an_equal_strip_beside_it_does_not_contest_an_edged_field(db_path: Path) -> None:
+    """Code review 2026-12-08: measured against the later claim only, the victim's field plus an equal
+    strip beside it shared exactly half of itself and contested the whole field."""
+    from shapely.geometry import box
+
+    from assets.claims import Pledges
+    from assets.fields.geometry import reproject
+
+    def rect(x0: float, x1: float) -> list:
+        utm = box(x0, 6245000, x1, 6245240)
+        return [list(p) for p in mapping(reproject(utm, "EPSG:32632", "EPSG:4326"))["coordinates"][0]]
+
+    biter = _store(db_path, "farmer-9", [rect(512300, 512540)], datetime(2024, 1, 1))[0]
+    grab = _store(db_path, "farmer-2", [rect(512060, 512540)], datetime(2024, 1, 2))[0]  # the field + a strip
+    with connect(db_path) as con:
+        claims = load_claims(con)
+    pledges = Pledges(claims, edged={biter.claim_id})
+    assert pledges.contested_ha(grab) == 0.0 and pledges.overlap_ha(grab) > 5.0  # refused, not contested

@@ -374,6 +374,7 @@ def test_a_farmer_cannot_decide_as_the_officer(repo: Path, tmp_path: Path, stubb
     settings, cid = _in_review(repo, tmp_path / "r.duckdb", stubbed)
     with connect(settings.db_path) as con:
         access.add_user(con, "wang", "farmer", "farmer-009")
-    with pytest.raises(InputError, match="'wang' is a registered farmer user, not an officer"):
-        decide(settings, Decision(cid, "approve", "my own field", "wang"))
+    for name in ("wang", "Wang", "vvang"):
+        with pytest.raises(InputError, match=f"'{name}' is the registered farmer user 'wang', not an officer"):
+            decide(settings, Decision(cid, "approve", "my own field", name))
     assert pipeline.claim_rows(settings.db_path, [cid])[0]["status"] == "review"

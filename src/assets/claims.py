@@ -231,7 +231,7 @@ class Pledges:
     A claim whose current verdict is ``rejected`` holds no land: a refused 274 ha grab around a
     village must not block the real field inside it that is submitted next. A *loose* drawing
     (valued at its detected field only: inflated, biting into a neighbour's field, or ringed with
-    verge; `store.claims.LOOSE_CODES`) holds its land loosely: another borrower's later claim on it
+    verge; `store.claims.INFLATED_CODES`, `EDGE_CODES`) holds its land loosely: another borrower's later claim on it
     is contested and an officer decides; once the officer approves that claim (``awarded``), the land
     is the later claim's and the inflated one carries it as overlap. The borrower's own later
     drawing of the same land is never a contest: it is the land pledged again. Assessments settle
@@ -255,13 +255,15 @@ class Pledges:
     def _loose_against(self, claim: Claim, other: Claim) -> bool:
         """Whether earlier ``other`` holds the land ``claim`` shares with it only loosely: all of an
         inflated drawing (or one waiting for an officer); of an edged one (a bite into a neighbour's
-        field, a ring of verge) only a bite, at most `edge_max_share` of ``claim``: a claim that takes
-        more than that is taking the edged claim's own field, which it holds firmly."""
+        field, a ring of verge) only a bite: at most `edge_max_share` of ``claim`` and of ``other``.
+        A claim taking more than that of either is taking the edged claim's own field, which it holds
+        firmly (measured on both: the victim's field plus an equal strip beside it is half of the
+        later claim, but nearly all of the edged one)."""
         hold = self._hold[other.claim_id]
         if hold != self.EDGED:
             return hold == self.CONTESTED
-        shared = claim.geometry.intersection(other.geometry)  # type: ignore[union-attr]
-        return shared.area <= self._edge_max_share * claim.geometry.area  # type: ignore[union-attr]
+        shared = claim.geometry.intersection(other.geometry).area  # type: ignore[union-attr]
+        return shared <= self._edge_max_share * min(claim.geometry.area, other.geometry.area)  # type: ignore[union-attr]
 
     def _near(self, claim: Claim) -> list[tuple[int, Claim]]:
         i = self._order.get(claim.claim_id)

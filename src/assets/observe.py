@@ -180,17 +180,17 @@ def season_bands(handles: Sequence[TileHandle]) -> dict[str, str]:
 
 
 def best_grid(candidates: Sequence[tuple[float, int]], min_coverage: float) -> int | None:
-    """Which grid a field is read on, from each grid's (coverage, dates): among those covering at
-    least ``min_coverage``, the one with the most dates; else the best coverage. Coverage is rounded
-    first: reprojection leaves 1.0000000000000002 on a tile of another CRS, and that noise must not
-    pick a grid of one date over one of ten (QA 2026-12-08: two verified fields lost their limits)."""
+    """Which grid a field is read on, from each grid's (coverage, dates): the best coverage, to the
+    tenth of a percent, then the most dates. Rounded: reprojection leaves 1.0000000000000002 on a tile
+    of another CRS, and that noise must not pick a grid of one date over one of ten (QA 2026-12-08:
+    two verified fields lost their limits); a grid holding the whole field still beats one holding
+    96 % of it with more dates (the rest would not be verified, `outside_imagery`)."""
     if not candidates:
         return None
 
-    def rank(i: int) -> tuple[bool, int, float, int]:
-        coverage, dates = round(candidates[i][0], 6), candidates[i][1]
-        covers = coverage >= min_coverage
-        return covers, dates if covers else 0, coverage, -i
+    def rank(i: int) -> tuple[bool, float, int, int]:
+        coverage, dates = round(candidates[i][0], 3), candidates[i][1]
+        return coverage >= min_coverage, coverage, dates, -i
 
     return max(range(len(candidates)), key=rank)
 

@@ -62,10 +62,10 @@ def record_review(con: Any, *, claim_id: str, decision: str, note: str, decided_
     verification the officer looked at), a claim assessed again meanwhile (a night with stale
     imagery, a new contest) is refused, so no question is answered unseen. ``decided_by`` may not
     be a registered user of another role (a farmer approving their own claim)."""
-    user = users.get_user(con, decided_by)
-    if user is not None and user.role != "officer":
-        raise InputError(f"{decided_by!r} is a registered {user.role} user, not an officer; only officers decide "
-                         "reviews (--officer NAME, or `assets users add NAME --role officer`)")
+    other = next((u for u in users.users_like(con, decided_by) if u.role != "officer"), None)
+    if other is not None:  # `--officer Wang` is the farmer `wang` too
+        raise InputError(f"{decided_by!r} is the registered {other.role} user {other.user_name!r}, not an officer; "
+                         "only officers decide reviews (--officer NAME, or `assets users add NAME --role officer`)")
     current = store.claim_verdict(con, claim_id)
     if current is None:
         raise NotFoundError(f"no claim {claim_id!r}; list the claims waiting for review with `assets claims review` "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assets.config import settings as make_settings
 from assets.errors import InputError
 
 
@@ -80,7 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if wanted and set(wanted) <= set(optional):
         raise InputError(f"every band of --bands {','.join(wanted)} is also --optional: such a model could run on a "
                          "file with none of them; leave at least one band required (e.g. --optional B05,B06)")
-    sets = [read_seasons(p, labelled=True) for p in args.data]
+    turn = make_settings().season_turn_days  # one season rule with the pipeline (ASSETS_SEASON_TURN_DAYS)
+    sets = [read_seasons(p, labelled=True, turn_days=turn) for p in args.data]
     for s in sets:
         _print_notes(s)
         unknown = int((s.labels == "unknown").sum()) if s.labels is not None else 0
@@ -159,7 +161,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not 0 <= args.unknown_below <= 1:
             raise InputError(f"--unknown-below {args.unknown_below} is not a probability; give a number from 0 to 1")
         model.unknown_below = args.unknown_below
-    data = read_seasons(args.data, strict_labels=False)  # labels only sit beside the calls here
+    data = read_seasons(args.data, strict_labels=False,  # labels only sit beside the calls here
+                        turn_days=make_settings().season_turn_days)
     _print_notes(data)
     if args.out.is_dir():
         raise InputError(f"--out {args.out} is a folder; give a file name such as {args.out / 'predictions.csv'}")
@@ -200,7 +203,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from assets.models.crop_report import class_table, confusion_plot, summary
 
     model = _load(args.model)
-    data = read_seasons(args.data, labelled=True)
+    data = read_seasons(args.data, labelled=True, turn_days=make_settings().season_turn_days)
     if data.labels is None:
         raise InputError(f"{args.data} has no labels; evaluate needs them (use `assets crop predict` instead)")
     _print_notes(data)
@@ -208,7 +211,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if Path(args.data).name in trained_on:
         print(f"note: {Path(args.data).name} is one of the files model {model.version} was trained on, so these "
               "scores are in-sample; the held-out figures are in its model card (out-of-block)")
-    seen = data.season.observed
+    unknown = data.labels == "unknown"  # no crop to score against (as `crop train` leaves them out)
+    if unknown.any():
+        print(f"note: {int(unknown.sum())} row(s) labelled 'unknown' are not scored")
+    seen = data.season.observed & ~unknown
     labels = data.labels[seen]
     classes = list(model.classes)
     extra = sorted(set(labels.tolist()) - set(classes))  # crops the model cannot name: always wrong

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from datetime import date, datetime
 from typing import Any, Sequence
 
@@ -26,7 +27,11 @@ def printable(text: str) -> str:
     them must not move the officer's cursor, clear the screen or start a fake row."""
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in _CONTROL else ch
+                   for ch in text)
+
+
+_CONTROL = ("Cc", "Cf", "Zl", "Zp")  # controls, format (bidi) marks, line and paragraph breaks; a full-width space stays
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:

@@ -12,7 +12,8 @@ Every night leaves a report (`assets.runs`: tiles, fields, limits, alerts, time 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -168,11 +169,14 @@ def nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") -> d
     with runs.tracked(db, report):  # visible as `running` at once: a night killed mid-way is not silent
         before = runs.snapshot(db)
         broker_url = s.broker_url if config.broker_url == BROKER_FROM_ENV else config.broker_url
-        if broker_url:
+        if broker_url or config.broker_url == BROKER_FROM_ENV:
             with report.stage("sensors") as st:
                 try:
                     from assets.flows.sensors import drain_sensors
 
+                    if not broker_url:  # a deployment that drains sensors, on a worker not told where
+                        raise BrokerError("ASSETS_BROKER is not set in this worker's environment, so the sensor "
+                                          "readings could not be drained; set it where the deployment runs")
                     summary["sensors"] = drain_sensors(config.db_path, broker_url)
                     if summary["sensors"].get("timed_out"):
                         st.message = (f"the drain stopped at its time limit with readings still arriving "
@@ -232,7 +236,19 @@ def run_nightly(config: NightlyConfig = NightlyConfig(), kind: str = "nightly") 
     """The nightly flow on the runner the config names (Prefect's default, or Dask via prefect-dask)."""
     runner = task_runner(config.dask_cluster, processes=config.dask_processes)
     flow_ = nightly if runner is None else nightly.with_options(task_runner=runner)
-    return summary_of(flow_(config, kind, return_state=True))
+    if not config.broker_url or config.broker_url == BROKER_FROM_ENV:
+        return summary_of(flow_(config, kind, return_state=True))
+    # Prefect stores a run's parameters: the flow is told the broker by this process's environment,
+    # for this run only, so the ingester's password never reaches Prefect's database or UI.
+    before = os.environ.get("ASSETS_BROKER")
+    os.environ["ASSETS_BROKER"] = config.broker_url
+    try:
+        return summary_of(flow_(replace(config, broker_url=BROKER_FROM_ENV), kind, return_state=True))
+    finally:
+        if before is None:
+            os.environ.pop("ASSETS_BROKER", None)
+        else:
+            os.environ["ASSETS_BROKER"] = before
 
 
 def deployment(cron: str = "0 2 * * *"):

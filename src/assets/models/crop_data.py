@@ -24,7 +24,7 @@ import numpy as np
 
 from assets.errors import InputError
 from assets.models import legend
-from assets.models.seasons import RADAR_BANDS, Season, known_bands, make_season, with_radar
+from assets.models.seasons import RADAR_BANDS, SEASON_TURN_DAYS, Season, known_bands, make_season, with_radar
 
 UCR_CLASSES: tuple[str, ...] = (
     "corn", "wheat", "dense building", "industrial building", "diffuse building",
@@ -100,7 +100,8 @@ def _text(values: np.ndarray) -> np.ndarray:
     return values.astype(str) if values.dtype.kind in "SU" else values
 
 
-def read_npz(path: Path, season_year: int | None = None, strict_labels: bool = True) -> LabelledSeasons:
+def read_npz(path: Path, season_year: int | None = None, strict_labels: bool = True,
+             turn_days: int = SEASON_TURN_DAYS) -> LabelledSeasons:
     """An .npz season file; with ``strict_labels`` False a label outside the legend is kept as
     written (`assets crop predict` only reports labels beside its calls) instead of an error."""
     try:
@@ -136,7 +137,8 @@ def read_npz(path: Path, season_year: int | None = None, strict_labels: bool = T
         except (IndexError, ValueError, TypeError):
             raise InputError(f"{path}: season_year must be one harvest year such as 2023, got "
                              f"{given.tolist()[:3]!r}; fix it or leave it out (it is read from the dates)") from None
-    season = make_season(x, bands, _text(data["dates"]), mask=data.get("mask"), season_year=season_year)
+    season = make_season(x, bands, _text(data["dates"]), mask=data.get("mask"), season_year=season_year,
+                         turn_days=turn_days)
     if "X_s1" in data:
         season = with_radar(season, _radar_db(path, data))
     raw = labels = None
@@ -155,8 +157,11 @@ def _blocks(data: Any, n: int) -> tuple[np.ndarray | None, str | None]:
         if key in data and data[key].shape == (n,):
             return data[key].astype(str), key
     if "lat" in data and "lon" in data and data["lat"].shape == data["lon"].shape == (n,):
-        lat, lon = (np.floor(np.asarray(data[k], dtype=np.float64) / BLOCK_CELL_DEG).astype(np.int64) for k in ("lat", "lon"))
-        return np.char.add(np.char.add(lat.astype(str), "_"), lon.astype(str)), "lat/lon"
+        # named as WorldCereal names its cells ("47.9_0.1": the cell's south-west corner, lat_lon), so a
+        # file with lat/lon and one with spatial_block meet in one block where they share a place
+        lat, lon = (np.floor(np.round(np.asarray(data[k], dtype=np.float64) / BLOCK_CELL_DEG, 9)) * BLOCK_CELL_DEG
+                    for k in ("lat", "lon"))  # rounded first: 0.3 / 0.1 is 2.9999999999999996
+        return np.array([f"{a:.1f}_{o:.1f}" for a, o in zip(lat, lon)]), "lat/lon"
     if "groups" in data and data["groups"].shape == (n,):
         return data["groups"].astype(str), "groups"
     return None, None
@@ -188,8 +193,8 @@ def _as_crop(label: str) -> str:
 
 
 def read_seasons(path: str | Path, labelled: bool | None = None, season_year: int | None = None, *,
-                 strict_labels: bool = True) -> LabelledSeasons:
-    """Read either format (see the module docstring)."""
+                 strict_labels: bool = True, turn_days: int = SEASON_TURN_DAYS) -> LabelledSeasons:
+    """Read either format (see the module docstring); ``turn_days`` is `Settings.season_turn_days`."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"data file {path} not found")
@@ -197,7 +202,7 @@ def read_seasons(path: str | Path, labelled: bool | None = None, season_year: in
         raise InputError(f"data file {path} is empty")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return read_npz(path, season_year, strict_labels)
+        return read_npz(path, season_year, strict_labels, turn_days)
     if suffix in (".npy", ".tsv", ".txt", ".csv"):
         return read_ucr(path, labelled)
     raise InputError(f"unsupported data file {path.name}: use an .npz with X, bands, dates (or a UCR-style table)")

@@ -166,15 +166,16 @@ def season_year_of(clear_dates: Sequence[dt.date], turn_days: int = SEASON_TURN_
     return (max(clear_dates) - dt.timedelta(days=turn_days)).year
 
 
-def season_days(dates: np.ndarray, season_year: int | None = None,
-                clear: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def season_days(dates: np.ndarray, season_year: int | None = None, clear: np.ndarray | None = None,
+                turn_days: int = SEASON_TURN_DAYS) -> tuple[np.ndarray, int]:
     """Days since 1 January of the season year for dates (t,) or (n, t); NaN where missing.
 
-    The season year defaults to the pipeline's rule (`season_year_of`): the year of the newest
-    clear date (``clear``, (n, t), when given) less `Settings.season_turn_days`. A French winter
-    wheat season of Sept 2022 .. Aug 2023 is season 2023, an East African 2017 season is 2017, a
-    file cut mid-season (Sept 2022 .. March 2023) is season 2023 as the pipeline would judge it, and
-    empty months padded after a season do not move it a year on.
+    The season year defaults to the pipeline's rule for each row (`season_year_of`: the year of its
+    newest clear date, ``clear`` (n, t) when given, less ``turn_days``), and the file's is the
+    median over its rows: a French winter wheat season of Sept 2022 .. Aug 2023 is season 2023, an
+    East African 2017 season is 2017, a file cut mid-season (Sept 2022 .. March 2023) is season 2023
+    as the pipeline would judge it, and a stray late date in a few rows, or empty months padded
+    after a season, do not move the file's season.
     """
     dates = np.asarray(dates)
     parsed = np.empty(dates.shape, dtype=object)
@@ -182,13 +183,15 @@ def season_days(dates: np.ndarray, season_year: int | None = None,
         parsed[idx] = parse_date(value)
     if not any(d is not None for d in parsed.ravel()):
         raise InputError("no dates given: every series needs the date of each observation")
-    used = parsed
-    if clear is not None and clear.any():
-        used = np.broadcast_to(parsed, clear.shape)[clear]
-    known = sorted(d for d in np.ravel(used) if d is not None)
-    if not known:
-        known = sorted(d for d in parsed.ravel() if d is not None)
-    year = season_year if season_year is not None else season_year_of(known[-1:])
+    if season_year is None:
+        grid = np.atleast_2d(parsed) if clear is None else np.broadcast_to(parsed, clear.shape)
+        seen = np.ones(grid.shape, bool) if clear is None or not clear.any() else clear
+        years = sorted(season_year_of([d for d, ok in zip(row, ok_row) if ok and d is not None], turn_days)
+                       for row, ok_row in zip(grid, seen) if any(ok and d is not None for d, ok in zip(row, ok_row)))
+        if not years:  # no row has a clear date: the dates alone
+            years = [season_year_of([d for d in parsed.ravel() if d is not None], turn_days)]
+        season_year = years[(len(years) - 1) // 2]
+    year = season_year
     ref = dt.date(year, 1, 1)
     days = np.full(dates.shape, np.nan)
     for idx, d in np.ndenumerate(parsed):
@@ -251,7 +254,7 @@ def check_reflectance(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.
 
 def make_season(
     x: np.ndarray, bands: list[str], dates: np.ndarray | None = None, *, days: np.ndarray | None = None,
-    mask: np.ndarray | None = None, season_year: int | None = None,
+    mask: np.ndarray | None = None, season_year: int | None = None, turn_days: int = SEASON_TURN_DAYS,
 ) -> Season:
     """Validate series and their dates into a `Season` (see the module docstring for the rules)."""
     x = np.asarray(x)
@@ -282,7 +285,7 @@ def make_season(
         dates = np.asarray(dates)
         if dates.shape not in ((t,), (n, t)):
             raise InputError(f"dates must be (dates,) or (n, dates) matching {(n, t)}, got {dates.shape}")
-        days, season_year = season_days(dates, season_year, clear=valid)
+        days, season_year = season_days(dates, season_year, clear=valid, turn_days=turn_days)
     days = np.broadcast_to(np.asarray(days, dtype=np.float64), (n, t)).copy()
     valid &= np.isfinite(days)
     outside = valid & ((days < SEASON_FIRST_DAY) | (days >= SEASON_END_DAY))

@@ -118,6 +118,7 @@ class Ingester:
         with self._gen_lock:
             self._generation += 1
         self.stats.connections += 1
+        self._last_message = time.monotonic()  # quiet time counts from the (re)connection: the backlog comes next
         self._lost_at = None
         client.subscribe(self.topic, qos=1)
 

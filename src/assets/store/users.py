@@ -46,6 +46,13 @@ def add_user(con: duckdb.DuckDBPyConnection, user: UserRow) -> None:
                 [user.user_name, user.role, user.borrower_id, user.created_at])
 
 
+def users_like(con: duckdb.DuckDBPyConnection, name: str) -> list[UserRow]:
+    """Users whose name reads as ``name`` (itself included): Li, l1 and L-I all read as li."""
+    return [UserRow(*r) for r in con.execute(
+        f"SELECT {_USER_COLUMNS} FROM users WHERE {skeleton('user_name')} = {skeleton('?')} ORDER BY user_name",
+        [name]).fetchall()]
+
+
 def get_user(con: duckdb.DuckDBPyConnection, user_name: str) -> UserRow | None:
     row = con.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE user_name = ?", [user_name]).fetchone()
     return UserRow(*row) if row else None
@@ -109,11 +116,11 @@ def create_user(con: duckdb.DuckDBPyConnection, user: dict[str, Any], audit: dic
     """Add a user and its audit row; False (nothing written) when the name is already taken."""
     if get_user(con, user["user_name"]) is not None:
         return False
-    like = con.execute(f"SELECT user_name FROM users WHERE {skeleton('user_name')} = {skeleton('?')} "
-                       "ORDER BY user_name LIMIT 1", [user["user_name"]]).fetchone()
-    if like is not None:  # `li` and `Li` or `l1` would be two officers the audit log cannot tell apart
-        raise InputError(f"user name {user['user_name']!r} reads like the existing user {like[0]!r} (names differing "
-                         "only in case, '-', '_', '.', O/0, l/1 or rn/m are one name); choose a clearly different one")
+    like = users_like(con, user["user_name"])
+    if like:  # `li` and `Li` or `l1` would be two officers the audit log cannot tell apart
+        raise InputError(f"user name {user['user_name']!r} reads like the existing user {like[0].user_name!r} (names "
+                         "differing only in case, '-', '_', '.', O/0, l/1 or rn/m are one name); choose a clearly "
+                         "different one")
     if user.get("borrower_id"):
         check_not_lookalike(con, user["borrower_id"])  # the one rule for borrower ids
     add_user(con, UserRow(**user))
