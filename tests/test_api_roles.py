@@ -49,6 +49,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/map/tiles/{z}/{x}/{y}.png"): frozenset({FARMER, OFFICER, OPERATIONS}),
     ("GET", "/borrowers/{borrower_id}/fields"): frozenset({FARMER, OFFICER}),
     ("GET", "/fields/proposal"): frozenset({FARMER, OFFICER}),
+    ("POST", "/me/signout"): frozenset({FARMER, OFFICER, OPERATIONS}),  # last: it ends the caller's session
 }
 # the map page, Leaflet, Geoman, the docs' Swagger UI: public
 STATIC_MOUNTS = {"/map", "/vendor/leaflet", "/vendor/leaflet-geoman", "/vendor/swagger-ui"}
@@ -414,3 +415,18 @@ def test_a_parameter_a_route_does_not_take_is_refused(client: TestClient, world)
         assert f"does not take {unknown}" in r.json()["error"] and "descending" in r.json()["error"]
     assert client.get("/credit/portfolio?descending=true&min_limit_cny=0", headers=world["officer"]).status_code == 200
     assert "no query parameters" in client.get("/me?x=1", headers=world["farmer"]).json()["error"]
+
+
+def test_signing_out_ends_the_session_on_the_server(world, tmp_path: Path) -> None:
+    """Access QA 2026-12-08: "Sign out" only forgot the token in the page; a lost or lent phone kept a
+    working 90-day session until the bank revoked the user."""
+    k1 = "k1-" + "x" * 30
+    with TestClient(create_app(Settings(db_path=tmp_path / "roles.duckdb"), api_keys=[k1])) as c:
+        assert c.post("/me/signout", headers=world["farmer"]).json() == {"signed_out": "wang"}
+        assert c.get("/me", headers=world["farmer"]).status_code == 401
+        assert c.get("/me", headers=world["farmer2"]).status_code == 200  # another farmer's session stands
+        refused = c.post("/me/signout", headers={"X-API-Key": k1})
+        assert refused.status_code == 422 and "ASSETS_API_KEYS" in refused.json()["error"]
+    with connect(tmp_path / "roles.duckdb") as con:
+        assert [(r["user_name"], r["action"]) for r in store.audit_log(con) if r["action"] == "sign out"] == [
+            ("wang", "sign out")]

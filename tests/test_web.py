@@ -451,8 +451,15 @@ def test_a_shared_phone_shows_nothing_of_the_previous_farmer(bank, browser) -> N
         page.fill("#field-crop", "wheat")
 
     wang_at_work()
+    wang_token = page.evaluate("localStorage.getItem('assets.token')")
     page.click("#signout")
     assert _state(page) == _CLEAN, _state(page)
+    status = f"fetch('/me', {{headers: {{Authorization: 'Bearer {wang_token}'}}}}).then(r => r.status)"
+    for _ in range(50):  # the page ends the session on the server too (its request runs beside the sign-out)
+        if page.evaluate(status) == 401:
+            break
+        page.wait_for_timeout(200)
+    assert page.evaluate(status) == 401
     # the next farmer pastes the whole SMS link (or "code=asl_…") into the sign-in box
     zhao = _link(db, url, "zhao")
     page.fill("#signin-code", zhao)

@@ -186,6 +186,17 @@ def issue_link(db: Db, name: str, settings: Settings, *,
     return _issued(secret, row, user), f"{settings.public_url.rstrip('/')}/map/#code={secret}"
 
 
+def sign_out(db: Db, identity: Identity, *, now: datetime | None = None) -> None:
+    """End the session a token holds (the map's "Sign out", a lost phone's owner on another one):
+    the token is revoked on the server, not only forgotten by the page."""
+    if identity.token_id is None:
+        raise InputError("a key from ASSETS_API_KEYS has no session to end; remove it from ASSETS_API_KEYS instead")
+    now = now or utcnow()
+    writer.apply(db, store.revoke_target, target=identity.token_id, now=now,
+                 audit={"at": now, "user_name": identity.name, "role": identity.role.value,
+                        "token_id": identity.token_id, "action": "sign out", "target": identity.token_id})
+
+
 def revoke(db: Db, name_or_token_id: str, *, now: datetime | None = None) -> int:
     """Revoke every token and code of a user, or one token by its id; returns how many."""
     now = now or utcnow()

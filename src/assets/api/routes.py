@@ -84,6 +84,15 @@ def get_me(identity: Identity = Depends(current_identity)) -> dict[str, Any]:
             "expires_at": identity.expires_at}
 
 
+@me.post("/signout")
+async def sign_out(request: Request, identity: Identity = Depends(current_identity),
+                   settings: Settings = Depends(get_settings)) -> dict[str, Any]:
+    """End this token's session on the server (the map's "Sign out"): it stops working at once, on
+    every device that holds it (map tiles within `map_token_cache_s`)."""
+    await run_in_threadpool(access.sign_out, settings.db_path, identity)
+    return {"signed_out": identity.name}
+
+
 @portfolio.get("")
 def get_portfolio(con: duckdb.DuckDBPyConnection = Depends(read_db)) -> list[dict[str, Any]]:
     """Every borrower's verified area, value range and credit limit in force now (`borrower_limits`)."""

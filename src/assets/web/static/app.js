@@ -621,7 +621,13 @@ $("signin-form").addEventListener("submit", (event) => {
   localStorage.setItem(TOKEN_KEY, value); // a token from `assets users token`
   return signIn();
 });
-$("signout").addEventListener("click", () => { localStorage.removeItem(TOKEN_KEY); showSignedOut(); });
+$("signout").addEventListener("click", () => {
+  // the session ends on the server too (a phone lent or lost keeps no working sign-in); best effort
+  const held = token();
+  if (held) fetch("/me/signout", { method: "POST", headers: { Authorization: `Bearer ${held}` } }).catch(() => {});
+  localStorage.removeItem(TOKEN_KEY);
+  showSignedOut();
+});
 $("draw").addEventListener("click", () => {
   clearField();
   $("proposal").hidden = true;
