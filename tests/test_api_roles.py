@@ -430,3 +430,46 @@ def test_signing_out_ends_the_session_on_the_server(world, tmp_path: Path) -> No
     with connect(tmp_path / "roles.duckdb") as con:
         assert [(r["user_name"], r["action"]) for r in store.audit_log(con) if r["action"] == "sign out"] == [
             ("wang", "sign out")]
+
+
+@pytest.mark.parametrize("trusted, locked", [("", True), ("127.0.0.1", False)])
+def test_x_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: Path, trusted: str, locked: bool) -> None:
+    """Access QA 2026-12-08: from loopback a client chose the address its failed sign-ins counted against
+    by sending X-Forwarded-For (10.9.9.9 locked -> 10.9.9.10 answered)."""
+    import socket
+    import threading
+    import time
+    import urllib.error
+    import urllib.request
+
+    import uvicorn
+
+    from assets.api.app import server_options
+
+    settings = Settings(db_path=tmp_path / "proxy.duckdb", signin_failures_max=2, trusted_proxies=trusted)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, api_keys=[]), host="127.0.0.1", port=port,
+                                           log_level="warning", **server_options(settings)))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def guess(address: str) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/me", headers={
+            "Authorization": "Bearer guess", "X-Forwarded-For": address})
+        try:
+            with urllib.request.urlopen(request) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    try:
+        answers = [guess(f"10.9.9.{i}") for i in range(4)]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert answers == ([401, 401, 429, 429] if locked else [401, 401, 401, 401]), answers

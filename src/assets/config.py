@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     # ASSETS_API_KEYS: comma-separated officer keys without expiry, for scripts (`officer_api_keys`).
     api_keys: SecretStr = SecretStr("")
     api_key_min_chars: int = 24  # an ASSETS_API_KEYS entry never expires: refuse one a person could guess
+    # Proxies whose X-Forwarded-For names the client (comma-separated addresses, "*" for any): none by
+    # default, so a client cannot pick the address its failed sign-ins are counted against.
+    trusted_proxies: str = ""
     token_max_days: int = 365  # the longest lifetime `assets users token --expires-days` may ask for
     note_max_chars: int = 500  # an officer's review note or alert resolution note (shown to the borrower)
     token_days: int = 90  # default lifetime of `assets users token` and of a token bought with a sign-in link

@@ -153,6 +153,12 @@ def create_app(settings: Settings, api_keys: Sequence[str] | None = None, *, own
     return app
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for this service: X-Forwarded-For believed only from `Settings.trusted_proxies`
+    (from anyone else a client could choose the address its failed sign-ins count against)."""
+    return {"proxy_headers": bool(settings.trusted_proxies), "forwarded_allow_ips": settings.trusted_proxies or None}
+
+
 def _mount_map(app: FastAPI, web_dir: Path) -> None:
     """The farmer's map at /map; Leaflet, Leaflet-Geoman and the API docs' Swagger UI come from npm
     (`npm ci` in src/assets/web; the wheel ships them)."""

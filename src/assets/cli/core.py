@@ -231,7 +231,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from assets.api.app import create_app
+    from assets.api.app import create_app, server_options
     from assets.store import connect
     from assets.store.users import count_users
 
@@ -246,5 +246,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"this run accepts the one-off officer token: {keys[0]}", flush=True)
     # The server owns the file: the nightly flow and the ingester hand it their writes, analysts
     # read <db>.snapshot.duckdb (`assets store --help`).
-    uvicorn.run(create_app(s, api_keys=keys, own_store=True), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(s, api_keys=keys, own_store=True), host=args.host, port=args.port, log_level="warning",
+                **server_options(s))
     return 0
