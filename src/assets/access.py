@@ -39,7 +39,7 @@ _UNKNOWN = "unknown or malformed token; send `Authorization: Bearer <token>` wit
 class Role(StrEnum):
     FARMER = "farmer"  # one borrower's own fields: read them, submit claims for them
     OFFICER = "officer"  # credit officer: reads every borrower, decides reviews; audited
-    OPERATIONS = "operations"  # ingest, devices, schedules; portfolio and alerts, no borrower detail
+    OPERATIONS = "operations"  # ingest, devices, schedules; the portfolio (per-borrower totals) and alerts, no claim detail
 
 
 @dataclass(frozen=True)
