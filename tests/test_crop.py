@@ -358,6 +358,13 @@ def test_cli_train_predict_evaluate(tmp_path: Path) -> None:
     r = run_cli("crop", "evaluate", str(data), "--model", str(out), "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout.strip().splitlines()[-1])["n"] == 100
+    # rows labelled 'unknown' are not scored (code review 2026-12-08: they counted as always wrong)
+    x, iso, labels = synthetic(100, 0)
+    np.savez(tmp_path / "u.npz", X=x, bands=np.array(BANDS), dates=iso, spatial_block=np.array(["b"] * 100),
+             labels=np.where(np.arange(100) < 30, "unknown", labels))
+    r = run_cli("crop", "evaluate", str(tmp_path / "u.npz"), "--model", str(out), "--json", cwd=tmp_path)
+    assert r.returncode == 0 and "30 row(s) labelled 'unknown' are not scored" in r.stdout, r.stderr[-2000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1])["n"] == 70
 
 
 def test_cli_predict_names_missing_bands(tmp_path: Path, tiny_model: crop.CropModel) -> None:

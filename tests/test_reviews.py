@@ -378,3 +378,16 @@ def test_a_farmer_cannot_decide_as_the_officer(repo: Path, tmp_path: Path, stubb
         with pytest.raises(InputError, match=f"'{name}' is the registered farmer user 'wang', not an officer"):
             decide(settings, Decision(cid, "approve", "my own field", name))
     assert pipeline.claim_rows(settings.db_path, [cid])[0]["status"] == "review"
+
+
+def test_cli_decision_names_the_verdict_it_was_made_on(repo: Path, tmp_path: Path, stubbed, capsys) -> None:
+    settings, cid = _in_review(repo, tmp_path / "r.duckdb", stubbed)
+    db = str(settings.db_path)
+    assert cli_main(["claims", "review", "--db", db, "--format", "json"]) == 0
+    (seen,) = json.loads(capsys.readouterr().out)
+    assert cli_main(["claims", "review", cid, "--approve", "--note", "hedge line checked", "--officer", "li",
+                     "--verdict", "v-0000000000000000", "--db", db]) == 2
+    assert "assessed again since you looked" in capsys.readouterr().err
+    assert cli_main(["claims", "review", cid, "--approve", "--note", "hedge line checked", "--officer", "li",
+                     "--verdict", seen["verification_id"], "--db", db]) == 0
+    assert "approved by li" in capsys.readouterr().out
