@@ -168,9 +168,9 @@ def test_a_rejected_claim_holds_no_land(db_path: Path) -> None:
     with connect(db_path) as con:
         claims = load_claims(con)
     assert overlaps_ha(claims)[real.claim_id] == pytest.approx(4.0, rel=1e-3)  # the grab, pending, holds it
-    assert overlaps_ha(claims, released={big.claim_id})[real.claim_id] == 0.0  # rejected: released
-    pledges = Pledges(claims, released={big.claim_id})
-    pledges.settle(big.claim_id, rejected=False)  # re-assessed and accepted this run: first come again
+    assert overlaps_ha(claims, {big.claim_id: Pledges.RELEASED})[real.claim_id] == 0.0  # rejected: released
+    pledges = Pledges(claims, {big.claim_id: Pledges.RELEASED})
+    pledges.settle(big.claim_id, Pledges.FIRM)  # re-assessed and accepted this run: first come again
     assert pledges.overlap_ha(real) == pytest.approx(4.0, rel=1e-3)
 
 
@@ -201,9 +201,9 @@ def test_land_inside_an_inflated_drawing_is_contested_not_taken(db_path: Path) -
     real = _store(db_path, "farmer-1", [RING], datetime(2024, 1, 2))[0]
     with connect(db_path) as con:
         claims = load_claims(con)
-    pledges = Pledges(claims, contested={big.claim_id})
+    pledges = Pledges(claims, {big.claim_id: Pledges.CONTESTED})
     assert pledges.overlap_ha(real) == 0.0 and pledges.contested_ha(real) == pytest.approx(4.0, rel=1e-3)
-    pledges.settle(big.claim_id, rejected=False, inflated=False)  # judged a true field this night: firm again
+    pledges.settle(big.claim_id, Pledges.FIRM)  # judged a true field this night: firm again
     assert pledges.overlap_ha(real) == pytest.approx(4.0, rel=1e-3) and pledges.contested_ha(real) == 0.0
 
 
@@ -254,10 +254,10 @@ def test_awarded_land_is_taken_from_the_inflated_drawing_only(db_path: Path) -> 
     real = _store(db_path, "farmer-1", [RING], datetime(2024, 1, 2))[0]
     with connect(db_path) as con:
         claims = load_claims(con)
-    for state in ({"contested": {big.claim_id}}, {"released": {big.claim_id}}):
-        pledges = Pledges(claims, awarded={real.claim_id}, **state)
+    for state in (Pledges.CONTESTED, Pledges.RELEASED):
+        pledges = Pledges(claims, {big.claim_id: state}, awarded={real.claim_id})
         assert pledges.overlap_ha(big) == pytest.approx(4.0, rel=1e-3)  # the awarded field is not the grab's
-        pledges.settle(big.claim_id, rejected=True)  # refused for it this night (the officer's approval
+        pledges.settle(big.claim_id, Pledges.RELEASED)  # refused for it this night (the officer's approval
         assert pledges.overlap_ha(real) == 0.0 and pledges.contested_ha(real) == 0.0  # answered the rest)
     firm = Pledges(claims, awarded={real.claim_id})  # the earlier claim held its land firmly: it keeps it
     assert firm.overlap_ha(big) == 0.0 and firm.overlap_ha(real) == pytest.approx(4.0, rel=1e-3)
@@ -277,7 +277,7 @@ def test_a_field_that_bit_its_neighbour_holds_only_the_bite_loosely(db_path: Pat
     thief = _store(db_path, "farmer-2", [ring(512300, 230)], datetime(2024, 1, 3))[0]  # a copy of the biter's field
     with connect(db_path) as con:
         claims = load_claims(con)
-    pledges = Pledges(claims, edged={biter.claim_id})
+    pledges = Pledges(claims, {biter.claim_id: Pledges.EDGED})
     assert pledges.overlap_ha(neighbour) == 0.0 and pledges.contested_ha(neighbour) > 0.7  # 0.8 ha bite of 4 ha
     assert pledges.contesting_ids(neighbour) == [biter.claim_id]
     assert pledges.overlap_ha(thief) > 4.0 and pledges.contested_ha(thief) == 0.0  # refused, not contested
@@ -301,5 +301,16 @@ def test_a_field_plus_an_equal_strip_beside_it_does_not_contest_an_edged_field(d
     grab = _store(db_path, "farmer-2", [rect(512060, 512540)], datetime(2024, 1, 2))[0]  # the field + a strip
     with connect(db_path) as con:
         claims = load_claims(con)
-    pledges = Pledges(claims, edged={biter.claim_id})
+    pledges = Pledges(claims, {biter.claim_id: Pledges.EDGED})
     assert pledges.contested_ha(grab) == 0.0 and pledges.overlap_ha(grab) > 5.0  # refused, not contested
+
+
+def test_one_rule_tells_how_a_verdict_holds_its_land() -> None:
+    """`hold_of` serves the stored verdicts (`pledge_states`) and a run's own (`Pledges.settle`) alike."""
+    from assets.claims import Pledges, hold_of
+
+    assert hold_of("rejected", ["boundary_inflated"]) == Pledges.RELEASED
+    assert hold_of("review", []) == Pledges.CONTESTED
+    assert hold_of("partial", ["boundary_inflated"]) == Pledges.CONTESTED
+    assert hold_of("verified", ["ok", "boundary_neighbours"]) == hold_of("verified", ["boundary_verge"]) == Pledges.EDGED
+    assert hold_of("verified", ["ok"]) == Pledges.FIRM

@@ -14,7 +14,7 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Collection, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import duckdb
 import shapely
@@ -231,7 +231,7 @@ class Pledges:
     A claim whose current verdict is ``rejected`` holds no land: a refused 274 ha grab around a
     village must not block the real field inside it that is submitted next. A *loose* drawing
     (valued at its detected field only: inflated, biting into a neighbour's field, or ringed with
-    verge; `store.claims.INFLATED_CODES`, `EDGE_CODES`) holds its land loosely: another borrower's later claim on it
+    verge; `hold_of`) holds its land loosely: another borrower's later claim on it
     is contested and an officer decides; once the officer approves that claim (``awarded``), the land
     is the later claim's and the inflated one carries it as overlap. The borrower's own later
     drawing of the same land is never a contest: it is the land pledged again. Assessments settle
@@ -242,13 +242,13 @@ class Pledges:
 
     FIRM, CONTESTED, EDGED, RELEASED = "firm", "contested", "edged", "released"
 
-    def __init__(self, claims: Sequence[Claim], released: Collection[str] = (), contested: Collection[str] = (),
-                 awarded: Collection[str] = (), edged: Collection[str] = (), edge_max_share: float = 0.5) -> None:
+    def __init__(self, claims: Sequence[Claim], holds: Mapping[str, str] | None = None, awarded: Collection[str] = (),
+                 edge_max_share: float = 0.5) -> None:
+        """``holds``: how each claim holds its land (`hold_of` its current verdict), firm when not given."""
         self._usable = sorted((c for c in claims if c.geometry is not None), key=lambda c: (c.submitted_at, c.claim_id))
         self._order = {c.claim_id: i for i, c in enumerate(self._usable)}
         self._tree = shapely.STRtree([c.geometry for c in self._usable])
-        self._hold = {c.claim_id: self.RELEASED if c.claim_id in released else self.CONTESTED if c.claim_id in
-                      contested else self.EDGED if c.claim_id in edged else self.FIRM for c in self._usable}
+        self._hold = {c.claim_id: (holds or {}).get(c.claim_id, self.FIRM) for c in self._usable}
         self._awarded = set(awarded)
         self._edge_max_share = edge_max_share
 
@@ -327,16 +327,33 @@ class Pledges:
                     out.append((other.claim_id, area_ha(shared)))
         return out
 
-    def settle(self, claim_id: str, rejected: bool, inflated: bool = False, edged: bool = False) -> None:
-        """Record a claim's new verdict: rejected, it releases its land to later claims; inflated (or
-        waiting for an officer), all its drawing is contested; edged, a neighbour's bite of it is."""
+    def settle(self, claim_id: str, hold: str) -> None:
+        """Record how a claim holds its land after this run's verdict (`hold_of`): later claims see it."""
         if claim_id in self._hold:
-            self._hold[claim_id] = (self.RELEASED if rejected else self.CONTESTED if inflated
-                                    else self.EDGED if edged else self.FIRM)
+            self._hold[claim_id] = hold
 
 
-def overlaps_ha(claims: Sequence[Claim], released: Collection[str] = (), contested: Collection[str] = (),
+# Verdicts that value a drawing at less than it covers. Inflated: the drawing took a field plus the
+# neighbours' land, so whose field it is, is open (all of it is contested). Edged: it bites into a
+# neighbour's field or rings a field with verge, so only the neighbour's bite is open.
+INFLATED_CODES = ("boundary_inflated",)
+EDGE_CODES = ("boundary_neighbours", "boundary_verge")
+
+
+def hold_of(status: str, codes: Collection[str]) -> str:
+    """How a claim holds its land, from its verdict (the one rule for stored and this run's verdicts):
+    rejected, none (`Pledges.RELEASED`); inflated or waiting for an officer (unchecked, unlent), all of
+    it loosely (`CONTESTED`: another borrower's claim on it goes to an officer); a bite or a ring, its
+    edges loosely (`EDGED`); else firmly."""
+    if status == "rejected":
+        return Pledges.RELEASED
+    if status == "review" or set(codes) & set(INFLATED_CODES):
+        return Pledges.CONTESTED
+    return Pledges.EDGED if set(codes) & set(EDGE_CODES) else Pledges.FIRM
+
+
+def overlaps_ha(claims: Sequence[Claim], holds: Mapping[str, str] | None = None,
                 awarded: Collection[str] = ()) -> dict[str, float]:
-    """`Pledges.overlap_ha` of every claim, the ``released`` ones (rejected) holding no land."""
-    pledges = Pledges(claims, released, contested, awarded)
+    """`Pledges.overlap_ha` of every claim (``holds`` as in `Pledges`: a released claim holds no land)."""
+    pledges = Pledges(claims, holds, awarded)
     return {c.claim_id: pledges.overlap_ha(c) for c in claims if c.geometry is not None}

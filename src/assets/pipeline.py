@@ -21,7 +21,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from assets.claims import Claim, Pledges, load_claims
+from assets.claims import EDGE_CODES, INFLATED_CODES, Claim, Pledges, hold_of, load_claims
 from assets.config import Settings
 from assets.errors import ConcurrentChangeError, InputError
 from assets.imagery.index import TileRecord, tile_from_row
@@ -30,8 +30,6 @@ from assets.monitor import Alert, crop_failure, monitoring_params, post_loan_ale
 from assets.observe import ClaimObservation, group_by_grid, observe_claims, reference_tile
 from assets.store import append, writer
 from assets.store.claims import (
-    EDGE_CODES,
-    INFLATED_CODES,
     check_other_limits,
     claim_status_rows,
     decided_reasons,
@@ -185,10 +183,9 @@ def assess_claims(
     # 1. Read.
     with writer.read(db_path) as con:
         every_claim = load_claims(con)
-        # rejected: no land; inflated or in review: loosely; awarded: theirs; edged: a neighbour's bite loosely
-        released, contested, awarded, edged = pledge_states(con)
-        pledges = Pledges(every_claim, released=released, contested=contested, awarded=awarded, edged=edged,
-                          edge_max_share=settings.pledge_edge_max_share)
+        verdicts, awarded = pledge_states(con, [*INFLATED_CODES, *EDGE_CODES])  # awarded: that land is theirs
+        pledges = Pledges(every_claim, {cid: hold_of(status, codes) for cid, (status, codes) in verdicts.items()},
+                          awarded, edge_max_share=settings.pledge_edge_max_share)
         wanted = None if claim_ids is None else set(claim_ids)
         if wanted is not None:  # land an officer awarded: the drawing that held it loosely is assessed with it
             wanted |= {h for c in every_claim if c.claim_id in wanted and c.claim_id in awarded
@@ -239,10 +236,7 @@ def assess_claims(
         valuation = None if v.status == "review" else value_claim(  # no limit under review
             v, params, len(obs.usable_dates), centre=bbox_centre(c.geometry), ndvi_season=season_ndvi(obs))
         report.assessments.append(Assessment(c, v, vid, obs, valuation))
-        codes = {r.code for r in v.reasons}
-        pledges.settle(c.claim_id, rejected=v.rejected,  # later claims see this verdict
-                       inflated=v.status == "review" or bool(codes & set(INFLATED_CODES)),
-                       edged=bool(codes & set(EDGE_CODES)))
+        pledges.settle(c.claim_id, hold_of(v.status, [r.code for r in v.reasons]))  # later claims see this verdict
         if not v.rejected:  # post-loan monitoring of a field the bank may lend against
             crop_alerts.extend(([alert] if alert else [])
                                + post_loan_alerts(c.borrower_id, calendar, obs, params, as_of, uncertain=guess,

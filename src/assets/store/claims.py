@@ -110,27 +110,16 @@ def check_other_limits(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str],
         raise ConcurrentChangeError(f"the limits of {', '.join(changed[:5])} changed while their fields were assessed")
 
 
-# Verdicts that value a drawing at less than it covers. Inflated: the drawing took a field plus the
-# neighbours' land, so whose field it is, is open (all of it is contested). Edged: it bites into a
-# neighbour's field or rings a field with verge, so only the neighbour's bite is open.
-INFLATED_CODES = ("boundary_inflated",)
-EDGE_CODES = ("boundary_neighbours", "boundary_verge")
-
-
-def pledge_states(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str], set[str], set[str]]:
-    """For `claims.Pledges`, in one pass each: (claims whose current verdict is ``rejected``: they hold
-    no land; claims holding all their drawing loosely: inflated ones and those still waiting for an
-    officer (unchecked, unlent), so another borrower's claim on that land goes to an officer instead
-    of being refused; claims not rejected that an officer approved on contested land,
-    `overlap_contested`: that land is theirs; claims holding only their edges loosely, `EDGE_CODES`)."""
+def pledge_states(con: duckdb.DuckDBPyConnection, loose_codes: Sequence[str]
+                  ) -> tuple[dict[str, tuple[str, list[str]]], set[str]]:
+    """For `claims.Pledges`, in one pass each: ({claim_id: (status, reason codes)} of the claims that
+    may hold their land other than firmly: rejected, waiting for review, or with a reason in
+    ``loose_codes``; `claims.hold_of` reads them), and the claims not rejected that an officer approved
+    on contested land, `overlap_contested`: that land is theirs."""
     rows = con.execute(
         "SELECT claim_id, status, json_extract_string(reasons, '$[*].code') FROM current_decisions "
         "WHERE status IN ('rejected', 'review') OR list_has_any(json_extract_string(reasons, '$[*].code'), ?)",
-        [[*INFLATED_CODES, *EDGE_CODES]]).fetchall()
-    released = {c for c, status, _ in rows if status == "rejected"}
-    contested = {c for c, status, codes in rows if status == "review"
-                 or (status != "rejected" and set(codes or ()) & set(INFLATED_CODES))}
-    edged = {c for c, _, _ in rows} - released - contested
+        [list(loose_codes)]).fetchall()
     awarded = con.execute(
         "SELECT DISTINCT r.claim_id FROM claim_reviews r LEFT JOIN current_decisions c USING (claim_id) "
         # the codes only: a reason's message quotes the farmer's declared crop or an officer's note
@@ -138,7 +127,7 @@ def pledge_states(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str], s
         "AND c.status IS DISTINCT FROM 'rejected' AND NOT EXISTS (SELECT 1 FROM claim_reviews later "
         "WHERE later.claim_id = r.claim_id AND later.decision = 'reject' AND later.decided_at > r.decided_at)"
     ).fetchall()
-    return released, contested, {c for (c,) in awarded}, edged
+    return {c: (status, list(codes or [])) for c, status, codes in rows}, {c for (c,) in awarded}
 
 
 def decided_reasons(con: duckdb.DuckDBPyConnection, claim_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
