@@ -113,10 +113,10 @@ def test_a_field_is_read_on_the_grid_with_most_dates_not_on_rounding_noise() -> 
     grid's 1.0 (ten dates): they were judged on that one date, rejected, and their limits went to 0."""
     from assets.observe import best_grid
 
-    assert best_grid([(1.0, 10), (1.0000000000000002, 1)], 0.95) == 0
-    assert best_grid([(0.9999999999999998, 10), (1.0000000000000002, 1)], 0.95) == 0
-    assert best_grid([(0.96, 10), (1.0, 9)], 0.95) == 1  # the whole field beats 96 % of it with more dates
-    assert best_grid([(0.9999, 3), (1.0, 1)], 0.95) == 0  # equal to a tenth of a percent: the dates decide
-    assert best_grid([(0.5, 10), (0.97, 1)], 0.95) == 1  # only one covers it
-    assert best_grid([(0.5, 10), (0.6, 1)], 0.95) == 1  # neither: the better coverage (rejected no_imagery)
-    assert best_grid([], 0.95) is None
+    assert best_grid([(1.0, 10), (1.0000000000000002, 1)]) == 0
+    assert best_grid([(0.9999999999999998, 10), (1.0000000000000002, 1)]) == 0
+    assert best_grid([(0.96, 10), (1.0, 9)]) == 1  # the whole field beats 96 % of it with more dates
+    assert best_grid([(0.9999, 3), (1.0, 1)]) == 0  # equal to a tenth of a percent: the dates decide
+    assert best_grid([(0.5, 10), (0.97, 1)]) == 1  # the one that covers it
+    assert best_grid([(0.5, 10), (0.6, 1)]) == 1  # neither covers it: the better (no_imagery)
+    assert best_grid([]) is None

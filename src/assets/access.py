@@ -15,11 +15,10 @@ import hmac
 import re
 import secrets
 import unicodedata
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import duckdb
 
@@ -258,22 +257,12 @@ def exchange_code(db: Db, code: str, settings: Settings, *, now: datetime | None
     Checked on a read, then spent by the file's one writer (`store.use_link`), which finds a code
     spent meanwhile by a second exchange of the same link."""
     now = now or utcnow()
-    with _reading(db) as con:
+    with writer.reading(db) as con:
         link, user = _checked(con, code, "link", now)
     secret, row = _issue(user.user_name, "token", now + timedelta(days=settings.token_days), now)
     if not writer.apply(db, store.use_link, link_id=link.token_id, now=now, token=asdict(row)):
         raise SignInEndedError("this sign-in link was already used; ask the bank to send a new one")
     return _issued(secret, row, user)
-
-
-@contextmanager
-def _reading(db: Db) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The caller's connection, or a reader of the database at a path (`writer.read`)."""
-    if isinstance(db, duckdb.DuckDBPyConnection):
-        yield db
-    else:
-        with writer.read(db) as con:
-            yield con
 
 
 def static_keys(keys: Sequence[str], *, min_chars: int) -> tuple[StaticKey, ...]:

@@ -136,18 +136,16 @@ def observe_claims(
     out: dict[str, ClaimObservation] = {}
     assigned: dict[int, list[tuple[str, shapely.Geometry, float]]] = defaultdict(list)
     for cid, geom in claims.items():
-        best: tuple[float, int, int, shapely.Geometry] | None = None
         locals_ = [reproject(geom, "EPSG:4326", group[0].crs) for group in groups]
         coverages = [local.intersection(shapely.box(*group[0].bounds)).area / local.area
                      for local, group in zip(locals_, groups)]
-        gi = best_grid([(c, len(g)) for c, g in zip(coverages, groups)], settings.min_imagery_coverage)
-        if gi is not None:
-            best = (min(1.0, round(coverages[gi], 6)), len(groups[gi]), gi, locals_[gi])
-        if best is None or best[0] < settings.min_imagery_coverage:
-            out[cid] = ClaimObservation(claim_id=cid, coverage_fraction=0.0 if best is None else best[0],
+        gi = best_grid([(c, len(g)) for c, g in zip(coverages, groups)])
+        coverage = 0.0 if gi is None else min(1.0, round(coverages[gi], 6))
+        if gi is None or coverage < settings.min_imagery_coverage:
+            out[cid] = ClaimObservation(claim_id=cid, coverage_fraction=coverage,
                                         min_valid_fraction=settings.date_min_valid_fraction)
             continue
-        assigned[best[2]].append((cid, best[3], best[0]))
+        assigned[gi].append((cid, locals_[gi], coverage))
     series: list[tuple[str, np.ndarray, np.ndarray, list[date]]] = []
     for gi, members in assigned.items():
         group = groups[gi]
@@ -179,7 +177,7 @@ def season_bands(handles: Sequence[TileHandle]) -> dict[str, str]:
     return dict(SEASON_BANDS)
 
 
-def best_grid(candidates: Sequence[tuple[float, int]], min_coverage: float) -> int | None:
+def best_grid(candidates: Sequence[tuple[float, int]]) -> int | None:
     """Which grid a field is read on, from each grid's (coverage, dates): the best coverage, to the
     tenth of a percent, then the most dates. Rounded: reprojection leaves 1.0000000000000002 on a tile
     of another CRS, and that noise must not pick a grid of one date over one of ten (QA 2026-12-08:
@@ -188,9 +186,8 @@ def best_grid(candidates: Sequence[tuple[float, int]], min_coverage: float) -> i
     if not candidates:
         return None
 
-    def rank(i: int) -> tuple[bool, float, int, int]:
-        coverage, dates = round(candidates[i][0], 3), candidates[i][1]
-        return coverage >= min_coverage, coverage, dates, -i
+    def rank(i: int) -> tuple[float, int, int]:
+        return round(candidates[i][0], 3), candidates[i][1], -i
 
     return max(range(len(candidates)), key=rank)
 

@@ -139,9 +139,7 @@ def _km_to_box(lon: float, lat: float, box: Sequence[float]) -> float:
 
 def field_bounds(db: Db, borrower_id: str) -> list[tuple[float, float, float, float]]:
     """The boxes of a borrower's fields with a usable drawing (none before their first claim)."""
-    if isinstance(db, duckdb.DuckDBPyConnection):
-        return store_claims.borrower_field_bounds(db, borrower_id)
-    with writer.read(db) as con:
+    with writer.reading(db) as con:
         return store_claims.borrower_field_bounds(con, borrower_id)
 
 

@@ -214,6 +214,17 @@ def read(db_path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
 
 
+@contextmanager
+def reading(target: Target) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to read from a `Target`: the caller's own connection as it is, or `read` of a path
+    (the reading twin of `apply`)."""
+    if isinstance(target, duckdb.DuckDBPyConnection):
+        yield target
+    else:
+        with read(target) as con:
+            yield con
+
+
 def synced_snapshot(db_path: str | Path) -> Path | None:
     """The snapshot, brought up to the last commit of the process owning ``db_path``; None if none does."""
     owner = _remote_owner(db_path)
